@@ -1,0 +1,26 @@
+"""Shared terminal rendering: one console, error printing without tracebacks."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+
+from llmos.errors import LlmosError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def debug() -> bool:
+    return os.environ.get("LLMOS_DEBUG", "") not in ("", "0", "false")
+
+
+def fail(exc: LlmosError) -> None:
+    """Print a user error as one paragraph plus the fix, then exit with its code."""
+    err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+    if exc.hint:
+        err_console.print(f"[yellow]fix:[/] {exc.hint}", soft_wrap=True)
+    err_console.print("[dim](set LLMOS_DEBUG=1 for the traceback)[/]")
+    sys.exit(exc.exit_code)

@@ -1,0 +1,44 @@
+"""Entry point of the `llmos` CLI. Imports here stay light: `llmos --help` loads no torch."""
+
+from __future__ import annotations
+
+import typer
+
+from llmos import __version__
+from llmos.cli import models as models_cli
+from llmos.cli import sim as sim_cli
+from llmos.cli import spec as spec_cli
+from llmos.cli import train as train_cli
+from llmos.cli._render import debug, fail
+from llmos.errors import LlmosError
+
+app = typer.Typer(
+    name="llmos",
+    help="An operating system for language models: fine-tune, track, register, compress, serve, schedule.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(spec_cli.app, name="spec")
+app.add_typer(models_cli.app, name="models")
+app.add_typer(sim_cli.app, name="sim")
+train_cli.register(app)
+
+
+@app.command()
+def version() -> None:
+    """Print the llmos version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except LlmosError as exc:
+        if debug():
+            raise
+        fail(exc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`llmos sim` commands (being written)."""
+
+import typer
+
+app = typer.Typer(help="sim commands.", no_args_is_help=True)

@@ -1,0 +1,7 @@
+"""`llmos train` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

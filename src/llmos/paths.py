@@ -1,0 +1,39 @@
+"""Where llmos keeps its state: `LLMOS_HOME` (default `~/.llmos`) and what lives under it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["home", "runs_dir", "tracking_uri", "artifacts_dir"]
+
+
+def home() -> Path:
+    """The llmos home folder, created on first use."""
+    root = Path(os.environ.get("LLMOS_HOME", "~/.llmos")).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def runs_dir() -> Path:
+    """Default parent folder of run outputs (checkpoints, resolved spec, logs)."""
+    path = home() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def artifacts_dir() -> Path:
+    """Local MLflow artifact root."""
+    path = home() / "mlartifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def tracking_uri(override: str | None = None) -> str:
+    """The MLflow tracking URI: the spec's, else `LLMOS_TRACKING_URI`, else SQLite in the home."""
+    if override:
+        return override
+    env = os.environ.get("LLMOS_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{home() / 'mlflow.db'}"

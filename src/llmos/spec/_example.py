@@ -1,0 +1,71 @@
+"""`llmos spec example KIND`: a commented YAML example written from the field descriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from llmos.spec._load import KINDS, _submodel
+
+__all__ = ["example_yaml"]
+
+# Values shown for required fields and for sections that default to null but deserve a sample.
+_SAMPLES: dict[str, dict[str, Any]] = {
+    "train": {
+        "name": "sentiment",
+        "data.train": "data/train.csv",
+        "data.eval": "data/test.csv",
+        "register": {"name": "sentiment", "alias": "candidate"},
+    },
+}
+
+
+def example_yaml(kind: str) -> str:
+    if kind not in KINDS:
+        from llmos.errors import SpecError
+
+        raise SpecError(f"no example for kind '{kind}'.", problems=[("kind", f"expected one of: {', '.join(KINDS)}")])
+    lines = [f"# llmos {kind} job. Validate with: llmos spec validate FILE", f"kind: {kind}"]
+    _emit(KINDS[kind], _SAMPLES.get(kind, {}), prefix="", indent=0, lines=lines, skip={"kind"})
+    return "\n".join(lines) + "\n"
+
+
+def _emit(model: type[BaseModel], samples: dict[str, Any], prefix: str, indent: int,
+          lines: list[str], skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    pad = "  " * indent
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        dotted = f"{prefix}{name}"
+        lines.append(f"{pad}# {field.description}")
+        sub = _submodel(field.annotation)
+        sample = samples.get(dotted, PydanticUndefined)
+        default = field.default
+        if sample is not PydanticUndefined and isinstance(sample, dict):
+            lines.append(f"{pad}{name}:")
+            for key, value in sample.items():
+                lines.append(f"{pad}  {key}: {_dump(value)}")
+        elif sub is not None and (default is None or default is PydanticUndefined) and sample is PydanticUndefined:
+            if default is None:
+                lines.append(f"{pad}{name}: null")
+            else:
+                lines.append(f"{pad}{name}:")
+                _emit(sub, samples, f"{dotted}.", indent + 1, lines)
+        elif sub is not None and isinstance(default, BaseModel):
+            lines.append(f"{pad}{name}:")
+            _emit(sub, samples, f"{dotted}.", indent + 1, lines)
+        else:
+            value = sample if sample is not PydanticUndefined else default
+            value = None if value is PydanticUndefined else value
+            lines.append(f"{pad}{name}: {_dump(value)}")
+
+
+def _dump(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    if hasattr(value, "__fspath__"):
+        value = str(value)
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
