@@ -39,6 +39,7 @@ def _emit(model: type[BaseModel], samples: dict[str, Any], prefix: str, indent: 
     for name, field in model.model_fields.items():
         if name in skip:
             continue
+        name = field.alias or name
         dotted = f"{prefix}{name}"
         lines.append(f"{pad}# {field.description}")
         sub = _submodel(field.annotation)

@@ -148,11 +148,12 @@ def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
     """Field names of the sub-model at `loc` (for 'did you mean' hints)."""
     current: Any = model
     for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
+        fields = getattr(current, "model_fields", {})
+        field = next((f for n, f in fields.items() if part in (n, f.alias)), None)
         if field is None:
             return []
         current = _submodel(field.annotation)
-    return list(getattr(current, "model_fields", {}))
+    return [f.alias or n for n, f in getattr(current, "model_fields", {}).items()]
 
 
 def _submodel(annotation: Any) -> Any:

@@ -26,7 +26,8 @@ Task = Literal["classification", "embedding", "causal-lm"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
 
 
 class LoraSpec(_Strict):
@@ -174,7 +175,8 @@ class TrainJob(_Strict):
     checkpoint: Annotated[CheckpointSpec, Field(description="when to save resumable state")] = CheckpointSpec()
     resources: Annotated[ResourcesSpec, Field(description="processes, machines and devices")] = ResourcesSpec()
     tracking: Annotated[TrackingSpec, Field(description="MLflow recording")] = TrackingSpec()
-    register: Annotated[RegisterSpec | None, Field(description=(
+    # `register` would shadow a class attribute of pydantic's metaclass, hence the alias.
+    registration: Annotated[RegisterSpec | None, Field(alias="register", description=(
         "register the trained model in the registry"))] = None
 
     @model_validator(mode="after")
