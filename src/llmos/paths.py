@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["home", "runs_dir", "tracking_uri", "artifacts_dir"]
+__all__ = ["artifacts_dir", "home", "runs_dir", "tracking_uri"]
 
 
 def home() -> Path:

@@ -1,0 +1,136 @@
+"""Build a model and tokenizer for a task, and save/load trained models as Hugging Face folders.
+
+A saved model folder holds config, tokenizer, `model.safetensors` and `llmos_model.json`
+(task, label names, base model, max length). Loading never unpickles: safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmos.errors import ModelError
+from llmos.models._presets import resolve
+
+__all__ = ["MODEL_INFO", "Built", "build", "load_trained", "save_trained"]
+
+MODEL_INFO = "llmos_model.json"
+
+
+@dataclass
+class Built:
+    model: Any  # torch.nn.Module
+    tokenizer: Any
+    base: str  # what the weights came from (preset name, folder or hub id)
+
+
+def build(name: str, task: str, *, label_names: list[str] | None = None, lora: Any = None,
+          trust_remote_code: bool = False) -> Built:
+    """A trainable model for `task` from a preset, a local folder or a hub id.
+
+    Random-init presets draw from torch's global RNG: seed it first for reproducible weights.
+    """
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
+
+    transformers.logging.set_verbosity_error()  # "newly initialized head" is expected here
+    preset = resolve(name, task)
+    source = preset.path() if preset.path else None
+    tok_source = preset.tokenizer() if preset.tokenizer else source
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_source), trust_remote_code=trust_remote_code)
+        if preset.config is not None:
+            config = preset.config(task)
+        else:
+            config = AutoConfig.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise ModelError(f"cannot load model '{name}': {exc}".splitlines()[0],
+                         hint="Without network only local folders and presets load; "
+                              "see llmos models presets.") from None
+    model = _instantiate(task, config, source, label_names, trust_remote_code)
+    if task == "causal-lm":
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if lora is not None:
+            model = _with_lora(model, lora)
+    return Built(model=model, tokenizer=tokenizer, base=name)
+
+
+def _instantiate(task: str, config: Any, source: Path | None, label_names: list[str] | None,
+                 trust_remote_code: bool) -> Any:
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    if task == "classification":
+        if not label_names:
+            raise ModelError("classification needs label names.", hint="Set data.labels or a label column.")
+        config.num_labels = len(label_names)
+        config.id2label = dict(enumerate(label_names))
+        config.label2id = {n: i for i, n in enumerate(label_names)}
+        cls: Any = AutoModelForSequenceClassification
+    elif task == "causal-lm":
+        cls = AutoModelForCausalLM
+    else:
+        cls = AutoModel
+    if source is None:
+        model = cls.from_config(config, trust_remote_code=trust_remote_code)
+    else:
+        model = cls.from_pretrained(str(source), config=config, trust_remote_code=trust_remote_code)
+    if task == "embedding":
+        from llmos.models._embedding import EmbeddingModel
+
+        return EmbeddingModel(model)
+    return model
+
+
+def _with_lora(model: Any, lora: Any) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        raise ModelError(f"LoRA cannot adapt this model: {exc}",
+                         hint="Set model.lora.target_modules to the names of its Linear layers.") from None
+
+
+def save_trained(model: Any, tokenizer: Any, out_dir: Path, *, task: str, base: str,
+                 label_names: list[str] | None, max_length: int) -> Path:
+    """Write a standalone Hugging Face folder (LoRA merged in) plus `llmos_model.json`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inner = model.encoder if task == "embedding" else model
+    if hasattr(inner, "merge_and_unload"):  # peft: serve a plain model, no adapter runtime needed
+        inner = inner.merge_and_unload()
+    inner.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))
+    info = {"task": task, "base_model": base, "label_names": label_names, "max_length": max_length,
+            "format": "hf-safetensors"}
+    (out_dir / MODEL_INFO).write_text(json.dumps(info, indent=2))
+    return out_dir
+
+
+def load_trained(model_dir: Path) -> Built:
+    """Load a folder written by `save_trained` (safetensors only) for inference."""
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    info_file = model_dir / MODEL_INFO
+    if not info_file.is_file():
+        raise ModelError(f"{model_dir} has no {MODEL_INFO}; it was not written by llmos.",
+                         hint="Load it as a plain Hugging Face folder instead.")
+    info = json.loads(info_file.read_text())
+    cls = {"classification": AutoModelForSequenceClassification, "causal-lm": AutoModelForCausalLM,
+           "embedding": AutoModel}[info["task"]]
+    model = cls.from_pretrained(str(model_dir), use_safetensors=True)
+    if info["task"] == "embedding":
+        from llmos.models._embedding import EmbeddingModel
+
+        model = EmbeddingModel(model)
+    return Built(model=model.eval(), tokenizer=AutoTokenizer.from_pretrained(str(model_dir)),
+                 base=info.get("base_model", ""))

@@ -1,0 +1,10 @@
+"""Running jobs: the single entrypoint `python -m llmos.run JOB.json` and the local launcher.
+
+Every way of running a job (the CLI in the foreground, the control plane, the Ray executor)
+starts that same entrypoint, under `torchrun` when the job has several workers.
+"""
+
+from llmos.run._launch import Launch, launch, prepare_run_dir
+from llmos.run._signals import EXIT_PREEMPTED
+
+__all__ = ["EXIT_PREEMPTED", "Launch", "launch", "prepare_run_dir"]
