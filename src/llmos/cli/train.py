@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
 
 def train(
     file: Annotated[Path, typer.Argument(help="job spec (YAML)")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. train.lr=3e-5 resources.procs=2")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="dotted overrides, e.g. train.lr=3e-5 resources.procs=2")] = None,
     fresh: Annotated[bool, typer.Option(help="start over even if the output folder holds a finished run "
                                              "(the old folder is kept beside it)")] = False,
 ) -> None:

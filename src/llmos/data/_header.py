@@ -27,10 +27,10 @@ def _is_name_like(cell: str) -> bool:
 def looks_like_header(first: list[str], rest: list[list[str]], wanted: list[str]) -> bool:
     """Guess from the first row, the rows below it and the column names the spec asks for."""
     cells = [cell.strip() for cell in first]
-    if set(wanted) & set(cells):
-        return True  # a column the spec names is right there
     if wanted and all(w.isdigit() for w in wanted):
         return False  # the spec addresses columns by position: it expects no header
+    if {w for w in wanted if not w.isdigit()} & set(cells):
+        return True  # a column the spec names is right there
     if any(not cell or _is_number(cell) for cell in cells):
         return False  # names are never empty or numbers
     for j, cell in enumerate(cells):

@@ -31,7 +31,7 @@ class MetricQueue:
     """
 
     def __init__(self, send: Callable[[list[Any]], None], *, flush_interval_s: float = 1.0,
-                 flush_items: int = 500, max_points: int = 1_000_000) -> None:
+                 flush_items: int = 5000, max_points: int = 1_000_000) -> None:
         self._send = send
         self._interval_s = flush_interval_s
         self._flush_items = flush_items

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from llmos.run._optim import build_optimizer, build_schedule, precision_for
+from llmos.spec import TrainSpec
+
+
+def lrs(schedule: str, total: int = 100) -> list[float]:
+    model = torch.nn.Linear(2, 2)
+    cfg = TrainSpec(lr=1.0, schedule=schedule, warmup_ratio=0.1)
+    opt = build_optimizer(model, cfg)
+    sched = build_schedule(opt, cfg, total)
+    out = []
+    for _ in range(total):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_warmup_then_decay(kind: str) -> None:
+    values = lrs(kind)
+    assert values[0] < values[5] < values[9]
+    assert max(values) == pytest.approx(1.0, abs=0.01)
+    assert values[-1] < 0.05
+
+
+def test_constant_after_warmup() -> None:
+    assert lrs("constant")[50] == 1.0
+
+
+def test_no_weight_decay_on_biases() -> None:
+    opt = build_optimizer(torch.nn.Linear(3, 3), TrainSpec(weight_decay=0.1))
+    decays = {len(g["params"]): g["weight_decay"] for g in opt.param_groups}
+    assert decays == {1: 0.1} or opt.param_groups[1]["weight_decay"] == 0.0
+    assert opt.param_groups[1]["params"][0].ndim == 1
+
+
+def test_fp16_needs_cuda() -> None:
+    with pytest.raises(Exception, match="fp16 needs a CUDA device"):
+        precision_for("fp16", torch.device("cpu"))
+    assert precision_for("fp32", torch.device("cpu")) == (None, False)
+    assert precision_for("bf16", torch.device("cpu")) == (torch.bfloat16, False)
