@@ -99,6 +99,9 @@ def _with_lora(model: Any, lora: Any) -> Any:
 def save_trained(model: Any, tokenizer: Any, out_dir: Path, *, task: str, base: str,
                  label_names: list[str] | None, max_length: int) -> Path:
     """Write a standalone Hugging Face folder (LoRA merged in) plus `llmos_model.json`."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one small folder: the run's own progress is enough
     out_dir.mkdir(parents=True, exist_ok=True)
     inner = model.encoder if task == "embedding" else model
     if hasattr(inner, "merge_and_unload"):  # peft: serve a plain model, no adapter runtime needed

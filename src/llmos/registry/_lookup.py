@@ -67,22 +67,24 @@ def resolve(client: MlflowClient, ref: ModelRef) -> ModelVersion:
     from mlflow.exceptions import MlflowException
 
     model = get_model(client, ref.name)
-    try:
-        if ref.alias:
-            return client.get_model_version_by_alias(ref.name, ref.alias)
-        if ref.version:
-            return client.get_model_version(ref.name, ref.version)
-    except MlflowException as exc:
-        if not _not_found(exc):
-            raise
     if ref.alias:
-        aliases = [f"{a} -> {v}" for a, v in sorted(model.aliases.items())]
-        raise RegistryError(f"model '{ref.name}' has no alias '{ref.alias}'. Aliases: {_listing(aliases)}.",
-                            hint=f"See them with: llmos models show {ref.name}")
+        # Looked up in the model's alias table: stores differ in the error an unknown alias raises.
+        if ref.alias not in model.aliases:
+            aliases = [f"{a} -> {v}" for a, v in sorted(model.aliases.items())]
+            raise RegistryError(f"model '{ref.name}' has no alias '{ref.alias}'. "
+                                f"Aliases: {_listing(aliases)}.",
+                                hint=f"See them with: llmos models show {ref.name}")
+        return client.get_model_version(ref.name, str(model.aliases[ref.alias]))
+    if ref.version:
+        try:
+            return client.get_model_version(ref.name, ref.version)
+        except MlflowException as exc:
+            if not _not_found(exc):
+                raise
     versions = all_versions(client, ref.name)
     if ref.version or not versions:
         what = f"no version {ref.version}" if ref.version else "no versions"
         raise RegistryError(f"model '{ref.name}' has {what}. Versions: "
-                            f"{_listing([v.version for v in versions])}.",
+                            f"{_listing([str(v.version) for v in versions])}.",
                             hint=f"See them with: llmos models show {ref.name}")
     return versions[-1]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,7 +64,7 @@ def rollback(name: str, alias: str, tracking_uri: str | None = None) -> tuple[st
     client = store_client(uri)
     with mlflow_errors(uri, "the model registry"):
         get_model(client, name)
-        existing = {v.version for v in all_versions(client, name)}
+        existing = {str(v.version) for v in all_versions(client, name)}
         return pop_alias(client, name, alias, existing)
 
 
@@ -75,11 +78,26 @@ def _ensure_model(client: MlflowClient, name: str) -> None:
             raise
 
 
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    # MLflow draws a progress bar for every download; for one small JSON file it is only noise.
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+
+
 def _manifest_digest(artifact_uri: str, uri: str) -> str:
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
-    with tempfile.TemporaryDirectory(prefix="llmos-manifest-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="llmos-manifest-") as tmp, _quiet_downloads():
         try:
             path = download_artifacts(artifact_uri=f"{artifact_uri.rstrip('/')}/{MANIFEST}",
                                       dst_path=tmp, tracking_uri=uri)

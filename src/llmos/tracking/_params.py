@@ -23,8 +23,8 @@ def truncate(text: str, limit: int) -> str:
 
 def _value(value: Any) -> str:
     # JSON spelling keeps a param readable the way it was written in YAML: true, null, [0.9, 0.999].
-    if isinstance(value, str):
-        return value
+    if not isinstance(value, bool | int | float | list | tuple | dict | None):
+        return str(value)  # str itself, and paths, enums, dates: their plain spelling
     try:
         return json.dumps(value, default=str)
     except ValueError:  # a circular structure; str() still says something useful

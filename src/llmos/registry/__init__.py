@@ -1,0 +1,25 @@
+"""Registry: named, versioned models with aliases (`sentiment@production`) and lineage, in MLflow.
+
+A version points at a model folder logged by `llmos.tracking.Tracker.log_model_dir`; `fetch` brings
+it to local disk and refuses it unless every file matches the manifest registered with it. Aliases
+remember where they pointed, so `rollback` undoes a promotion.
+"""
+
+from llmos.registry._fetch import fetch
+from llmos.registry._query import ModelDetails, ModelSummary, VersionInfo, list_models, show
+from llmos.registry._ref import ModelRef, parse_ref
+from llmos.registry._register import register_model, rollback, set_alias
+
+__all__ = [
+    "ModelDetails",
+    "ModelRef",
+    "ModelSummary",
+    "VersionInfo",
+    "fetch",
+    "list_models",
+    "parse_ref",
+    "register_model",
+    "rollback",
+    "set_alias",
+    "show",
+]

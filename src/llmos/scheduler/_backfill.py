@@ -1,0 +1,66 @@
+"""EASY backfill: one reservation for the first blocked job, which later jobs must not delay.
+
+The reservation replays running jobs ending in order of their expected end until the blocked
+job fits: that moment is its shadow time, and that placement its nodes. A later job may start
+now if it fits and either (a) its estimate says it ends before the shadow time, or (b) it
+leaves alone what the blocked job will need on those nodes (the holds). Jobs without an
+end estimate never end in this replay, and when the shadow time depends on one it is infinite,
+so only rule (b) applies: conservative when there are no estimates. Capacity being freed by
+checkpointing jobs counts as free now, which can only make the shadow earlier and the holds
+larger, never the reverse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from llmos.scheduler._free import FreeView
+from llmos.scheduler._placement import place
+from llmos.scheduler._types import Job, RunningJob
+
+__all__ = ["reserve"]
+
+
+def reserve(view: FreeView, future: FreeView, job: Job, running: Iterable[RunningJob], now_s: float,
+            index: dict[str, int]) -> float | None:
+    """Set holds on `view` for `job` and return its shadow time; None if it never fits.
+
+    `future` (a scratch copy: free now plus capacity being freed) is consumed.
+    """
+    shadow = now_s
+    placement = place(future, job)
+    if placement is None:
+        ends = sorted(((_end(rj, now_s), rj.start_s, rj) for rj in running), key=lambda e: e[:2])
+        for end_s, _, rj in ends:
+            for slot in rj.placement:
+                future.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
+            if job.total.gpus <= future.free_gpus and (placement := place(future, job)) is not None:
+                shadow = end_s
+                break
+        if placement is None:
+            return None
+    _hold(view, future, placement, index)
+    return shadow
+
+
+def _end(rj: RunningJob, now_s: float) -> float:
+    # A job past its estimate has shown the estimate wrong: its end is unknown.
+    end = rj.expected_end_s
+    return end if end is not None and end > now_s else math.inf
+
+
+def _hold(view: FreeView, future: FreeView, placement, index: dict[str, int]) -> None:
+    """Set aside on `view` what the reserved job needs beyond what will be released for it."""
+    need: dict[int, list[float]] = {}
+    for slot in placement:
+        acc = need.setdefault(index[slot.node], [0.0, 0.0, 0])
+        acc[0] += slot.cpus
+        acc[1] += slot.memory_gb
+        acc[2] += len(slot.gpu_indices)
+    for i, (c, m, g) in need.items():
+        released_c = future.cpus[i] - view.cpus[i]
+        released_m = future.mem[i] - view.mem[i]
+        released_g = len(future.gpus[i]) - len(view.gpus[i])
+        view.hold(i, min(max(c - released_c, 0.0), view.cpus[i]), min(max(m - released_m, 0.0), view.mem[i]),
+                  min(max(g - released_g, 0), len(view.gpus[i])))

@@ -1,0 +1,77 @@
+"""Fair share: weighted dominant-resource shares, decayed usage, and max-min entitlements.
+
+An owner's standing is its dominant share (the largest fraction of any one resource it
+holds) divided by its weight; the owner with the lowest standing goes next (DRF). Usage
+history enters through an exponentially decayed average of what the owner held, so an owner
+that hogged the cluster an hour ago waits a little longer now, and the memory fades with the
+configured half-life.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from llmos.scheduler._resources import ZERO, Resources
+from llmos.scheduler._types import RunningJob
+
+__all__ = ["allocation_by_owner", "decay_usage", "entitlements", "owner_standing"]
+
+
+def decay_usage(previous: Resources, held: Resources, elapsed_s: float, half_life_s: float) -> Resources:
+    """The decayed average of what an owner held, `elapsed_s` after `previous`, holding `held` since.
+
+    Exact for a piecewise-constant allocation: the old average keeps weight 2^(-elapsed/half_life).
+    """
+    if half_life_s <= 0:
+        return held
+    keep = 0.5 ** (elapsed_s / half_life_s)
+    return Resources(held.cpus + (previous.cpus - held.cpus) * keep,
+                     held.memory_gb + (previous.memory_gb - held.memory_gb) * keep,
+                     held.gpus + (previous.gpus - held.gpus) * keep)
+
+
+def allocation_by_owner(running: Iterable[RunningJob]) -> dict[str, Resources]:
+    """What each owner holds now (stopping jobs included: they still hold their resources)."""
+    held: dict[str, list[float]] = {}
+    for rj in running:
+        t = rj.job.total
+        acc = held.get(rj.job.owner)
+        if acc is None:
+            held[rj.job.owner] = [t.cpus, t.memory_gb, t.gpus]
+        else:
+            acc[0] += t.cpus
+            acc[1] += t.memory_gb
+            acc[2] += t.gpus
+    return {owner: Resources(*acc) for owner, acc in held.items()}
+
+
+def entitlements(demand: Mapping[str, float], weights: Mapping[str, float], capacity: float) -> dict[str, float]:
+    """Weighted max-min fair split of `capacity` among owners, none above its demand.
+
+    Water-filling: split what is left by weight; owners whose demand is below their part get
+    their demand and leave the rest to the others. Owners with no demand are entitled to 0.
+    """
+    result = dict.fromkeys(demand, 0.0)
+    active = {o for o, d in demand.items() if d > 0}
+    left = capacity
+    while active and left > 1e-12:
+        weight_sum = sum(weights.get(o, 1.0) for o in active)
+        per_weight = left / weight_sum
+        sated = {o for o in active if demand[o] - result[o] <= per_weight * weights.get(o, 1.0)}
+        if not sated:
+            for o in active:
+                result[o] += per_weight * weights.get(o, 1.0)
+            break
+        for o in sated:
+            left -= demand[o] - result[o]
+            result[o] = demand[o]
+        active -= sated
+    return result
+
+
+def owner_standing(held: Resources, decayed: Resources, weight: float, total: Resources,
+                   history_weight: float) -> float:
+    """Lower goes first: weighted dominant share now, plus a share of the decayed history."""
+    now = held.dominant_share(total)
+    past = decayed.dominant_share(total) if decayed is not ZERO else 0.0
+    return (now + history_weight * past) / weight

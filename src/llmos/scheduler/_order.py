@@ -1,0 +1,77 @@
+"""The order in which a round considers queued jobs, produced lazily.
+
+Within a (class, owner) group jobs keep queue order, so only the group heads compete: a heap of
+heads yields the next job in O(log groups) and a round that stops early never touches the
+rest of a 10,000-job queue. The key of a head is
+
+    (-class,  standing(owner) - waited_s / aging_s,  submit_s, job_id)
+
+so classes are strict, the owner furthest below its weighted share goes first, and waiting
+lowers the key (aging) until even a job of a heavy user is first within its class. When an
+owner's standing changes mid-round (it started a job) its heads are re-keyed lazily.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+
+from llmos.scheduler._config import PolicyConfig
+from llmos.scheduler._snapshot import QueueKey
+from llmos.scheduler._types import Job
+
+__all__ = ["QueueOrder"]
+
+
+class QueueOrder:
+    def __init__(self, queue: Mapping[QueueKey, Sequence[Job]], now_s: float, config: PolicyConfig,
+                 standing: dict[str, float]) -> None:
+        self._queue = queue
+        self._now_s = now_s
+        self._classes = config.priority_classes
+        self._fair = config.fair_share
+        self._aging_s = config.aging_s
+        self._standing = standing
+        self._version: dict[str, int] = {}
+        self._dropped: set[str] = set()
+        self._heap: list[tuple] = []
+        for key, jobs in queue.items():
+            if jobs:
+                self._heap.append((self._key(key, jobs[0]), key, 0, 0))
+        heapq.heapify(self._heap)
+
+    def _key(self, group: QueueKey, job: Job) -> tuple:
+        cls = -group[0] if self._classes else 0
+        if not self._fair:
+            return (cls, 0.0, job.submit_s, job.job_id)
+        standing = self._standing.get(group[1], 0.0)
+        if self._aging_s is not None:
+            standing -= (self._now_s - job.submit_s) / self._aging_s
+        return (cls, standing, job.submit_s, job.job_id)
+
+    def pop(self) -> Job | None:
+        """The next job in policy order, or None when the queue is exhausted."""
+        heap = self._heap
+        while heap:
+            _, group, pos, version = heapq.heappop(heap)
+            owner = group[1]
+            if owner in self._dropped:
+                continue
+            jobs = self._queue[group]
+            current = self._version.get(owner, 0)
+            if version != current:
+                heapq.heappush(heap, (self._key(group, jobs[pos]), group, pos, current))
+                continue
+            if pos + 1 < len(jobs):
+                heapq.heappush(heap, (self._key(group, jobs[pos + 1]), group, pos + 1, current))
+            return jobs[pos]
+        return None
+
+    def restand(self, owner: str) -> None:
+        """`owner`'s standing changed: its heads are re-keyed when next popped."""
+        if self._fair:
+            self._version[owner] = self._version.get(owner, 0) + 1
+
+    def drop(self, owner: str) -> None:
+        """Skip `owner`'s remaining jobs this round (it reached its hard cap)."""
+        self._dropped.add(owner)

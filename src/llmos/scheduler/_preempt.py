@@ -1,0 +1,146 @@
+"""Choosing whom to preempt: the set that frees what a job needs at the least lost work.
+
+A preempted job checkpoints and resumes later, so what it loses is the time its resources
+spend writing that checkpoint: `checkpoint_s` x its dominant share of the cluster. A tiny
+size term breaks ties towards freeing less. For a job that needs one node, every node with
+candidates is tried (exactly, over all subsets when a node has few candidates); a gang over
+several nodes takes candidates cheapest first and then drops any it turns out not to need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+from llmos.scheduler._free import FreeView
+from llmos.scheduler._placement import Placement, place
+from llmos.scheduler._resources import Resources
+from llmos.scheduler._types import Job, RunningJob
+
+__all__ = ["lost_work", "plan_preemption"]
+
+_EXACT_UP_TO = 6  # candidates on one node searched over all 2^n subsets (64 at most)
+
+
+def lost_work(rj: RunningJob, total: Resources) -> float:
+    share = rj.job.total.dominant_share(total)
+    return rj.job.checkpoint_s * share + 1e-6 * share
+
+
+def plan_preemption(job: Job, future: FreeView, candidates: Sequence[RunningJob], index: dict[str, int],
+                    total: Resources) -> tuple[Placement, list[RunningJob]] | None:
+    """Victims among `candidates` whose release lets `job` fit on `future`, cheapest first; or None.
+
+    `future` is what is free plus what is already being freed; it is not changed.
+    """
+    placement = place(future, job)
+    if placement is not None:
+        return placement, []
+    if not candidates or not _enough(job, future, candidates):
+        return None
+    ranked = sorted(candidates, key=lambda rj: (lost_work(rj, total), -rj.start_s))
+    if job.workers == 1 or job.same_node:
+        victims = _cheapest_on_one_node(job, future, ranked, index, total)
+    else:
+        victims = _greedy_then_prune(job, future, ranked, index)
+    if victims is None:
+        return None
+    released = _release(future, victims, index)
+    placement = place(released, job)
+    return None if placement is None else (placement, victims)
+
+
+def _enough(job: Job, future: FreeView, candidates: Sequence[RunningJob]) -> bool:
+    gpus = future.free_gpus + sum(rj.job.total.gpus for rj in candidates)
+    cpus = future.free_cpus + sum(rj.job.total.cpus for rj in candidates)
+    return job.total.gpus <= gpus and job.total.cpus <= cpus + 1e-9
+
+
+def _release(view: FreeView, victims: Sequence[RunningJob], index: dict[str, int]) -> FreeView:
+    out = view.clone()
+    for rj in victims:
+        for slot in rj.placement:
+            out.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
+    return out
+
+
+def _cheapest_on_one_node(job: Job, future: FreeView, ranked: list[RunningJob], index: dict[str, int],
+                          total: Resources) -> list[RunningJob] | None:
+    by_node: dict[int, list[RunningJob]] = {}
+    for rj in ranked:
+        for i in {index[s.node] for s in rj.placement}:
+            by_node.setdefault(i, []).append(rj)
+    best: tuple[float, int, list[RunningJob]] | None = None
+    for i, local in by_node.items():
+        subset = _node_subset(job, future, i, local, total)
+        if subset is not None:
+            cost = sum(lost_work(rj, total) for rj in subset)
+            if best is None or (cost, len(subset)) < best[:2]:
+                best = (cost, len(subset), subset)
+    return None if best is None else best[2]
+
+
+def _node_subset(job: Job, future: FreeView, i: int, local: list[RunningJob],
+                 total: Resources) -> list[RunningJob] | None:
+    """The cheapest victims on node `i` after which `job`'s workers all fit on it."""
+    node = future.nodes[i]
+    if job.gpu_type and node.gpu_type != job.gpu_type:
+        return None
+    base = (future.cpus[i], future.mem[i], len(future.gpus[i]))
+    gains = [_on_node(rj, node.name) for rj in local]
+
+    def fits(chosen: Sequence[int]) -> bool:
+        c, m, g = base
+        for k in chosen:
+            c, m, g = c + gains[k][0], m + gains[k][1], g + gains[k][2]
+        w = job.per_worker
+        need = job.workers
+        return (g >= w.gpus * need and c + 1e-9 >= w.cpus * need and m + 1e-9 >= w.memory_gb * need)
+
+    if len(local) <= _EXACT_UP_TO:
+        # More victims can cost less (two quick checkpoints vs one slow one): try every subset.
+        options = [c for n in range(1, len(local) + 1) for c in combinations(range(len(local)), n) if fits(c)]
+        if not options:
+            return None
+        chosen = min(options, key=lambda c: (sum(lost_work(local[k], total) for k in c), len(c)))
+        return [local[k] for k in chosen]
+    greedy: list[int] = []
+    for k in range(len(local)):  # already cheapest first
+        greedy.append(k)
+        if fits(greedy):
+            return [local[k] for k in _prune(greedy, fits)]
+    return None
+
+
+def _on_node(rj: RunningJob, node: str) -> tuple[float, float, int]:
+    c = m = 0.0
+    g = 0
+    for slot in rj.placement:
+        if slot.node == node:
+            c, m, g = c + slot.cpus, m + slot.memory_gb, g + len(slot.gpu_indices)
+    return c, m, g
+
+
+def _prune(chosen: list[int], fits) -> list[int]:
+    """Drop the most expensive victims that are not needed after all."""
+    kept = list(chosen)
+    for k in reversed(chosen):
+        trial = [x for x in kept if x != k]
+        if trial and fits(trial):
+            kept = trial
+    return kept
+
+
+def _greedy_then_prune(job: Job, future: FreeView, ranked: list[RunningJob],
+                       index: dict[str, int]) -> list[RunningJob] | None:
+    view = future.clone()
+    chosen: list[RunningJob] = []
+    for rj in ranked:
+        chosen.append(rj)
+        for slot in rj.placement:
+            view.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
+        if place(view, job) is not None:
+            kept = _prune(list(range(len(chosen))),
+                          lambda ks: place(_release(future, [chosen[k] for k in ks], index), job) is not None)
+            return [chosen[k] for k in kept]
+    return None

@@ -1,0 +1,121 @@
+"""The snapshot's parts: nodes, queued jobs, running jobs and owners (plain frozen values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llmos.scheduler._errors import SchedulerError
+from llmos.scheduler._resources import PRIORITY_CLASSES, Quota, Resources
+
+__all__ = ["Job", "Node", "NodeFree", "Owner", "RunningJob", "Slot"]
+
+NORMAL = PRIORITY_CLASSES["normal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One machine's capacity. GPUs are numbered 0..gpus-1 on the node."""
+
+    name: str
+    cpus: float
+    memory_gb: float
+    gpus: int = 0
+    gpu_type: str = ""
+
+    def __post_init__(self) -> None:
+        if self.cpus < 0 or self.memory_gb < 0 or self.gpus < 0:
+            raise SchedulerError(f"node {self.name!r}: capacities must be >= 0.")
+
+    @property
+    def capacity(self) -> Resources:
+        return Resources(self.cpus, self.memory_gb, self.gpus)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFree:
+    """What is free on one node now: CPUs, memory and the indices of idle GPUs."""
+
+    cpus: float
+    memory_gb: float
+    gpu_indices: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A request in the queue: `workers` identical workers that start together or not at all.
+
+    `submit_s` is the job's place in the queue: a preempted job is requeued with its original
+    value so it keeps its place. `runtime_estimate_s` is the remaining run time the user expects
+    (None: unknown, so backfill treats the job as if it never ends).
+    """
+
+    job_id: str
+    owner: str
+    submit_s: float
+    per_worker: Resources
+    workers: int = 1
+    priority: int = NORMAL
+    preemptible: bool = True
+    same_node: bool = False
+    gpu_type: str | None = None
+    runtime_estimate_s: float | None = None
+    checkpoint_s: float = 0.0
+    total: Resources = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise SchedulerError(f"job {self.job_id!r}: workers must be >= 1, got {self.workers}.")
+        w = self.per_worker
+        if w.cpus < 0 or w.memory_gb < 0 or w.gpus < 0 or w.gpus != int(w.gpus):
+            raise SchedulerError(f"job {self.job_id!r}: per-worker resources must be >= 0 "
+                                 "and GPUs a whole number.")
+        if self.priority not in PRIORITY_CLASSES.values():
+            raise SchedulerError(f"job {self.job_id!r}: unknown priority rank {self.priority}.")
+        # Cached because the policy reads it in its innermost loops.
+        object.__setattr__(self, "total", w.times(self.workers))
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where one worker runs: its node, CPU count, memory and exact GPU indices."""
+
+    node: str
+    cpus: float
+    memory_gb: float
+    gpu_indices: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job holding resources. `stopping`: a preemption was asked and it is checkpointing.
+
+    `expected_end_s` is when its resources are expected back (start + estimate, or the end of
+    its checkpoint when stopping); None means unknown, which backfill treats as never.
+    """
+
+    job: Job
+    placement: tuple[Slot, ...]
+    start_s: float
+    stopping: bool = False
+    expected_end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.placement) != self.job.workers:
+            raise SchedulerError(f"running job {self.job.job_id!r}: {len(self.placement)} slots "
+                                 f"for {self.job.workers} workers.")
+        if self.expected_end_s is None and self.job.runtime_estimate_s is not None:
+            object.__setattr__(self, "expected_end_s", self.start_s + self.job.runtime_estimate_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A user or project: its fair-share weight, guaranteed share and hard cap."""
+
+    name: str
+    weight: float = 1.0
+    guarantee: Quota = field(default_factory=Quota)
+    cap: Quota = field(default_factory=Quota)
+
+    def __post_init__(self) -> None:
+        if self.weight <= 0:
+            raise SchedulerError(f"owner {self.name!r}: weight must be > 0, got {self.weight}.")

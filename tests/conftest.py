@@ -1,0 +1,67 @@
+"""Shared fixtures: an isolated LLMOS_HOME, small real datasets and a tiny model folder."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+
+POSITIVE = ["great", "wonderful", "loved", "excellent", "fantastic", "superb", "moving", "delightful"]
+NEGATIVE = ["terrible", "awful", "hated", "boring", "bad", "horrible", "tedious", "dull"]
+FRAMES = ["the movie was {}", "i thought it {} overall", "this film is {}", "honestly a {} story",
+          "what a {} cast and plot", "the ending felt {} to me", "{} acting from everyone"]
+
+
+@pytest.fixture(autouse=True)
+def llmos_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("llmos-home")
+    monkeypatch.setenv("LLMOS_HOME", str(home))
+    monkeypatch.delenv("LLMOS_TRACKING_URI", raising=False)
+    return home
+
+
+def _sentiment_rows(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        word = rng.choice(POSITIVE if label else NEGATIVE)
+        rows.append((rng.choice(FRAMES).format(word), "positive" if label else "negative"))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def sentiment_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small two-class review set (train 200, test 40) with a header `text,label`."""
+    folder = tmp_path_factory.mktemp("sentiment")
+    paths = []
+    for name, n, seed in (("train.csv", 200, 0), ("test.csv", 40, 1)):
+        path = folder / name
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            writer.writerows(_sentiment_rows(n, seed))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+@pytest.fixture(scope="session")
+def no_dropout_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT folder without dropout, so runs split differently can match exactly."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from llmos.models import minilm_path
+
+    folder = tmp_path_factory.mktemp("tiny-bert-nodrop")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    BertModel(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm_path() / name, folder / name)
+    return folder
