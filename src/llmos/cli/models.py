@@ -82,7 +82,9 @@ def _one_version(details: ModelDetails, v: VersionInfo) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("field", "value", title=f"{details.name}/{v.version}", show_header=False)
+    table = Table(title=f"{details.name}/{v.version}", show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")  # URIs and hashes are shown whole, folded
     table.add_row("aliases", ", ".join(v.aliases) or "-")
     table.add_row("created", _when(v.created_ms))
     table.add_row("status", v.status)

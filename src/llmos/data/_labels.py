@@ -11,9 +11,7 @@ from llmos.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from llmos.data._columns import Rows
-
-__all__ = ["map_labels"]
+__all__ = ["Labelled", "map_labels"]
 
 log = logging.getLogger(__name__)
 _INT_PATTERN = r"[+-]?\d{1,18}"  # fits int64
@@ -21,9 +19,17 @@ _SHOWN = 20
 
 
 @dataclass(frozen=True)
+class Labelled:
+    """The raw label column of one source, indexed by 0-based data row."""
+
+    source: str
+    raw: pd.Series
+
+
+@dataclass(frozen=True)
 class _Values:
     text: pd.Series  # each label as a stripped string (what a name is matched against)
-    ints: pd.Series | None  # each label as an int when every label of the source is one
+    ints: pd.Series | None  # each label as an int, when every label of the source is one
 
 
 def _values(labels: pd.Series) -> _Values:
@@ -44,38 +50,33 @@ def _show(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN]) + more
 
 
-def _first_unmapped(ids: pd.Series, raw: pd.Series) -> tuple[int, object]:
+def _first_unmapped(ids: pd.Series, labelled: Labelled) -> tuple[int, object]:
     row = ids.index[ids.isna().to_numpy()][0]
-    return int(row) + 1, raw.loc[row]
+    return int(row) + 1, labelled.raw.loc[row]
 
 
-def map_labels(declared: list[str] | None, train: Rows, held_out: Rows | None,
-               limit_note: str = "") -> tuple[list[str], pd.Series, pd.Series | None]:
-    """Label names in id order and the id Series of train and (when given) eval rows."""
-    sources = [rows for rows in (train, held_out) if rows is not None]
-    values = [_values(rows.labels) for rows in sources]  # type: ignore[arg-type]
+def map_labels(declared: list[str] | None, sources: list[Labelled],
+               limit_note: str = "") -> tuple[list[str], list[pd.Series]]:
+    """Label names in id order, and an int id Series per source (train first, then eval if any)."""
+    values = [_values(s.raw) for s in sources]
     if declared is not None:
-        ids = _by_declared(declared, sources, values)
-    else:
-        declared, ids = _by_training(sources, values, limit_note)
-    return declared, ids[0], ids[1] if len(ids) > 1 else None
+        return declared, _by_declared(declared, sources, values)
+    return _by_training(sources, values, limit_note)
 
 
-def _by_declared(names: list[str], sources: list[Rows], values: list[_Values]) -> list[pd.Series]:
+def _by_declared(names: list[str], sources: list[Labelled], values: list[_Values]) -> list[pd.Series]:
     index = {name: i for i, name in enumerate(names)}
-    if all(v.text.isin(index).all() for v in values):
-        ids = [v.text.map(index) for v in values]
-    elif all(v.ints is not None for v in values):
-        # Integer labels are ids: positions in data.labels.
-        ids = [v.ints.where((v.ints >= 0) & (v.ints < len(names))) for v in values]  # type: ignore[union-attr]
+    if not all(v.text.isin(index).all() for v in values) and all(v.ints is not None for v in values):
+        # Integer labels that are not names are ids: positions in data.labels.
+        ids = [v.ints.where((v.ints >= 0) & (v.ints < len(names))) for v in values if v.ints is not None]
     else:
         ids = [v.text.map(index) for v in values]
-    for rows, found in zip(sources, ids, strict=True):
+    for labelled, found in zip(sources, ids, strict=True):
         if found.isna().any():
-            row, value = _first_unmapped(found, rows.labels)  # type: ignore[arg-type]
-            raise DataError(f"{rows.source} row {row}: unknown label {value!r}. Known labels (data.labels, "
-                            f"in id order): {_show(names)}.", hint=(
-                                f"Add the label to data.labels or fix the row; integer labels are read as "
+            row, value = _first_unmapped(found, labelled)
+            raise DataError(f"{labelled.source} row {row}: unknown label {value!r}. Known labels "
+                            f"(data.labels, in id order): {_show(names)}.", hint=(
+                                "Add the label to data.labels or fix the row; integer labels are read as "
                                 f"ids 0..{len(names) - 1} into data.labels."))
     if len(ids) > 1 and not ids[1].isin(ids[0]).all():
         unseen = sorted({names[int(i)] for i in ids[1][~ids[1].isin(ids[0])]})
@@ -83,23 +84,23 @@ def _by_declared(names: list[str], sources: list[Rows], values: list[_Values]) -
     return [found.astype("int64") for found in ids]
 
 
-def _by_training(sources: list[Rows], values: list[_Values],
+def _by_training(sources: list[Labelled], values: list[_Values],
                  limit_note: str) -> tuple[list[str], list[pd.Series]]:
     train = values[0]
     if train.ints is not None:
-        distinct = sorted(set(train.ints.tolist()))
+        distinct = sorted(set(train.ints.tolist()))  # numerically: 2 before 10
         names = [str(value) for value in distinct]
-        index_ints = {value: i for i, value in enumerate(distinct)}
-        index_names = {name: i for i, name in enumerate(names)}
-        ids = [v.ints.map(index_ints) if v.ints is not None else v.text.map(index_names) for v in values]
+        by_int = {value: i for i, value in enumerate(distinct)}
+        by_name = {name: i for i, name in enumerate(names)}
+        ids = [v.ints.map(by_int) if v.ints is not None else v.text.map(by_name) for v in values]
     else:
         names = sorted(set(train.text.tolist()))
-        index = {name: i for i, name in enumerate(names)}
-        ids = [v.text.map(index) for v in values]
+        by_name = {name: i for i, name in enumerate(names)}
+        ids = [v.text.map(by_name) for v in values]
     if len(ids) > 1 and ids[1].isna().any():
-        held_out, raw = sources[1], sources[1].labels
-        row, _ = _first_unmapped(ids[1], raw)  # type: ignore[arg-type]
-        unseen = sorted({str(v) for v in raw[ids[1].isna()].tolist()})  # type: ignore[index]
+        held_out = sources[1]
+        row, _ = _first_unmapped(ids[1], held_out)
+        unseen = sorted({str(v) for v in held_out.raw[ids[1].isna()].tolist()})
         raise DataError(f"{held_out.source}: labels not seen in the training data: {_show(unseen)} "
                         f"(first at row {row}). Training labels: {_show(names)}.", hint=(
                             "Every eval label needs training examples: fix the eval file, or set "

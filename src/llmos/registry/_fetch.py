@@ -75,6 +75,10 @@ def _download(source: str, target: Path, uri: str, digest: str | None) -> None:
             raise RegistryError(f"the stored model at {source} fails its integrity check: {exc.message}",
                                 hint="It was changed or corrupted in the artifact store; register a "
                                      "fresh version (llmos models ls shows the others).") from exc
-        if target.exists():
-            target.rmdir()  # empty, or _usable_cache removed it
-        folder.rename(target)
+        if target.exists() and not any(target.iterdir()):
+            target.rmdir()
+        try:
+            folder.rename(target)
+        except OSError:
+            # Another process fetched the same version first; keep its copy if it checks out.
+            _check(target, digest)

@@ -21,7 +21,7 @@ class PolicyConfig(BaseModel):
     backfill: bool = Field(True, description="Let jobs pass a blocked one if they do not delay its reservation.")
     preemption: bool = Field(True, description="Preempt lower classes and borrowers when needed.")
     aging_s: float | None = Field(
-        86_400.0, gt=0,
+        7 * 86_400.0, gt=0,
         description="Waiting this long is worth one whole cluster share of standing (None: no aging).")
     half_life_s: float = Field(3_600.0, ge=0, description="Half-life of the decayed usage history.")
     history_weight: float = Field(0.25, ge=0, description="Weight of decayed usage next to current share.")

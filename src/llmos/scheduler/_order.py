@@ -4,17 +4,21 @@ Within a (class, owner) group jobs keep queue order, so only the group heads com
 heads yields the next job in O(log groups) and a round that stops early never touches the
 rest of a 10,000-job queue. The key of a head is
 
-    (-class,  standing(owner) - waited_s / aging_s,  submit_s, job_id)
+    (-class,  beyond,  standing(owner) - waited_s / aging_s,  submit_s, job_id)
 
-so classes are strict, the owner furthest below its weighted share goes first, and waiting
-lowers the key (aging) until even a job of a heavy user is first within its class. When an
-owner's standing changes mid-round (it started a job) its heads are re-keyed lazily.
+Classes are strict. Within a class, jobs that keep their owner within its guarantee or fair
+share come before jobs that would take it beyond (otherwise capacity reclaimed for an owner
+would go straight back to the job it was taken from). Then the owner furthest below its
+weighted share goes first, and waiting lowers the key (aging) until even a job of a heavy
+user is first within its class.
+When an owner's holdings change mid-round (it started a job) its heads are re-keyed lazily;
+keys only grow within a round, so a stale entry is always popped early and re-keyed.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from llmos.scheduler._config import PolicyConfig
 from llmos.scheduler._snapshot import QueueKey
@@ -25,8 +29,9 @@ __all__ = ["QueueOrder"]
 
 class QueueOrder:
     def __init__(self, queue: Mapping[QueueKey, Sequence[Job]], now_s: float, config: PolicyConfig,
-                 standing: dict[str, float]) -> None:
+                 standing: dict[str, float], within: Callable[[Job], bool] | None) -> None:
         self._queue = queue
+        self._within = within
         self._now_s = now_s
         self._classes = config.priority_classes
         self._fair = config.fair_share
@@ -42,12 +47,13 @@ class QueueOrder:
 
     def _key(self, group: QueueKey, job: Job) -> tuple:
         cls = -group[0] if self._classes else 0
+        beyond = self._within is not None and not self._within(job)
         if not self._fair:
-            return (cls, 0.0, job.submit_s, job.job_id)
+            return (cls, beyond, 0.0, job.submit_s, job.job_id)
         standing = self._standing.get(group[1], 0.0)
         if self._aging_s is not None:
             standing -= (self._now_s - job.submit_s) / self._aging_s
-        return (cls, standing, job.submit_s, job.job_id)
+        return (cls, beyond, standing, job.submit_s, job.job_id)
 
     def pop(self) -> Job | None:
         """The next job in policy order, or None when the queue is exhausted."""
@@ -68,9 +74,8 @@ class QueueOrder:
         return None
 
     def restand(self, owner: str) -> None:
-        """`owner`'s standing changed: its heads are re-keyed when next popped."""
-        if self._fair:
-            self._version[owner] = self._version.get(owner, 0) + 1
+        """`owner` holds more than before: its heads are re-keyed when next popped."""
+        self._version[owner] = self._version.get(owner, 0) + 1
 
     def drop(self, owner: str) -> None:
         """Skip `owner`'s remaining jobs this round (it reached its hard cap)."""

@@ -21,13 +21,18 @@ from llmos.scheduler._fairshare import allocation_by_owner, owner_standing
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._order import QueueOrder
 from llmos.scheduler._placement import can_ever_fit, commit, place
-from llmos.scheduler._preempt import plan_preemption
+from llmos.scheduler._preempt import lost_work, plan_preemption
 from llmos.scheduler._quota import Quotas
 from llmos.scheduler._resources import ZERO
 from llmos.scheduler._snapshot import Snapshot
 from llmos.scheduler._types import Job, RunningJob
 
 __all__ = ["schedule"]
+
+# Past the reservation a round still lets a few jobs preempt (an owner reclaiming its
+# guarantee must not wait behind a borrower's reservation); each try scans running jobs, so
+# the number of tries is bounded to keep a round short.
+_CLAIMS_PAST_RESERVATION = 8
 
 
 def schedule(snapshot: Snapshot, config: PolicyConfig = POLICIES["full"]) -> Decision:
@@ -45,9 +50,12 @@ class _Round:
         self.pending: FreeView | None = None  # capacity being freed by checkpointing jobs, unclaimed
         need_usage = config.fair_share or config.quotas
         self.held = allocation_by_owner(snap.running) if need_usage else {}
-        self.quotas = Quotas(snap.owners, self.held, config.quotas)
+        waiting = {owner for (_, owner), jobs in snap.queue.items() if jobs}
+        self.quotas = Quotas(snap.owners, self.held, snap.cluster.total, config.quotas,
+                             config.fair_share and config.preemption, waiting)
         self.standing = {owner: self._standing(owner) for _, owner in snap.queue} if config.fair_share else {}
-        self.order = QueueOrder(snap.queue, snap.now_s, config, self.standing)
+        guaranteed = self.quotas.may_reclaim if config.quotas or config.fair_share else None
+        self.order = QueueOrder(snap.queue, snap.now_s, config, self.standing, guaranteed)
         self.preempted: set[str] = set()
         self.starts: list[Start] = []
         self.begun: list[RunningJob] = []  # started or claimed this round, for the backfill replay
@@ -55,6 +63,8 @@ class _Round:
         self.rejects: list[Reject] = []
         self.reservation: Reservation | None = None
         self.backfill_left = config.backfill_depth
+        self.claims_left = _CLAIMS_PAST_RESERVATION
+        self._preemptible: list[RunningJob] | None = None
 
     def _standing(self, owner: str) -> float:
         o = self.snap.owners.get(owner)
@@ -89,6 +99,9 @@ class _Round:
             placement = place(self.view, job, respect_holds=not short)
             if placement is not None:
                 self._start(job, placement)
+            elif self.config.preemption and self.claims_left > 0:
+                self.claims_left -= 1
+                self._claim(job, respect_holds=True)
             return True
         placement = place(self.view, job)
         if placement is not None:
@@ -116,7 +129,7 @@ class _Round:
             self.held[job.owner] = self.held.get(job.owner, ZERO) + job.total
             if self.config.fair_share:
                 self.standing[job.owner] = self._standing(job.owner)
-                self.order.restand(job.owner)
+            self.order.restand(job.owner)
 
     def _future(self) -> FreeView:
         """Free now plus capacity being freed (unclaimed), as a scratch copy."""
@@ -142,13 +155,13 @@ class _Round:
         for slot in rj.placement:
             pending.give(self.index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
 
-    def _claim(self, job: Job) -> bool:
+    def _claim(self, job: Job, respect_holds: bool = False) -> bool:
         """Take capacity being freed for `job`, preempting the cheapest eligible set if needed."""
         allowed = self._victims(job)
         if not allowed and not any(rj.stopping for rj in self.snap.running):
             return False
         candidates = [rj for rj, _ in allowed.values()]
-        plan = plan_preemption(job, self._future(), candidates, self.index, self.cluster.total)
+        plan = plan_preemption(job, self._future(), candidates, self.index, self.cluster.total, respect_holds)
         if plan is None:
             return False
         placement, victims = plan
@@ -176,23 +189,42 @@ class _Round:
             self.view.take(i, slot.cpus - c, slot.memory_gb - m, from_free)
 
     def _victims(self, job: Job) -> dict[str, tuple[RunningJob, str]]:
-        """Running jobs `job` may preempt (by id), each with the reason it would be told."""
+        """Running jobs `job` may preempt (by id), each with the reason it would be told.
+
+        A higher class preempts lower classes of its own owner, or of owners that borrow:
+        capacity an owner holds within its guarantee is never taken by someone else's class.
+        An owner within its guarantee (or fair share) reclaims from others in the same class.
+        """
         classes = self.config.priority_classes
         reclaim = self.quotas.may_reclaim(job)
         if not classes and not reclaim:
             return {}
+        if self._preemptible is None:
+            self._preemptible = [rj for rj in self.snap.running if rj.job.preemptible and not rj.stopping]
+        quotas = self.quotas
+        guaranteed = quotas.within_guarantee(job)
+        budget: dict[str, float] = {}  # dominant share each owner can still lose to fair-share reclaim
         out: dict[str, tuple[RunningJob, str]] = {}
-        for rj in self.snap.running:
+        for rj in sorted(self._preemptible, key=self._victim_cost):
             other = rj.job
-            if rj.stopping or not other.preemptible or other.job_id in self.preempted:
+            if other.job_id in self.preempted or (classes and other.priority > job.priority):
                 continue
-            if classes and other.priority < job.priority:
+            if classes and other.priority < job.priority and (other.owner == job.owner
+                                                              or quotas.borrowing(other.owner)):
                 out[other.job_id] = (rj, f"priority: {job.job_id} (class {job.priority}) needs its resources")
-            elif (reclaim and other.owner != job.owner and other.priority <= job.priority
-                  and self.quotas.borrowing(other.owner)):
-                out[other.job_id] = (rj, f"reclaim: {job.owner} is within its guarantee and "
-                                         f"{other.owner} is borrowing")
+            elif reclaim and quotas.reclaimable_from(job, other.owner):
+                if not guaranteed:
+                    left = budget.setdefault(other.owner, quotas.excess(other.owner))
+                    share = other.total.dominant_share(self.cluster.total)
+                    if share > left + 1e-9:
+                        continue
+                    budget[other.owner] = left - share
+                out[other.job_id] = (rj, f"reclaim: {job.owner} is below its guarantee or fair share and "
+                                         f"{other.owner} is above")
         return out
+
+    def _victim_cost(self, rj: RunningJob) -> tuple[float, float]:
+        return (lost_work(rj, self.cluster.total), -rj.start_s)
 
     def _reserve(self, job: Job) -> None:
         running = [rj for rj in self.snap.running if not rj.stopping and rj.job.job_id not in self.preempted]

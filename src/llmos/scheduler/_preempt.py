@@ -28,25 +28,26 @@ def lost_work(rj: RunningJob, total: Resources) -> float:
 
 
 def plan_preemption(job: Job, future: FreeView, candidates: Sequence[RunningJob], index: dict[str, int],
-                    total: Resources) -> tuple[Placement, list[RunningJob]] | None:
+                    total: Resources, respect_holds: bool = False) -> tuple[Placement, list[RunningJob]] | None:
     """Victims among `candidates` whose release lets `job` fit on `future`, cheapest first; or None.
 
-    `future` is what is free plus what is already being freed; it is not changed.
+    `future` is what is free plus what is already being freed; it is not changed. With
+    `respect_holds` the job leaves alone what is set aside for the backfill reservation.
     """
-    placement = place(future, job)
+    placement = place(future, job, respect_holds)
     if placement is not None:
         return placement, []
     if not candidates or not _enough(job, future, candidates):
         return None
     ranked = sorted(candidates, key=lambda rj: (lost_work(rj, total), -rj.start_s))
     if job.workers == 1 or job.same_node:
-        victims = _cheapest_on_one_node(job, future, ranked, index, total)
+        victims = _cheapest_on_one_node(job, future, ranked, index, total, respect_holds)
     else:
-        victims = _greedy_then_prune(job, future, ranked, index)
+        victims = _greedy_then_prune(job, future, ranked, index, respect_holds)
     if victims is None:
         return None
     released = _release(future, victims, index)
-    placement = place(released, job)
+    placement = place(released, job, respect_holds)
     return None if placement is None else (placement, victims)
 
 
@@ -65,14 +66,14 @@ def _release(view: FreeView, victims: Sequence[RunningJob], index: dict[str, int
 
 
 def _cheapest_on_one_node(job: Job, future: FreeView, ranked: list[RunningJob], index: dict[str, int],
-                          total: Resources) -> list[RunningJob] | None:
+                          total: Resources, respect_holds: bool) -> list[RunningJob] | None:
     by_node: dict[int, list[RunningJob]] = {}
     for rj in ranked:
         for i in {index[s.node] for s in rj.placement}:
             by_node.setdefault(i, []).append(rj)
     best: tuple[float, int, list[RunningJob]] | None = None
     for i, local in by_node.items():
-        subset = _node_subset(job, future, i, local, total)
+        subset = _node_subset(job, future, i, local, total, respect_holds)
         if subset is not None:
             cost = sum(lost_work(rj, total) for rj in subset)
             if best is None or (cost, len(subset)) < best[:2]:
@@ -81,12 +82,13 @@ def _cheapest_on_one_node(job: Job, future: FreeView, ranked: list[RunningJob], 
 
 
 def _node_subset(job: Job, future: FreeView, i: int, local: list[RunningJob],
-                 total: Resources) -> list[RunningJob] | None:
+                 total: Resources, respect_holds: bool) -> list[RunningJob] | None:
     """The cheapest victims on node `i` after which `job`'s workers all fit on it."""
     node = future.nodes[i]
     if job.gpu_type and node.gpu_type != job.gpu_type:
         return None
-    base = (future.cpus[i], future.mem[i], len(future.gpus[i]))
+    hc, hm, hg = future.holds.get(i, (0.0, 0.0, 0)) if respect_holds else (0.0, 0.0, 0)
+    base = (future.cpus[i] - hc, future.mem[i] - hm, len(future.gpus[i]) - hg)
     gains = [_on_node(rj, node.name) for rj in local]
 
     def fits(chosen: Sequence[int]) -> bool:
@@ -132,15 +134,18 @@ def _prune(chosen: list[int], fits) -> list[int]:
 
 
 def _greedy_then_prune(job: Job, future: FreeView, ranked: list[RunningJob],
-                       index: dict[str, int]) -> list[RunningJob] | None:
+                       index: dict[str, int], respect_holds: bool) -> list[RunningJob] | None:
     view = future.clone()
     chosen: list[RunningJob] = []
     for rj in ranked:
         chosen.append(rj)
         for slot in rj.placement:
             view.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
-        if place(view, job) is not None:
-            kept = _prune(list(range(len(chosen))),
-                          lambda ks: place(_release(future, [chosen[k] for k in ks], index), job) is not None)
+        if place(view, job, respect_holds) is not None:
+            def fits(ks: list[int]) -> bool:
+                released = _release(future, [chosen[k] for k in ks], index)
+                return place(released, job, respect_holds) is not None
+
+            kept = _prune(list(range(len(chosen))), fits)
             return [chosen[k] for k in kept]
     return None

@@ -52,8 +52,9 @@ def start_run(cfg: TrackingSpec, *, run_name: str, job: dict, tags: dict[str, st
             run = _resume(client, uri, resume_run_id)
         else:
             run = client.create_run(_experiment_id(client, uri, cfg.experiment), run_name=run_name)
-        monitor = _system_monitor(run.info.run_id, uri, resumed=bool(resume_run_id)) \
-            if cfg.system_metrics else None
+        monitor = None
+        if cfg.system_metrics:
+            monitor = _system_monitor(run.info.run_id, uri, resumed=bool(resume_run_id))
         tracker = Tracker(client, run_id=run.info.run_id, experiment_id=run.info.experiment_id,
                           artifact_uri=run.info.artifact_uri, tracking_uri=uri, monitor=monitor)
     try:

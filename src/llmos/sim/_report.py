@@ -1,0 +1,150 @@
+"""The numbers a simulation is judged by, as a Pydantic model that serialises to JSON.
+
+Fair share is measured as the policy is meant to achieve it: at every instant an owner's
+entitlement is its weighted max-min fair part of the cluster's GPUs among owners with work
+(running or waiting), capped by its own demand. Under a policy with strict priority classes
+the GPUs go to the highest class first: each class's demand is split max-min fairly out of
+what higher classes left (`entitled`); the class-blind split is reported too
+(`entitled_any_class`). For each owner the report compares, over the time it had work
+waiting, its time-averaged share of the GPUs with its time-averaged entitlement; a ratio of
+1 is exactly fair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+from llmos.scheduler import entitlements
+from llmos.sim._result import SimResult
+
+__all__ = ["OwnerShare", "Rejection", "SimReport", "Stats", "percentile", "summarize"]
+
+
+class Stats(BaseModel):
+    mean_s: float
+    median_s: float
+    p95_s: float
+    p99_s: float
+
+
+class OwnerShare(BaseModel):
+    owner: str
+    weight: float
+    waiting_s: float = Field(description="Time this owner had work waiting.")
+    share: float = Field(description="Mean fraction of the GPUs it held while it had work waiting.")
+    entitled: float = Field(description="Mean fraction it was entitled to over the same time.")
+    ratio: float = Field(description="share / entitled (1.0: exactly fair).")
+    entitled_any_class: float = Field(description="Mean entitlement if classes were ignored.")
+    ratio_any_class: float = Field(description="share / entitled_any_class.")
+
+
+class Rejection(BaseModel):
+    job_id: str
+    reason: str
+
+
+class SimReport(BaseModel):
+    policy: str
+    jobs: int
+    completed: int
+    unfinished: int
+    rejected: list[Rejection]
+    jct: Stats
+    queueing_delay: Stats
+    makespan_s: float
+    gpu_utilisation: float
+    preemptions: int
+    gpu_hours_lost: float
+    rounds: int
+    decision_ms_mean: float
+    decision_ms_max: float
+    replay_wall_s: float
+    owners: list[OwnerShare]
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in [0, 100]) of already sorted values; 0 when empty."""
+    if not sorted_values:
+        return 0.0
+    pos = (len(sorted_values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def _stats(values: list[float]) -> Stats:
+    values.sort()
+    mean = sum(values) / len(values) if values else 0.0
+    return Stats(mean_s=mean, median_s=percentile(values, 50), p95_s=percentile(values, 95),
+                 p99_s=percentile(values, 99))
+
+
+def summarize(result: SimResult) -> SimReport:
+    done = [o for o in result.outcomes.values() if o.end_s is not None]
+    jct = [o.end_s - o.submit_s for o in done]
+    wait = [o.first_start_s - o.submit_s for o in done]
+    start_s = min((o.submit_s for o in result.outcomes.values()), default=0.0)
+    end_s = max((o.end_s for o in done), default=start_s)
+    lat = result.round_latency_s
+    return SimReport(
+        policy=result.policy, jobs=len(result.outcomes), completed=len(done), unfinished=len(result.unfinished),
+        rejected=[Rejection(job_id=j, reason=r) for j, r in result.rejected],
+        jct=_stats(jct), queueing_delay=_stats(wait), makespan_s=end_s - start_s,
+        gpu_utilisation=_utilisation(result, start_s, end_s), preemptions=result.preemptions,
+        gpu_hours_lost=result.lost_gpu_s / 3600, rounds=len(lat),
+        decision_ms_mean=1e3 * sum(lat) / len(lat) if lat else 0.0, decision_ms_max=1e3 * max(lat, default=0.0),
+        replay_wall_s=result.wall_s, owners=owner_shares(result))
+
+
+def _utilisation(result: SimResult, start_s: float, end_s: float) -> float:
+    s = result.samples
+    busy = sum(b * (t1 - t0) for t0, t1, b in zip(s.times_s, s.times_s[1:], s.busy_gpus, strict=False))
+    span = end_s - start_s
+    return busy / (span * result.total_gpus) if span > 0 and result.total_gpus else 0.0
+
+
+def owner_shares(result: SimResult) -> list[OwnerShare]:
+    s, total = result.samples, result.total_gpus
+    classes = s.classes if result.priority_classes else []
+    # per owner: waiting time, share x time, entitlement x time, class-blind entitlement x time
+    acc = {o: [0.0, 0.0, 0.0, 0.0] for o in s.owners}
+    for k in range(len(s.times_s) - 1):
+        dt = s.times_s[k + 1] - s.times_s[k]
+        if dt <= 0:
+            continue
+        demand = {o: s.owner_held(o, k) + s.owner_waiting(o, k) for o in s.owners}
+        blind = entitlements(demand, result.weights, total)
+        fair = _by_class(s, k, result.weights, total) if classes else blind
+        for o in s.owners:
+            if s.owner_waiting(o, k) > 0:
+                a = acc[o]
+                a[0] += dt
+                a[1] += dt * s.owner_held(o, k) / total
+                a[2] += dt * fair[o] / total
+                a[3] += dt * blind[o] / total
+    return [_share(o, result.weights.get(o, 1.0), *a) for o, a in acc.items()]
+
+
+def _by_class(s, k: int, weights: dict[str, float], total: float) -> dict[str, float]:
+    """Highest class first: each class splits max-min fairly what the classes above left."""
+    out = dict.fromkeys(s.owners, 0.0)
+    left = total
+    for c in sorted(s.classes, reverse=True):
+        demand = {o: s.held_gpus[(o, c)][k] + s.waiting_gpus[(o, c)][k] for o in s.owners}
+        part = entitlements(demand, weights, left)
+        for o, v in part.items():
+            out[o] += v
+        left -= sum(part.values())
+    return out
+
+
+def _share(owner: str, weight: float, t: float, share: float, fair: float, blind: float) -> OwnerShare:
+    if t <= 0:
+        return OwnerShare(owner=owner, weight=weight, waiting_s=0.0, share=0.0, entitled=0.0, ratio=1.0,
+                          entitled_any_class=0.0, ratio_any_class=1.0)
+    share, fair, blind = share / t, fair / t, blind / t
+    return OwnerShare(owner=owner, weight=weight, waiting_s=t, share=share, entitled=fair,
+                      ratio=share / fair if fair > 0 else 1.0, entitled_any_class=blind,
+                      ratio_any_class=share / blind if blind > 0 else 1.0)

@@ -1,0 +1,63 @@
+"""What a simulation records: per-job outcomes, time series, and counters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["JobOutcome", "Samples", "SimResult"]
+
+
+@dataclass(slots=True)
+class JobOutcome:
+    owner: str
+    submit_s: float
+    gpus: int
+    first_start_s: float | None = None
+    end_s: float | None = None
+    preemptions: int = 0
+
+
+class Samples:
+    """The cluster after each scheduling round: busy GPUs, and GPUs held and waiting per
+    owner and priority class (class-aware entitlements need the split)."""
+
+    def __init__(self, owners: list[str], classes: list[int]) -> None:
+        self.owners = owners
+        self.classes = classes
+        self.times_s: list[float] = []
+        self.busy_gpus: list[float] = []
+        self.held_gpus: dict[tuple[str, int], list[float]] = {(o, c): [] for o in owners for c in classes}
+        self.waiting_gpus: dict[tuple[str, int], list[float]] = {(o, c): [] for o in owners for c in classes}
+
+    def add(self, t: float, busy: float, held: Mapping[tuple[str, int], float],
+            waiting: Mapping[tuple[str, int], float]) -> None:
+        self.times_s.append(t)
+        self.busy_gpus.append(busy)
+        for key, series in self.held_gpus.items():
+            series.append(held[key])
+        for key, series in self.waiting_gpus.items():
+            series.append(waiting[key])
+
+    def owner_held(self, owner: str, k: int) -> float:
+        return sum(self.held_gpus[(owner, c)][k] for c in self.classes)
+
+    def owner_waiting(self, owner: str, k: int) -> float:
+        return sum(self.waiting_gpus[(owner, c)][k] for c in self.classes)
+
+
+@dataclass
+class SimResult:
+    policy: str
+    priority_classes: bool
+    total_gpus: int
+    outcomes: dict[str, JobOutcome]
+    rejected: list[tuple[str, str]]
+    unfinished: list[str]
+    samples: Samples
+    weights: dict[str, float]
+    round_latency_s: list[float]
+    preemptions: int
+    lost_gpu_s: float
+    wall_s: float
+    extra: dict = field(default_factory=dict)
