@@ -18,9 +18,10 @@ def _root() -> Path:
 
 def bundled_dataset_path(name: str = "support-intents") -> Path:
     """The folder of a bundled dataset (train.csv, test.csv, README.md); `-` and `_` are the same."""
-    folder = _root() / name.replace("-", "_")
+    root = _root()
+    folder = root / name.replace("-", "_")
     if not folder.is_dir():
-        known = sorted(p.name.replace("_", "-") for p in _root().iterdir() if p.is_dir()) if _root().is_dir() else []
+        known = sorted(p.name.replace("_", "-") for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         raise DataError(f"no bundled dataset named '{name}'.",
                         hint=f"Bundled datasets: {', '.join(known) or 'none'}.")
     return folder

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from llmos.data._batching import collate
+from llmos.data import collate
 from llmos.run._dist import Dist
 
 __all__ = ["evaluate", "task_loss"]

@@ -18,8 +18,7 @@ from typing import Any
 
 import torch
 
-from llmos.data import encode, load_dataset
-from llmos.data._batching import BatchPlan, collate
+from llmos.data import BatchPlan, collate, encode, load_dataset
 from llmos.errors import LlmosError
 from llmos.models import build, save_trained
 from llmos.run import _checkpoint as ckpt
@@ -285,9 +284,8 @@ def _finish(job: TrainJob, data: Any, model: torch.nn.Module, tokenizer: Any, ba
             version = register_model(
                 name=reg.name, run_id=tracker.run_id, artifact_uri=artifact_uri, alias=reg.alias,
                 description=reg.description,
-                tags={"llmos.run_id": tracker.run_id, "llmos.data_hash": data.data_hash,
-                      "llmos.base_model": base, "llmos.recipe": "train", "llmos.task": job.model.task,
-                      **{f"llmos.metric.{k}": f"{v:.6g}" for k, v in metrics.items()}},
+                tags={"data_hash": data.data_hash, "base_model": base, "recipe": "train",
+                      "task": job.model.task},
                 tracking_uri=job.tracking.uri)
             summary["registered"] = {"name": reg.name, "version": version, "alias": reg.alias}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

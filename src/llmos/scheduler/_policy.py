@@ -23,6 +23,7 @@ from llmos.scheduler._order import QueueOrder
 from llmos.scheduler._placement import can_ever_fit, commit, place
 from llmos.scheduler._preempt import lost_work, plan_preemption
 from llmos.scheduler._quota import Quotas
+from llmos.scheduler._repack import plan_repack
 from llmos.scheduler._resources import ZERO
 from llmos.scheduler._snapshot import Snapshot
 from llmos.scheduler._types import Job, RunningJob
@@ -156,25 +157,40 @@ class _Round:
             pending.give(self.index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
 
     def _claim(self, job: Job, respect_holds: bool = False) -> bool:
-        """Take capacity being freed for `job`, preempting the cheapest eligible set if needed."""
+        """Take capacity being freed for `job`: preempt the cheapest eligible set, or repack."""
         allowed = self._victims(job)
-        if not allowed and not any(rj.stopping for rj in self.snap.running):
-            return False
         candidates = [rj for rj, _ in allowed.values()]
-        plan = plan_preemption(job, self._future(), candidates, self.index, self.cluster.total, respect_holds)
-        if plan is None:
-            return False
-        placement, victims = plan
-        pending = self._pending()
-        for rj in victims:
-            self.preempts.append(Preempt(rj.job.job_id, allowed[rj.job.job_id][1]))
-            self.preempted.add(rj.job.job_id)
-            self._add_pending(pending, rj)
+        future = self._future()
+        plan = plan_preemption(job, future, candidates, self.index, self.cluster.total, respect_holds)
+        if plan is not None:
+            placement, victims = plan
+            for rj in victims:
+                self._preempt(rj, allowed[rj.job.job_id][1])
+        else:
+            movable = [rj for rj in self._movable() if rj.job.job_id not in self.preempted
+                       and (not self.config.priority_classes or rj.job.priority <= job.priority)]
+            repack = plan_repack(job, future, movable, self.index, self.cluster.total, respect_holds)
+            if repack is None:
+                return False
+            placement, moves = repack
+            for rj, target in moves:
+                self._preempt(rj, f"repack: moving to make room for {job.job_id}")
+                self._take_claim(target)  # keep the moved job's landing spot free this round
         self._take_claim(placement)
         # It starts only once the capacity is freed, so when it ends is unknown here.
         self.begun.append(RunningJob(replace(job, runtime_estimate_s=None), placement, self.snap.now_s))
         self._charge(job)
         return True
+
+    def _preempt(self, rj: RunningJob, reason: str) -> None:
+        self.preempts.append(Preempt(rj.job.job_id, reason))
+        self.preempted.add(rj.job.job_id)
+        self._add_pending(self._pending(), rj)
+
+    def _movable(self) -> list[RunningJob]:
+        if self._preemptible is None:
+            self._preemptible = [rj for rj in self.snap.running if rj.job.preemptible and not rj.stopping]
+        return self._preemptible
 
     def _take_claim(self, placement) -> None:
         """Remove a claimed placement: first from capacity being freed, the rest from free capacity."""
@@ -199,13 +215,11 @@ class _Round:
         reclaim = self.quotas.may_reclaim(job)
         if not classes and not reclaim:
             return {}
-        if self._preemptible is None:
-            self._preemptible = [rj for rj in self.snap.running if rj.job.preemptible and not rj.stopping]
         quotas = self.quotas
         guaranteed = quotas.within_guarantee(job)
         budget: dict[str, float] = {}  # dominant share each owner can still lose to fair-share reclaim
         out: dict[str, tuple[RunningJob, str]] = {}
-        for rj in sorted(self._preemptible, key=self._victim_cost):
+        for rj in sorted(self._movable(), key=self._victim_cost):
             other = rj.job
             if other.job_id in self.preempted or (classes and other.priority > job.priority):
                 continue

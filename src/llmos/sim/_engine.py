@@ -41,9 +41,10 @@ ZERO = Resources()
 
 
 def simulate(trace: Sequence[TraceJob], nodes: Iterable[Node], config: PolicyConfig,
-             owners: Iterable[Owner] = (), progress: Callable[[int, int], None] | None = None) -> SimResult:
-    """Replay `trace` on `nodes` under `config` and return what happened."""
-    return _Simulation(trace, nodes, config, owners, progress).run()
+             owners: Iterable[Owner] = (), progress: Callable[[int, int], None] | None = None,
+             until_s: float | None = None) -> SimResult:
+    """Replay `trace` on `nodes` under `config` and return what happened (up to `until_s`)."""
+    return _Simulation(trace, nodes, config, owners, progress).run(until_s)
 
 
 class _Simulation:
@@ -83,10 +84,12 @@ class _Simulation:
         self.lost_gpu_s = 0.0
         self.done = 0
 
-    def run(self) -> SimResult:
+    def run(self, until_s: float | None = None) -> SimResult:
         wall = time.perf_counter()
         while self.events:
             t = self.events[0][0]
+            if until_s is not None and t > until_s:
+                break
             self._advance(t)
             while self.events and self.events[0][0] == t:
                 _, kind, _, job_id, version = heapq.heappop(self.events)

@@ -13,9 +13,9 @@ from llmos.spec import DataSpec
 
 INTENTS = ["account_access", "cancel_subscription", "change_shipping_address", "complaint",
            "order_status", "payment_problem", "product_question", "refund_request"]
-TRAIN_COUNTS = {"account_access": 65, "cancel_subscription": 66, "change_shipping_address": 64,
-                "complaint": 65, "order_status": 74, "payment_problem": 68, "product_question": 72,
-                "refund_request": 70}
+TRAIN_COUNTS = {"account_access": 67, "cancel_subscription": 68, "change_shipping_address": 66,
+                "complaint": 67, "order_status": 75, "payment_problem": 70, "product_question": 74,
+                "refund_request": 72}
 TEST_COUNTS = {"account_access": 17, "cancel_subscription": 17, "change_shipping_address": 17,
                "complaint": 17, "order_status": 19, "payment_problem": 18, "product_question": 19,
                "refund_request": 18}
@@ -38,7 +38,7 @@ def test_counts_and_labels(bundled):
     assert bundled.label_names == INTENTS
     assert Counter(INTENTS[i] for i in bundled.train.labels) == TRAIN_COUNTS
     assert Counter(INTENTS[i] for i in bundled.eval.labels) == TEST_COUNTS
-    assert (len(bundled.train), len(bundled.eval)) == (544, 142)
+    assert (len(bundled.train), len(bundled.eval)) == (559, 142)
 
 
 def test_readme_table_matches_the_files(bundled):
