@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, machine, sst2  # noqa: E402
+from _common import OUT, machine, sst2
 
 
 def run_llmos(args: argparse.Namespace, home: Path) -> dict:

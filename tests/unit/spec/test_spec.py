@@ -48,7 +48,7 @@ def test_overrides_parse_values_and_create_sections() -> None:
 
 
 def test_bad_override_syntax() -> None:
-    with pytest.raises(SpecError, match="key.path=value"):
+    with pytest.raises(SpecError, match=r"key\.path=value"):
         apply_overrides({}, ["train.lr"])
     with pytest.raises(SpecError, match="is a value, not a section"):
         apply_overrides({"name": "x"}, ["name.sub=1"])
