@@ -130,4 +130,15 @@ def rollback_cmd(
     console.print(f"next: llmos models show {name}@{alias}")
 
 
-# `llmos models presets` (the model builder table) is added here by the models package.
+@app.command("presets")
+def presets() -> None:
+    """List the model presets that `model.name` accepts besides folders and hub ids."""
+    from rich.table import Table
+
+    from llmos.models import PRESETS
+
+    table = Table("name", "tasks", "description")
+    for preset in PRESETS.values():
+        table.add_row(preset.name, ", ".join(preset.tasks), preset.description)
+    console.print(table)
+    console.print("next: llmos spec example train   (set model.name to a preset)")

@@ -1,0 +1,55 @@
+"""The CLI shell: fast help without heavy imports, presets, spec commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from llmos.cli.main import app
+
+runner = CliRunner()
+
+
+def test_help_imports_no_heavy_package() -> None:
+    code = ("import sys; sys.argv = ['llmos', '--help']\n"
+            "from llmos.cli.main import app\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'mlflow', 'pandas', 'matplotlib') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    for command in ("train", "quickstart", "spec", "models", "sim"):
+        assert command in out
+
+
+def test_presets_listed() -> None:
+    result = runner.invoke(app, ["models", "presets"])
+    assert result.exit_code == 0
+    assert "minilm-l6" in result.output and "tiny-gpt2" in result.output
+
+
+def test_spec_example_then_validate(tmp_path) -> None:
+    example = runner.invoke(app, ["spec", "example", "train"])
+    assert example.exit_code == 0
+    path = tmp_path / "job.yaml"
+    path.write_text(example.output)
+    result = runner.invoke(app, ["spec", "validate", str(path), "train.lr=1e-4"])
+    assert result.exit_code == 0, result.output
+    assert '"lr": 0.0001' in result.output
+
+
+def test_worker_command_single_ddp_and_multi_node(tmp_path) -> None:
+    from llmos.run._launch import worker_command
+    from llmos.spec import parse_job
+
+    base = {"data": {"train": "a.csv"}}
+    one = worker_command(parse_job(base), tmp_path / "job.json")
+    assert one[1:] == ["-m", "llmos.run", str(tmp_path / "job.json")]
+    ddp = worker_command(parse_job({**base, "resources": {"procs": 2}}), tmp_path / "job.json")
+    assert ddp[1:7] == ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone", "-m"]
+    multi = worker_command(parse_job({**base, "resources": {"procs": 4, "nodes": 2, "node_rank": 1,
+                                                             "rdzv_endpoint": "10.0.0.5:29500"}}), tmp_path / "j")
+    assert "--nnodes" in multi and multi[multi.index("--node-rank") + 1] == "1"
+    assert multi[multi.index("--master-addr") + 1] == "10.0.0.5" and multi[multi.index("--master-port") + 1] == "29500"
