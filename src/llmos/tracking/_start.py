@@ -143,6 +143,8 @@ def _git_commit() -> str | None:
 def _system_monitor(run_id: str, uri: str, *, resumed: bool) -> Any:
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
+    # Its start/stop INFO lines would land in the middle of the training output.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     try:
         monitor = SystemMetricsMonitor(run_id, resume_logging=resumed, tracking_uri=uri)
         monitor.start()
