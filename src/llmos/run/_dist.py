@@ -22,6 +22,7 @@ class Dist:
     rank: int
     local_rank: int
     world_size: int
+    local_world_size: int  # workers on this machine: they share its cores
     device: torch.device
 
     @property
@@ -74,6 +75,7 @@ def init(device: str = "auto") -> Dist:
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if device == "cuda" and not torch.cuda.is_available():
         from llmos.errors import LlmosError
@@ -87,7 +89,7 @@ def init(device: str = "auto") -> Dist:
         dev = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world)
-    return Dist(rank=rank, local_rank=local_rank, world_size=world, device=dev)
+    return Dist(rank=rank, local_rank=local_rank, world_size=world, local_world_size=local_world, device=dev)
 
 
 def print0(*args: Any, file: Any = None) -> None:

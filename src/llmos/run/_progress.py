@@ -12,7 +12,6 @@ class Progress:
         self.total, self.enabled = total_steps, enabled
         self._bar = None
         self._fields = ""
-        self._step = start
         if enabled and sys.stdout.isatty():
             from rich.progress import (
                 BarColumn,
@@ -29,16 +28,16 @@ class Progress:
             self._bar.start()
 
     def advance(self, step: int) -> None:
-        self._step = step
         if self._bar is not None:
             self._bar.update(self._task, completed=step, info=self._fields)
 
-    def update(self, **values: float) -> None:
+    def update(self, step: int, **values: float) -> None:
+        """New figures for the bar (or, in a log file, one line per logging window)."""
         if not self.enabled:
             return
         self._fields = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
-        if self._bar is None:  # a log file: one line per logging window
-            print(f"step {self._step + 1}/{self.total}  {self._fields}", flush=True)
+        if self._bar is None:
+            print(f"step {step}/{self.total}  {self._fields}", flush=True)
 
     def note(self, text: str) -> None:
         if not self.enabled:

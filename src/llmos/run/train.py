@@ -87,10 +87,10 @@ def train(job: TrainJob) -> int:
     progress = Progress(total_steps, start=step, enabled=dist.is_main)
     if dist.is_main:
         _write_run_file(run_dir, tracker.run_id, "running")
-        tracker.log_params({"data.train_examples": len(enc_train.lengths), "run.total_steps": total_steps,
-                            "run.world_size": dist.world_size,
-                            "run.precision": str(autocast_dtype or "fp32")} if last is None else {})
-        if last is not None:
+        if last is None:
+            tracker.log_params({"data.train_examples": len(enc_train.lengths), "run.total_steps": total_steps,
+                                "run.world_size": dist.world_size, "run.precision": str(autocast_dtype or "fp32")})
+        else:
             progress.note(f"resumed from {last.path.name} (step {step}, epoch {epoch})")
 
     def save_checkpoint() -> None:
@@ -193,7 +193,7 @@ def _cores_per_worker(job: TrainJob, dist: Dist) -> int:
     if job.resources.cpus_per_proc:
         return job.resources.cpus_per_proc
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, cores // dist.local_world_size)
 
 
 def _items_in_step(enc: Any, indices: list[int], task: str) -> int:
@@ -226,7 +226,7 @@ def _log_window(window: dict[str, Any], tracker: Any, progress: Progress, dist: 
               "train/samples_per_s": window["examples"] / max(window["busy_s"], 1e-9),
               "train/wall_samples_per_s": window["examples"] / max(elapsed, 1e-9)}
     tracker.log_metrics(values, step)
-    progress.update(loss=loss, lr=values["train/lr"])
+    progress.update(step, loss=loss, lr=values["train/lr"])
     window.update(loss=0.0, items=0.0, examples=0, t0=time.perf_counter(), busy_s=0.0)
 
 
