@@ -13,8 +13,12 @@ from tests.integration._util import llmos, write_job
 pytestmark = pytest.mark.slow
 
 
-def test_train_is_tracked_and_registered(tmp_path: Path, llmos_home: Path, sentiment_csv: tuple[Path, Path]) -> None:
+def test_train_is_tracked_and_registered(tmp_path: Path, llmos_home: Path, sentiment_csv: tuple[Path, Path],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow.tracking import MlflowClient
+
+    # MLflow samples system metrics every 10 s by default: longer than this tiny run.
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
 
     train, test = sentiment_csv
     job = write_job(tmp_path, f"""

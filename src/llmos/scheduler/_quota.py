@@ -34,6 +34,11 @@ class Quotas:
         self._total = total
         self._enabled = enabled
         self._entitled = _entitled(owners, held, total, waiting) if fair else None
+        self._borrowing: dict[str, bool] = {}  # asked once per victim: remembered until `changed`
+
+    def changed(self, name: str) -> None:
+        """`name` now holds more (the round started or claimed a job for it)."""
+        self._borrowing.pop(name, None)
 
     def under_cap(self, job: Job) -> bool:
         """Starting `job` keeps its owner within its hard cap."""
@@ -63,11 +68,14 @@ class Quotas:
         """
         if not self._enabled:
             return True
-        owner = self._owners.get(name)
-        held = self._held.get(name, ZERO)
-        if owner is None or not owner.guarantee.is_set():
-            return held != ZERO
-        return owner.guarantee.exceeded_by(held)
+        known = self._borrowing.get(name)
+        if known is None:
+            owner = self._owners.get(name)
+            held = self._held.get(name, ZERO)
+            unguarded = owner is None or not owner.guarantee.is_set()
+            known = held != ZERO if unguarded else owner.guarantee.exceeded_by(held)
+            self._borrowing[name] = known
+        return known
 
     def excess(self, name: str) -> float:
         """How much dominant share `name` could lose and stay at its entitlement."""
