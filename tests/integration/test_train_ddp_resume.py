@@ -101,3 +101,26 @@ def test_sigterm_checkpoints_and_exits_75_then_resumes(tmp_path: Path, sentiment
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
     finished = llmos("train", str(job), check=False)
     assert finished.returncode == 2 and "--fresh" in finished.stderr
+
+
+def test_two_nodes_rendezvous_and_match_one_process(tmp_path: Path, sentiment_csv: tuple[Path, Path],
+                                                    no_dropout_bert: Path) -> None:
+    """Two `llmos train` commands as node 0 and node 1 of one job, meeting at a rendezvous address
+    on this machine (the same commands run on two machines sharing the output folder)."""
+    import socket
+
+    train, test = sentiment_csv
+    job = write_job(tmp_path, job_text(no_dropout_bert, train, test, tmp_path / "nodes", optimizer="sgd", lr=0.2,
+                                       epochs=1))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    common = [str(job), "resources.nodes=2", f"resources.rdzv_endpoint=127.0.0.1:{port}", "train.batch_size=4"]
+    node1 = subprocess.Popen([*LLMOS, "train", *common, "resources.node_rank=1"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    llmos("train", *common, "resources.node_rank=0")
+    assert node1.wait(timeout=120) == 0, node1.stdout.read() if node1.stdout else ""
+    llmos("train", str(job), f"output={tmp_path / 'one'}")
+    one, nodes = weights(tmp_path / "one"), weights(tmp_path / "nodes")
+    for name in one:
+        torch.testing.assert_close(nodes[name], one[name], rtol=1e-3, atol=1e-4, msg=name)

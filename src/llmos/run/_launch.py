@@ -34,6 +34,7 @@ class Launch:
 def prepare_run_dir(job: Any, *, fresh: bool = False) -> Any:
     """Resolve the job's output folder and write the job file there; returns the resolved job.
 
+    With several nodes the folder must be on storage they share, as every worker resumes from it.
     A folder holding an unfinished run is resumed; one holding a finished run is kept and
     refused unless `fresh`, which moves it aside (nothing stored is deleted).
     """
@@ -49,8 +50,14 @@ def prepare_run_dir(job: Any, *, fresh: bool = False) -> Any:
         run_dir.rename(run_dir.with_name(f"{run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}"))
     run_dir.mkdir(parents=True, exist_ok=True)
     job = job.model_copy(update={"output": run_dir})
-    (run_dir / "job.json").write_text(job.model_dump_json(indent=2))
+    job_file(job).write_text(job.model_dump_json(indent=2))
     return job
+
+
+def job_file(job: Any) -> Path:
+    """The resolved job file in the run folder; one per node, since nodes may share the folder."""
+    rank = job.resources.node_rank
+    return Path(job.output) / ("job.json" if rank == 0 else f"job-node{rank}.json")
 
 
 def worker_command(job: Any, job_file: Path) -> list[str]:
@@ -73,7 +80,7 @@ def launch(job: Any, *, fresh: bool = False, env: dict[str, str] | None = None) 
     job = prepare_run_dir(job, fresh=fresh)
     run_dir = Path(job.output)
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.Popen(worker_command(job, run_dir / "job.json"), env=child_env)
+    proc = subprocess.Popen(worker_command(job, job_file(job)), env=child_env)
 
     def forward(signum: int, _frame: Any) -> None:
         if proc.poll() is None:
