@@ -62,7 +62,8 @@ train, dev = encode(train_tsv), encode(dev_tsv)
 torch.manual_seed(42)
 model = AutoModelForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=2)
 args = TrainingArguments(output_dir=out, num_train_epochs=float(epochs), per_device_train_batch_size=int(batch),
-                         per_device_eval_batch_size=64, learning_rate=float(lr), warmup_ratio=0.06,
+                         per_device_eval_batch_size=64, learning_rate=float(lr),
+                         warmup_steps=int(0.06 * float(epochs) * -(-len(train) // int(batch))),  # llmos's 6%
                          weight_decay=0.01, report_to=[], save_strategy="no", logging_steps=50, seed=42,
                          use_cpu=not torch.cuda.is_available())
 trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tok),
@@ -76,7 +77,9 @@ print(json.dumps({"train_wall_s": train_s, "accuracy": metrics["eval_accuracy"]}
 def run_trainer(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as out:
         proc = subprocess.run([sys.executable, "-c", TRAINER, str(sst2("train")), str(sst2("dev")), str(args.epochs),
-                               str(args.batch_size), str(args.lr), out], capture_output=True, text=True, check=True)
+                               str(args.batch_size), str(args.lr), out], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"the Trainer baseline failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
