@@ -6,6 +6,7 @@ MLflow is imported inside functions: `llmos --help` must not pay for it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -51,6 +52,9 @@ def client(uri: str | None = None) -> MlflowClient:
     uri = resolve_uri(uri)
     if urllib.parse.urlparse(uri).scheme in ("http", "https"):
         _ping(uri)
+    # A new SQLite store announces its migrations at INFO level, into the user's output.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     with mlflow_errors(uri):
         from mlflow import MlflowClient
 
