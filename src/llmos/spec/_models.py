@@ -186,6 +186,9 @@ class TrainJob(_Strict):
             raise ValueError("task 'classification' needs data.label_column")
         if task == "embedding" and not data.text_pair_column:
             raise ValueError("task 'embedding' trains on (text, positive) pairs: set data.text_pair_column")
+        if self.registration is not None and not (self.tracking.enabled and self.tracking.log_model):
+            raise ValueError("register needs the model in MLflow: set tracking.enabled and tracking.log_model "
+                             "to true, or remove the register section")
         if self.train.early_stop and task != "classification" and self.train.early_stop.metric not in (
                 "loss", "perplexity", "recall_at_1"):
             raise ValueError(f"train.early_stop.metric '{self.train.early_stop.metric}' is not reported "

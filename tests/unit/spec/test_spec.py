@@ -66,6 +66,8 @@ def test_cross_field_rules() -> None:
         parse_job({"data": {"train": "a.csv"}, "model": {"lora": {"r": 4}}})
     with pytest.raises(SpecError, match="text_pair_column"):
         parse_job({"data": {"train": "a.csv"}, "model": {"task": "embedding"}})
+    with pytest.raises(SpecError, match="register needs the model in MLflow"):
+        parse_job({"data": {"train": "a.csv"}, "register": {"name": "m"}, "tracking": {"enabled": False}})
     with pytest.raises(SpecError, match="rdzv_endpoint"):
         parse_job({"data": {"train": "a.csv"}, "resources": {"nodes": 2}})
 
