@@ -65,12 +65,11 @@ register: {{name: reviews, alias: candidate}}
     assert bad.returncode != 0 and "llmos models ls" in bad.stderr and "Traceback" not in bad.stderr
 
     # a registered version loads back, verified, with the same predictions as the run's own folder
-    from llmos.models import load_trained
-    from llmos.registry import fetch
+    from llmos.registry import load
 
-    folder = fetch("reviews@candidate")
-    built = load_trained(folder)
+    built = load("reviews@candidate")
     assert built.model.config.id2label == {0: "negative", 1: "positive"}
+    assert built.base == "tiny-bert"
 
 
 def test_quickstart_path_on_a_tiny_model(llmos_home: Path) -> None:

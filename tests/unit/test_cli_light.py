@@ -53,3 +53,39 @@ def test_worker_command_single_ddp_and_multi_node(tmp_path) -> None:
                                                              "rdzv_endpoint": "10.0.0.5:29500"}}), tmp_path / "j")
     assert "--nnodes" in multi and multi[multi.index("--node-rank") + 1] == "1"
     assert multi[multi.index("--master-addr") + 1] == "10.0.0.5" and multi[multi.index("--master-port") + 1] == "29500"
+
+
+def test_error_text_is_not_read_as_markup(capsys) -> None:
+    import pytest
+
+    from llmos.cli._render import fail
+    from llmos.errors import DependencyError
+
+    with pytest.raises(SystemExit):
+        fail(DependencyError("datasets is missing [x]", hint="pip install 'llmos[hf]'"))
+    err = capsys.readouterr().err
+    assert "llmos[hf]" in err and "missing [x]" in err
+
+
+def test_a_new_attempt_never_inherits_a_stale_preempted_status(tmp_path) -> None:
+    import json
+
+    from llmos.run import prepare_run_dir
+    from llmos.spec import parse_job
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"run_id": "abc", "status": "preempted"}))
+    prepare_run_dir(parse_job({"data": {"train": "a.csv"}, "output": str(run)}))
+    assert json.loads((run / "run.json").read_text()) == {"run_id": "abc", "status": "launching"}
+
+
+def test_resume_false_moves_an_old_run_aside(tmp_path) -> None:
+    from llmos.run import prepare_run_dir
+    from llmos.spec import parse_job
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-00000200").mkdir(parents=True)
+    prepare_run_dir(parse_job({"data": {"train": "a.csv"}, "output": str(run), "checkpoint": {"resume": False}}))
+    assert not (run / "checkpoints").exists()
+    assert len(list(tmp_path.glob("run.*"))) == 1

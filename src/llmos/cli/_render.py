@@ -19,8 +19,11 @@ def debug() -> bool:
 
 def fail(exc: LlmosError) -> None:
     """Print a user error as one paragraph plus the fix, then exit with its code."""
-    err_console.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    # Messages quote paths, values and pip extras (`llmos[hf]`): never read them as markup.
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     if exc.hint:
-        err_console.print(f"[yellow]fix:[/] {exc.hint}", soft_wrap=True)
+        err_console.print(f"[yellow]fix:[/] {escape(exc.hint)}", soft_wrap=True)
     err_console.print("[dim](set LLMOS_DEBUG=1 for the traceback)[/]")
     sys.exit(exc.exit_code)

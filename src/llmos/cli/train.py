@@ -41,22 +41,28 @@ def quickstart(
 
     console.print("[bold]llmos quickstart[/]: fine-tuning MiniLM-L6 on support-intents "
                   "(8 intents, bundled with llmos)")
+    # Always a new run: the quickstart's folder is scratch, its model lives in the registry.
     _run(quickstart_job(model=model, epochs=epochs, max_steps=max_steps, procs=procs), fresh=True,
-         again="llmos quickstart")
+         again="llmos quickstart", resumable=False)
 
 
-def _run(job: Any, *, fresh: bool, again: str) -> None:
+def _run(job: Any, *, fresh: bool, again: str, resumable: bool = True) -> None:
+    from rich.markup import escape
+
     from llmos.paths import tracking_uri
     from llmos.run import EXIT_PREEMPTED, launch
 
     result = launch(job, fresh=fresh)
     if result.exit_code == EXIT_PREEMPTED:
-        console.print(f"[yellow]stopped[/] with a checkpoint in {result.run_dir}.\nnext: {again}  (resumes)")
+        then = "resumes from it" if resumable else "starts over"
+        console.print(f"[yellow]stopped[/] with a checkpoint in {escape(str(result.run_dir))}.\n"
+                      f"next: {escape(again)}  ({then})")
         raise typer.Exit(EXIT_PREEMPTED)
     summary = result.summary
     if result.exit_code != 0 or summary is None:
         console.print(f"[red]training failed[/] (exit code {result.exit_code}); its output is above.\n"
-                      f"next: fix the cause and run `{again}` again (it resumes from the last checkpoint)")
+                      f"next: fix the cause and run `{escape(again)}` again"
+                      + (" (it resumes from the last checkpoint)" if resumable else ""))
         raise typer.Exit(result.exit_code or 1)
     _print_summary(summary, result.run_dir, tracking_uri(job.tracking.uri))
 

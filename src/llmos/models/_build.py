@@ -45,16 +45,21 @@ def build(name: str, task: str, *, label_names: list[str] | None = None, lora: A
             config = preset.config(task)
         else:
             config = AutoConfig.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+        model = _instantiate(task, config, source, label_names, trust_remote_code)
     except OSError as exc:
         raise ModelError(f"cannot load model '{name}': {exc}".splitlines()[0],
-                         hint="Without network only local folders and presets load; "
-                              "see llmos models presets.") from None
-    model = _instantiate(task, config, source, label_names, trust_remote_code)
-    if task == "causal-lm":
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        if lora is not None:
-            model = _with_lora(model, lora)
+                         hint="Without network only local folders and presets load, and only safetensors "
+                              "weights (never pickled .bin files); see llmos models presets.") from None
+    except ValueError as exc:  # an architecture that has no class for this task
+        raise ModelError(f"model '{name}' cannot be built for task '{task}': {exc}".splitlines()[0],
+                         hint="Check model.task, or pick a model of a supported architecture.") from None
+    if tokenizer.pad_token is None:
+        # Decoder-only models ship without a pad token; padding with EOS is the usual choice
+        # and is masked out of attention and loss.
+        tokenizer.pad_token = tokenizer.eos_token
+        (model.encoder if task == "embedding" else model).config.pad_token_id = tokenizer.pad_token_id
+    if task == "causal-lm" and lora is not None:
+        model = _with_lora(model, lora)
     return Built(model=model, tokenizer=tokenizer, base=name)
 
 
@@ -76,7 +81,9 @@ def _instantiate(task: str, config: Any, source: Path | None, label_names: list[
     if source is None:
         model = cls.from_config(config, trust_remote_code=trust_remote_code)
     else:
-        model = cls.from_pretrained(str(source), config=config, trust_remote_code=trust_remote_code)
+        # safetensors only: a folder or hub repo with nothing but pickled weights is refused.
+        model = cls.from_pretrained(str(source), config=config, trust_remote_code=trust_remote_code,
+                                    use_safetensors=True)
     if task == "embedding":
         from llmos.models._embedding import EmbeddingModel
 

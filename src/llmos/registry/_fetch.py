@@ -57,6 +57,9 @@ def _usable_cache(target: Path, digest: str | None, user_dest: bool) -> bool:
         _check(target, digest)
         return True
     except RegistryError as exc:
+        if user_dest:  # the user's folder, not our cache: report, never delete
+            raise RegistryError(f"{target} holds a model folder that fails its check: {exc.message}",
+                                hint="Pass an empty or new folder as the destination.") from None
         _log.warning("cached model %s failed its check (%s); downloading it again", target, exc.message)
         shutil.rmtree(target)
         return False

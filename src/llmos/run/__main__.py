@@ -13,11 +13,17 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m llmos.run JOB.json", file=sys.stderr)
         return 2
-    from llmos.spec._load import validate_dict
+    from llmos.errors import SpecError
+    from llmos.spec import validate_dict
 
     try:
         path = Path(argv[0])
-        job = validate_dict(json.loads(path.read_text()), source=str(path))
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"cannot read the job file {path}: {exc}",
+                            hint="Start jobs with `llmos train SPEC`, which writes this file.") from None
+        job = validate_dict(raw, source=str(path))
         from llmos.run.train import train
 
         return train(job)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-__all__ = ["Checkpoint", "latest", "restore_rng", "save"]
+__all__ = ["Checkpoint", "at", "latest", "restore_rng", "save"]
 
 _FILES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json")
 _PREFIX = "step-"
@@ -38,29 +38,40 @@ class Checkpoint:
         return int(self.state["step"])
 
     def load_model(self, model: torch.nn.Module) -> None:
-        missing, unexpected = load_model(model, str(self.path / "model.safetensors"), strict=False)
+        try:
+            missing, unexpected = load_model(model, str(self.path / "model.safetensors"), strict=False)
+        except RuntimeError as exc:  # shapes differ
+            raise _mismatch(self.path, "the model", str(exc).splitlines()[0]) from None
         if missing or unexpected:
-            from llmos.errors import CheckpointError
-
-            raise CheckpointError(f"checkpoint {self.path} does not match the model "
-                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]}).",
-                                  hint="Resume with the same model.name, or start a fresh output folder.")
+            raise _mismatch(self.path, "the model", f"missing {missing[:3]}, unexpected {unexpected[:3]}")
 
     def load_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         tensors = load_file(str(self.path / "optimizer.safetensors"))
-        optimizer.load_state_dict(_unflatten_optimizer(tensors, self.state["optimizer"]))
+        try:
+            optimizer.load_state_dict(_unflatten_optimizer(tensors, self.state["optimizer"]))
+        except (ValueError, KeyError) as exc:
+            raise _mismatch(self.path, "the optimizer", str(exc)) from None
 
     def rng(self) -> dict[str, torch.Tensor]:
         return load_file(str(self.path / "rng.safetensors"))
+
+
+def _mismatch(path: Path, what: str, detail: str) -> Exception:
+    from llmos.errors import CheckpointError
+
+    return CheckpointError(f"checkpoint {path} does not match {what} of this job ({detail}).",
+                           hint="Resume with the spec the run started with, or start over with --fresh "
+                                "(the old run folder is kept beside the new one).")
 
 
 def save(folder: Path, *, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
          state: dict[str, Any], keep: int) -> Path:
     """Write a checkpoint for `step` atomically; keep the newest `keep` ones."""
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".tmp-*"):  # left by a writer that was killed mid-save
+        shutil.rmtree(stale, ignore_errors=True)
     final = folder / f"{_PREFIX}{step:08d}"
     tmp = folder / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_model(model, str(tmp / "model.safetensors"))  # handles tied weights
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
@@ -72,9 +83,13 @@ def save(folder: Path, *, step: int, model: torch.nn.Module, optimizer: torch.op
     (tmp / "manifest.json").write_text(json.dumps(manifest))
     for name in (*_FILES, "manifest.json"):
         _fsync(tmp / name)
-    if final.exists():  # same step written again (e.g. a resumed run's final save)
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    if final.exists():  # same step again: swap, so a complete copy exists at every moment
+        old = folder / f".tmp-old-{final.name}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
     _fsync(folder)
     for old in _complete(folder)[keep:]:
         shutil.rmtree(old, ignore_errors=True)
@@ -89,6 +104,18 @@ def latest(folder: Path) -> Checkpoint | None:
             return Checkpoint(path, json.loads((path / "state.json").read_text()))
         warnings.warn(f"skipping checkpoint {path}: {problem}", stacklevel=2)
     return None
+
+
+def at(folder: Path, step: int) -> Checkpoint:
+    """The checkpoint of `step`, which another rank has verified (workers share the run folder)."""
+    path = folder / f"{_PREFIX}{step:08d}"
+    try:
+        return Checkpoint(path, json.loads((path / "state.json").read_text()))
+    except (OSError, ValueError):
+        from llmos.errors import CheckpointError
+
+        raise CheckpointError(f"rank 0 resumes from {path}, which this worker cannot read.",
+                              hint="Put the run's output folder on storage that every node shares.") from None
 
 
 def restore_rng(ckpt: Checkpoint) -> None:

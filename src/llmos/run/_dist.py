@@ -49,6 +49,14 @@ class Dist:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.to(values.device)
 
+    def share(self, value: int) -> int:
+        """Rank 0's `value`, on every rank."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.long, device=self._comm_device())
+        dist.broadcast(t, src=0)
+        return int(t.item())
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

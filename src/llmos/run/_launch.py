@@ -41,15 +41,19 @@ def prepare_run_dir(job: Any, *, fresh: bool = False) -> Any:
     from llmos.paths import runs_dir
 
     run_dir = Path(job.output or runs_dir() / job.name).expanduser().resolve()
-    status = _status(run_dir)
-    if status == "finished" and not fresh:
-        raise LlmosError(f"{run_dir} holds a finished run.",
-                         hint="Start a new one with --fresh (the old folder is kept beside it) "
-                              "or choose another folder with output=PATH or name=NEW_NAME.")
-    if fresh and run_dir.exists():
-        run_dir.rename(run_dir.with_name(f"{run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}"))
-    run_dir.mkdir(parents=True, exist_ok=True)
     job = job.model_copy(update={"output": run_dir})
+    if job.resources.node_rank == 0:  # node 0 owns the folder; other nodes only add their job file
+        status = _status(run_dir)
+        if status == "finished" and not fresh:
+            raise LlmosError(f"{run_dir} holds a finished run.",
+                             hint="Start a new one with --fresh (the old folder is kept beside it) "
+                                  "or choose another folder with output=PATH or name=NEW_NAME.")
+        if (fresh or not job.checkpoint.resume) and run_dir.exists() and any(run_dir.iterdir()):
+            run_dir.rename(run_dir.with_name(f"{run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # From here on, "preempted" can only come from the attempt about to start.
+        _set_status(run_dir, "launching")
+    run_dir.mkdir(parents=True, exist_ok=True)
     job_file(job).write_text(job.model_dump_json(indent=2))
     return job
 
@@ -86,8 +90,8 @@ def launch(job: Any, *, fresh: bool = False, env: dict[str, str] | None = None) 
         if proc.poll() is None:
             proc.send_signal(signum)
 
-    # SIGTERM comes from a scheduler to this process only: pass it on. Ctrl-C reaches the
-    # whole foreground process group, so the workers see it without our help.
+    # SIGTERM comes from a scheduler to this process only: pass it on (torchrun passes it to its
+    # workers). Ctrl-C reaches the whole foreground process group, the child included.
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
                 signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
     try:
@@ -105,3 +109,14 @@ def _status(run_dir: Path) -> str | None:
         return json.loads((run_dir / "run.json").read_text()).get("status")
     except (OSError, ValueError):
         return None
+
+
+def _set_status(run_dir: Path, status: str) -> None:
+    path = run_dir / "run.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**data, "status": status}, indent=2))
+    os.replace(tmp, path)

@@ -57,7 +57,10 @@ def precision_for(requested: str, device: torch.device) -> tuple[torch.dtype | N
         return torch.bfloat16, False
     # auto
     if device.type == "cuda":
-        return (torch.bfloat16, False) if torch.cuda.is_bf16_supported() else (None, False)
+        # Native bf16 (Ampere and newer); older GPUs emulate it slowly, so they get fp16 + scaler.
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return torch.bfloat16, False
+        return torch.float16, True
     return (torch.bfloat16, False) if _cpu_has_bf16() else (None, False)
 
 

@@ -13,13 +13,14 @@ import os
 import random
 import time
 from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from llmos.data import BatchPlan, collate, encode, load_dataset
-from llmos.errors import LlmosError
+from llmos.errors import CheckpointError, DataError, SpecError
 from llmos.models import build, save_trained
 from llmos.run import _checkpoint as ckpt
 from llmos.run._dist import Dist, init
@@ -30,6 +31,19 @@ from llmos.run._signals import EXIT_PREEMPTED, StopRequest
 from llmos.spec import TrainJob
 
 __all__ = ["train"]
+
+
+@dataclass
+class LoopState:
+    """Where the loop is; saved whole in every checkpoint, so a resumed run continues exactly."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    position: int = 0  # step batches of `epoch` done
+    best: float | None = None  # best value of train.early_stop.metric so far
+    stale: int = 0  # evaluations since it improved
+    last_eval_step: int = -1
+    stopped_early: bool = False
 
 
 def train(job: TrainJob) -> int:
@@ -59,124 +73,140 @@ def train(job: TrainJob) -> int:
                      group_by_length=cfg.group_by_length)
     steps_per_epoch = plan.steps_per_epoch()
     if steps_per_epoch == 0:
-        raise LlmosError(f"the training split has {len(enc_train.lengths)} examples, fewer than one step "
-                         f"needs ({plan.world_size * plan.grad_accum}).",
-                         hint="Add data, or lower train.grad_accum / resources.procs.")
+        raise DataError(f"the training split has {len(enc_train.lengths)} examples, fewer than one step "
+                        f"needs ({plan.world_size * plan.grad_accum}).",
+                        hint="Add data, or lower train.grad_accum / resources.procs.")
     total_steps = math.ceil(cfg.epochs * steps_per_epoch)
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
+    # What fixes the order of examples: a checkpoint resumes only into the same plan.
+    geometry = {"examples": len(enc_train.lengths), "step_size": plan.step_size, "seed": cfg.seed,
+                "group_by_length": cfg.group_by_length}
     optimizer = build_optimizer(model, cfg)
     schedule = build_schedule(optimizer, cfg, total_steps)
     autocast_dtype, needs_scaler = precision_for(cfg.precision, dist.device)
     scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
 
-    # ---- resume -----------------------------------------------------------------------------
-    step, epoch, position = 0, 0, 0
-    watch: dict[str, Any] = {"best": None, "stale": 0}
-    last = ckpt.latest(run_dir / "checkpoints") if job.checkpoint.resume else None
+    # ---- resume: rank 0 picks the newest complete checkpoint, every rank loads that one --------
+    state = LoopState()
+    ckpt_dir = run_dir / "checkpoints"
+    newest = ckpt.latest(ckpt_dir) if job.checkpoint.resume and dist.is_main else None
+    resume_step = dist.share(newest.step if newest else -1)
+    last = newest if dist.is_main else (ckpt.at(ckpt_dir, resume_step) if resume_step >= 0 else None)
     if last is not None:
+        if last.state["geometry"] != geometry:
+            raise CheckpointError(f"{last.path} was written with a different data plan "
+                                  f"({last.state['geometry']} vs {geometry}).",
+                                  hint="Resume with the same data, seed and global batch "
+                                       "(procs × batch_size × grad_accum), or start over with --fresh.")
         last.load_model(model)
         last.load_optimizer(optimizer)
         schedule.load_state_dict(last.state["scheduler"])
+        if scaler is not None and last.state.get("scaler"):
+            scaler.load_state_dict(last.state["scaler"])
         ckpt.restore_rng(last)
-        step, epoch, position = last.step, last.state["epoch"], last.state["position"]
-        watch = last.state["watch"]
+        state = LoopState(**last.state["loop"])
+    saved_step = state.step if last is not None else -1
 
     model = dist.wrap(model)
     tracker = _tracker(job, data, run_dir, dist)
-    progress = Progress(total_steps, start=step, enabled=dist.is_main)
+    progress = Progress(total_steps, start=state.step, enabled=dist.is_main)
     if dist.is_main:
         _write_run_file(run_dir, tracker.run_id, "running")
         if last is None:
             tracker.log_params({"data.train_examples": len(enc_train.lengths), "run.total_steps": total_steps,
                                 "run.world_size": dist.world_size, "run.precision": str(autocast_dtype or "fp32")})
         else:
-            progress.note(f"resumed from {last.path.name} (step {step}, epoch {epoch})")
+            progress.note(f"resumed from {last.path.name} (step {state.step}, epoch {state.epoch})")
 
     def save_checkpoint() -> None:
+        nonlocal saved_step
+        if state.step == saved_step:  # e.g. an epoch end that was also a checkpoint step
+            return
         if dist.is_main:
-            state = {"epoch": epoch, "position": position, "watch": watch, "scheduler": schedule.state_dict()}
-            ckpt.save(run_dir / "checkpoints", step=step, model=_unwrap(model), optimizer=optimizer,
-                      state=state, keep=job.checkpoint.keep)
+            ckpt.save(ckpt_dir, step=state.step, model=_unwrap(model), optimizer=optimizer,
+                      state={"loop": asdict(state), "geometry": geometry, "scheduler": schedule.state_dict(),
+                             "scaler": scaler.state_dict() if scaler else None},
+                      keep=job.checkpoint.keep)
+        saved_step = state.step
         dist.barrier()
 
-    def run_eval() -> dict[str, float]:
+    def evaluate_now() -> dict[str, float]:
         metrics = evaluate(_unwrap(model), enc_eval, task=task, dist=dist, batch_size=cfg.batch_size * 2,
                            pad_id=pad_id, autocast=autocast_dtype, num_labels=num_labels)
-        tracker.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step)
+        state.last_eval_step = state.step
+        state.stopped_early = _should_stop(job, metrics, state)
+        tracker.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, state.step)
         progress.note("eval " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return metrics
 
     # ---- loop -------------------------------------------------------------------------------
     model.train()
     started = time.perf_counter()
-    window = {"loss": 0.0, "items": 0.0, "examples": 0, "t0": time.perf_counter(), "busy_s": 0.0}
+    window = _Window()
     metrics: dict[str, float] = {}
-    stopped_early = False
-    while step < total_steps and not stopped_early:
-        step_batches = plan.epoch(epoch)
-        for i in range(position, len(step_batches)):
-            t_step = time.perf_counter()
-            # Dropout draws from a seed that is a function of (step, rank): resume is exact.
-            torch.manual_seed(cfg.seed + 1_000_003 * (step + 1) + dist.rank)
-            step_items = _items_in_step(enc_train, step_batches[i], task)
-            for j, idx in enumerate(plan.micro_batches(step_batches[i])):
-                batch = {k: v.to(dist.device, non_blocking=True)
-                         for k, v in collate(enc_train, idx, pad_id=pad_id, task=task).items()}
-                last_micro = j == cfg.grad_accum - 1
-                sync = model.no_sync() if dist.enabled and not last_micro else nullcontext()
-                amp = torch.autocast(dist.device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
-                with sync, amp:
-                    loss_sum, _, _ = task_loss(model, batch, task)
-                    # DDP averages gradients over ranks: scale so the result is sum / step_items.
-                    loss = loss_sum * dist.world_size / step_items
-                (scaler.scale(loss) if scaler else loss).backward()
-                window["loss"] += loss_sum.item()
-            if scaler:
-                scaler.unscale_(optimizer)
-            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm).item()
-                         if cfg.max_grad_norm else float("nan"))
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            step, position = step + 1, i + 1
-            window["items"] += step_items / dist.world_size
-            window["examples"] += len(step_batches[i])
-            window["busy_s"] += time.perf_counter() - t_step
-
-            if step % cfg.log_every_steps == 0 or step == total_steps:
-                _log_window(window, tracker, progress, dist, step, schedule, grad_norm, epoch, steps_per_epoch)
-            progress.advance(step)
-            if cfg.eval_every_steps and step % cfg.eval_every_steps == 0:
-                metrics = run_eval()
-                stopped_early = _should_stop(job, metrics, watch)
-            if job.checkpoint.every_steps and step % job.checkpoint.every_steps == 0:
-                save_checkpoint()
-            if dist.any(stop.requested):
-                save_checkpoint()
-                return _preempted(run_dir, tracker, progress, dist, step, stop)
-            if step >= total_steps or stopped_early:
-                break
-        else:
-            epoch, position = epoch + 1, 0
-            metrics = run_eval()
-            stopped_early = stopped_early or _should_stop(job, metrics, watch)
+    batches = plan.epoch(state.epoch)
+    while state.step < total_steps and not state.stopped_early:
+        if state.position == len(batches):  # the epoch is done: evaluate, checkpoint, next one
+            state.epoch, state.position = state.epoch + 1, 0
+            batches = plan.epoch(state.epoch)
+            metrics = evaluate_now()
             save_checkpoint()
             continue
-        break
+
+        step_batch = batches[state.position]
+        t_step = time.perf_counter()
+        # Dropout draws from a seed that is a function of (step, rank): resume is exact.
+        torch.manual_seed(cfg.seed + 1_000_003 * (state.step + 1) + dist.rank)
+        step_items = _items_in_step(enc_train, step_batch, task)
+        for j, idx in enumerate(plan.micro_batches(step_batch)):
+            batch = {k: v.to(dist.device, non_blocking=True)
+                     for k, v in collate(enc_train, idx, pad_id=pad_id, task=task).items()}
+            sync = model.no_sync() if dist.enabled and j < cfg.grad_accum - 1 else nullcontext()
+            amp = torch.autocast(dist.device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
+            with sync, amp:
+                loss_sum, _, _ = task_loss(model, batch, task)
+                # DDP averages gradients over ranks: scale so the result is sum / step_items.
+                loss = loss_sum * dist.world_size / step_items
+            (scaler.scale(loss) if scaler else loss).backward()
+            window.loss_sum += loss_sum.detach()  # stays on the device: no sync per step
+        if scaler:
+            scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm) if cfg.max_grad_norm \
+            else None
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step, state.position = state.step + 1, state.position + 1
+        window.add(items=step_items / dist.world_size, examples=len(step_batch),
+                   busy_s=time.perf_counter() - t_step)
+
+        if state.step % cfg.log_every_steps == 0 or state.step == total_steps:
+            _log_window(window, grad_norm, tracker, progress, dist, state, schedule, steps_per_epoch)
+            window = _Window()
+        progress.advance(state.step)
+        if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0:
+            metrics = evaluate_now()
+        if job.checkpoint.every_steps and state.step % job.checkpoint.every_steps == 0:
+            save_checkpoint()
+        if dist.any(stop.requested):
+            save_checkpoint()
+            return _preempted(run_dir, tracker, progress, dist, state.step, stop)
 
     # ---- evaluate and save ------------------------------------------------------------------
-    if position != 0 or not metrics:  # the loop ended mid-epoch: evaluate the final weights
-        metrics = run_eval()
-        save_checkpoint()
+    if state.last_eval_step != state.step or not metrics:  # ended mid-epoch, or resumed at the end
+        metrics = evaluate_now()
+    save_checkpoint()
     progress.close()
     wall_s = time.perf_counter() - started
     if dist.is_main:
-        _finish(job, data, model, tokenizer, built.base, run_dir, tracker, metrics, wall_s, step, stopped_early)
+        model_dir = save_trained(_unwrap(model), tokenizer, run_dir / "model", task=task, base=built.base,
+                                 label_names=data.label_names, max_length=job.model.max_length)
+        _finish(job, data, model_dir, built.base, tracker, metrics or {}, wall_s, state)
     dist.barrier()
     dist.close()
     return 0
@@ -203,31 +233,49 @@ def _items_in_step(enc: Any, indices: list[int], task: str) -> int:
     return len(indices)
 
 
-def _should_stop(job: TrainJob, metrics: dict[str, float], watch: dict[str, Any]) -> bool:
+def _should_stop(job: TrainJob, metrics: dict[str, float], state: LoopState) -> bool:
+    """Track the early-stop metric; True once it has stalled for `patience` evaluations."""
     rule = job.train.early_stop
     if rule is None:
         return False
     if rule.metric not in metrics:
-        raise LlmosError(f"train.early_stop.metric '{rule.metric}' is not among the eval metrics "
-                         f"({', '.join(metrics)}).", hint="Pick one of those names.")
-    value, best = metrics[rule.metric], watch["best"]
+        raise SpecError(f"train.early_stop.metric '{rule.metric}' is not among the eval metrics "
+                        f"({', '.join(metrics)}).", hint="Pick one of those names.")
+    value, best = metrics[rule.metric], state.best
     better = best is None or (value < best - rule.min_delta if rule.mode == "min" else value > best + rule.min_delta)
-    watch["best"], watch["stale"] = (value, 0) if better else (best, watch["stale"] + 1)
-    return watch["stale"] >= rule.patience
+    state.best, state.stale = (value, 0) if better else (best, state.stale + 1)
+    return state.stale >= rule.patience
 
 
-def _log_window(window: dict[str, Any], tracker: Any, progress: Progress, dist: Dist, step: int,
-                schedule: Any, grad_norm: float, epoch: int, steps_per_epoch: int) -> None:
-    totals = dist.sum(torch.tensor([window["loss"], window["items"]], dtype=torch.float64))
+@dataclass
+class _Window:
+    """Sums over one logging window; the loss stays a device tensor until it is logged."""
+
+    loss_sum: Any = 0.0
+    items: float = 0.0
+    examples: int = 0
+    busy_s: float = 0.0
+    t0: float = field(default_factory=time.perf_counter)
+
+    def add(self, *, items: float, examples: int, busy_s: float) -> None:
+        self.items += items
+        self.examples += examples
+        self.busy_s += busy_s
+
+
+def _log_window(window: _Window, grad_norm: torch.Tensor | None, tracker: Any, progress: Progress, dist: Dist,
+                state: LoopState, schedule: Any, steps_per_epoch: int) -> None:
+    loss_sum = float(window.loss_sum)
+    totals = dist.sum(torch.tensor([loss_sum, window.items], dtype=torch.float64))
     loss = (totals[0] / max(totals[1].item(), 1.0)).item()
-    elapsed = time.perf_counter() - window["t0"]
-    values = {"train/loss": loss, "train/lr": schedule.get_last_lr()[0], "train/grad_norm": grad_norm,
-              "train/epoch": epoch + (step % steps_per_epoch) / max(1, steps_per_epoch),
-              "train/samples_per_s": window["examples"] / max(window["busy_s"], 1e-9),
-              "train/wall_samples_per_s": window["examples"] / max(elapsed, 1e-9)}
-    tracker.log_metrics(values, step)
-    progress.update(step, loss=loss, lr=values["train/lr"])
-    window.update(loss=0.0, items=0.0, examples=0, t0=time.perf_counter(), busy_s=0.0)
+    elapsed = time.perf_counter() - window.t0
+    values = {"train/loss": loss, "train/lr": schedule.get_last_lr()[0],
+              "train/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+              "train/epoch": state.epoch + state.position / max(1, steps_per_epoch),
+              "train/samples_per_s": window.examples / max(window.busy_s, 1e-9),
+              "train/wall_samples_per_s": window.examples / max(elapsed, 1e-9)}
+    tracker.log_metrics(values, state.step)
+    progress.update(state.step, loss=loss, lr=values["train/lr"])
 
 
 def _tracker(job: TrainJob, data: Any, run_dir: Path, dist: Dist) -> Any:
@@ -266,14 +314,14 @@ def _preempted(run_dir: Path, tracker: Any, progress: Progress, dist: Dist, step
     return EXIT_PREEMPTED
 
 
-def _finish(job: TrainJob, data: Any, model: torch.nn.Module, tokenizer: Any, base: str, run_dir: Path,
-            tracker: Any, metrics: dict[str, float], wall_s: float, step: int, stopped_early: bool) -> None:
-    model_dir = save_trained(_unwrap(model), tokenizer, run_dir / "model", task=job.model.task, base=base,
-                             label_names=data.label_names, max_length=job.model.max_length)
-    summary: dict[str, Any] = {"name": job.name, "task": job.model.task, "steps": step, "wall_s": round(wall_s, 2),
-                               "metrics": metrics, "model_dir": str(model_dir), "run_id": tracker.run_id,
-                               "stopped_early": stopped_early, "data_hash": data.data_hash}
-    tracker.log_metrics({"run/wall_s": wall_s, **{f"final/{k}": v for k, v in metrics.items()}}, step)
+def _finish(job: TrainJob, data: Any, model_dir: Path, base: str, tracker: Any, metrics: dict[str, float],
+            wall_s: float, state: LoopState) -> None:
+    run_dir = model_dir.parent
+    summary: dict[str, Any] = {"name": job.name, "task": job.model.task, "steps": state.step,
+                               "wall_s": round(wall_s, 2), "metrics": metrics, "model_dir": str(model_dir),
+                               "run_id": tracker.run_id, "stopped_early": state.stopped_early,
+                               "data_hash": data.data_hash}
+    tracker.log_metrics({"run/wall_s": wall_s, **{f"final/{k}": v for k, v in metrics.items()}}, state.step)
     if job.tracking.enabled and job.tracking.log_model:
         artifact_uri = tracker.log_model_dir(model_dir)
         summary["artifact_uri"] = artifact_uri
@@ -284,8 +332,7 @@ def _finish(job: TrainJob, data: Any, model: torch.nn.Module, tokenizer: Any, ba
             version = register_model(
                 name=reg.name, run_id=tracker.run_id, artifact_uri=artifact_uri, alias=reg.alias,
                 description=reg.description,
-                tags={"data_hash": data.data_hash, "base_model": base, "recipe": "train",
-                      "task": job.model.task},
+                tags={"data_hash": data.data_hash, "base_model": base, "recipe": "train", "task": job.model.task},
                 tracking_uri=job.tracking.uri)
             summary["registered"] = {"name": reg.name, "version": version, "alias": reg.alias}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

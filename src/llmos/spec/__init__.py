@@ -4,7 +4,7 @@ Nothing below this package sees a raw dict: callers get Pydantic models.
 """
 
 from llmos.spec._example import example_yaml
-from llmos.spec._load import KINDS, apply_overrides, load_job, parse_job
+from llmos.spec._load import KINDS, apply_overrides, load_job, parse_job, validate_dict
 from llmos.spec._models import (
     CheckpointSpec,
     DataSpec,
@@ -34,4 +34,5 @@ __all__ = [
     "example_yaml",
     "load_job",
     "parse_job",
+    "validate_dict",
 ]

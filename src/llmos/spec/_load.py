@@ -115,7 +115,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         if not isinstance(node, dict):
             continue
         value = node.get(keys[-1])
-        if isinstance(value, str) and value and not value.startswith("hf:"):
+        is_hf = keys[0] == "data" and (node.get("format") == "hf" or str(value).startswith("hf:"))
+        if isinstance(value, str) and value and not is_hf:
             path = Path(value).expanduser()
             node[keys[-1]] = str(path if path.is_absolute() else (base / path).resolve())
 

@@ -26,8 +26,9 @@ Task = Literal["classification", "embedding", "causal-lm"]
 
 
 class _Strict(BaseModel):
+    # coerce_numbers_to_str: `text_column: 0` names the first column of a headerless file.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True)
+                              validate_by_alias=True, serialize_by_alias=True, coerce_numbers_to_str=True)
 
 
 class LoraSpec(_Strict):
@@ -104,7 +105,8 @@ class TrainSpec(_Strict):
         "share of all steps spent warming up linearly from 0"))] = 0.06
     max_grad_norm: Annotated[float | None, Field(gt=0, description="clip gradients to this norm; null: off")] = 1.0
     precision: Annotated[Literal["auto", "fp32", "bf16", "fp16"], Field(description=(
-        "auto: bf16 autocast where the hardware has it (AMX CPUs, Ampere+ GPUs), else fp32; "
+        "auto: bf16 autocast where the hardware has it (AMX/AVX512-BF16 CPUs, Ampere+ GPUs), fp16 on "
+        "older GPUs, else fp32; "
         "fp16 needs CUDA and uses a gradient scaler"))] = "auto"
     seed: Annotated[int, Field(description="seed of weights init, dropout and data order")] = 42
     group_by_length: Annotated[bool, Field(description=(

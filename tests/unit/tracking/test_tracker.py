@@ -71,8 +71,9 @@ def test_log_metrics_is_cheap_and_arrives_in_step_order() -> None:
     caller_s = time.perf_counter() - start
     tracker.log_metrics({"eval/accuracy": 0.5, "bad name!": 1.0}, step=10_000)
     tracker.finish()
-    # The loop pays for a deque append, not for a database write (measured: ~5-20 ms here).
-    assert caller_s < 0.05, f"10,000 log_metrics calls took {caller_s * 1000:.1f} ms on the caller"
+    # The loop pays for a deque append, not for a database write (measured: ~5-20 ms here; writing
+    # 10,000 points synchronously to SQLite takes many seconds, so 1 s separates the two on a busy box).
+    assert caller_s < 1.0, f"10,000 log_metrics calls took {caller_s * 1000:.1f} ms on the caller"
     client = _client(tracker)
     history = sorted(client.get_metric_history(tracker.run_id, "loss"), key=lambda m: m.step)
     assert [m.step for m in history] == list(range(10_000))
