@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmos import __version__, paths
@@ -123,15 +124,18 @@ def _log_job(tracker: Tracker, run: Run, job: dict[str, Any]) -> None:
 
 def _default_tags() -> dict[str, str]:
     tags = {"llmos.version": __version__, "host": socket.gethostname()}
-    commit = _git_commit()
+    commit = _git_commit()  # the user's code: the checkout the job runs from
     if commit:
         tags["git_commit"] = commit
+    code = _git_commit(Path(__file__).parent)  # llmos itself, when installed from a checkout
+    if code:
+        tags["llmos.git_commit"] = code
     return tags
 
 
-def _git_commit() -> str | None:
+def _git_commit(folder: Path | None = None) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=folder,
                              timeout=_GIT_TIMEOUT_S, check=False)
     except (OSError, subprocess.SubprocessError):  # no git, or it hung
         return None
