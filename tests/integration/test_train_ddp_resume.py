@@ -71,12 +71,18 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(
     proc = subprocess.Popen([*LLMOS, "train", str(job), f"output={killed}"], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(killed / "checkpoints" / "step-00000030", proc)  # 25 steps an epoch: mid-epoch 2
+    time.sleep(0.2)  # land between checkpoints, so the resumed run redoes lost steps
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (killed / "summary.json").exists()
+    # A newer checkpoint torn by the kill must be skipped, never loaded.
+    torn = killed / "checkpoints" / "step-00000099"
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"\x00" * 64)
 
     resumed = llmos("train", str(job), f"output={killed}")
     assert "resumed from step-000000" in resumed.stdout
+    assert "skipping checkpoint" in resumed.stderr and "step-00000099" in resumed.stderr
     assert json.loads((tmp_path / "straight" / "summary.json").read_text())["metrics"]["accuracy"] > 0.9
     straight, again = weights(tmp_path / "straight"), weights(killed)
     for name in straight:
