@@ -12,27 +12,34 @@ larger, never the reverse.
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterator, Sequence
+from operator import attrgetter
 
 from llmos.scheduler._free import FreeView
-from llmos.scheduler._placement import place
+from llmos.scheduler._placement import Placement, place
 from llmos.scheduler._types import Job, RunningJob
 
 __all__ = ["reserve"]
 
+_FIRST = 64
+_END = attrgetter("end_s")
 
-def reserve(view: FreeView, future: FreeView, job: Job, running: Iterable[RunningJob], now_s: float,
+
+def reserve(view: FreeView, future: FreeView, job: Job, running: Sequence[RunningJob],
+            begun: Sequence[RunningJob], preempted: Collection[str], now_s: float,
             index: dict[str, int]) -> float | None:
     """Set holds on `view` for `job` and return its shadow time; None if it never fits.
 
-    `future` (a scratch copy: free now plus capacity being freed) is consumed.
+    `future` (a scratch copy: free now plus capacity being freed) is consumed. `running` are
+    the snapshot's jobs (stopping ones and those in `preempted` are already in `future`),
+    `begun` the jobs this round started or claimed.
     """
     shadow = now_s
     placement = place(future, job)
     if placement is None:
-        ends = sorted(((_end(rj, now_s), rj.start_s, rj) for rj in running), key=lambda e: e[:2])
-        for end_s, _, rj in ends:
+        for end_s, rj in _by_end(running, begun, preempted, now_s):
             for slot in rj.placement:
                 future.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
             if job.total.gpus <= future.free_gpus and (placement := place(future, job)) is not None:
@@ -44,13 +51,34 @@ def reserve(view: FreeView, future: FreeView, job: Job, running: Iterable[Runnin
     return shadow
 
 
-def _end(rj: RunningJob, now_s: float) -> float:
-    # A job past its estimate has shown the estimate wrong: its end is unknown.
-    end = rj.expected_end_s
-    return end if end is not None and end > now_s else math.inf
+def _by_end(running: Sequence[RunningJob], begun: Sequence[RunningJob], preempted: Collection[str],
+            now_s: float) -> Iterator[tuple[float, RunningJob]]:
+    """Jobs in the order their resources come back; a job past its estimate has shown the
+    estimate wrong, so it comes back at an unknown (infinite) time, after all the others."""
+    overdue = []
+    for rj in _sorted_lazily([*running, *begun]):
+        if rj.stopping or rj.job.job_id in preempted:
+            continue
+        if rj.end_s <= now_s:
+            overdue.append(rj)
+        elif rj.end_s == math.inf:
+            yield from ((math.inf, late) for late in overdue)
+            overdue = []
+            yield math.inf, rj
+        else:
+            yield rj.end_s, rj
+    yield from ((math.inf, late) for late in overdue)
 
 
-def _hold(view: FreeView, future: FreeView, placement, index: dict[str, int]) -> None:
+def _sorted_lazily(jobs: list[RunningJob]) -> Iterator[RunningJob]:
+    """By end time; the walk usually stops within the first few, so sort the rest only if needed."""
+    first = heapq.nsmallest(_FIRST, jobs, key=_END)  # documented equal to sorted(...)[:n]
+    yield from first
+    if len(first) == _FIRST:
+        yield from sorted(jobs, key=_END)[_FIRST:]
+
+
+def _hold(view: FreeView, future: FreeView, placement: Placement, index: dict[str, int]) -> None:
     """Set aside on `view` what the reserved job needs beyond what will be released for it."""
     need: dict[int, list[float]] = {}
     for slot in placement:

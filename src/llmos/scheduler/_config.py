@@ -26,7 +26,7 @@ class PolicyConfig(BaseModel):
     half_life_s: float = Field(3_600.0, ge=0, description="Half-life of the decayed usage history.")
     history_weight: float = Field(0.25, ge=0, description="Weight of decayed usage next to current share.")
     backfill_depth: int = Field(
-        256, ge=0, description="Most queued jobs a round examines past the reservation (bounds a round).")
+        64, ge=0, description="Most queued jobs a round examines past the reservation (bounds a round).")
 
 
 POLICIES: dict[str, PolicyConfig] = {

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from llmos.scheduler._resources import ZERO, Resources
 from llmos.scheduler._types import RunningJob
 
-__all__ = ["allocation_by_owner", "decay_usage", "entitlements", "owner_standing"]
+__all__ = ["allocation_by_group", "by_owner", "class_entitlements", "decay_usage", "entitlements",
+           "owner_standing"]
 
 
 def decay_usage(previous: Resources, held: Resources, elapsed_s: float, half_life_s: float) -> Resources:
@@ -30,19 +31,27 @@ def decay_usage(previous: Resources, held: Resources, elapsed_s: float, half_lif
                      held.gpus + (previous.gpus - held.gpus) * keep)
 
 
-def allocation_by_owner(running: Iterable[RunningJob]) -> dict[str, Resources]:
-    """What each owner holds now (stopping jobs included: they still hold their resources)."""
-    held: dict[str, list[float]] = {}
+def allocation_by_group(running: Iterable[RunningJob]) -> dict[tuple[int, str], Resources]:
+    """What each (class, owner) holds now (stopping jobs included: they still hold their resources)."""
+    held: dict[tuple[int, str], list[float]] = {}
     for rj in running:
         t = rj.job.total
-        acc = held.get(rj.job.owner)
+        key = (rj.priority, rj.owner)
+        acc = held.get(key)
         if acc is None:
-            held[rj.job.owner] = [t.cpus, t.memory_gb, t.gpus]
+            held[key] = [t.cpus, t.memory_gb, t.gpus]
         else:
             acc[0] += t.cpus
             acc[1] += t.memory_gb
             acc[2] += t.gpus
-    return {owner: Resources(*acc) for owner, acc in held.items()}
+    return {key: Resources(*acc) for key, acc in held.items()}
+
+
+def by_owner(held: Mapping[tuple[int, str], Resources]) -> dict[str, Resources]:
+    out: dict[str, Resources] = {}
+    for (_, owner), r in held.items():
+        out[owner] = out[owner] + r if owner in out else r
+    return out
 
 
 def entitlements(demand: Mapping[str, float], weights: Mapping[str, float], capacity: float) -> dict[str, float]:
@@ -67,6 +76,22 @@ def entitlements(demand: Mapping[str, float], weights: Mapping[str, float], capa
             result[o] = demand[o]
         active -= sated
     return result
+
+
+def class_entitlements(demand: Mapping[tuple[int, str], float], weights: Mapping[str, float],
+                       capacity: float) -> dict[str, float]:
+    """Strict classes, then max-min fair: each class, highest first, splits what those above left.
+
+    `demand` is per (class, owner); the result per owner sums its parts over classes.
+    """
+    out: dict[str, float] = {}
+    left = capacity
+    for cls in sorted({c for c, _ in demand}, reverse=True):
+        part = entitlements({o: d for (c, o), d in demand.items() if c == cls}, weights, left)
+        for owner, amount in part.items():
+            out[owner] = out.get(owner, 0.0) + amount
+        left -= sum(part.values())
+    return out
 
 
 def owner_standing(held: Resources, decayed: Resources, weight: float, total: Resources,

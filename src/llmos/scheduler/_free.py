@@ -22,16 +22,17 @@ class FreeView:
     __slots__ = ("buckets", "cpus", "free_cpus", "free_gpus", "free_mem", "gpus", "holds", "mem", "nodes")
 
     def __init__(self, nodes: Sequence[Node], cpus: list[float], mem: list[float],
-                 gpus: list[tuple[int, ...]], buckets: list[set[int]], holds: dict[int, tuple]) -> None:
+                 gpus: list[tuple[int, ...]], buckets: list[set[int]], holds: dict[int, tuple],
+                 totals: tuple[float, float, int] | None = None) -> None:
         self.nodes = nodes
         self.cpus = cpus
         self.mem = mem
         self.gpus = gpus
         self.buckets = buckets
         self.holds = holds
-        self.free_cpus = sum(cpus)
-        self.free_mem = sum(mem)
-        self.free_gpus = sum(len(g) for g in gpus)
+        if totals is None:
+            totals = (sum(cpus), sum(mem), sum(k * len(b) for k, b in enumerate(buckets)))
+        self.free_cpus, self.free_mem, self.free_gpus = totals
 
     @staticmethod
     def of(cluster: Cluster, free: Sequence[NodeFree]) -> FreeView:
@@ -43,7 +44,8 @@ class FreeView:
 
     def clone(self) -> FreeView:
         return FreeView(self.nodes, self.cpus.copy(), self.mem.copy(), self.gpus.copy(),
-                        [b.copy() for b in self.buckets], dict(self.holds))
+                        [b.copy() for b in self.buckets], dict(self.holds),
+                        (self.free_cpus, self.free_mem, self.free_gpus))
 
     def hostable(self, i: int, gpus: int, cpus: float, mem: float, gpu_type: str | None,
                  respect_holds: bool) -> int:
@@ -80,6 +82,19 @@ class FreeView:
         if gpu_indices:
             before = self.gpus[i]
             self._rebucket(i, before, tuple(sorted(before + tuple(gpu_indices))))
+
+    def unheld_gpus(self) -> int:
+        """Idle GPUs that the holds leave to anyone."""
+        held = sum(min(len(self.gpus[i]), h[2]) for i, h in self.holds.items())
+        return self.free_gpus - held
+
+    def largest_gap(self) -> int:
+        """The most idle GPUs on any one node."""
+        buckets = self.buckets
+        for k in range(len(buckets) - 1, 0, -1):
+            if buckets[k]:
+                return k
+        return 0
 
     def hold(self, i: int, cpus: float, mem: float, gpus: int) -> None:
         hc, hm, hg = self.holds.get(i, (0.0, 0.0, 0))

@@ -12,13 +12,13 @@ The round walks the queue in policy order (see `_order`). Each job either
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
 
 from llmos.scheduler._backfill import reserve
 from llmos.scheduler._claims import Claims
 from llmos.scheduler._config import POLICIES, PolicyConfig
 from llmos.scheduler._decision import Decision, Reject, Reservation, Start
-from llmos.scheduler._fairshare import allocation_by_owner, owner_standing
+from llmos.scheduler._fairshare import allocation_by_group, by_owner, owner_standing
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._order import QueueOrder
 from llmos.scheduler._placement import Placement, can_ever_fit, commit, place
@@ -28,6 +28,10 @@ from llmos.scheduler._snapshot import Snapshot
 from llmos.scheduler._types import Job, RunningJob
 
 __all__ = ["schedule"]
+
+# Moving jobs to make room for a blocked one must pay back: the GPU-seconds it saves the blocked
+# job (its wait x its GPUs) must be at least this many times the GPU-seconds the moves lose.
+_REPACK_PAYBACK = 2.0
 
 
 def schedule(snapshot: Snapshot, config: PolicyConfig = POLICIES["full"]) -> Decision:
@@ -42,19 +46,26 @@ class _Round:
         self.cluster = snap.cluster
         self.index = snap.cluster.index
         self.view = FreeView.of(snap.cluster, snap.free)
-        self.held = allocation_by_owner(snap.running) if config.fair_share or config.quotas else {}
-        waiting = {owner for (_, owner), jobs in snap.queue.items() if jobs}
+        by_group: dict = {}
+        if config.fair_share or config.quotas:
+            held = snap.held if snap.held is not None else allocation_by_group(snap.running)
+            by_group = {key: r for key, r in held.items() if r != ZERO}
+        self.held = by_owner(by_group)
+        waiting = {key for key, jobs in snap.queue.items() if jobs}
         self.quotas = Quotas(snap.owners, self.held, snap.cluster.total, config.quotas,
-                             config.fair_share and config.preemption, waiting)
-        self.standing = {owner: self._standing(owner) for owner in waiting} if config.fair_share else {}
+                             config.fair_share and config.preemption, by_group, waiting)
+        owners_waiting = {owner for _, owner in waiting}
+        self.standing = {owner: self._standing(owner) for owner in owners_waiting} if config.fair_share else {}
         within = self.quotas.may_reclaim if config.quotas or config.fair_share else None
         self.order = QueueOrder(snap.queue, snap.now_s, config, self.standing, within)
-        self.claims = Claims(snap, config, self.view, self.quotas)
+        self.claims = Claims(snap, config, self.view, self.quotas, self.held.keys())
         self.starts: list[Start] = []
         self.begun: list[RunningJob] = []  # started or claimed this round, for the backfill replay
+        self.claimed: set[str] = set()
         self.rejects: list[Reject] = []
         self.reservation: Reservation | None = None
         self.backfill_left = config.backfill_depth
+        self._unheld = 0  # idle GPUs the reservation's holds leave to jobs that outlast it
 
     def _standing(self, owner: str) -> float:
         o = self.snap.owners.get(owner)
@@ -81,12 +92,7 @@ class _Round:
             self.order.drop(job.owner)
             return True
         if self.reservation is not None:
-            short = self._ends_before(job, self.reservation.start_s)
-            placement = place(self.view, job, respect_holds=not short)
-            if placement is not None:
-                self._start(job, placement)
-            elif self.config.preemption and self.quotas.may_reclaim(job):
-                self._claim(job, respect_holds=True)
+            self._backfill(job)
             return True
         placement = place(self.view, job)
         if placement is not None:
@@ -96,12 +102,32 @@ class _Round:
             return True
         if self.config.backfill:
             self._reserve(job)
-            return self.reservation is not None
-        return False
+            if self.reservation is not None and self.config.preemption:
+                wait_s = self.reservation.start_s - self.snap.now_s
+                if self._repack(job, wait_s * job.total.gpus / _REPACK_PAYBACK):
+                    self._unreserve()
+            return self.reservation is not None or job.job_id in self.claimed
+        return self.config.preemption and self._repack(job, math.inf)
+
+    def _backfill(self, job: Job) -> None:
+        """Start `job` if it does not delay the reservation; or let it claim if it may preempt."""
+        short = self._ends_before(job, self.reservation.start_s)
+        # Cheap bounds first: most candidates in a busy round cannot fit anywhere.
+        one_node = job.total.gpus if job.workers == 1 or job.same_node else job.per_worker.gpus
+        if (job.total.gpus <= (self.view.free_gpus if short else self._unheld)
+                and one_node <= self.view.largest_gap()):
+            placement = place(self.view, job, respect_holds=not short)
+            if placement is not None:
+                self._start(job, placement)
+                self._unheld = self.view.unheld_gpus()
+                return
+        if self.config.preemption and self.quotas.may_reclaim(job) and self._claim(job, respect_holds=True):
+            self._unheld = self.view.unheld_gpus()
 
     def _ends_before(self, job: Job, shadow_s: float) -> bool:
+        """`job`'s estimate ends it by `shadow_s` (never true for an unknown shadow: be conservative)."""
         est = job.runtime_estimate_s
-        return est is not None and self.snap.now_s + est <= shadow_s
+        return est is not None and shadow_s != math.inf and self.snap.now_s + est <= shadow_s
 
     def _start(self, job: Job, placement: Placement) -> None:
         commit(self.view, placement, self.index)
@@ -110,14 +136,30 @@ class _Round:
         self.begun.append(RunningJob(job, placement, self.snap.now_s))
         self._charge(job)
 
+    def _repack(self, job: Job, budget: float) -> bool:
+        placement = self.claims.repack(job, budget)
+        if placement is None:
+            return False
+        self._claimed(job, placement)
+        return True
+
+    def _unreserve(self) -> None:
+        self.reservation = None
+        self.view.holds.clear()
+        self.claims.future().holds.clear()
+
     def _claim(self, job: Job, respect_holds: bool) -> bool:
         placement = self.claims.claim(job, respect_holds)
         if placement is None:
             return False
-        # It starts only once the capacity is freed, so when it ends is unknown here.
-        self.begun.append(RunningJob(replace(job, runtime_estimate_s=None), placement, self.snap.now_s))
-        self._charge(job)
+        self._claimed(job, placement)
         return True
+
+    def _claimed(self, job: Job, placement: Placement) -> None:
+        self.claimed.add(job.job_id)
+        # It starts only once the capacity is freed, so when it ends is unknown here.
+        self.begun.append(RunningJob(job, placement, self.snap.now_s, expected_end_s=math.inf))
+        self._charge(job)
 
     def _charge(self, job: Job) -> None:
         if self.config.fair_share or self.config.quotas:
@@ -128,9 +170,10 @@ class _Round:
             self.order.restand(job.owner)
 
     def _reserve(self, job: Job) -> None:
-        preempted = self.claims.preempted
-        running = [rj for rj in self.snap.running if not rj.stopping and rj.job.job_id not in preempted]
-        running.extend(self.begun)
-        shadow = reserve(self.view, self.claims.future().clone(), job, running, self.snap.now_s, self.index)
+        future = self.claims.future()
+        shadow = reserve(self.view, future.clone(), job, self.snap.running, self.begun, self.claims.preempted,
+                         self.snap.now_s, self.index)
         if shadow is not None:
             self.reservation = Reservation(job.job_id, shadow)
+            future.holds = dict(self.view.holds)  # later claims must respect the reservation too
+            self._unheld = self.view.unheld_gpus()

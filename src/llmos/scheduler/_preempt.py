@@ -1,35 +1,28 @@
 """Choosing whom to preempt: the set that frees what a job needs at the least lost work.
 
-A preempted job checkpoints and resumes later, so what it loses is the time its resources
-spend writing that checkpoint: `checkpoint_s` x its dominant share of the cluster. A tiny
-size term breaks ties towards freeing less. For a job that needs one node, every node with
-candidates is tried (exactly, over all subsets when a node has few candidates); a gang over
-several nodes takes candidates cheapest first and then drops any it turns out not to need.
+A preempted job checkpoints and resumes later, so what it loses is the time its GPUs spend
+writing that checkpoint (`RunningJob.lost_work`). For a job that needs one node, every node
+with candidates is tried (exactly, over all subsets, when a node has few candidates); a gang
+over several nodes takes candidates cheapest first and then drops any it turns out not to need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import combinations
 
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._placement import Placement, place
-from llmos.scheduler._resources import Resources
 from llmos.scheduler._types import Job, RunningJob
 
-__all__ = ["lost_work", "plan_preemption"]
+__all__ = ["plan_preemption"]
 
 _EXACT_UP_TO = 6  # candidates on one node searched over all 2^n subsets (64 at most)
 
 
-def lost_work(rj: RunningJob, total: Resources) -> float:
-    share = rj.job.total.dominant_share(total)
-    return rj.job.checkpoint_s * share + 1e-6 * share
-
-
-def plan_preemption(job: Job, future: FreeView, candidates: Sequence[RunningJob], index: dict[str, int],
-                    total: Resources, respect_holds: bool = False) -> tuple[Placement, list[RunningJob]] | None:
-    """Victims among `candidates` whose release lets `job` fit on `future`, cheapest first; or None.
+def plan_preemption(job: Job, future: FreeView, ranked: Sequence[RunningJob], index: dict[str, int],
+                    respect_holds: bool = False) -> tuple[Placement, list[RunningJob]] | None:
+    """Victims among `ranked` (cheapest first) whose release lets `job` fit on `future`; or None.
 
     `future` is what is free plus what is already being freed; it is not changed. With
     `respect_holds` the job leaves alone what is set aside for the backfill reservation.
@@ -37,17 +30,15 @@ def plan_preemption(job: Job, future: FreeView, candidates: Sequence[RunningJob]
     placement = place(future, job, respect_holds)
     if placement is not None:
         return placement, []
-    if not candidates or not _enough(job, future, candidates):
+    if not ranked or not _enough(job, future, ranked):
         return None
-    ranked = sorted(candidates, key=lambda rj: (lost_work(rj, total), -rj.start_s))
     if job.workers == 1 or job.same_node:
-        victims = _cheapest_on_one_node(job, future, ranked, index, total, respect_holds)
+        victims = _cheapest_on_one_node(job, future, ranked, index, respect_holds)
     else:
         victims = _greedy_then_prune(job, future, ranked, index, respect_holds)
     if victims is None:
         return None
-    released = _release(future, victims, index)
-    placement = place(released, job, respect_holds)
+    placement = place(_release(future, victims, index), job, respect_holds)
     return None if placement is None else (placement, victims)
 
 
@@ -65,24 +56,24 @@ def _release(view: FreeView, victims: Sequence[RunningJob], index: dict[str, int
     return out
 
 
-def _cheapest_on_one_node(job: Job, future: FreeView, ranked: list[RunningJob], index: dict[str, int],
-                          total: Resources, respect_holds: bool) -> list[RunningJob] | None:
+def _cheapest_on_one_node(job: Job, future: FreeView, ranked: Sequence[RunningJob], index: dict[str, int],
+                          respect_holds: bool) -> list[RunningJob] | None:
     by_node: dict[int, list[RunningJob]] = {}
     for rj in ranked:
         for i in {index[s.node] for s in rj.placement}:
             by_node.setdefault(i, []).append(rj)
     best: tuple[float, int, list[RunningJob]] | None = None
     for i, local in by_node.items():
-        subset = _node_subset(job, future, i, local, total, respect_holds)
+        subset = _node_subset(job, future, i, local, respect_holds)
         if subset is not None:
-            cost = sum(lost_work(rj, total) for rj in subset)
+            cost = sum(rj.lost_work for rj in subset)
             if best is None or (cost, len(subset)) < best[:2]:
                 best = (cost, len(subset), subset)
     return None if best is None else best[2]
 
 
 def _node_subset(job: Job, future: FreeView, i: int, local: list[RunningJob],
-                 total: Resources, respect_holds: bool) -> list[RunningJob] | None:
+                 respect_holds: bool) -> list[RunningJob] | None:
     """The cheapest victims on node `i` after which `job`'s workers all fit on it."""
     node = future.nodes[i]
     if job.gpu_type and node.gpu_type != job.gpu_type:
@@ -90,21 +81,20 @@ def _node_subset(job: Job, future: FreeView, i: int, local: list[RunningJob],
     hc, hm, hg = future.holds.get(i, (0.0, 0.0, 0)) if respect_holds else (0.0, 0.0, 0)
     base = (future.cpus[i] - hc, future.mem[i] - hm, len(future.gpus[i]) - hg)
     gains = [_on_node(rj, node.name) for rj in local]
+    need = job.per_worker.times(job.workers)
 
     def fits(chosen: Sequence[int]) -> bool:
         c, m, g = base
         for k in chosen:
             c, m, g = c + gains[k][0], m + gains[k][1], g + gains[k][2]
-        w = job.per_worker
-        need = job.workers
-        return (g >= w.gpus * need and c + 1e-9 >= w.cpus * need and m + 1e-9 >= w.memory_gb * need)
+        return g >= need.gpus and c + 1e-9 >= need.cpus and m + 1e-9 >= need.memory_gb
 
     if len(local) <= _EXACT_UP_TO:
         # More victims can cost less (two quick checkpoints vs one slow one): try every subset.
         options = [c for n in range(1, len(local) + 1) for c in combinations(range(len(local)), n) if fits(c)]
         if not options:
             return None
-        chosen = min(options, key=lambda c: (sum(lost_work(local[k], total) for k in c), len(c)))
+        chosen = min(options, key=lambda c: (sum(local[k].lost_work for k in c), len(c)))
         return [local[k] for k in chosen]
     greedy: list[int] = []
     for k in range(len(local)):  # already cheapest first
@@ -123,7 +113,7 @@ def _on_node(rj: RunningJob, node: str) -> tuple[float, float, int]:
     return c, m, g
 
 
-def _prune(chosen: list[int], fits) -> list[int]:
+def _prune(chosen: list[int], fits: Callable[[list[int]], bool]) -> list[int]:
     """Drop the most expensive victims that are not needed after all."""
     kept = list(chosen)
     for k in reversed(chosen):
@@ -133,7 +123,7 @@ def _prune(chosen: list[int], fits) -> list[int]:
     return kept
 
 
-def _greedy_then_prune(job: Job, future: FreeView, ranked: list[RunningJob],
+def _greedy_then_prune(job: Job, future: FreeView, ranked: Sequence[RunningJob],
                        index: dict[str, int], respect_holds: bool) -> list[RunningJob] | None:
     view = future.clone()
     chosen: list[RunningJob] = []
@@ -143,9 +133,7 @@ def _greedy_then_prune(job: Job, future: FreeView, ranked: list[RunningJob],
             view.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
         if place(view, job, respect_holds) is not None:
             def fits(ks: list[int]) -> bool:
-                released = _release(future, [chosen[k] for k in ks], index)
-                return place(released, job, respect_holds) is not None
+                return place(_release(future, [chosen[k] for k in ks], index), job, respect_holds) is not None
 
-            kept = _prune(list(range(len(chosen))), fits)
-            return [chosen[k] for k in kept]
+            return [chosen[k] for k in _prune(list(range(len(chosen))), fits)]
     return None

@@ -4,8 +4,8 @@
 - Above its guarantee an owner borrows idle capacity; a job that keeps its owner within its
   guarantee may reclaim it by preempting borrowers (Kueue's reclaimWithinCohort). An owner with
   no guarantee borrows everything it holds.
-- With fair-share preemption, an owner below its entitlement (its weighted max-min fair share
-  of the cluster, in dominant-share terms, among owners with work) may preempt jobs of owners
+- With fair-share preemption, an owner below its entitlement (strict classes, then weighted
+  max-min fair within a class, in dominant-share terms, among owners with work) may preempt jobs of owners
   that stay at or above their entitlement (and guarantee) without them. Each such preemption
   shrinks the total shortfall, so they cannot cycle; a job may take its owner past its
   entitlement, as otherwise an 8-GPU job could never close a 4-GPU gap.
@@ -17,28 +17,37 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from llmos.scheduler._fairshare import entitlements
+from llmos.scheduler._fairshare import class_entitlements
 from llmos.scheduler._resources import ZERO, Resources
+from llmos.scheduler._snapshot import QueueKey
 from llmos.scheduler._types import Job, Owner
 
 __all__ = ["Quotas"]
 
 _SLACK = 1e-6  # dominant shares are ratios of floats
+# Fair-share reclaim starts only 5% below the entitlement: preempting to close a sliver of a
+# gap costs more checkpoints than it returns, and on a large cluster some owner is always a
+# few GPUs short.
+_TOLERANCE = 0.0
 
 
 class Quotas:
     def __init__(self, owners: Mapping[str, Owner], held: Mapping[str, Resources], total: Resources,
-                 enabled: bool, fair: bool, waiting: Collection[str] = ()) -> None:
+                 enabled: bool, fair: bool, by_group: Mapping[QueueKey, Resources] | None = None,
+                 waiting: Collection[QueueKey] = ()) -> None:
         self._owners = owners
-        self._held = held  # the round's running tally, updated as it starts jobs
+        self._held = held  # per owner: the round's running tally, updated as it starts jobs
         self._total = total
         self._enabled = enabled
-        self._entitled = _entitled(owners, held, total, waiting) if fair else None
-        self._borrowing: dict[str, bool] = {}  # asked once per victim: remembered until `changed`
+        self._entitled = _entitled(owners, by_group or {}, total, waiting) if fair else None
+        # Asked for every candidate job, answered per owner: remembered until `changed`.
+        self._borrowing: dict[str, bool] = {}
+        self._below: dict[str, bool] = {}
 
     def changed(self, name: str) -> None:
         """`name` now holds more (the round started or claimed a job for it)."""
         self._borrowing.pop(name, None)
+        self._below.pop(name, None)
 
     def under_cap(self, job: Job) -> bool:
         """Starting `job` keeps its owner within its hard cap."""
@@ -56,7 +65,11 @@ class Quotas:
         """`name` holds less than its fair-share entitlement (when fair preemption is on)."""
         if self._entitled is None:
             return False
-        return self._held.get(name, ZERO).dominant_share(self._total) < self._entitled.get(name, 0.0) - _SLACK
+        known = self._below.get(name)
+        if known is None:
+            share = self._held.get(name, ZERO).dominant_share(self._total)
+            known = self._below[name] = share < self._entitled.get(name, 0.0) * (1 - _TOLERANCE) - _SLACK
+        return known
 
     def may_reclaim(self, job: Job) -> bool:
         return self.within_guarantee(job) or self.below_entitlement(job.owner)
@@ -90,11 +103,11 @@ class Quotas:
         return self.within_guarantee(job) or (self.below_entitlement(job.owner) and self.excess(victim_owner) > 0)
 
 
-def _entitled(owners: Mapping[str, Owner], held: Mapping[str, Resources], total: Resources,
-              waiting: Collection[str]) -> dict[str, float]:
-    """Each owner's max-min fair dominant share: owners with waiting work could use the whole
-    cluster, the others exactly what they hold."""
-    names = set(held) | set(waiting)
-    demand = {o: 1.0 if o in waiting else held.get(o, ZERO).dominant_share(total) for o in names}
-    weights = {o: owners[o].weight if o in owners else 1.0 for o in names}
-    return entitlements(demand, weights, 1.0)
+def _entitled(owners: Mapping[str, Owner], held: Mapping[QueueKey, Resources], total: Resources,
+              waiting: Collection[QueueKey]) -> dict[str, float]:
+    """Each owner's fair dominant share: a (class, owner) with waiting work could use the whole
+    cluster, the others exactly what they hold; classes split the cluster highest first."""
+    demand = {key: 1.0 if key in waiting else r.dominant_share(total) for key, r in held.items()}
+    demand.update(dict.fromkeys(waiting, 1.0))
+    weights = {o: owners[o].weight if o in owners else 1.0 for _, o in demand}
+    return class_entitlements(demand, weights, 1.0)

@@ -9,63 +9,61 @@ restart, so a move costs only their checkpoint time; nobody loses share.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._placement import Placement, commit, place
-from llmos.scheduler._preempt import lost_work
-from llmos.scheduler._resources import Resources
 from llmos.scheduler._types import Job, RunningJob
 
-__all__ = ["plan_repack"]
+__all__ = ["REPACK_NODES", "plan_repack"]
 
-_NODES_TRIED = 32  # bounds a round on a large cluster; the fullest candidates are tried first
+REPACK_NODES = 32  # nodes tried, those with most idle GPUs first: bounds a round on a large cluster
 _MOVERS_PER_NODE = 6  # at most 2^6 subsets per node
 _TRIES = 8  # cheapest options checked in full (each check copies the free view)
 
+Moves = list[tuple[RunningJob, Placement]]
 
-def plan_repack(job: Job, future: FreeView, movable: Sequence[RunningJob], index: dict[str, int],
-                total: Resources, respect_holds: bool
-                ) -> tuple[Placement, list[tuple[RunningJob, Placement]]] | None:
-    """(placement for `job`, [(job to move, where it will fit)]) at the least lost work, or None."""
-    if job.workers > 1 and not job.same_node:
-        return None  # a gang over several nodes is placed by the nodes it spans, not by repacking one
-    if job.total.gpus > future.free_gpus or not movable:
+
+def plan_repack(job: Job, future: FreeView, by_node: dict[int, list[RunningJob]],
+                may_move: Callable[[RunningJob], bool], index: dict[str, int],
+                budget: float) -> tuple[Placement, Moves] | None:
+    """(placement for `job`, [(job to move, where it lands)]) at the least lost work, or None.
+
+    `by_node` lists, for the nodes to try, the preemptible jobs running only there, cheapest
+    first. Moves that lose more than `budget` (GPU-seconds) are not worth making.
+    """
+    if job.total.gpus > future.free_gpus or job.total.gpus <= 0:
         return None
-    by_node: dict[int, list[RunningJob]] = {}
-    for rj in movable:
-        nodes = {s.node for s in rj.placement}
-        if len(nodes) == 1:  # moving a multi-node gang to free one node is rarely worth it
-            by_node.setdefault(index[next(iter(nodes))], []).append(rj)
     options = []
-    for i in sorted(by_node, key=lambda i: -len(future.gpus[i]))[:_NODES_TRIED]:
-        local = sorted(by_node[i], key=lambda rj: lost_work(rj, total))[:_MOVERS_PER_NODE]
+    for i in by_node:
+        local = [rj for rj in by_node[i] if may_move(rj)][:_MOVERS_PER_NODE]
         for mask in range(1, 1 << len(local)):
             moved = [local[k] for k in range(len(local)) if mask >> k & 1]
-            gpus = len(future.gpus[i]) + sum(len(s.gpu_indices) for rj in moved for s in rj.placement)
-            if gpus >= job.total.gpus:
-                options.append((sum(lost_work(rj, total) for rj in moved), len(moved), i, moved))
+            gpus = len(future.gpus[i]) + sum(rj.job.total.gpus for rj in moved)
+            cost = sum(rj.lost_work for rj in moved)
+            if gpus >= job.total.gpus and cost <= budget:
+                options.append((cost, len(moved), i, moved))
     options.sort(key=lambda o: o[:3])
     for _, _, i, moved in options[:_TRIES]:
-        plan = _try(job, future, future.nodes[i].name, moved, index, respect_holds)
+        plan = _try(job, future, future.nodes[i].name, moved, index)
         if plan is not None:
             return plan
     return None
 
 
-def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob], index: dict[str, int],
-         respect_holds: bool) -> tuple[Placement, list[tuple[RunningJob, Placement]]] | None:
+def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob],
+         index: dict[str, int]) -> tuple[Placement, Moves] | None:
     scratch = future.clone()
     for rj in moved:
         for slot in rj.placement:
             scratch.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
-    placement = place(scratch, job, respect_holds)
+    placement = place(scratch, job)
     if placement is None or placement[0].node != node:
         return None
     commit(scratch, placement, index)
     targets = []
     for rj in sorted(moved, key=lambda rj: -rj.job.total.gpus):  # biggest first packs best
-        target = place(scratch, rj.job, respect_holds)
+        target = place(scratch, rj.job)
         if target is None:
             return None
         commit(scratch, target, index)

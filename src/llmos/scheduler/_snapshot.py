@@ -58,7 +58,12 @@ def group_queue(jobs: Iterable[Job]) -> dict[QueueKey, list[Job]]:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything one round may look at. `usage` is each owner's decayed usage (see `decay_usage`)."""
+    """Everything one round may look at.
+
+    `usage` is each owner's decayed usage (see `decay_usage`). `held` is what each (class, owner)
+    holds now (running and stopping jobs); None derives it from `running`. A caller that tracks
+    it incrementally (the simulator) passes it so that a round need not sum thousands of jobs.
+    """
 
     now_s: float
     cluster: Cluster
@@ -67,6 +72,7 @@ class Snapshot:
     queue: Mapping[QueueKey, Sequence[Job]]
     owners: Mapping[str, Owner] = field(default_factory=dict)
     usage: Mapping[str, Resources] = field(default_factory=dict)
+    held: Mapping[QueueKey, Resources] | None = None
 
     @staticmethod
     def build(now_s: float, nodes: Iterable[Node] | Cluster, running: Iterable[RunningJob] = (),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from llmos.scheduler._errors import SchedulerError
@@ -91,6 +92,8 @@ class RunningJob:
 
     `expected_end_s` is when its resources are expected back (start + estimate, or the end of
     its checkpoint when stopping); None means unknown, which backfill treats as never.
+    `lost_work` is what preempting it costs: the GPU-seconds its GPUs spend writing the
+    checkpoint, with CPU-seconds counted at 1/1000 so CPU-only jobs still rank by size.
     """
 
     job: Job
@@ -98,6 +101,12 @@ class RunningJob:
     start_s: float
     stopping: bool = False
     expected_end_s: float | None = None
+    # Cached sort keys: a round ranks thousands of running jobs by these.
+    end_s: float = field(init=False, repr=False, compare=False)
+    lost_work: float = field(init=False, repr=False, compare=False)
+    movable: bool = field(init=False, repr=False, compare=False)  # preemptible and not stopping
+    priority: int = field(init=False, repr=False, compare=False)
+    owner: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.placement) != self.job.workers:
@@ -105,6 +114,14 @@ class RunningJob:
                                  f"for {self.job.workers} workers.")
         if self.expected_end_s is None and self.job.runtime_estimate_s is not None:
             object.__setattr__(self, "expected_end_s", self.start_s + self.job.runtime_estimate_s)
+        end = self.expected_end_s
+        object.__setattr__(self, "end_s", math.inf if end is None else end)
+        t = self.job.total
+        lost = self.job.checkpoint_s * (t.gpus + 1e-3 * t.cpus)
+        object.__setattr__(self, "lost_work", lost)
+        object.__setattr__(self, "movable", self.job.preemptible and not self.stopping)
+        object.__setattr__(self, "priority", self.job.priority)
+        object.__setattr__(self, "owner", self.job.owner)
 
 
 @dataclass(frozen=True, slots=True)

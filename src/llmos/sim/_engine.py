@@ -60,6 +60,8 @@ class _Simulation:
         self.queue: dict[tuple[int, str], list[Job]] = {}
         self.usage: dict[str, Resources] = {}
         self.held: dict[str, Resources] = {}
+        self.held_group: dict[tuple[int, str], Resources] = {}  # what the snapshot calls `held`
+        self.busy_gpus = 0.0
         self.held_gpus: dict[tuple[str, int], float] = {}  # by (owner, class), for the samples
         self.waiting_gpus: dict[tuple[str, int], float] = {}
         self.remaining_s = {t.job.job_id: t.duration_s for t in trace}
@@ -95,8 +97,7 @@ class _Simulation:
                 _, kind, _, job_id, version = heapq.heappop(self.events)
                 self._handle(kind, job_id, version)
             self._round()
-            self.samples.add(self.now_s, self.cluster.total.gpus - sum(len(f.gpu_indices) for f in self.free),
-                             self.held_gpus, self.waiting_gpus)
+            self.samples.add(self.now_s, self.busy_gpus, self.held_gpus, self.waiting_gpus)
         unfinished = [j.job_id for group in self.queue.values() for j in group]
         weights = {o: (self.owners[o].weight if o in self.owners else 1.0) for o in self.held}
         return SimResult(self.config.name, self.config.priority_classes, int(self.cluster.total.gpus),
@@ -149,12 +150,15 @@ class _Simulation:
             self.free[i] = NodeFree(f.cpus + slot.cpus, f.memory_gb + slot.memory_gb,
                                     tuple(sorted(f.gpu_indices + slot.gpu_indices)))
         self.held[rj.job.owner] -= rj.job.total
+        key = (rj.job.priority, rj.job.owner)
+        self.held_group[key] = self.held_group[key] - rj.job.total
         self.held_gpus[(rj.job.owner, rj.job.priority)] -= rj.job.total.gpus
+        self.busy_gpus -= rj.job.total.gpus
         return rj
 
     def _round(self) -> None:
         snap = Snapshot(self.now_s, self.cluster, self.free, list(self.running.values()), self.queue,
-                        self.owners, self.usage)
+                        self.owners, self.usage, self.held_group)
         began = time.perf_counter()
         decision = schedule(snap, self.config)
         self.latency_s.append(time.perf_counter() - began)
@@ -201,7 +205,10 @@ class _Simulation:
         self.running[job_id] = RunningJob(job, tuple(placement), self.now_s)
         self.run_start_s[job_id] = self.now_s
         self.held[job.owner] += job.total
+        key = (job.priority, job.owner)
+        self.held_group[key] = self.held_group.get(key, ZERO) + job.total
         self.held_gpus[(job.owner, job.priority)] += job.total.gpus
+        self.busy_gpus += job.total.gpus
         outcome = self.outcomes[job_id]
         if outcome.first_start_s is None:
             outcome.first_start_s = self.now_s

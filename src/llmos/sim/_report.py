@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-from llmos.scheduler import entitlements
+from llmos.scheduler import class_entitlements, entitlements
 from llmos.sim._result import SimResult
 
 __all__ = ["OwnerShare", "Rejection", "SimReport", "Stats", "percentile", "summarize"]
@@ -128,16 +128,9 @@ def owner_shares(result: SimResult) -> list[OwnerShare]:
 
 
 def _by_class(s, k: int, weights: dict[str, float], total: float) -> dict[str, float]:
-    """Highest class first: each class splits max-min fairly what the classes above left."""
-    out = dict.fromkeys(s.owners, 0.0)
-    left = total
-    for c in sorted(s.classes, reverse=True):
-        demand = {o: s.held_gpus[(o, c)][k] + s.waiting_gpus[(o, c)][k] for o in s.owners}
-        part = entitlements(demand, weights, left)
-        for o, v in part.items():
-            out[o] += v
-        left -= sum(part.values())
-    return out
+    demand = {(c, o): s.held_gpus[(o, c)][k] + s.waiting_gpus[(o, c)][k] for o in s.owners for c in s.classes}
+    fair = class_entitlements(demand, weights, total)
+    return {o: fair.get(o, 0.0) for o in s.owners}
 
 
 def _share(owner: str, weight: float, t: float, share: float, fair: float, blind: float) -> OwnerShare:
