@@ -30,7 +30,7 @@ __all__ = ["Claims"]
 
 # A round plans a few preemptions (see `_victims` for how many candidates each weighs), so a
 # round on a 1,000-node cluster stays near a millisecond; later rounds carry on.
-_PLANS_PER_ROUND = 4
+_PLANS_PER_ROUND = 2
 _LOST_WORK = attrgetter("lost_work")
 
 
@@ -46,6 +46,7 @@ class Claims:
         self.preempted: set[str] = set()
         self.preempts: list[Preempt] = []
         self.plans_left = _PLANS_PER_ROUND
+        self._settled_s = snap.now_s - config.settle_s
         self._failed: dict[tuple[str, int], float] = {}  # (owner, class) -> GPUs a plan failed to find
         self._pending: Pending | None = None  # being freed by checkpointing jobs, unclaimed
         self._future: FreeView | None = None  # view + pending, kept in step
@@ -69,7 +70,7 @@ class Claims:
 
     def _plan(self, job: Job, future: FreeView, respect_holds: bool) -> Placement | None:
         victims, reasons = choose_victims(job, self._movable(), self.quotas, self.config.priority_classes,
-                                          self.owners, self.preempted, self.snap.cluster.total)
+                                          self.owners, self.preempted, self.snap.cluster.total, self._settled_s)
         plan = plan_preemption(job, future, victims, self.index, respect_holds)
         if plan is None:
             return None
@@ -82,17 +83,26 @@ class Claims:
         future = self.future()
         if not (job.workers == 1 or job.same_node) or future.largest_gap() >= job.total.gpus:
             return None  # a gang over several nodes is not helped by emptying one; or nothing to gain
-        classes = self.config.priority_classes
+        if 2 * future.free_gpus < job.total.gpus:
+            return None  # repacking is for idle GPUs scattered over nodes, not a busy cluster's last one
 
+        # A move costs the moved job only its checkpoint and it lands at once, so jobs of any
+        # class may move: a scattered 1-GPU high-class job must not pin a whole node. A job that
+        # just (re)started stays put, or it could be moved back and forth.
         def may_move(rj: RunningJob) -> bool:
-            return rj.job.job_id not in self.preempted and (not classes or rj.job.priority <= job.priority)
+            return rj.job.job_id not in self.preempted and rj.start_s <= self._settled_s
 
-        plan = plan_repack(job, future, self._movers(future), may_move, self.index, budget)
+        _, reasons = choose_victims(job, self._movable(), self.quotas, self.config.priority_classes,
+                                    self.owners, self.preempted, self.snap.cluster.total, self._settled_s)
+        plan = plan_repack(job, future, self._movers(future), may_move, reasons, self.index, budget)
         if plan is None:
             return None
         for rj, target in plan[1]:
-            self._preempt(rj, f"repack: moving to make room for {job.job_id}")
-            self._take(target)  # keep the moved job's landing spot free this round
+            if target is None:
+                self._preempt(rj, _reason(reasons[rj.job.job_id], job))
+            else:
+                self._preempt(rj, f"repack: moving to make room for {job.job_id}")
+                self._take(target)  # keep the moved job's landing spot free this round
         self._take(plan[0])
         return plan[0]
 
@@ -140,7 +150,7 @@ class Claims:
     def _movers(self, future: FreeView) -> dict[int, list[RunningJob]]:
         """On the nodes with the most idle GPUs, the movable jobs that run only there, cheapest first."""
         targets: dict[str, int] = {}
-        for k in range(len(future.buckets) - 1, 0, -1):
+        for k in range(len(future.buckets) - 1, -1, -1):
             for i in future.buckets[k]:
                 targets[future.nodes[i].name] = i
                 if len(targets) >= REPACK_NODES:
@@ -148,11 +158,8 @@ class Claims:
             if len(targets) >= REPACK_NODES:
                 break
         by_node: dict[int, list[RunningJob]] = {}
-        for rj in self._movable():
-            slots = rj.placement
-            first = slots[0].node
-            if first in targets and (len(slots) == 1 or all(s.node == first for s in slots)):
-                by_node.setdefault(targets[first], []).append(rj)
+        for rj in [rj for rj in self._movable() if rj.node in targets]:  # a listcomp: this scans thousands
+            by_node.setdefault(targets[rj.node], []).append(rj)
         for group in by_node.values():
             group.sort(key=_LOST_WORK)
         return by_node

@@ -55,10 +55,10 @@ def can_ever_fit(cluster: Cluster, job: Job) -> str | None:
     """None when `job` fits the idle cluster; otherwise why it never will (remembered per shape)."""
     w = job.per_worker
     key = (w.cpus, w.memory_gb, w.gpus, job.workers, job.same_node, job.gpu_type)
-    if key not in cluster._fit_memo:
+    if key not in cluster.fit_memo:
         idle = FreeView.of(cluster, cluster.idle())
-        cluster._fit_memo[key] = None if place(idle, job) is not None else _why_not(cluster, job)
-    return cluster._fit_memo[key]
+        cluster.fit_memo[key] = None if place(idle, job) is not None else _why_not(cluster, job)
+    return cluster.fit_memo[key]
 
 
 def _why_not(cluster: Cluster, job: Job) -> str:

@@ -3,11 +3,13 @@
 The round walks the queue in policy order (see `_order`). Each job either
   - is rejected, if no placement on the idle cluster could ever hold it;
   - waits, if starting it would take its owner over a hard cap;
-  - starts, if it fits what is free (gang: all workers or none);
-  - claims capacity being freed, preempting the cheapest eligible set if needed (a higher class
-    preempts lower ones; an owner within its guarantee reclaims from owners that borrow);
+  - starts, if it fits what is free (gang: all workers or none, see `_placement`);
+  - claims capacity being freed, preempting the cheapest eligible set if needed (`_claims`,
+    `_victims`: a higher class preempts lower ones; an owner within its guarantee or below its
+    fair share reclaims from others);
   - otherwise is blocked: with backfill the first blocked job gets a reservation that the rest
-    must not delay, without backfill nothing behind it may start.
+    must not delay (`_backfill`), and may move small jobs out of its way if its wait is long
+    (`_repack`); without backfill nothing behind it may start.
 """
 
 from __future__ import annotations
@@ -98,16 +100,22 @@ class _Round:
         if placement is not None:
             self._start(job, placement)
             return True
+        return self._blocked(job)
+
+    def _blocked(self, job: Job) -> bool:
+        """The first job that does not fit: it claims, or gets the reservation (and may repack)."""
         if self.config.preemption and self._claim(job, respect_holds=False):
             return True
-        if self.config.backfill:
-            self._reserve(job)
-            if self.reservation is not None and self.config.preemption:
-                wait_s = self.reservation.start_s - self.snap.now_s
-                if self._repack(job, wait_s * job.total.gpus / _REPACK_PAYBACK):
-                    self._unreserve()
-            return self.reservation is not None or job.job_id in self.claimed
-        return self.config.preemption and self._repack(job, math.inf)
+        if not self.config.backfill:
+            return self.config.preemption and self._repack(job, math.inf)
+        self._reserve(job)
+        if self.reservation is None:
+            return False
+        if self.config.preemption:
+            wait_s = self.reservation.start_s - self.snap.now_s
+            if self._repack(job, wait_s * job.total.gpus / _REPACK_PAYBACK):
+                self._unreserve()
+        return True
 
     def _backfill(self, job: Job) -> None:
         """Start `job` if it does not delay the reservation; or let it claim if it may preempt."""

@@ -4,17 +4,20 @@
 - Above its guarantee an owner borrows idle capacity; a job that keeps its owner within its
   guarantee may reclaim it by preempting borrowers (Kueue's reclaimWithinCohort). An owner with
   no guarantee borrows everything it holds.
-- With fair-share preemption, an owner below its entitlement (strict classes, then weighted
-  max-min fair within a class, in dominant-share terms, among owners with work) may preempt jobs of owners
-  that stay at or above their entitlement (and guarantee) without them. Each such preemption
-  shrinks the total shortfall, so they cannot cycle; a job may take its owner past its
-  entitlement, as otherwise an 8-GPU job could never close a 4-GPU gap.
+- With fair-share preemption, an owner A below its entitlement (strict classes, then weighted
+  max-min fair within a class, in dominant-share terms, among owners with work) may preempt
+  jobs of an owner B as long as B keeps more of its entitlement than A has now:
+  held_B' / entitled_B > held_A / entitled_A. Each such preemption raises the smallest of the
+  two ratios, so the sorted vector of ratios only improves and preemptions cannot cycle. A job
+  may take its owner past its entitlement: otherwise an 8-GPU job could never close a 4-GPU gap.
+  Jobs that (re)started within `settle_s` are not taken, so nothing bounces between owners.
 Victims are never of a higher class than the job (strict classes), so the capacity taken
 always goes to a job that the next round also considers first.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 
 from llmos.scheduler._fairshare import class_entitlements
@@ -25,10 +28,10 @@ from llmos.scheduler._types import Job, Owner
 __all__ = ["Quotas"]
 
 _SLACK = 1e-6  # dominant shares are ratios of floats
-# Fair-share reclaim starts only 5% below the entitlement: preempting to close a sliver of a
+# Fair-share reclaim starts only 2% below the entitlement: preempting to close a sliver of a
 # gap costs more checkpoints than it returns, and on a large cluster some owner is always a
 # few GPUs short.
-_TOLERANCE = 0.0
+_TOLERANCE = 0.02
 
 
 class Quotas:
@@ -61,14 +64,21 @@ class Quotas:
             return False
         return owner.guarantee.admits(self._held.get(job.owner, ZERO) + job.total)
 
+    def ratio(self, name: str) -> float:
+        """What `name` holds over what it is entitled to (dominant shares); 1 when both are 0."""
+        held = self._held.get(name, ZERO).dominant_share(self._total)
+        entitled = self._entitled.get(name, 0.0) if self._entitled is not None else held
+        if entitled <= _SLACK:
+            return math.inf if held > _SLACK else 1.0
+        return held / entitled
+
     def below_entitlement(self, name: str) -> bool:
         """`name` holds less than its fair-share entitlement (when fair preemption is on)."""
         if self._entitled is None:
             return False
         known = self._below.get(name)
         if known is None:
-            share = self._held.get(name, ZERO).dominant_share(self._total)
-            known = self._below[name] = share < self._entitled.get(name, 0.0) * (1 - _TOLERANCE) - _SLACK
+            known = self._below[name] = self.ratio(name) < 1 - _TOLERANCE
         return known
 
     def may_reclaim(self, job: Job) -> bool:
@@ -90,17 +100,21 @@ class Quotas:
             self._borrowing[name] = known
         return known
 
-    def excess(self, name: str) -> float:
-        """How much dominant share `name` could lose and stay at its entitlement."""
+    def fair_budget(self, name: str, claimant: str) -> float:
+        """Dominant share `name` can lose to `claimant` and still keep a larger part of its
+        entitlement than `claimant` has now."""
         if self._entitled is None:
             return 0.0
-        return self._held.get(name, ZERO).dominant_share(self._total) - self._entitled.get(name, 0.0)
+        held = self._held.get(name, ZERO).dominant_share(self._total)
+        return held - self._entitled.get(name, 0.0) * self.ratio(claimant) - _SLACK
 
     def reclaimable_from(self, job: Job, victim_owner: str) -> bool:
         """May `job` take capacity held by `victim_owner` (classes and amounts aside)?"""
         if victim_owner == job.owner or not self.borrowing(victim_owner):
             return False
-        return self.within_guarantee(job) or (self.below_entitlement(job.owner) and self.excess(victim_owner) > 0)
+        if self.within_guarantee(job):
+            return True
+        return self.below_entitlement(job.owner) and self.fair_budget(victim_owner, job.owner) > 0
 
 
 def _entitled(owners: Mapping[str, Owner], held: Mapping[QueueKey, Resources], total: Resources,

@@ -3,13 +3,15 @@
 Best-fit placement keeps fragmentation low but cannot avoid it: after a while every node has a
 few idle GPUs and no 8-GPU job fits anywhere. Then the policy may move small jobs: preempt a set
 on one node so the blocked job fits there, on the condition that every moved job fits right
-away in the idle capacity elsewhere. Moved jobs checkpoint, keep their place in the queue and
-restart, so a move costs only their checkpoint time; nobody loses share.
+away in the idle capacity elsewhere (jobs the blocked one may preempt anyway, by class or
+reclaim, need no landing spot). Moved jobs checkpoint, keep their place in the queue and
+restart, so a move costs only their checkpoint time; nobody loses share. That is why a move may
+touch a job of any class, unlike a preemption.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._placement import Placement, commit, place
@@ -17,22 +19,24 @@ from llmos.scheduler._types import Job, RunningJob
 
 __all__ = ["REPACK_NODES", "plan_repack"]
 
-REPACK_NODES = 32  # nodes tried, those with most idle GPUs first: bounds a round on a large cluster
+REPACK_NODES = 16  # nodes tried, those with most idle GPUs first: bounds a round on a large cluster
 _MOVERS_PER_NODE = 6  # at most 2^6 subsets per node
-_TRIES = 8  # cheapest options checked in full (each check copies the free view)
+_TRIES = 4  # cheapest options checked in full (each check copies the free view)
 
-Moves = list[tuple[RunningJob, Placement]]
+Moves = list[tuple[RunningJob, Placement | None]]  # None: evicted (preempted), not moved
 
 
 def plan_repack(job: Job, future: FreeView, by_node: dict[int, list[RunningJob]],
-                may_move: Callable[[RunningJob], bool], index: dict[str, int],
+                may_move: Callable[[RunningJob], bool], evictable: Collection[str], index: dict[str, int],
                 budget: float) -> tuple[Placement, Moves] | None:
     """(placement for `job`, [(job to move, where it lands)]) at the least lost work, or None.
 
     `by_node` lists, for the nodes to try, the preemptible jobs running only there, cheapest
-    first. Moves that lose more than `budget` (GPU-seconds) are not worth making.
+    first. Jobs in `evictable` may be preempted outright (the job's owner may reclaim from
+    them) and need no landing spot. Moves that lose more than `budget` (GPU-seconds) are not
+    worth making.
     """
-    if job.total.gpus > future.free_gpus or job.total.gpus <= 0:
+    if job.total.gpus <= 0:
         return None
     options = []
     for i in by_node:
@@ -45,13 +49,13 @@ def plan_repack(job: Job, future: FreeView, by_node: dict[int, list[RunningJob]]
                 options.append((cost, len(moved), i, moved))
     options.sort(key=lambda o: o[:3])
     for _, _, i, moved in options[:_TRIES]:
-        plan = _try(job, future, future.nodes[i].name, moved, index)
+        plan = _try(job, future, future.nodes[i].name, moved, evictable, index)
         if plan is not None:
             return plan
     return None
 
 
-def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob],
+def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob], evictable: Collection[str],
          index: dict[str, int]) -> tuple[Placement, Moves] | None:
     scratch = future.clone()
     for rj in moved:
@@ -61,8 +65,9 @@ def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob],
     if placement is None or placement[0].node != node:
         return None
     commit(scratch, placement, index)
-    targets = []
-    for rj in sorted(moved, key=lambda rj: -rj.job.total.gpus):  # biggest first packs best
+    targets: Moves = [(rj, None) for rj in moved if rj.job.job_id in evictable]
+    landing = [rj for rj in moved if rj.job.job_id not in evictable]
+    for rj in sorted(landing, key=lambda rj: -rj.job.total.gpus):  # biggest first packs best
         target = place(scratch, rj.job)
         if target is None:
             return None

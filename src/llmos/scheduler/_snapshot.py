@@ -22,7 +22,7 @@ QueueKey = tuple[int, str]  # (priority class rank, owner)
 class Cluster:
     """The static inventory, indexed once: nodes by name, totals, and the largest node."""
 
-    __slots__ = ("_fit_memo", "index", "max_gpus", "nodes", "total")
+    __slots__ = ("fit_memo", "index", "max_gpus", "nodes", "total")
 
     def __init__(self, nodes: Iterable[Node]) -> None:
         self.nodes: tuple[Node, ...] = tuple(nodes)
@@ -36,7 +36,7 @@ class Cluster:
         self.max_gpus = max((n.gpus for n in self.nodes), default=0)
         # Whether a job shape can ever be placed is a property of the inventory alone; the
         # policy asks it for every blocked job, so the answer is remembered per shape.
-        self._fit_memo: dict[tuple, str | None] = {}
+        self.fit_memo: dict[tuple, str | None] = {}
 
     def idle(self) -> list[NodeFree]:
         return [NodeFree(n.cpus, n.memory_gb, tuple(range(n.gpus))) for n in self.nodes]

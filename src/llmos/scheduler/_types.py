@@ -107,6 +107,7 @@ class RunningJob:
     movable: bool = field(init=False, repr=False, compare=False)  # preemptible and not stopping
     priority: int = field(init=False, repr=False, compare=False)
     owner: str = field(init=False, repr=False, compare=False)
+    node: str | None = field(init=False, repr=False, compare=False)  # None: a gang across nodes
 
     def __post_init__(self) -> None:
         if len(self.placement) != self.job.workers:
@@ -122,6 +123,8 @@ class RunningJob:
         object.__setattr__(self, "movable", self.job.preemptible and not self.stopping)
         object.__setattr__(self, "priority", self.job.priority)
         object.__setattr__(self, "owner", self.job.owner)
+        nodes = {slot.node for slot in self.placement}
+        object.__setattr__(self, "node", nodes.pop() if len(nodes) == 1 else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 A higher class preempts lower classes of its own owner or of owners that borrow (capacity an
 owner holds within its guarantee is never taken by someone else's class). An owner within its
 guarantee, or below its fair share, reclaims from others in the same or lower classes (see
-`_quota`); fair-share reclaim takes from an owner only what keeps it at its entitlement.
+`_quota` for how much fair-share reclaim may take from each).
 Running jobs are grouped once per round by (class, owner), so a job that may preempt nobody
 costs a glance at a dozen groups rather than a pass over thousands of jobs.
 """
@@ -11,6 +11,7 @@ costs a glance at a dozen groups rather than a pass over thousands of jobs.
 from __future__ import annotations
 
 import heapq
+import math
 from bisect import bisect_right
 from collections.abc import Collection, Iterator, Sequence
 from itertools import chain
@@ -22,7 +23,7 @@ from llmos.scheduler._types import Job, RunningJob
 
 __all__ = ["Movable", "choose_victims"]
 
-_WEIGHED = 256  # cheapest candidates a plan weighs: bounds a round on a large cluster
+_WEIGHED = 64  # cheapest candidates a plan weighs: bounds a round on a large cluster
 _PRIORITY = attrgetter("priority")
 _LOST_WORK = attrgetter("lost_work")
 
@@ -41,19 +42,21 @@ class Movable:
             self.classes[p] = movable[lo:hi]
             lo = hi
         self._sorted: set[int] = set()
-        self._filtered: dict[tuple[int, frozenset[str]], list[RunningJob]] = {}
+        self._filtered: dict[tuple, list[RunningJob]] = {}
 
-    def cheapest_first(self, p: int, owners: frozenset[str] | None = None) -> list[RunningJob]:
-        """Class `p`'s jobs (of `owners` only, if given), cheapest to preempt first."""
+    def cheapest_first(self, p: int, owners: frozenset[str] | None = None,
+                       settled_s: float = math.inf) -> list[RunningJob]:
+        """Class `p`'s jobs (of `owners` only, if given, started by `settled_s`), cheapest first."""
         group = self.classes[p]
         if p not in self._sorted:
             group.sort(key=_LOST_WORK)
             self._sorted.add(p)
-        if owners is None:
+        if owners is None and settled_s == math.inf:
             return group
-        key = (p, owners)
+        key = (p, owners, settled_s)
         if key not in self._filtered:  # several plans in a round often ask the same
-            self._filtered[key] = [rj for rj in group if rj.owner in owners]
+            self._filtered[key] = [rj for rj in group if (owners is None or rj.owner in owners)
+                                   and rj.start_s <= settled_s]
         return self._filtered[key]
 
     def __iter__(self) -> Iterator[RunningJob]:
@@ -61,42 +64,40 @@ class Movable:
 
 
 def choose_victims(job: Job, movable: Movable, quotas: Quotas, classes: bool, owners: Collection[str],
-                   preempted: Collection[str], total: Resources) -> tuple[list[RunningJob], dict[str, str]]:
+                   preempted: Collection[str], total: Resources,
+                   settled_s: float) -> tuple[list[RunningJob], dict[str, str]]:
     """Running jobs `job` may preempt, cheapest first, and why (`priority` or `reclaim`).
 
     `owners` are those holding resources, or empty when no rule tells owners apart (no quotas,
-    no fair share): then every owner counts as borrowing.
+    no fair share): then every owner counts as borrowing. Fair-share reclaim takes only jobs
+    started by `settled_s`, so that a job is not bounced between owners as their shares see-saw.
     """
     reclaim = quotas.may_reclaim(job)
     by_class = {o for o in owners if o == job.owner or quotas.borrowing(o)} if classes else set()
     by_reclaim: set[str] = set()
-    budget: dict[str, float] = {}  # fair-share reclaim takes only what keeps an owner at its entitlement
+    budget: dict[str, float] = {}  # what fair-share reclaim may take from each owner (see `_quota`)
     if reclaim:
         guaranteed = quotas.within_guarantee(job)
         for o in owners:
-            if quotas.reclaimable_from(job, o) and (guaranteed or quotas.excess(o) > 0):
+            if quotas.reclaimable_from(job, o):
                 by_reclaim.add(o)
                 if not guaranteed:
-                    budget[o] = quotas.excess(o)
+                    budget[o] = quotas.fair_budget(o, job.owner)
     lists = []
     for p in movable.classes:
-        if classes and p < job.priority:
-            allowed = by_class | by_reclaim if owners else None
-        elif reclaim and (not classes or p <= job.priority):
-            allowed = by_reclaim
-        else:
-            continue
-        if allowed is None or allowed:
-            lists.append(movable.cheapest_first(p, None if allowed is None else frozenset(allowed)))
+        if classes and p < job.priority:  # the class rule: no need to settle
+            lists.append(movable.cheapest_first(p, frozenset(by_class) if owners else None))
+        if by_reclaim and (not classes or p <= job.priority):
+            lists.append(movable.cheapest_first(p, frozenset(by_reclaim), settled_s if budget else math.inf))
     victims: list[RunningJob] = []
     why: dict[str, str] = {}
     for rj in heapq.merge(*lists, key=_LOST_WORK):
-        if rj.job.job_id in preempted:
+        if rj.job.job_id in preempted or rj.job.job_id in why:
             continue
         if classes and rj.priority < job.priority and (not owners or rj.owner in by_class):
             why[rj.job.job_id] = "priority"
         else:
-            if rj.owner in budget:
+            if rj.owner in budget:  # fair-share reclaim (a guarantee is reclaimed at once)
                 share = rj.job.total.dominant_share(total)
                 if share > budget[rj.owner] + 1e-9:
                     continue

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llmos._lazy import require
+from llmos.sim._report import entitled_at
 from llmos.sim._result import SimResult
 
 __all__ = ["write_plots"]
@@ -65,16 +66,17 @@ def _utilisation(plt, results: Sequence[SimResult], path: Path) -> Path:
 def _shares(plt, r: SimResult, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     s = r.samples
-    weight_sum = sum(r.weights.values()) or 1.0
+    entitled = [entitled_at(r, k) for k in range(len(s.times_s))]
     for o in s.owners:
         held = [s.owner_held(o, k) / r.total_gpus for k in range(len(s.times_s))]
         t, share = _binned(s.times_s, held)
-        line = ax.plot([x / 86400 for x in t], share, label=o)[0]
-        # The owner's weighted share of the whole cluster, for reference.
-        ax.axhline(r.weights.get(o, 1.0) / weight_sum, color=line.get_color(), linestyle=":", alpha=0.6)
+        days = [x / 86400 for x in t]
+        line = ax.plot(days, share, label=o, linewidth=1.2)[0]
+        _, fair = _binned(s.times_s, [e[o] / r.total_gpus for e in entitled])
+        ax.plot(days, fair, color=line.get_color(), linestyle=":", linewidth=1.0)
     ax.set_xlabel("simulated time (days)")
-    ax.set_ylabel("share of GPUs held (dotted: weighted share)")
-    ax.set_title(f"Share per owner over time ({r.policy})")
+    ax.set_ylabel("share of GPUs held (dotted: entitled)")
+    ax.set_title(f"Share per owner over time vs. entitlement ({r.policy})")
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(plt, fig, path)
@@ -91,9 +93,9 @@ def _binned(times: Sequence[float], values: Sequence[float]) -> tuple[list[float
         a, b, v = times[k], times[k + 1], values[k]
         while a < b:
             i = min(int((a - t0) / width), _BINS - 1)
-            edge = min(b, t0 + (i + 1) * width)
-            if edge <= a:  # float rounding at a bin edge
-                edge = b
+            if i < _BINS - 1 and t0 + (i + 1) * width <= a:  # float rounding at a bin edge
+                i += 1
+            edge = b if i == _BINS - 1 else min(b, t0 + (i + 1) * width)
             acc[i] += v * (edge - a)
             a = edge
     return [t0 + (i + 0.5) * width for i in range(_BINS)], [x / width for x in acc]

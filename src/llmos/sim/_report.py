@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from llmos.scheduler import class_entitlements, entitlements
 from llmos.sim._result import SimResult
 
-__all__ = ["OwnerShare", "Rejection", "SimReport", "Stats", "percentile", "summarize"]
+__all__ = ["OwnerShare", "Rejection", "SimReport", "Stats", "entitled_at", "percentile", "summarize"]
 
 
 class Stats(BaseModel):
@@ -105,9 +105,17 @@ def _utilisation(result: SimResult, start_s: float, end_s: float) -> float:
     return busy / (span * result.total_gpus) if span > 0 and result.total_gpus else 0.0
 
 
+def entitled_at(result: SimResult, k: int) -> dict[str, float]:
+    """Each owner's entitled GPUs after round `k`, under the policy's own rules (see above)."""
+    s = result.samples
+    if result.priority_classes:
+        return _by_class(s, k, result.weights, result.total_gpus)
+    demand = {o: s.owner_held(o, k) + s.owner_waiting(o, k) for o in s.owners}
+    return entitlements(demand, result.weights, result.total_gpus)
+
+
 def owner_shares(result: SimResult) -> list[OwnerShare]:
     s, total = result.samples, result.total_gpus
-    classes = s.classes if result.priority_classes else []
     # per owner: waiting time, share x time, entitlement x time, class-blind entitlement x time
     acc = {o: [0.0, 0.0, 0.0, 0.0] for o in s.owners}
     for k in range(len(s.times_s) - 1):
@@ -116,7 +124,7 @@ def owner_shares(result: SimResult) -> list[OwnerShare]:
             continue
         demand = {o: s.owner_held(o, k) + s.owner_waiting(o, k) for o in s.owners}
         blind = entitlements(demand, result.weights, total)
-        fair = _by_class(s, k, result.weights, total) if classes else blind
+        fair = entitled_at(result, k) if result.priority_classes else blind
         for o in s.owners:
             if s.owner_waiting(o, k) > 0:
                 a = acc[o]

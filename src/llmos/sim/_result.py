@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from llmos.scheduler import Resources
+
 __all__ = ["JobOutcome", "Samples", "SimResult"]
 
 
@@ -30,14 +32,16 @@ class Samples:
         self.held_gpus: dict[tuple[str, int], list[float]] = {(o, c): [] for o in owners for c in classes}
         self.waiting_gpus: dict[tuple[str, int], list[float]] = {(o, c): [] for o in owners for c in classes}
 
-    def add(self, t: float, busy: float, held: Mapping[tuple[str, int], float],
-            waiting: Mapping[tuple[str, int], float]) -> None:
+    def add(self, t: float, busy: float, held: Mapping[tuple[int, str], Resources],
+            waiting: Mapping[tuple[int, str], float]) -> None:
+        """Record one instant; `held` and `waiting` are keyed by (class, owner), as the queue is."""
         self.times_s.append(t)
         self.busy_gpus.append(busy)
-        for key, series in self.held_gpus.items():
-            series.append(held[key])
-        for key, series in self.waiting_gpus.items():
-            series.append(waiting[key])
+        for (o, c), series in self.held_gpus.items():
+            r = held.get((c, o))
+            series.append(r.gpus if r is not None else 0.0)
+        for (o, c), series in self.waiting_gpus.items():
+            series.append(waiting.get((c, o), 0.0))
 
     def owner_held(self, owner: str, k: int) -> float:
         return sum(self.held_gpus[(owner, c)][k] for c in self.classes)
@@ -57,6 +61,7 @@ class SimResult:
     samples: Samples
     weights: dict[str, float]
     round_latency_s: list[float]
+    round_decisions: list[int]
     preemptions: int
     lost_gpu_s: float
     wall_s: float

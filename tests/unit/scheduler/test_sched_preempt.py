@@ -66,8 +66,11 @@ def test_repack_moves_small_jobs_to_make_room() -> None:
     run = [running(job("s1", 2, owner="x", checkpoint_s=20), ("n1", gpus(0, 2))),
            running(job("s2", 2, owner="x", checkpoint_s=20), ("n1", gpus(2, 2))),
            running(job("big", 4, owner="x", checkpoint_s=60), ("n2", gpus(0, 4)))]  # costlier to move
-    snap = Snapshot.build(10.0, [node("n1"), node("n2")], run, [job("whole", 8, owner="y")])
+    snap = Snapshot.build(1000.0, [node("n1"), node("n2")], run, [job("whole", 8, owner="x")])
     decision = schedule(snap, POLICIES["fair"])
     assert {p.job_id for p in decision.preempts} == {"s1", "s2"}
     assert all(p.reason.startswith("repack") for p in decision.preempts)
     assert started(decision) == {}
+    # Jobs that just (re)started are left to settle, or they could bounce back and forth.
+    fresh = Snapshot.build(100.0, [node("n1"), node("n2")], run, [job("whole", 8, owner="x")])
+    assert schedule(fresh, POLICIES["fair"]).preempts == ()

@@ -21,7 +21,7 @@ from llmos.scheduler import (
 )
 from llmos.sim import TraceJob, simulate
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 nodes_st = st.lists(st.sampled_from([0, 2, 4, 8]), min_size=1, max_size=4).map(
     lambda gs: [Node(f"n{i}", 16, 128, g) for i, g in enumerate(gs)])

@@ -149,3 +149,16 @@ def test_snapshot_build_refuses_over_committed_nodes() -> None:
     b = running(job("b", 4), ("n1", gpus(2, 4)))
     with pytest.raises(SchedulerError, match="already held"):
         Snapshot.build(0.0, [node("n1")], [a, b])
+
+
+def test_an_owner_below_its_fair_share_reclaims_from_one_above() -> None:
+    # No quotas: `a` took the whole idle node; `b` arrives. `b`'s entitlement is half the node.
+    held = [running(job(f"a{i}", 2, owner="a", checkpoint_s=30 + i), ("n1", gpus(2 * i, 2)), start_s=0.0)
+            for i in range(4)]
+    snap = Snapshot.build(5000.0, [node("n1")], held, [job("b0", 2, owner="b", submit_s=4000.0)])
+    decision = schedule(snap, FULL)
+    assert [p.job_id for p in decision.preempts] == ["a0"]  # one job, the cheapest to checkpoint
+    assert decision.preempts[0].reason.startswith("reclaim")
+    # A job that only just started is left to settle before it can be reclaimed.
+    fresh = [running(r.job, *[(s.node, s.gpu_indices) for s in r.placement], start_s=4900.0) for r in held]
+    assert schedule(Snapshot.build(5000.0, [node("n1")], fresh, snap.queue[(1, "b")]), FULL).preempts == ()

@@ -1,0 +1,108 @@
+"""The state the simulator keeps as the daemon would: free capacity, running jobs, the queue.
+
+Everything is updated incrementally, so building a snapshot costs nothing per job: the queue
+stays grouped by (class, owner) in queue order, holdings are kept per (class, owner), and free
+capacity per node. Every placement applied is checked: one that over-commits a node, splits a
+same-node gang or gives a worker the wrong number of GPUs is a policy bug, raised at once.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from dataclasses import replace
+
+from llmos.scheduler import (
+    Cluster,
+    Job,
+    NodeFree,
+    Owner,
+    Resources,
+    RunningJob,
+    Slot,
+    Snapshot,
+    queue_order,
+)
+
+__all__ = ["ClusterState"]
+
+ZERO = Resources()
+
+
+class ClusterState:
+    def __init__(self, cluster: Cluster, owners: dict[str, Owner]) -> None:
+        self.cluster = cluster
+        self.owners = owners
+        self.free: list[NodeFree] = cluster.idle()
+        self.running: dict[str, RunningJob] = {}
+        self.queue: dict[tuple[int, str], list[Job]] = {}
+        self.held: dict[tuple[int, str], Resources] = {}  # by (class, owner)
+        self.waiting: dict[tuple[int, str], float] = {}  # GPUs queued, by (class, owner)
+        self.busy_gpus = 0.0
+
+    def snapshot(self, now_s: float, usage: dict[str, Resources]) -> Snapshot:
+        return Snapshot(now_s, self.cluster, self.free, list(self.running.values()), self.queue, self.owners,
+                        usage, self.held)
+
+    def enqueue(self, job: Job) -> None:
+        key = (job.priority, job.owner)
+        insort(self.queue.setdefault(key, []), job, key=queue_order)
+        self.waiting[key] = self.waiting.get(key, 0.0) + job.total.gpus
+
+    def dequeue(self, job: Job) -> Job:
+        key = (job.priority, job.owner)
+        group = self.queue[key]
+        found = group.pop(bisect_left(group, queue_order(job), key=queue_order))
+        self.waiting[key] -= found.total.gpus
+        return found
+
+    def start(self, job: Job, placement: tuple[Slot, ...], now_s: float) -> None:
+        _check(job, placement)
+        for slot in placement:
+            i = self.cluster.index[slot.node]
+            f = self.free[i]
+            if (not set(f.gpu_indices).issuperset(slot.gpu_indices)
+                    or f.cpus + 1e-6 < slot.cpus or f.memory_gb + 1e-6 < slot.memory_gb):
+                raise RuntimeError(f"policy over-committed node {slot.node} with {job.job_id}")
+            self.free[i] = NodeFree(f.cpus - slot.cpus, f.memory_gb - slot.memory_gb,
+                                    tuple(g for g in f.gpu_indices if g not in slot.gpu_indices))
+        self.running[job.job_id] = RunningJob(job, placement, now_s)
+        self._hold(job, +1)
+
+    def stopping(self, job_id: str, until_s: float) -> RunningJob:
+        """Mark a preempted job as checkpointing until `until_s`; it holds its resources till then."""
+        rj = self.running[job_id]
+        if rj.stopping or not rj.job.preemptible:
+            raise RuntimeError(f"policy preempted {job_id}, which is stopping or not preemptible")
+        self.running[job_id] = replace(rj, stopping=True, expected_end_s=until_s)
+        return rj
+
+    def release(self, job_id: str) -> RunningJob:
+        rj = self.running.pop(job_id)
+        for slot in rj.placement:
+            i = self.cluster.index[slot.node]
+            f = self.free[i]
+            self.free[i] = NodeFree(f.cpus + slot.cpus, f.memory_gb + slot.memory_gb,
+                                    tuple(sorted(f.gpu_indices + slot.gpu_indices)))
+        self._hold(rj.job, -1)
+        return rj
+
+    def _hold(self, job: Job, sign: int) -> None:
+        key = (job.priority, job.owner)
+        self.held[key] = self.held.get(key, ZERO) + job.total.times(sign)
+        self.busy_gpus += sign * job.total.gpus
+
+    def owner_held(self, owner: str) -> Resources:
+        total = ZERO
+        for (_, o), r in self.held.items():
+            if o == owner:
+                total = total + r
+        return total
+
+
+def _check(job: Job, placement: tuple[Slot, ...]) -> None:
+    if len(placement) != job.workers:
+        raise RuntimeError(f"policy placed {len(placement)} workers of {job.job_id}, which has {job.workers}")
+    if job.same_node and len({slot.node for slot in placement}) != 1:
+        raise RuntimeError(f"policy split same-node job {job.job_id} across nodes")
+    if any(len(slot.gpu_indices) != job.per_worker.gpus for slot in placement):
+        raise RuntimeError(f"policy gave a worker of {job.job_id} the wrong number of GPUs")
