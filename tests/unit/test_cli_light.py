@@ -89,3 +89,17 @@ def test_resume_false_moves_an_old_run_aside(tmp_path) -> None:
     prepare_run_dir(parse_job({"data": {"train": "a.csv"}, "output": str(run), "checkpoint": {"resume": False}}))
     assert not (run / "checkpoints").exists()
     assert len(list(tmp_path.glob("run.*"))) == 1
+
+
+def test_a_second_launcher_on_the_same_run_folder_is_refused(tmp_path) -> None:
+    import pytest
+
+    from llmos.errors import LlmosError
+    from llmos.run._launch import _exclusive
+    from llmos.spec import parse_job
+
+    job = parse_job({"data": {"train": "a.csv"}, "output": str(tmp_path / "run")})
+    with _exclusive(job), pytest.raises(LlmosError, match="another llmos process"), _exclusive(job):
+        pass
+    with _exclusive(job):  # released when the first launcher ends
+        pass

@@ -4,18 +4,25 @@ to the launcher checkpoints the run instead of killing it."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmos.errors import LlmosError
 from llmos.run._signals import EXIT_PREEMPTED
+
+if TYPE_CHECKING:
+    from llmos.spec import TrainJob
 
 __all__ = ["Launch", "launch", "prepare_run_dir", "worker_command"]
 
@@ -31,7 +38,7 @@ class Launch:
         return json.loads(path.read_text()) if path.is_file() else None
 
 
-def prepare_run_dir(job: Any, *, fresh: bool = False) -> Any:
+def prepare_run_dir(job: TrainJob, *, fresh: bool = False) -> TrainJob:
     """Resolve the job's output folder and write the job file there; returns the resolved job.
 
     With several nodes the folder must be on storage they share, as every worker resumes from it.
@@ -58,13 +65,13 @@ def prepare_run_dir(job: Any, *, fresh: bool = False) -> Any:
     return job
 
 
-def job_file(job: Any) -> Path:
+def job_file(job: TrainJob) -> Path:
     """The resolved job file in the run folder; one per node, since nodes may share the folder."""
     rank = job.resources.node_rank
     return Path(job.output) / ("job.json" if rank == 0 else f"job-node{rank}.json")
 
 
-def worker_command(job: Any, job_file: Path) -> list[str]:
+def worker_command(job: TrainJob, job_file: Path) -> list[str]:
     res = job.resources
     entry = ["-m", "llmos.run", str(job_file)]
     if res.procs * res.nodes == 1:
@@ -73,18 +80,47 @@ def worker_command(job: Any, job_file: Path) -> list[str]:
     if res.nodes == 1:
         cmd += ["--standalone"]
     else:
-        host, _, port = res.rdzv_endpoint.rpartition(":")
+        host, _, port = (res.rdzv_endpoint or "").rpartition(":")
         cmd += ["--nnodes", str(res.nodes), "--node-rank", str(res.node_rank),
                 "--master-addr", host, "--master-port", port]
     return cmd + entry
 
 
-def launch(job: Any, *, fresh: bool = False, env: dict[str, str] | None = None) -> Launch:
+def launch(job: TrainJob, *, fresh: bool = False, env: dict[str, str] | None = None) -> Launch:
     """Run the job in the foreground until it ends; returns its exit code (75 when preempted)."""
-    job = prepare_run_dir(job, fresh=fresh)
-    run_dir = Path(job.output)
-    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.Popen(worker_command(job, job_file(job)), env=child_env)
+    with _exclusive(job):
+        job = prepare_run_dir(job, fresh=fresh)
+        run_dir = Path(job.output)  # type: ignore[arg-type]
+        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        code = _run_child(worker_command(job, job_file(job)), child_env)
+    if code != 0 and _status(run_dir) == "preempted":
+        code = EXIT_PREEMPTED
+    return Launch(exit_code=code, run_dir=run_dir)
+
+
+@contextlib.contextmanager
+def _exclusive(job: TrainJob) -> Iterator[None]:
+    """One launcher per run folder on this machine: a second `llmos train` on it is refused."""
+    from llmos.paths import runs_dir
+
+    if job.resources.node_rank != 0:  # nodes > 0 join node 0's run
+        yield
+        return
+    run_dir = Path(job.output or runs_dir() / job.name).expanduser().resolve()
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.parent / f".{run_dir.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LlmosError(f"another llmos process is running the job in {run_dir}.",
+                             hint="Wait for it to end (or stop it), or give this job another output=PATH.") from None
+        yield
+
+
+def _run_child(command: list[str], env: dict[str, str]) -> int:
+    proc = subprocess.Popen(command, env=env)
+    if threading.current_thread() is not threading.main_thread():  # signal handlers are main-thread only
+        return proc.wait()
 
     def forward(signum: int, _frame: Any) -> None:
         if proc.poll() is None:
@@ -95,13 +131,10 @@ def launch(job: Any, *, fresh: bool = False, env: dict[str, str] | None = None) 
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
                 signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
     try:
-        code = proc.wait()
+        return proc.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if code != 0 and _status(run_dir) == "preempted":
-        code = EXIT_PREEMPTED
-    return Launch(exit_code=code, run_dir=run_dir)
 
 
 def _status(run_dir: Path) -> str | None:
