@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmos.errors import LlmosError
+from llmos.run import _runfile as runfile
 from llmos.run._signals import EXIT_PREEMPTED
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def prepare_run_dir(job: TrainJob, *, fresh: bool = False) -> TrainJob:
     run_dir = Path(job.output or runs_dir() / job.name).expanduser().resolve()
     job = job.model_copy(update={"output": run_dir})
     if job.resources.node_rank == 0:  # node 0 owns the folder; other nodes only add their job file
-        status = _status(run_dir)
+        status = runfile.read(run_dir).get("status")
         if status == "finished" and not fresh:
             raise LlmosError(f"{run_dir} holds a finished run.",
                              hint="Start a new one with --fresh (the old folder is kept beside it) "
@@ -59,7 +60,7 @@ def prepare_run_dir(job: TrainJob, *, fresh: bool = False) -> TrainJob:
             run_dir.rename(run_dir.with_name(f"{run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}"))
         run_dir.mkdir(parents=True, exist_ok=True)
         # From here on, "preempted" can only come from the attempt about to start.
-        _set_status(run_dir, "launching")
+        runfile.update(run_dir, status="launching")
     run_dir.mkdir(parents=True, exist_ok=True)
     job_file(job).write_text(job.model_dump_json(indent=2))
     return job
@@ -93,7 +94,7 @@ def launch(job: TrainJob, *, fresh: bool = False, env: dict[str, str] | None = N
         run_dir = Path(job.output)  # type: ignore[arg-type]
         child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         code = _run_child(worker_command(job, job_file(job)), child_env)
-    if code != 0 and _status(run_dir) == "preempted":
+    if code != 0 and runfile.read(run_dir).get("status") == "preempted":
         code = EXIT_PREEMPTED
     return Launch(exit_code=code, run_dir=run_dir)
 
@@ -135,21 +136,3 @@ def _run_child(command: list[str], env: dict[str, str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _status(run_dir: Path) -> str | None:
-    try:
-        return json.loads((run_dir / "run.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return None
-
-
-def _set_status(run_dir: Path, status: str) -> None:
-    path = run_dir / "run.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**data, "status": status}, indent=2))
-    os.replace(tmp, path)

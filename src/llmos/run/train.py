@@ -23,6 +23,7 @@ from llmos.data import BatchPlan, collate, encode, load_dataset
 from llmos.errors import CheckpointError, DataError, SpecError
 from llmos.models import build, save_trained
 from llmos.run import _checkpoint as ckpt
+from llmos.run import _runfile as runfile
 from llmos.run._dist import Dist, init
 from llmos.run._evaluate import evaluate, task_loss
 from llmos.run._optim import build_optimizer, build_schedule, precision_for
@@ -112,7 +113,7 @@ def train(job: TrainJob) -> int:
     tracker = _tracker(job, data, run_dir, dist)
     progress = Progress(total_steps, start=state.step, enabled=dist.is_main)
     if dist.is_main:
-        _write_run_file(run_dir, tracker.run_id, "running")
+        runfile.update(run_dir, run_id=tracker.run_id, status="running")
         if last is None:
             tracker.log_params({"data.train_examples": len(enc_train.lengths), "run.total_steps": total_steps,
                                 "run.world_size": dist.world_size, "run.precision": str(autocast_dtype or "fp32")})
@@ -283,23 +284,11 @@ def _tracker(job: TrainJob, data: Any, run_dir: Path, dist: Dist) -> Any:
 
     if not (dist.is_main and job.tracking.enabled):
         return NullTracker()
-    previous = _read_run_file(run_dir).get("run_id") or None
+    previous = runfile.read(run_dir).get("run_id") or None
     tags = {"llmos.recipe": "train", "llmos.task": job.model.task, "llmos.base_model": job.model.name,
             "llmos.data_hash": data.data_hash, "llmos.run_dir": str(run_dir)}
     return start_run(job.tracking, run_name=job.name, job=job.model_dump(mode="json"), tags=tags,
                      resume_run_id=previous)
-
-
-def _read_run_file(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _write_run_file(run_dir: Path, run_id: str, status: str, **extra: Any) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps({**_read_run_file(run_dir), "run_id": run_id, "status": status, **extra}, indent=2))
-    os.replace(tmp, run_dir / "run.json")
 
 
 def _preempted(run_dir: Path, tracker: Any, progress: Progress, dist: Dist, step: int, stop: StopRequest) -> int:
@@ -307,7 +296,7 @@ def _preempted(run_dir: Path, tracker: Any, progress: Progress, dist: Dist, step
     if dist.is_main:
         progress.note(f"stopped by signal {stop.signal} after step {step}; checkpoint written, "
                       "run the same command again to resume")
-        _write_run_file(run_dir, tracker.run_id, "preempted", step=step)
+        runfile.update(run_dir, run_id=tracker.run_id, status="preempted", step=step)
         tracker.set_tags({"llmos.status": "preempted"})
         tracker.finish("KILLED")
     dist.close()
@@ -338,4 +327,4 @@ def _finish(job: TrainJob, data: Any, model_dir: Path, base: str, tracker: Any, 
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     tracker.log_artifact(run_dir / "summary.json")
     tracker.finish("FINISHED")
-    _write_run_file(run_dir, tracker.run_id, "finished")
+    runfile.update(run_dir, run_id=tracker.run_id, status="finished")
