@@ -7,14 +7,12 @@ init_process_group. Recipes ask it who they are and let rank 0 alone write and l
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["Dist", "init", "print0"]
+__all__ = ["Dist", "init"]
 
 
 @dataclass(frozen=True)
@@ -98,9 +96,3 @@ def init(device: str = "auto") -> Dist:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world)
     return Dist(rank=rank, local_rank=local_rank, world_size=world, local_world_size=local_world, device=dev)
-
-
-def print0(*args: Any, file: Any = None) -> None:
-    """print() on rank 0 only."""
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(*args, file=file or sys.stdout, flush=True)
