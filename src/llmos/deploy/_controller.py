@@ -1,0 +1,245 @@
+"""A deployment: a front router, replicas of one model revision, autoscaling and rolling updates.
+
+The controller is the thin, stateful shell around three pure decisions (`decide_replicas`,
+`reconcile`, `pick_replica`). `tick(now)` never blocks: it looks at the processes and at what
+the router measured, decides, and acts by starting processes and sending signals.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from llmos.deploy._autoscale import ScaleDecision, ScalingConfig, ScalingSnapshot, decide_replicas
+from llmos.deploy._errors import DeployError
+from llmos.deploy._process import Spawn, default_spawn
+from llmos.deploy._reconcile import reconcile, should_abort
+from llmos.deploy._replica import pinned_job, registry_version, revision_of
+from llmos.deploy._state import SavedState, load_state
+from llmos.deploy._status import DeploymentStatus, RolloutStatus
+from llmos.deploy._supervisor import Supervisor
+from llmos.deploy._table import ReplicaTable
+from llmos.spec import ServeJob
+
+if TYPE_CHECKING:
+    from llmos.deploy._front import FrontServer
+
+__all__ = ["DeploymentController"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class DeploymentController:
+    def __init__(self, name: str, job: ServeJob, *, state_dir: Path, front_port: int,
+                 spawn: Spawn | None = None,
+                 resolve_model: Callable[[str, str | None], str] | None = None,
+                 load_window_s: float = 5.0, max_surge: int = 1) -> None:
+        """`resolve_model(ref, tracking_uri)` pins a reference to NAME/N (default: the registry);
+        `load_window_s` is how far back the autoscaler's load and latency figures look;
+        `max_surge` is how many replicas a roll may run above the desired count."""
+        problems = _check_args(name, job, front_port, load_window_s, max_surge)
+        if problems:
+            raise DeployError(f"deployment '{name}' cannot be created: " + "; ".join(problems) + ".",
+                              hint="Fix the values named above.")
+        self.name, self.job, self.front_port = name, job, front_port
+        self.state_dir = Path(state_dir)
+        self._resolve = resolve_model or registry_version
+        self._window_s, self._max_surge = load_window_s, max_surge
+        self._lock = threading.RLock()
+        self._table = ReplicaTable()
+        self._sup = Supervisor(name, self._table, self.state_dir, spawn or default_spawn)
+        self._front: FrontServer | None = None
+        self._events: deque[str] = deque(maxlen=20)
+        self._events_total = 0
+        self._decision = ScaleDecision(job.replicas.min, "starting", None)
+        self._last_scale_up_s: float | None = None
+        self._rollout: RolloutStatus | None = None
+        self._target = ""
+        self._asked: dict[str, ServeJob] = {}  # revision -> the job as given (model not yet pinned)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Bring the front router up and start the minimum replicas, adopting the live replicas a
+        previous controller recorded in `state_dir` (same pid and process start time)."""
+        with self._lock:
+            if self._front is not None:
+                raise DeployError(f"deployment '{self.name}' is already started.",
+                                  hint="Call tick() to keep it going, or stop() first.")
+            saved = load_state(self.state_dir)
+            if saved is not None and saved.name != self.name:
+                raise DeployError(f"{self.state_dir} holds deployment '{saved.name}', not '{self.name}'.",
+                                  hint="Give each deployment its own state folder.")
+            # A restarted daemon keeps serving the version it served, even if the alias moved while it
+            # was down: only roll() moves a deployment to another version.
+            version = _kept_version(saved, self.job) or self._resolve(self.job.model, self.job.tracking_uri)
+            target_job = pinned_job(self.job, version)
+            # Imported here: the router pulls in httpx and uvicorn, which `import llmos.deploy` should not.
+            from llmos.deploy._front import FrontServer
+            from llmos.deploy._router import FrontRouter
+
+            front = FrontServer(FrontRouter(self._table, self.name), self.job.server.host, self.front_port)
+            front.start()
+            self._front, self.front_port = front, front.port
+            desired = self.job.replicas.min
+            if saved is not None:
+                desired = saved.desired
+                for note in self._sup.adopt(saved):
+                    self._event(note)
+            self._target = self._sup.add_revision(target_job)
+            self._asked[self._target] = self.job
+            if self._sup.revisions_running() - {self._target}:  # adopted in the middle of a roll
+                self._rollout = RolloutStatus(sorted(self._sup.revisions_running() - {self._target}),
+                                              self._target, "rolling")
+            self._decision = ScaleDecision(min(max(desired, self.job.replicas.min), self.job.replicas.max),
+                                           "started", None)
+            self._apply_plan(now=None)
+            self._sup.save(self._target, self._decision.desired)
+
+    def tick(self, now: float) -> None:
+        """Reap and restart replicas, autoscale, move a roll forward and drain what leaves."""
+        with self._lock:
+            if self._front is None:
+                return
+            for note in self._sup.check_processes(now):
+                self._event(note)
+            self._check_rollout_failures()
+            self._autoscale(now)
+            self._apply_plan(now)
+            for note in self._sup.advance_drains(now, self.job.server.drain_timeout_s):
+                self._event(note)
+            self._finish_rollout()
+            self._sup.save(self._target, self._decision.desired)
+
+    def roll(self, job: ServeJob) -> None:
+        """Roll to `job` (usually the same reference after its alias moved): new replicas start,
+        join routing when ready, then the old ones drain and stop, one surge step at a time."""
+        with self._lock:
+            problems = _check_args(self.name, job, self.front_port, self._window_s, self._max_surge)
+            if problems:
+                raise DeployError(f"cannot roll '{self.name}': " + "; ".join(problems) + ".",
+                                  hint="Fix the values named above.")
+            version = self._resolve(job.model, job.tracking_uri)
+            target = revision_of(pinned_job(job, version))
+            self.job = job
+            if target == self._target:
+                self._event(f"roll to {target}: already serving it")
+                return
+            old = sorted(self._sup.revisions_running() - {target})
+            self._sup.reset_failures(target)  # a roll given up before may be tried again
+            self._target = self._sup.add_revision(pinned_job(job, version))
+            self._asked[self._target] = job
+            self._rollout = RolloutStatus(old, self._target, "rolling")
+            self._event(f"rolling {', '.join(old) or 'nothing'} -> {self._target}")
+
+    def stop(self, drain_timeout_s: float) -> None:
+        """Stop routing, let in-flight requests finish (up to `drain_timeout_s`), stop every
+        replica and the front router, and forget the deployment's state."""
+        with self._lock:
+            saved = load_state(self.state_dir) if self._front is None and not self._sup.records() else None
+            if saved is not None:  # a controller that never started: stop what an earlier one left running
+                for note in self._sup.adopt(saved):
+                    self._event(note)
+            self._sup.stop_all(drain_timeout_s)
+            if self._front is not None:
+                self._front.stop()
+                self._front = None
+            self._sup.forget()
+
+    def detach(self) -> None:
+        """Stop the front router but leave the replicas running and recorded, for a new controller
+        (a restarted daemon) to adopt with `start()`."""
+        with self._lock:
+            if self._front is not None:
+                self._sup.save(self._target, self._decision.desired)
+                self._front.stop()
+                self._front = None
+
+    def status(self) -> DeploymentStatus:
+        with self._lock:
+            replicas = self._sup.replica_statuses()
+            target_job = self._sup.job_of(self._target) if self._target else None
+            return DeploymentStatus(
+                name=self.name, front_url=f"http://{_reachable(self.job.server.host)}:{self.front_port}",
+                model=self.job.model,
+                model_version=target_job.model if target_job else "", revision=self._target,
+                desired=self._decision.desired, min_replicas=self.job.replicas.min,
+                max_replicas=self.job.replicas.max, ready=sum(r.state == "ready" for r in replicas),
+                scaling_reason=self._decision.reason, replicas=replicas, rollout=self._rollout,
+                events=list(self._events), events_total=self._events_total)
+
+    # --- one tick's steps -------------------------------------------------------------------------
+    def _autoscale(self, now: float) -> None:
+        auto = self.job.autoscale
+        config = ScalingConfig(self.job.replicas.min, self.job.replicas.max, auto.target_outstanding,
+                               auto.max_p95_ms, auto.upscale_cooldown_s, auto.downscale_cooldown_s)
+        snapshot = ScalingSnapshot(self._sup.loads(self._window_s), self._decision.desired,
+                                   self._last_scale_up_s, self._decision.low_since_s)
+        decision = decide_replicas(snapshot, config, now)
+        if decision.desired > self._decision.desired:
+            self._last_scale_up_s = now
+        if decision.desired != self._decision.desired:
+            self._event(decision.reason)
+        self._decision = decision
+
+    def _apply_plan(self, now: float | None) -> None:
+        plan = reconcile(self._sup.views(), self._target, self._decision.desired, self._max_surge)
+        for replica_id in plan.drain:
+            self._sup.drain(replica_id, now)
+        if plan.start:
+            for note in self._sup.start_replicas(self._target, plan.start, now):
+                self._event(note)
+
+    def _check_rollout_failures(self) -> None:
+        if self._rollout is None or self._rollout.state != "rolling":
+            return
+        old_ready = Counter(v.revision for v in self._sup.views() if v.revision != self._target and v.phase == "ready")
+        if should_abort(self._sup.failures(self._target), sum(old_ready.values())):
+            back = old_ready.most_common(1)[0][0]  # the old revision that serves most now
+            reason = f"replicas of {self._target} kept exiting before ready; kept {back}"
+            self._event(f"roll failed: {reason}")
+            self._rollout = RolloutStatus(self._rollout.from_revisions, self._target, "failed", reason)
+            self._target = back
+            self.job = self._asked.get(back, self.job)
+
+    def _finish_rollout(self) -> None:
+        if self._rollout is not None and self._rollout.state == "rolling" and \
+                self._sup.revisions_running() == {self._target}:
+            self._rollout = RolloutStatus(self._rollout.from_revisions, self._target, "done")
+            self._event(f"rolled to {self._target}")
+
+    def _event(self, text: str) -> None:
+        self._events.append(f"{time.strftime('%H:%M:%S')} {text}")
+        self._events_total += 1
+
+
+def _kept_version(saved: SavedState | None, job: ServeJob) -> str | None:
+    """The version the saved deployment serves, if `job` asks for the same thing it did."""
+    if saved is None or saved.target not in saved.jobs:
+        return None
+    version = str(saved.jobs[saved.target].get("model", ""))
+    return version if revision_of(pinned_job(job, version)) == saved.target else None
+
+
+def _reachable(host: str) -> str:
+    # A front bound to every interface is reached locally through loopback.
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _check_args(name: str, job: ServeJob, front_port: int, window_s: float, max_surge: int) -> list[str]:
+    problems = []
+    if not _NAME.match(name):
+        problems.append(f"name {name!r} must start with a letter or digit and hold only letters, digits, _ . -")
+    if not 0 <= front_port <= 65535:
+        problems.append(f"front_port {front_port} must be within 0..65535 (0 picks a free port)")
+    if window_s <= 0:
+        problems.append(f"load_window_s must be above 0, got {window_s}")
+    if max_surge < 1:
+        problems.append(f"max_surge must be at least 1, got {max_surge}")
+    if not isinstance(job, ServeJob):
+        problems.append(f"job must be a ServeJob (kind: serve), got {type(job).__name__}")
+    return problems

@@ -1,0 +1,97 @@
+"""Replica processes: the default spawn, free ports, and one handle for children and adopted pids.
+
+A replica started by an earlier daemon is no longer our child: it is watched through psutil, and
+recognised by its pid *and* start time, so a recycled pid is never mistaken for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+__all__ = ["ProcHandle", "Spawn", "adopt", "default_spawn", "free_port", "start_time"]
+
+# psutil derives start times from boot time and clock ticks: equal for one process, up to rounding.
+_SAME_START_S = 0.05
+
+Spawn = Callable[[list[str], dict[str, str], Path], subprocess.Popen]
+
+
+def default_spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start a replica with stdout and stderr appended to `log_path`.
+
+    A new session, so that a Ctrl-C meant for the daemon's terminal does not reach the replicas:
+    they stop only when the controller drains them, and outlive a daemon that crashes.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def start_time(pid: int) -> float | None:
+    """The process's start time as psutil reports it (None when there is no such process)."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+class ProcHandle:
+    """A replica process, started here (a Popen) or adopted from a previous daemon (a pid)."""
+
+    def __init__(self, pid: int, popen: subprocess.Popen | None = None, started_at: float | None = None) -> None:
+        self.pid = pid
+        self._popen = popen
+        self.started_at = started_at if started_at is not None else start_time(pid)
+
+    def alive(self) -> bool:
+        if self._popen is not None:
+            return self._popen.poll() is None
+        try:
+            proc = psutil.Process(self.pid)
+            same = self.started_at is not None and abs(proc.create_time() - self.started_at) < _SAME_START_S
+            return same and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def exit_code(self) -> int | None:
+        """The exit status of a child that ended; None while it runs or for an adopted process."""
+        return self._popen.poll() if self._popen is not None else None
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):  # it ended between the check and the kill
+                os.kill(self.pid, sig)
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the process to end; True when it has."""
+        try:
+            if self._popen is not None:
+                self._popen.wait(timeout=timeout_s)
+            else:
+                psutil.Process(self.pid).wait(timeout=timeout_s)
+        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
+            return False
+        except psutil.Error:
+            pass
+        return True
+
+
+def adopt(pid: int, started_at: float) -> ProcHandle | None:
+    """A handle on a live process with this pid and start time, else None."""
+    handle = ProcHandle(pid, started_at=started_at)
+    return handle if handle.alive() else None

@@ -1,0 +1,210 @@
+"""The front router: one address that forwards every request to the least-loaded ready replica.
+
+A raw ASGI app (no framework: it owns no routes, every path is forwarded), served by uvicorn in a
+thread of the controller's process. Responses stream through chunk by chunk, so server-sent
+events reach the client as the replica writes them. A probe loop on the same event loop polls
+each replica's `/readyz` and keeps the table's readiness current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+import httpx
+
+from llmos.deploy._pick import Failure, retry_allowed
+from llmos.deploy._table import ReplicaTable
+
+__all__ = ["FrontRouter"]
+
+PROBE_INTERVAL_S = 0.2
+PROBE_TIMEOUT_S = 2.0
+# Requests are read whole before forwarding (a retry must be able to resend them). Model servers
+# refuse far smaller bodies themselves; this only stops the router holding an unbounded upload.
+MAX_BODY_BYTES = 32 * 2**20
+# Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message: never forwarded.
+_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
+        b"transfer-encoding", b"upgrade", b"host"}
+_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
+
+Scope = dict[str, Any]
+
+
+class FrontRouter:
+    def __init__(self, table: ReplicaTable, name: str) -> None:
+        self.table = table
+        self.name = name
+        self._client: httpx.AsyncClient | None = None
+        self._probe_task: asyncio.Task | None = None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._forward(scope, receive, send)
+
+    # --- lifespan: the shared client and the probe loop ------------------------------------------
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # No read timeout: a generation may stream for minutes; connect fails fast instead.
+                limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+                self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=2.0), limits=limits)
+                self._probe_task = asyncio.create_task(self._probe_loop())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._probe_task:
+                    self._probe_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._probe_task
+                if self._client:
+                    await self._client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _probe_loop(self) -> None:
+        assert self._client is not None
+        while True:
+            targets = self.table.probe_targets()
+            results = await asyncio.gather(*(self._probe(port) for _, port in targets))
+            for (replica_id, _), ok in zip(targets, results, strict=True):
+                self.table.report_probe(replica_id, ok)
+            await asyncio.sleep(PROBE_INTERVAL_S)
+
+    async def _probe(self, port: int) -> bool:
+        assert self._client is not None
+        try:
+            response = await self._client.get(f"http://127.0.0.1:{port}/readyz", timeout=PROBE_TIMEOUT_S)
+            return response.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # --- forwarding -------------------------------------------------------------------------------
+    async def _forward(self, scope: Scope, receive: Any, send: Any) -> None:
+        try:
+            body = await _read_body(receive)
+        except _ClientGone:
+            return
+        if body is None:
+            await _error(send, 413, f"request body above {MAX_BODY_BYTES} bytes", "request_too_large")
+            return
+        tried: set[str] = set()
+        attempt = no_response_retries = 0
+        while True:
+            picked = self.table.acquire(frozenset(tried))
+            if picked is None:
+                what = "no other replica" if tried else "no replica"
+                await _error(send, 503, f"{what} of deployment '{self.name}' is ready; retry shortly",
+                             "unavailable", retry_after_s=1)
+                return
+            replica_id, port = picked
+            attempt += 1
+            tried.add(replica_id)
+            failure = await self._exchange(scope, receive, send, replica_id, port, body)
+            if failure is None:
+                return
+            if not retry_allowed(failure, attempt, no_response_retries):
+                await _error(send, 502, f"replica {replica_id} of deployment '{self.name}' failed before "
+                                        "answering", "bad_gateway")
+                return
+            no_response_retries += failure == "no_response"
+
+    async def _exchange(self, scope: Scope, receive: Any, send: Any, replica_id: str, port: int,
+                        body: bytes) -> Failure | None:
+        """Send the request to one replica and relay its answer; the failure if it never answered.
+        The request counted against the replica by `acquire` is released here, whatever happens."""
+        assert self._client is not None
+        started = time.perf_counter()
+        try:
+            upstream = await self._client.send(_upstream_request(self._client, scope, port, body), stream=True)
+        except _CONNECT_ERRORS:
+            self.table.report_connect_failure(replica_id)
+            self.table.release(replica_id, None)
+            return "connect"
+        except httpx.TransportError:  # the connection broke before any response byte
+            self.table.release(replica_id, None)
+            return "no_response"
+        except BaseException:
+            self.table.release(replica_id, None)
+            raise
+        # Latency to the response headers: what a request waited for its replica. The whole
+        # duration of a stream measures how much the client asked for, not how busy the replica is.
+        waited_s = time.perf_counter() - started
+        try:
+            await _relay(upstream, replica_id, receive, send)
+        finally:
+            await upstream.aclose()
+            self.table.release(replica_id, waited_s)
+        return None
+
+
+def _upstream_request(client: httpx.AsyncClient, scope: Scope, port: int, body: bytes) -> httpx.Request:
+    path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    url = f"http://127.0.0.1:{port}{path.decode('latin-1')}" + (f"?{query.decode('latin-1')}" if query else "")
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP]
+    client_addr = scope.get("client")
+    if client_addr:
+        headers.append((b"x-forwarded-for", client_addr[0].encode()))
+    return client.build_request(scope["method"], url, headers=headers, content=body)
+
+
+async def _relay(upstream: httpx.Response, replica_id: str, receive: Any, send: Any) -> None:
+    headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP]
+    headers.append((b"x-llmos-replica", replica_id.encode()))
+    await send({"type": "http.response.start", "status": upstream.status_code, "headers": headers})
+    gone = asyncio.Event()
+    watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+    try:
+        # aiter_raw: bytes as they arrive, undecoded, so content-length and content-encoding still hold.
+        async for chunk in upstream.aiter_raw():
+            if gone.is_set():
+                return  # the client left: closing the upstream stream tells the replica too
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except httpx.HTTPError:
+        # The replica died mid-response: the status line is out, so the only honest signal left is
+        # a truncated body, which the client's HTTP library reports as an incomplete read.
+        return
+    finally:
+        watcher.cancel()
+
+
+async def _watch_disconnect(receive: Any, gone: asyncio.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request was complete: there is nothing to forward."""
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _error(send: Any, status: int, message: str, kind: str, retry_after_s: int | None = None) -> None:
+    # The OpenAI error shape, as the replicas answer their own errors.
+    body = json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after_s is not None:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,52 @@
+"""What a deployment reports: plain dataclasses, JSON-ready through `to_dict()`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["DeploymentStatus", "ReplicaStatus", "RolloutStatus"]
+
+ReplicaState = Literal["starting", "ready", "unhealthy", "draining"]
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    replica_id: str
+    pid: int
+    port: int
+    model_version: str  # the pinned registry version, e.g. sentiment/3
+    revision: str  # model version + a digest of the replica's settings
+    state: ReplicaState
+    outstanding: int  # requests the front router has in flight on it
+    served: int  # requests the front router ever sent it
+    log_path: str
+
+
+@dataclass(frozen=True)
+class RolloutStatus:
+    from_revisions: list[str]
+    to_revision: str
+    state: Literal["rolling", "done", "failed"]
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeploymentStatus:
+    name: str
+    front_url: str
+    model: str  # the reference the deployment was asked to serve, e.g. sentiment@production
+    model_version: str  # what it resolved to
+    revision: str
+    desired: int
+    min_replicas: int
+    max_replicas: int
+    ready: int
+    scaling_reason: str
+    replicas: list[ReplicaStatus]
+    rollout: RolloutStatus | None = None
+    events: list[str] = field(default_factory=list)  # the latest changes, oldest first
+    events_total: int = 0  # events ever recorded: tells a follower how many of `events` are new
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
