@@ -3,11 +3,13 @@
 Nothing below this package sees a raw dict: callers get Pydantic models.
 """
 
+from llmos.spec._compress import CompressDataSpec, CompressJob, GateSpec, RecipeSpec, ReportSpec
 from llmos.spec._example import example_yaml
 from llmos.spec._load import KINDS, apply_overrides, load_job, parse_job, validate_dict
 from llmos.spec._models import (
     CheckpointSpec,
     DataSpec,
+    DistillSpec,
     EarlyStopSpec,
     LoraSpec,
     ModelSpec,
@@ -17,16 +19,27 @@ from llmos.spec._models import (
     TrainJob,
     TrainSpec,
 )
+from llmos.spec._serve import AutoscaleSpec, ReplicaResources, ReplicasSpec, ServeJob
 
 __all__ = [
     "KINDS",
+    "AutoscaleSpec",
     "CheckpointSpec",
+    "CompressDataSpec",
+    "CompressJob",
     "DataSpec",
+    "DistillSpec",
     "EarlyStopSpec",
+    "GateSpec",
     "LoraSpec",
     "ModelSpec",
+    "RecipeSpec",
     "RegisterSpec",
+    "ReplicaResources",
+    "ReplicasSpec",
+    "ReportSpec",
     "ResourcesSpec",
+    "ServeJob",
     "TrackingSpec",
     "TrainJob",
     "TrainSpec",

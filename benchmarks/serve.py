@@ -1,0 +1,261 @@
+"""Serving MiniLM-L6 on SST-2 dev sentences: dynamic batching vs batch 1, HTTP overhead vs a direct
+call, llmos vs a naive FastAPI + transformers-pipeline app, and behaviour at 3x the sustainable load.
+
+The model is the pretrained all-MiniLM-L6-v2 encoder with a fresh 2-label head, registered in a
+temporary registry (the figures measure serving, not accuracy, and fine-tuning would dominate the
+run time). Each server is a real process (`python -m llmos.serve JOB.json`) started alone; the load
+generator (`llmos.serve._bench.run_load`, the engine of `llmos bench serve`) runs in this process.
+
+    python benchmarks/serve.py            # ~5 minutes: 30 s load phases, 2-minute overload
+    python benchmarks/serve.py --quick    # ~1.5 minutes: 6 s phases, 20 s overload
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OUT, machine, sst2
+
+LABELS = ["negative", "positive"]
+
+
+def register_minilm(home: Path) -> tuple[str, Path]:
+    import torch
+
+    from llmos.models import build, save_trained
+    from llmos.registry import fetch, register_model
+    from llmos.spec import TrackingSpec
+    from llmos.tracking import start_run
+
+    torch.manual_seed(0)
+    built = build("minilm-l6", "classification", label_names=LABELS)
+    folder = save_trained(built.model, built.tokenizer, home / "work" / "minilm", task="classification",
+                          base="minilm-l6", label_names=LABELS, max_length=128)
+    tracker = start_run(TrackingSpec(system_metrics=False), run_name="bench-serve", job={}, tags={})
+    artifact = tracker.log_model_dir(folder)
+    tracker.finish()
+    register_model(name="sst2-minilm", run_id=tracker.run_id, artifact_uri=artifact, alias="bench", tags={})
+    return "sst2-minilm@bench", fetch("sst2-minilm@bench")
+
+
+def dev_texts() -> list[str]:
+    with sst2("dev").open(newline="") as f:
+        return [row[0] for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
+
+
+class Server:
+    """A server process; `url` once it answers /readyz with 200."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], url: str | None = None) -> None:
+        import httpx
+
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                     cwd=Path(__file__).parent)
+        self.url = url
+        assert self.proc.stdout is not None
+        if url is None:
+            for line in self.proc.stdout:
+                if match := re.search(r" on (http://\S+);", line):
+                    self.url = match[1]
+                    break
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server {argv} did not become ready")
+            time.sleep(0.2)
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+THREADS: int | None = None  # --threads: model threads of every side (None: each side's default, all cores)
+
+
+def llmos_server(ref: str, home: Path, batch: int, max_queue: int) -> Server:
+    job = {"kind": "serve", "model": ref, "name": "sst2-minilm", "server": {"port": 0, "api_key_env": None},
+           "runtime": {"num_threads": THREADS},
+           "batching": {"max_batch_size": batch, "max_wait_ms": 5, "max_batch_tokens": 2048},
+           "limits": {"max_queue": max_queue}}
+    path = home / f"serve-{batch}.json"
+    path.write_text(json.dumps(job))
+    return Server([sys.executable, "-m", "llmos.serve", str(path)], {**os.environ, "LLMOS_HOME": str(home)})
+
+
+def naive_server(folder: Path, port: int = 18731) -> Server:
+    env = {**os.environ, "NAIVE_MODEL": str(folder)}
+    if THREADS is not None:
+        env["OMP_NUM_THREADS"] = str(THREADS)  # torch's intra-op pool size at start-up
+    return Server([sys.executable, "-m", "uvicorn", "_naive_app:app", "--port", str(port), "--log-level",
+                   "warning"], env, url=f"http://127.0.0.1:{port}")
+
+
+def load(url: str, texts: list[str], seconds: float, concurrency: int = 16, rate: float | None = None) -> Any:
+    from llmos.serve._bench import run_load
+
+    return asyncio.run(run_load(url, texts, duration_s=seconds, concurrency=concurrency, rate_rps=rate,
+                                route="/v1/classify", warmup_s=1.0))
+
+
+def direct_p50_ms(folder: Path, texts: list[str], n: int) -> float:
+    """tokenize + forward + softmax of one sentence in this process, with the server's thread count."""
+    import torch
+
+    from llmos.models import load_trained
+    from llmos.serve._rt_torch import default_threads
+
+    torch.set_num_threads(THREADS or default_threads())
+    built = load_trained(folder)
+    times = []
+    with torch.inference_mode():
+        for i in range(n + 20):
+            start = time.perf_counter()
+            enc = built.tokenizer(texts[i % len(texts)], return_tensors="pt")
+            built.model(**enc).logits.softmax(-1).tolist()
+            if i >= 20:  # first calls warm up
+                times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def overload(ref: str, home: Path, texts: list[str], rate: float, seconds: float) -> dict[str, Any]:
+    # A queue of one batch: what is accepted waits at most about two forward passes.
+    server = llmos_server(ref, home, batch=32, max_queue=32)
+    try:
+        load(server.url, texts, 3.0, rate=rate)  # reach the steady state before the first memory sample
+        rss_start = server.rss_mb()
+        report = load(server.url, texts, seconds, rate=rate)
+        rss_end = server.rss_mb()
+    finally:
+        server.stop()
+    errors = report.errors
+    return {"rate_rps": rate, "report": vars(report), "rss_start_mb": rss_start, "rss_end_mb": rss_end,
+            "rss_growth": (rss_end - rss_start) / rss_start,
+            "n_429": errors.get("429", 0), "n_5xx": sum(v for k, v in errors.items() if k.startswith("5"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short phases (a smoke run of every figure)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="model threads for every side (default: all cores, each side's default)")
+    args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
+    phase_s, overload_s = (6.0, 20.0) if args.quick else (30.0, 120.0)
+    texts = dev_texts()
+    with tempfile.TemporaryDirectory(prefix="llmos-bench-serve-") as tmp:
+        home = Path(tmp)
+        os.environ["LLMOS_HOME"] = str(home)
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+        ref, folder = register_minilm(home)
+        direct = direct_p50_ms(folder, texts, 100 if args.quick else 300)
+        print(f"direct call p50 {direct:.2f} ms", flush=True)
+
+        single = llmos_server(ref, home, batch=1, max_queue=64)
+        try:
+            b1_c1 = load(single.url, texts, phase_s / 2, concurrency=1)
+            b1_c16 = load(single.url, texts, phase_s)
+        finally:
+            single.stop()
+        print(f"batch 1: c1 p50 {b1_c1.p50_ms} ms; c16 {b1_c16.throughput_rps} req/s", flush=True)
+
+        batched = llmos_server(ref, home, batch=32, max_queue=32)
+        try:
+            dyn = load(batched.url, texts, phase_s)
+        finally:
+            batched.stop()
+        print(f"dynamic batching: c16 {dyn.throughput_rps} req/s, p95 {dyn.p95_ms} ms", flush=True)
+
+        naive = naive_server(folder)
+        try:
+            base = load(naive.url, texts, phase_s)
+        finally:
+            naive.stop()
+        print(f"naive FastAPI + pipeline: c16 {base.throughput_rps} req/s", flush=True)
+
+        over = overload(ref, home, texts, rate=3 * dyn.throughput_rps, seconds=overload_s)
+    results = _figures(direct, b1_c1, b1_c16, dyn, base, over, args.quick)
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / ("serve-quick.json" if args.quick else "serve.json")
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    _print(results)
+    print(f"wrote {out}")
+
+
+def _figures(direct: float, b1_c1: Any, b1_c16: Any, dyn: Any, base: Any, over: dict[str, Any],
+             quick: bool) -> dict[str, Any]:
+    accepted = over["report"]
+    checks = {
+        "batching_throughput_x_batch1 >= 2.5": dyn.throughput_rps / b1_c16.throughput_rps >= 2.5,
+        "batching_p95 <= batch1_p95": dyn.p95_ms <= b1_c16.p95_ms,
+        "http_overhead (batch-1 p50 / direct p50) <= 1.15": b1_c1.p50_ms / direct <= 1.15,
+        "throughput_x_naive >= 2.5": dyn.throughput_rps / base.throughput_rps >= 2.5,
+        "overload: 429s, zero 5xx": over["n_429"] > 0 and over["n_5xx"] == 0,
+        "overload: accepted p99 < 1 s": accepted["p99_ms"] is not None and accepted["p99_ms"] < 1000,
+        "overload: rss growth < 5%": over["rss_growth"] < 0.05,
+    }
+    return {
+        "machine": machine(), "quick": quick, "threads": THREADS or "all cores",
+        "model": "all-MiniLM-L6-v2 + fresh 2-label head, SST-2 dev sentences",
+        "direct_p50_ms": round(direct, 3),
+        "batch1_c1": vars(b1_c1), "batch1_c16": vars(b1_c16), "dynamic_c16": vars(dyn), "naive_c16": vars(base),
+        "overload": over,
+        "ratios": {"batching_throughput_x_batch1": round(dyn.throughput_rps / b1_c16.throughput_rps, 2),
+                   "batching_p95_over_batch1_p95": round(dyn.p95_ms / b1_c16.p95_ms, 2),
+                   "http_overhead": round(b1_c1.p50_ms / direct, 3),
+                   "throughput_x_naive": round(dyn.throughput_rps / base.throughput_rps, 2)},
+        "checks": checks,
+    }
+
+
+def _print(r: dict[str, Any]) -> None:
+    print(f"\nmachine: {r['machine']}")
+    rows = [("direct in-process call, p50", f"{r['direct_p50_ms']:.2f} ms"),
+            ("llmos batch 1, concurrency 1, p50", f"{r['batch1_c1']['p50_ms']:.2f} ms"),
+            ("llmos batch 1, concurrency 16", _load(r["batch1_c16"])),
+            ("llmos dynamic batching (32), concurrency 16", _load(r["dynamic_c16"])),
+            ("naive FastAPI + pipeline, concurrency 16", _load(r["naive_c16"]))]
+    o = r["overload"]
+    rows.append((f"overload {o['rate_rps']:.0f} req/s open loop, {o['report']['duration_s']:.0f} s",
+                 f"{o['report']['throughput_rps']:.1f} ok/s, p99 {o['report']['p99_ms']} ms, 429: {o['n_429']}, "
+                 f"5xx: {o['n_5xx']}, RSS {o['rss_start_mb']:.0f}->{o['rss_end_mb']:.0f} MB "
+                 f"({100 * o['rss_growth']:+.1f}%)"))
+    width = max(len(a) for a, _ in rows)
+    for a, b in rows:
+        print(f"  {a:<{width}}  {b}")
+    print("ratios: " + ", ".join(f"{k} {v}" for k, v in r["ratios"].items()))
+    for name, ok in r["checks"].items():
+        print(f"  [{'pass' if ok else 'FAIL'}] {name}")
+
+
+def _load(rep: dict[str, Any]) -> str:
+    return f"{rep['throughput_rps']:.1f} req/s, p50 {rep['p50_ms']} ms, p95 {rep['p95_ms']} ms, errors {rep['errors']}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""`llmos bench serve URL`: a load generator for a running server, with a table and JSON."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmos.cli._render import console
+
+app = typer.Typer(help="Measure running services.", no_args_is_help=True)
+
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+
+
+def parse_duration_s(text: str) -> float:
+    """'30s', '2m', '500ms' or a bare number of seconds."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|)\s*", text)
+    if not match or float(match[1]) <= 0:
+        raise typer.BadParameter(f"expected a duration like 30s, 2m or 500ms, got {text!r}")
+    return float(match[1]) * _UNITS_S[match[2]]
+
+
+@app.command("serve")
+def bench_serve(
+    url: Annotated[str, typer.Argument(help="the server, e.g. http://127.0.0.1:8000")],
+    concurrency: Annotated[int, typer.Option(min=1, help="clients in the closed loop")] = 16,
+    duration: Annotated[str, typer.Option(help="how long to measure: 30s, 2m, 500ms")] = "30s",
+    warmup: Annotated[str, typer.Option(help="load before measuring, not counted")] = "1s",
+    rate: Annotated[float | None, typer.Option(
+        min=0.001, help="open loop instead: this many requests per second, whatever the answers")] = None,
+    texts: Annotated[Path | None, typer.Option(
+        help=".txt (one per line) or .csv/.tsv (first column); default: the bundled support-intents messages")] = None,
+    route: Annotated[str | None, typer.Option(
+        help="POST route; default: found from GET /v1/models (classify, embeddings or completions)")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of completion requests")] = 16,
+    api_key: Annotated[str | None, typer.Option(envvar="LLMOS_API_KEY", help="bearer token")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="also write the report as JSON here ('-': stdout)")] = None,
+) -> None:
+    """Closed-loop (or open-loop) load with real texts: throughput, p50/p95/p99 latency, errors by status."""
+    import asyncio
+
+    from rich.table import Table
+
+    from llmos.errors import LlmosError
+    from llmos.serve._bench import run_load
+    from llmos.serve._texts import read_texts
+
+    corpus = read_texts(texts)
+    seconds, warm_s = parse_duration_s(duration), parse_duration_s(warmup) if warmup not in ("0", "0s") else 0.0
+    try:
+        report = asyncio.run(run_load(url, corpus, duration_s=seconds, concurrency=concurrency, rate_rps=rate,
+                                      route=route, api_key=api_key, max_tokens=max_tokens, warmup_s=warm_s))
+    except (OSError, ValueError) as exc:
+        raise LlmosError(f"cannot load {url}: {exc}", hint="Check that the server runs (curl URL/readyz) "
+                                                            "and the URL, or pass --route.") from None
+    if json_out is not None and str(json_out) == "-":
+        typer.echo(report.to_json())
+        return
+    table = Table(title=f"{report.url}{report.route}  ({report.mode}, {report.duration_s:g} s)", show_header=False)
+    table.add_row("requests", str(report.requests))
+    table.add_row("ok (2xx)", str(report.ok))
+    table.add_row("throughput", f"{report.throughput_rps:.1f} req/s")
+    for name in ("p50", "p95", "p99", "mean"):
+        value = getattr(report, f"{name}_ms")
+        table.add_row(f"latency {name}", "-" if value is None else f"{value:.1f} ms")
+    table.add_row("errors", ", ".join(f"{k}: {v}" for k, v in report.errors.items()) or "none")
+    console.print(table)
+    if json_out is not None:
+        json_out.write_text(report.to_json() + "\n")
+        console.print(f"wrote {json_out}")

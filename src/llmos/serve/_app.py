@@ -1,0 +1,102 @@
+"""The ASGI application of one served model: health, models, metrics and the task's own routes
+(only those, so the OpenAPI document lists exactly what this server answers)."""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime, and
+# `Response` is imported inside create_app, where a string annotation could not be resolved.
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from llmos.serve._errors import HttpError, error_body
+from llmos.serve._guard import Guard
+from llmos.serve._schemas import ModelList
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger(__name__)
+_TASK_ROUTES = {"classification": ["/v1/classify"], "embedding": ["/v1/embeddings"],
+                "causal-lm": ["/v1/completions", "/v1/chat/completions"]}
+
+
+def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | None = None) -> Any:
+    """The app, wrapped in the Guard middleware. Loading starts in a thread when the app starts."""
+    from fastapi import FastAPI, Response
+    from fastapi.exceptions import RequestValidationError
+
+    from llmos import __version__
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        thread = threading.Thread(target=_load, args=(service, on_load_failure), name="llmos-model-loader",
+                                  daemon=True)
+        thread.start()
+        yield
+        service.stop()
+
+    task = service.info.task
+    app = FastAPI(title=f"llmos serve: {service.model_id}", version=__version__, lifespan=lifespan,
+                  description=f"{service.source.ref} (version {service.source.version}, {task}).")
+
+    @app.exception_handler(HttpError)
+    async def http_error(_: Any, exc: HttpError) -> Response:
+        return Response(error_body(exc.status, exc.message, exc.param, exc.code), status_code=exc.status,
+                        media_type="application/json", headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Any, exc: RequestValidationError) -> Response:
+        problems = [(".".join(str(p) for p in err["loc"] if p != "body") or "body", err["msg"])
+                    for err in exc.errors()]
+        message = "; ".join(f"{where}: {msg}" for where, msg in problems)
+        return Response(error_body(422, message, problems[0][0] if problems else None), status_code=422,
+                        media_type="application/json")
+
+    @app.get("/healthz", tags=["health"], summary="200 while the process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"], summary="200 when warmed up and not draining, else 503",
+             responses={503: {"description": "loading, draining or failed"}})
+    async def readyz() -> Response:
+        state = ("draining" if service.draining else "failed" if service.failed else
+                 "ready" if service.ready else "loading")
+        return Response(f'{{"status": "{state}"}}', status_code=200 if state == "ready" else 503,
+                        media_type="application/json")
+
+    @app.get("/v1/models", response_model=ModelList, tags=["models"], summary="The served model (OpenAI's shape)")
+    async def models() -> dict[str, Any]:
+        runtime = service.runtime
+        card = {"id": service.model_id, "object": "model", "created": service.created, "owned_by": "llmos",
+                "task": task, "version": service.source.version,
+                "runtime": runtime.name if runtime else "loading",
+                "precision": runtime.precision if runtime else "loading"}
+        return {"object": "list", "data": [card]}
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        body, content_type = service.metrics.render()
+        return Response(body, media_type=content_type)
+
+    if task == "causal-lm":
+        from llmos.serve._routes_generate import add_generation
+
+        add_generation(app, service)
+    else:
+        from llmos.serve._routes_encode import add_classify, add_embeddings
+
+        (add_classify if task == "classification" else add_embeddings)(app, service)
+    routes = {"/v1/models", "/metrics", "/openapi.json", *_TASK_ROUTES[task]}
+    guarded = Guard(app, service, routes)
+    guarded.fastapi = app  # type: ignore[attr-defined]  # for callers that want the FastAPI object
+    return guarded
+
+
+def _load(service: Any, on_failure: Callable[[BaseException], None] | None) -> None:
+    try:
+        service.load()
+    except BaseException as exc:
+        service.failed = exc
+        _log.error("loading the model failed: %s", exc)
+        if on_failure is not None:
+            on_failure(exc)

@@ -1,0 +1,77 @@
+"""Batch formation and overload decisions as pure functions: a snapshot in, a decision out.
+
+The worker thread calls `form_batch` each time the queue changes or a wait runs out; unit tests
+call it with literals. No clock, no locks, no tensors here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["BatchDecision", "BatchPolicy", "Waiting", "form_batch", "retry_after_s"]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One queued input: when it arrived and how many tokens it holds."""
+
+    arrived_s: float
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    max_batch_size: int
+    max_batch_tokens: int  # padded cost: batch size x longest input
+    max_wait_ms: float
+
+
+@dataclass(frozen=True)
+class BatchDecision:
+    """Run the inputs at `take` (indices into the queue) now, or wait `wait_s` for more."""
+
+    take: tuple[int, ...] = ()
+    wait_s: float | None = None  # None with an empty `take`: nothing queued, sleep until woken
+
+
+def form_batch(queue: Sequence[Waiting], now_s: float, policy: BatchPolicy) -> BatchDecision:
+    """Choose the next batch from `queue` (in arrival order).
+
+    The oldest input always goes first, so nothing starves. The others join by closeness of
+    length to it (less padding), while the batch stays within `max_batch_size` and the padded
+    token budget. The batch runs at once when it is full (no more inputs fit, or a waiting input
+    could not join), else when the oldest has waited `max_wait_ms`; before that, wait the rest.
+    """
+    if not queue:
+        return BatchDecision()
+    oldest = queue[0]
+    chosen, longest = [0], oldest.n_tokens
+    # Stable order: closest length first, then arrival.
+    others = sorted(range(1, len(queue)), key=lambda i: (abs(queue[i].n_tokens - oldest.n_tokens), i))
+    full = False
+    for i in others:
+        if len(chosen) >= policy.max_batch_size:
+            full = True
+            break
+        grown = max(longest, queue[i].n_tokens)
+        if grown * (len(chosen) + 1) > policy.max_batch_tokens:
+            full = True  # this one would overflow the budget: no point waiting for more
+            continue
+        chosen.append(i)
+        longest = grown
+    full = full or len(chosen) >= policy.max_batch_size
+    waited_s = now_s - oldest.arrived_s
+    wait_left_s = policy.max_wait_ms / 1000 - waited_s
+    if full or wait_left_s <= 0:
+        return BatchDecision(take=tuple(sorted(chosen)))
+    return BatchDecision(wait_s=wait_left_s)
+
+
+def retry_after_s(outstanding: int, items_per_s: float, floor_s: int = 1, ceiling_s: int = 60) -> int:
+    """Seconds a refused client should wait: the time to work off what is outstanding now,
+    in whole seconds (HTTP's Retry-After has no fractions), within [floor_s, ceiling_s]."""
+    if items_per_s <= 0:
+        return floor_s
+    return max(floor_s, min(ceiling_s, math.ceil(outstanding / items_per_s)))

@@ -1,0 +1,161 @@
+"""The load generator behind `llmos bench serve`: closed loop (N clients, each sends its next
+request when the last one answered) or open loop (a fixed arrival rate), real texts, and a summary
+of throughput, latency percentiles and errors by status."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from llmos.serve._http import Connection, parse_url
+
+__all__ = ["LoadReport", "percentile", "run_load", "summarize"]
+
+_MAX_OPEN_LOOP_CONNECTIONS = 512
+
+
+@dataclass
+class LoadReport:
+    url: str
+    route: str
+    mode: str  # "closed, concurrency 16" or "open, 120 req/s"
+    duration_s: float
+    requests: int
+    ok: int
+    throughput_rps: float  # successful requests per second
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+    errors: dict[str, int] = field(default_factory=dict)  # status (or "connect") -> count
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100) by linear interpolation; None for no values."""
+    if not sorted_values:
+        return None
+    pos = (len(sorted_values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarize(samples: Sequence[tuple[int | str, float]], duration_s: float, *, url: str = "", route: str = "",
+              mode: str = "") -> LoadReport:
+    """Report from (status, latency_s) samples; latencies count successful (2xx) requests only."""
+    ok = sorted(lat * 1000 for status, lat in samples if isinstance(status, int) and 200 <= status < 300)
+    errors = Counter(str(status) for status, _ in samples if not (isinstance(status, int) and 200 <= status < 300))
+
+    def r(v: float | None) -> float | None:
+        return None if v is None else round(v, 2)
+
+    return LoadReport(url=url, route=route, mode=mode, duration_s=round(duration_s, 3), requests=len(samples),
+                      ok=len(ok), throughput_rps=round(len(ok) / duration_s, 2) if duration_s > 0 else 0.0,
+                      p50_ms=r(percentile(ok, 50)), p95_ms=r(percentile(ok, 95)), p99_ms=r(percentile(ok, 99)),
+                      mean_ms=r(sum(ok) / len(ok)) if ok else None, errors=dict(sorted(errors.items())))
+
+
+async def _discover(conn: Connection, base: str) -> tuple[str, str, str]:
+    """(route, task, model id) from GET /v1/models of an llmos server."""
+    status, _, body = await conn.request("GET", f"{base}/v1/models")
+    if status != 200:
+        raise ValueError(f"GET {base}/v1/models answered {status}: {body[:200]!r}; pass --route")
+    card = json.loads(body)["data"][0]
+    route = {"classification": "/v1/classify", "embedding": "/v1/embeddings",
+             "causal-lm": "/v1/completions"}[card.get("task", "classification")]
+    return route, card.get("task", ""), card["id"]
+
+
+def _body(route: str, text: str, model: str | None, max_tokens: int) -> bytes:
+    if route.endswith("/completions") and "chat" in route:
+        payload: dict[str, Any] = {"messages": [{"role": "user", "content": text}], "max_tokens": max_tokens}
+    elif route.endswith("/completions"):
+        payload = {"prompt": text, "max_tokens": max_tokens}
+    else:
+        payload = {"input": text}
+    if model is not None:
+        payload["model"] = model
+    return json.dumps(payload).encode()
+
+
+async def run_load(url: str, texts: Sequence[str], *, duration_s: float, concurrency: int = 16,
+                   rate_rps: float | None = None, route: str | None = None, api_key: str | None = None,
+                   max_tokens: int = 16, warmup_s: float = 0.0) -> LoadReport:
+    """Drive `url` for `duration_s` (after `warmup_s` whose requests are not counted)."""
+    if not texts:
+        raise ValueError("no texts to send")
+    host, port, base = parse_url(url)
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    probe = Connection(host, port, headers)
+    model = None
+    if route is None:
+        route, _, model = await _discover(probe, base)
+    await probe.close()
+    path = f"{base}{route}"
+    bodies = [_body(route, t, model, max_tokens) for t in texts]
+    next_body = itertools.cycle(bodies).__next__
+    samples: list[tuple[int | str, float]] = []
+    start = time.perf_counter()
+    counted_from = start + warmup_s
+    stop_at = counted_from + duration_s
+
+    async def one(conn: Connection) -> None:
+        sent = time.perf_counter()
+        try:
+            status: int | str = (await conn.request("POST", path, next_body()))[0]
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            status = "connect"
+            await conn.close()
+        if sent >= counted_from:
+            samples.append((status, time.perf_counter() - sent))
+
+    if rate_rps is None:
+        async def client() -> None:
+            conn = Connection(host, port, headers)
+            try:
+                while time.perf_counter() < stop_at:
+                    await one(conn)
+            finally:
+                await conn.close()
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        mode = f"closed, concurrency {concurrency}"
+    else:
+        idle: list[Connection] = []
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def arrival() -> None:
+            conn = idle.pop() if idle else Connection(host, port, headers)
+            try:
+                await one(conn)
+            finally:
+                idle.append(conn)
+
+        interval_s, n = 1.0 / rate_rps, 0
+        while (now := time.perf_counter()) < stop_at:
+            due = start + n * interval_s
+            if due > now:
+                await asyncio.sleep(due - now)
+                continue
+            n += 1
+            if len(tasks) < _MAX_OPEN_LOOP_CONNECTIONS:
+                task = asyncio.create_task(arrival())
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            elif start + n * interval_s >= counted_from:
+                samples.append(("client-saturated", 0.0))
+        await asyncio.gather(*tasks)
+        for conn in idle:
+            await conn.close()
+        mode = f"open, {rate_rps:g} req/s"
+    elapsed = min(time.perf_counter(), stop_at) - counted_from
+    return summarize(samples, max(elapsed, 1e-9), url=url, route=route, mode=mode)

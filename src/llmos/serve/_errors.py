@@ -1,0 +1,28 @@
+"""Errors that become HTTP answers, in OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["HttpError", "error_body"]
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+          413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_exceeded",
+          503: "service_unavailable", 504: "timeout"}
+
+
+class HttpError(Exception):
+    """Raised by request handling; the app turns it into a JSON error answer."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers or {}
+
+
+def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> bytes:
+    err: dict[str, Any] = {"message": message, "type": _TYPES.get(status, "server_error"), "param": param,
+                           "code": code}
+    return json.dumps({"error": err}).encode()

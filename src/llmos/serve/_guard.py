@@ -1,0 +1,116 @@
+"""One ASGI middleware in front of every route: auth, readiness and draining, body size, the
+in-flight count and the request metrics. Pure ASGI (no per-request objects) to keep the
+overhead of a request small."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+from llmos.serve._errors import error_body
+
+__all__ = ["HEALTH_ROUTES", "Guard"]
+
+HEALTH_ROUTES = frozenset({"/healthz", "/readyz"})
+_OPEN_WHILE_NOT_READY = HEALTH_ROUTES | {"/metrics", "/openapi.json", "/docs", "/v1/models"}
+
+
+class Guard:
+    def __init__(self, app: Any, service: Any, routes: set[str]) -> None:
+        self.app = app
+        self.service = service
+        self.routes = routes  # metric labels: known paths, everything else is "other"
+        key = service.api_key
+        self._expected = f"Bearer {key}".encode() if key else None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in HEALTH_ROUTES:
+            await self.app(scope, receive, send)
+            return
+        service, path = self.service, scope["path"]
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        # A scrape is not load: /metrics stays out of the in-flight count (autoscaling, drain).
+        counted = path != "/metrics"
+        if counted:
+            service.inflight += 1
+            service.metrics.inflight.inc()
+        try:
+            refusal = self._refusal(scope)
+            if refusal is None:
+                body = await self._read_body(scope, receive)
+                if isinstance(body, tuple):
+                    refusal = body
+                else:
+                    await self.app(scope, _replay(body, receive), send_wrapper)
+            if refusal is not None:
+                code, message, headers = refusal
+                await _send_error(send_wrapper, code, message, headers)
+        finally:
+            if counted:
+                service.inflight -= 1
+                service.metrics.inflight.dec()
+            route = path if path in self.routes else "other"
+            service.metrics.observe_request(route, status[0], time.perf_counter() - start)
+
+    def _refusal(self, scope: dict[str, Any]) -> tuple[int, str, dict[str, str]] | None:
+        if self._expected is not None:
+            given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+            if not hmac.compare_digest(given, self._expected):
+                return 401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'.", {
+                    "www-authenticate": "Bearer"}
+        service, path = self.service, scope["path"]
+        if service.draining and path != "/metrics":
+            return 503, "the server is shutting down; send the request to another replica.", {"retry-after": "1"}
+        if not service.ready and path not in _OPEN_WHILE_NOT_READY:
+            return 503, "the model is still loading; retry shortly (GET /readyz says when).", {"retry-after": "1"}
+        return None
+
+    async def _read_body(self, scope: dict[str, Any], receive: Any) -> bytes | tuple[int, str, dict[str, str]]:
+        """The whole body, or a 413 refusal as soon as it is known to exceed the limit."""
+        limit = self.service.job.limits.max_body_bytes
+        too_big = (413, f"the request body exceeds {limit} bytes (limits.max_body_bytes); send fewer or "
+                        "shorter inputs per request.", {})
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and length.isdigit() and int(length) > limit:
+            return too_big
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # client gone; the app sees the disconnect on its own receive
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return too_big
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # afterwards: wait for the disconnect, as the server would say it
+
+    return replay
+
+
+async def _send_error(send: Any, status: int, message: str, headers: dict[str, str]) -> None:
+    body = error_body(status, message)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,201 @@
+"""Routes of causal LMs, in OpenAI's shapes: POST /v1/completions and POST /v1/chat/completions,
+whole answers or server-sent events (`data: {chunk}` ... `data: [DONE]`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from llmos.serve._errors import HttpError
+from llmos.serve._generate import GenParams, Sequence, loop_sink
+from llmos.serve._schemas import ChatRequest, CompletionRequest
+from llmos.serve._worker import QueueFull
+
+__all__ = ["add_generation"]
+
+_MAX_STOPS = 4
+
+
+def _params(service: Any, request: Any, max_tokens: int) -> GenParams:
+    limit = service.job.limits.max_new_tokens
+    if max_tokens > limit:
+        raise HttpError(422, f"max_tokens {max_tokens} is above the limit (limits.max_new_tokens) of {limit}.",
+                        param="max_tokens", code="max_tokens_too_large")
+    stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+    if len(stops) > _MAX_STOPS:
+        raise HttpError(422, f"stop holds {len(stops)} strings; at most {_MAX_STOPS} are allowed.", param="stop")
+    return GenParams(max_tokens=max_tokens, temperature=request.temperature, top_p=request.top_p,
+                     stop=tuple(s for s in stops if s))
+
+
+def _prompt_ids(service: Any, prompts: list[str], param: str) -> list[list[int]]:
+    rows = service.tokenize(prompts, special=False)
+    service.check_lengths(rows, param=param)
+    tok = service.runtime.tokenizer
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    # An empty prompt still needs one token to condition on.
+    return [ids or [start if start is not None else 0] for ids, _ in rows]
+
+
+def _chat_prompt(service: Any, request: ChatRequest) -> str:
+    messages = [{"role": m.role, "content": m.content if isinstance(m.content, str)
+                 else "".join(part.text for part in m.content)} for m in request.messages]
+    tok = service.runtime.tokenizer
+    if getattr(tok, "chat_template", None):
+        return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    # No template shipped with the model: a plain transcript that ends where the answer begins.
+    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+
+
+class _Run:
+    """The sequences of one request and the queue their events arrive on."""
+
+    def __init__(self, service: Any, prompts: list[list[int]], params: GenParams) -> None:
+        loop = asyncio.get_running_loop()
+        self.events: asyncio.Queue[tuple[int, tuple[Any, ...]]] = asyncio.Queue()
+        self.seqs = [Sequence(ids, params, self._sink(loop, i)) for i, ids in enumerate(prompts)]
+        self.prompt_tokens = sum(len(ids) for ids in prompts)
+        limits = service.job.limits
+        try:
+            service.worker.submit(self.seqs)
+        except QueueFull as exc:
+            raise HttpError(429, f"the server is at capacity (limits.max_queue = {limits.max_queue} sequences "
+                                 f"queued or running); retry after {exc.retry_after_s} s.", code="queue_full",
+                            headers={"retry-after": str(exc.retry_after_s)}) from None
+        self.deadline_s = time.monotonic() + limits.timeout_s
+        self.timeout_s = limits.timeout_s
+        self.peeked: tuple[int, tuple[Any, ...]] | None = None
+
+    def _sink(self, loop: asyncio.AbstractEventLoop, index: int) -> Any:
+        post = loop_sink(loop, self.events)
+        return lambda event: post((index, event))
+
+    def cancel(self) -> None:
+        for seq in self.seqs:
+            seq.cancelled = True
+
+    async def next(self) -> tuple[int, tuple[Any, ...]]:
+        if self.peeked is not None:
+            event, self.peeked = self.peeked, None
+            return event
+        try:
+            return await asyncio.wait_for(self.events.get(), timeout=max(0.0, self.deadline_s - time.monotonic()))
+        except TimeoutError:
+            self.cancel()
+            raise HttpError(504, f"the request did not finish within its deadline (limits.timeout_s = "
+                                 f"{self.timeout_s:g} s).", code="deadline_exceeded") from None
+
+    async def collect(self) -> tuple[list[str], list[str]]:
+        texts, finishes = [""] * len(self.seqs), [""] * len(self.seqs)
+        left = len(self.seqs)
+        try:
+            while left:
+                index, event = await self.next()
+                if event[0] == "delta":
+                    texts[index] += event[1]
+                elif event[0] == "done":
+                    finishes[index], left = event[1], left - 1
+                else:
+                    raise event[1]
+        finally:
+            self.cancel()  # no-op for finished sequences; frees the batch slot of the others
+        return texts, finishes
+
+    def completion_tokens(self) -> int:
+        return sum(len(seq.out_ids) for seq in self.seqs)
+
+    def usage(self) -> dict[str, int]:
+        done = self.completion_tokens()
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": done,
+                "total_tokens": self.prompt_tokens + done}
+
+
+def _sse(payload: dict[str, Any] | str) -> bytes:
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    return f"data: {text}\n\n".encode()
+
+
+async def _stream(run: _Run, chunk: Any, include_usage: bool, base: dict[str, Any]) -> AsyncIterator[bytes]:
+    """SSE body: one chunk per text delta, a final chunk per choice with its finish reason."""
+    try:
+        left = len(run.seqs)
+        while left:
+            try:
+                index, event = await run.next()
+            except HttpError as exc:  # the deadline passed mid-stream: the status is already sent
+                yield _sse({"error": {"message": exc.message, "type": "timeout", "code": exc.code}})
+                return
+            if event[0] == "error":
+                yield _sse({"error": {"message": event[1].message, "type": "server_error"}})
+                return
+            if event[0] == "delta":
+                yield _sse({**base, "choices": [chunk(index, event[1], None)]})
+            else:
+                yield _sse({**base, "choices": [chunk(index, None, event[1])]})
+                left -= 1
+        if include_usage:
+            yield _sse({**base, "choices": [], "usage": run.usage()})
+        yield _sse("[DONE]")
+    finally:
+        run.cancel()  # the client may have gone: free the batch slot
+
+
+def add_generation(app: Any, service: Any) -> None:
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    def start(request: Any, prompts: list[str], max_tokens: int, param: str) -> _Run:
+        service.check_model(request.model)
+        params = _params(service, request, max_tokens)
+        return _Run(service, _prompt_ids(service, prompts, param), params)
+
+    async def respond_stream(run: _Run, chunk: Any, request: Any, base: dict[str, Any]) -> Any:
+        # Wait for the first event before answering, so a deadline or an error still gets its status code.
+        try:
+            run.peeked = await run.next()
+        except BaseException:
+            run.cancel()
+            raise
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        return StreamingResponse(_stream(run, chunk, include_usage, base), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache"})
+
+    @app.post("/v1/completions", tags=["generation"], summary="Text completion (OpenAI's shape), streaming or not")
+    async def completions(request: CompletionRequest) -> Any:
+        prompts = [request.prompt] if isinstance(request.prompt, str) else list(request.prompt)
+        service.check_inputs(len(prompts))
+        run = start(request, prompts, request.max_tokens or 16, "prompt")
+        base = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_id}
+        if request.stream:
+            def chunk(i: int, text: str | None, finish: str | None) -> dict[str, Any]:
+                return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
+
+            return await respond_stream(run, chunk, request, {**base, "object": "text_completion"})
+        texts, finishes = await run.collect()
+        choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": f}
+                   for i, (t, f) in enumerate(zip(texts, finishes, strict=True))]
+        return JSONResponse({**base, "object": "text_completion", "choices": choices, "usage": run.usage()})
+
+    @app.post("/v1/chat/completions", tags=["generation"], summary="Chat completion (OpenAI's shape), streaming or not")
+    async def chat(request: ChatRequest) -> Any:
+        max_tokens = request.max_completion_tokens or request.max_tokens or service.job.limits.max_new_tokens
+        run = start(request, [_chat_prompt(service, request)], max_tokens, "messages")
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_id}
+        if request.stream:
+            sent_role = [False]
+
+            def chunk(i: int, text: str | None, finish: str | None) -> dict[str, Any]:
+                delta: dict[str, Any] = {} if text is None else {"content": text}
+                if not sent_role[0]:
+                    delta["role"], sent_role[0] = "assistant", True
+                return {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+            return await respond_stream(run, chunk, request, {**base, "object": "chat.completion.chunk"})
+        texts, finishes = await run.collect()
+        choice = {"index": 0, "message": {"role": "assistant", "content": texts[0]}, "logprobs": None,
+                  "finish_reason": finishes[0]}
+        return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": run.usage()})
+

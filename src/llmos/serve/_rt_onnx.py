@@ -1,0 +1,56 @@
+"""ONNX Runtime: models stored as `.onnx` (e.g. the compression recipes' int8 exports)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from llmos.serve._runtime import ModelInfo, Padded
+
+__all__ = ["OnnxRuntime"]
+
+
+class OnnxRuntime:
+    name = "onnx"
+    model = None  # no torch module: ONNX models classify and embed, they do not generate
+
+    def __init__(self, folder: Path, info: ModelInfo, spec: Any) -> None:
+        from transformers import AutoTokenizer
+
+        from llmos._lazy import require
+        from llmos.errors import ModelError
+        from llmos.serve._rt_torch import default_threads
+
+        ort = require("onnxruntime")
+        files = sorted(folder.glob("*.onnx"))
+        if not files:
+            raise ModelError(f"{folder} is stored as '{info.format}' but holds no .onnx file.",
+                             hint="Register the ONNX export again; the folder is incomplete.")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = spec.num_threads or default_threads()
+        options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if spec.device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(files[0]), sess_options=options, providers=providers)
+        self.device = "cuda" if self.session.get_providers()[0].startswith("CUDA") else "cpu"
+        self._inputs = {i.name for i in self.session.get_inputs()}
+        self.info = info
+        self.precision = info.format
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+
+    def infer(self, batch: Padded) -> Any:
+        import numpy as np
+
+        feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = (batch.token_type_ids if batch.token_type_ids is not None
+                                      else np.zeros_like(batch.input_ids))
+        out = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0].astype(np.float32)
+        if self.info.task == "classification":
+            out = np.exp(out - out.max(-1, keepdims=True))
+            return out / out.sum(-1, keepdims=True)
+        if out.ndim == 3:  # exported without pooling: mean over real tokens, as EmbeddingModel does
+            mask = batch.attention_mask[..., None].astype(np.float32)
+            out = (out * mask).sum(1) / np.clip(mask.sum(1), 1e-6, None)
+        return out / np.clip(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12, None)

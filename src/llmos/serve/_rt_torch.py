@@ -1,0 +1,96 @@
+"""PyTorch runtime: fp32, or bf16 autocast where the hardware has fast bf16; inference mode."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from llmos.serve._runtime import ModelInfo, Padded
+
+__all__ = ["TorchRuntime", "cpu_has_bf16", "default_threads", "usable_cores"]
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Model threads when runtime.num_threads is null: every usable core. Batched forward passes
+    parallelise well, and the event loop's work per request is small next to them. On a machine
+    shared with other busy processes, set runtime.num_threads lower: an intra-op pool that waits
+    at its barriers for a core someone else holds costs tens of ms per pass of a small model."""
+    return usable_cores()
+
+
+def cpu_has_bf16() -> bool:
+    """AMX or AVX512-BF16: CPUs where bf16 matmuls beat fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+
+
+class TorchRuntime:
+    name = "torch"
+
+    def __init__(self, folder: Path, info: ModelInfo, spec: Any) -> None:
+        import torch
+
+        from llmos.errors import SpecError
+        from llmos.models import load_trained
+
+        if spec.device == "cuda" and not torch.cuda.is_available():
+            raise SpecError("runtime.device is cuda but no CUDA device is visible.",
+                            hint="Set runtime.device to auto or cpu.")
+        self._torch = torch
+        self.device = "cuda" if spec.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        if self.device == "cpu":
+            # One intra-op pool sized to the cores we were given; one inter-op thread, since batches
+            # run one at a time from the worker thread.
+            torch.set_num_threads(spec.num_threads or default_threads())
+            with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
+                torch.set_num_interop_threads(1)
+        self.info = info
+        built = load_trained(folder)
+        self.tokenizer = built.tokenizer
+        self.model = built.model.to(self.device).eval()
+        self._dtype = self._autocast_dtype(spec.precision)
+        self.precision = "bf16" if self._dtype is not None else _stored_precision(info)
+
+    def _autocast_dtype(self, precision: str) -> Any:
+        torch = self._torch
+        if precision == "fp32":
+            return None
+        if precision == "bf16":
+            return torch.bfloat16
+        if self.device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if cpu_has_bf16() else None
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self._dtype is None:
+            return contextlib.nullcontext()
+        return self._torch.autocast(device_type=self.device, dtype=self._dtype)
+
+    def infer(self, batch: Padded) -> Any:
+        torch = self._torch
+        inputs = {"input_ids": torch.from_numpy(batch.input_ids).to(self.device),
+                  "attention_mask": torch.from_numpy(batch.attention_mask).to(self.device)}
+        if batch.token_type_ids is not None:
+            inputs["token_type_ids"] = torch.from_numpy(batch.token_type_ids).to(self.device)
+        with torch.inference_mode(), self.autocast():
+            out = self.model(**inputs)
+        if self.info.task == "classification":
+            return out.logits.float().softmax(-1).cpu().numpy()
+        return out.float().cpu().numpy()  # embedding: pooled and normalised by the model itself
+
+
+def _stored_precision(info: ModelInfo) -> str:
+    return "fp32" if info.format in ("hf-safetensors", "") else info.format

@@ -1,0 +1,144 @@
+"""`llmos serve` end to end: a model trained and registered through the real CLI, served by a real
+process on a free port, loaded with `llmos bench serve`, and drained with SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration._util import LLMOS, llmos, write_job
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`reviews@candidate`, trained by `llmos train` in a home of its own (shared by this module)."""
+    from tests.conftest import _sentiment_rows
+
+    home = tmp_path_factory.mktemp("serve-cli-home")
+    data = home / "train.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in _sentiment_rows(64, 0)))
+    job = write_job(home / "job", f"""
+name: reviews
+output: {home / 'run'}
+model: {{name: tiny-bert, max_length: 32}}
+data: {{train: {data}}}
+train: {{epochs: 1, batch_size: 16}}
+tracking: {{system_metrics: false}}
+register: {{name: reviews, alias: candidate}}
+""")
+    old = os.environ.get("LLMOS_HOME")
+    os.environ["LLMOS_HOME"] = str(home)
+    try:
+        llmos("train", str(job))
+    finally:
+        os.environ["LLMOS_HOME"] = old or ""
+    yield home
+
+
+def _start(argv: list[str], home: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "LLMOS_HOME": str(home), "OMP_NUM_THREADS": "1", **env})
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:  # "llmos serve: reviews@candidate (version 1, classification) on http://...; loading"
+        match = re.search(r" on (http://\S+);", line)
+        if match:
+            url = match[1]
+            break
+        assert time.monotonic() < deadline, "no address printed"
+    else:
+        raise AssertionError(f"server exited with {proc.wait()}")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+    while httpx.get(f"{url}/readyz").status_code != 200:
+        assert proc.poll() is None and time.monotonic() < deadline, "never became ready"
+        time.sleep(0.1)
+    return proc, url
+
+
+@pytest.fixture
+def stop_later() -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_serve_auth_bench_and_drain(registered: Path, stop_later: list) -> None:
+    proc, url = _start([*LLMOS, "serve", "reviews@candidate", "--port", "0", "--max-batch-size", "1",
+                        "--max-queue", "512", "--threads", "1",
+                        "limits.max_input_tokens=256"], registered, LLMOS_API_KEY="k3y")
+    stop_later.append(proc)
+    auth = {"authorization": "Bearer k3y"}
+    assert httpx.post(f"{url}/v1/classify", json={"input": ["fine"]}).status_code == 401
+    body = httpx.post(f"{url}/v1/classify", json={"input": ["a wonderful film"]}, headers=auth).json()
+    assert body["model"] == "reviews" and body["data"][0]["label"] in ("negative", "positive")
+
+    bench = subprocess.run([*LLMOS, "bench", "serve", url, "--duration", "2s", "--warmup", "0.5s",
+                            "--concurrency", "4", "--json", "-"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "LLMOS_API_KEY": "k3y"})
+    assert bench.returncode == 0, bench.stderr
+    report = json.loads(bench.stdout)
+    assert report["route"] == "/v1/classify" and report["ok"] > 10 and report["errors"] == {}
+    assert report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
+
+    # SIGTERM while requests are in flight (6 x 64 inputs, one per forward pass: a second or more of
+    # work): they finish with 200, then the process exits 0.
+    results: list[int] = []
+
+    def request() -> None:
+        r = httpx.post(f"{url}/v1/classify", json={"input": ["a long enough review of a film " * 20] * 64},
+                       headers=auth, timeout=60)
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=request) for _ in range(6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while _inflight(url, auth) < len(threads):  # all six are in the server before the signal
+        assert time.monotonic() < deadline and not results, results
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(timeout=60)
+    assert proc.wait(timeout=60) == 0
+    assert results == [200] * 6
+
+
+def _inflight(url: str, auth: dict[str, str]) -> float:
+    text = httpx.get(f"{url}/metrics", headers=auth).text
+    return float(re.search(r"^llmos_inflight_requests (\S+)$", text, re.M)[1])  # type: ignore[index]
+
+
+def test_python_m_llmos_serve_job_file(registered: Path, tmp_path: Path, stop_later: list) -> None:
+    job = llmos("serve", "reviews@candidate", "--port", "0", "--max-batch-size", "4", "--threads", "1",
+                "--print-job").stdout
+    path = tmp_path / "job.json"
+    path.write_text(job)
+    proc, url = _start([sys.executable, "-m", "llmos.serve", str(path)], registered, LLMOS_API_KEY="")
+    stop_later.append(proc)
+    assert httpx.get(f"{url}/v1/models").json()["data"][0]["id"] == "reviews"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_unknown_model_fails_before_listening(registered: Path) -> None:
+    env = {**os.environ, "LLMOS_HOME": str(registered), "LLMOS_DEBUG": "0"}
+    out = subprocess.run([*LLMOS, "serve", "nope@candidate", "--port", "0"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "nope" in out.stderr and "llmos models ls" in out.stderr

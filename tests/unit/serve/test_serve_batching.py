@@ -1,0 +1,64 @@
+"""Batch formation and Retry-After as pure functions, with literals: no clock, no threads, no model."""
+
+from __future__ import annotations
+
+from llmos.serve import BatchDecision, BatchPolicy, Waiting, form_batch, retry_after_s
+
+POLICY = BatchPolicy(max_batch_size=4, max_batch_tokens=64, max_wait_ms=10)
+
+
+def q(*items: tuple[float, int]) -> list[Waiting]:
+    return [Waiting(arrived_s=a, n_tokens=n) for a, n in items]
+
+
+def test_empty_queue_sleeps_until_woken() -> None:
+    assert form_batch([], now_s=5.0, policy=POLICY) == BatchDecision(take=(), wait_s=None)
+
+
+def test_a_young_partial_batch_waits_for_the_rest_of_max_wait() -> None:
+    decision = form_batch(q((1.000, 8), (1.002, 8)), now_s=1.004, policy=POLICY)
+    assert decision.take == ()
+    assert abs(decision.wait_s - 0.006) < 1e-9
+
+
+def test_the_oldest_input_at_max_wait_sends_what_is_there() -> None:
+    assert form_batch(q((1.000, 8), (1.002, 8)), now_s=1.010, policy=POLICY).take == (0, 1)
+
+
+def test_a_full_batch_goes_at_once_and_leaves_the_rest() -> None:
+    decision = form_batch(q(*[(1.0 + i / 1000, 8) for i in range(6)]), now_s=1.001, policy=POLICY)
+    assert decision.take == (0, 1, 2, 3)
+
+
+def test_inputs_of_similar_length_are_grouped_with_the_oldest() -> None:
+    # oldest has 10 tokens; the 30-token inputs would triple the padded cost
+    queue = q((1.0, 10), (1.001, 30), (1.002, 9), (1.003, 30), (1.004, 11), (1.005, 10))
+    assert form_batch(queue, now_s=1.02, policy=POLICY).take == (0, 2, 4, 5)
+
+
+def test_the_token_budget_counts_padding_and_fills_the_batch() -> None:
+    # 16 tokens x 4 = 64 fits; a fifth input cannot join anyway (size), and a 40-token one breaks the budget
+    queue = q((1.0, 16), (1.001, 40), (1.002, 16))
+    decision = form_batch(queue, now_s=1.001, policy=POLICY)
+    assert decision.take == (0, 2)  # full: the 40-token input cannot join, so waiting gains nothing
+
+
+def test_an_input_above_the_budget_still_runs_alone() -> None:
+    assert form_batch(q((1.0, 500), (1.0, 4)), now_s=1.0, policy=POLICY).take == (0,)
+
+
+def test_batch_size_one_never_waits() -> None:
+    single = BatchPolicy(max_batch_size=1, max_batch_tokens=64, max_wait_ms=50)
+    assert form_batch(q((1.0, 8)), now_s=1.0, policy=single).take == (0,)
+
+
+def test_the_oldest_input_is_always_taken_so_nothing_starves() -> None:
+    queue = q((1.0, 60), *[(1.0 + i / 1000, 2) for i in range(1, 9)])
+    assert 0 in form_batch(queue, now_s=1.05, policy=POLICY).take
+
+
+def test_retry_after_is_the_time_to_work_off_the_queue_in_whole_seconds() -> None:
+    assert retry_after_s(outstanding=100, items_per_s=40.0) == 3
+    assert retry_after_s(outstanding=1, items_per_s=1000.0) == 1  # at least one second
+    assert retry_after_s(outstanding=10_000, items_per_s=1.0) == 60  # capped
+    assert retry_after_s(outstanding=5, items_per_s=0.0) == 1  # nothing measured yet
