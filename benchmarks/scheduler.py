@@ -1,13 +1,16 @@
 """Scheduler benchmark: the policies on a 5,000-job trace, and decision throughput at scale.
 
-    .venv/bin/python benchmarks/scheduler.py [--runtimes PATH] [--seed 0] [--quick]
+    .venv/bin/python benchmarks/scheduler.py [--runtimes PATH] [--seed 0] [--fair-seeds 8] [--quick]
 
 1. Replays one synthetic trace (5,000 jobs, load 0.85, run times drawn from the Philly trace)
    on 8 nodes x 8 GPUs under fifo, priority, fair and full, and checks full against FIFO of the
    same run: mean JCT <= 0.5x, p99 JCT <= 1.5x, makespan <= 1.05x; every owner within 10% of
-   its entitled share while it has work waiting; the replay under a minute.
+   its entitled share while it has work waiting; the replay under a minute. The full policy
+   runs once more with quotas (examples/sim/owners-4teams.csv: 16 GPUs guaranteed each).
 2. Measures scheduling rounds on 1,000 nodes with 10,000 jobs queued (and how round time grows
    with queue length and nodes): rounds/s and decisions/s must be >= 1,000.
+3. With --fair-seeds N (skipped by --quick): fair share and the FIFO ratios of full on seeds
+   0..N-1, as fair share on one trace depends on a few long waits of the smallest owner.
 Plots and a JSON record go to benchmarks/out/ (git-ignored).
 """
 
@@ -28,6 +31,7 @@ from llmos.sim import (
     TraceJob,
     generate_trace,
     load_cluster,
+    load_owners,
     load_runtimes,
     owners_table,
     simulate,
@@ -46,9 +50,13 @@ def policies_on_trace(runtimes: list[float] | None, seed: int) -> dict:
     nodes = load_cluster(ROOT / "examples" / "sim" / "cluster-64gpu.csv")
     trace = generate_trace(5000, 0.85, nodes, seed=seed, runtimes=runtimes)
     results = {name: simulate(trace, nodes, POLICIES[name]) for name in ("fifo", "priority", "fair", "full")}
+    quotas = POLICIES["full"].model_copy(update={"name": "full+quotas"})
+    owners = load_owners(ROOT / "examples" / "sim" / "owners-4teams.csv")
+    results["full+quotas"] = simulate(trace, nodes, quotas, owners)
     reports = {name: summarize(r) for name, r in results.items()}
     console.print(summary_table(list(reports.values())))
     console.print(owners_table(reports["full"]))
+    console.print(owners_table(reports["full+quotas"]))
     for path in write_plots(list(results.values()), OUT):
         console.print(f"plot: {path.relative_to(ROOT)}")
     fifo, full = reports["fifo"], reports["full"]
@@ -57,9 +65,36 @@ def policies_on_trace(runtimes: list[float] | None, seed: int) -> dict:
         "p99 JCT full/fifo <= 1.5": (full.jct.p99_s / fifo.jct.p99_s, 1.5),
         "makespan full/fifo <= 1.05": (full.makespan_s / fifo.makespan_s, 1.05),
         "worst |share/entitled - 1| (full) <= 0.10": (max(abs(o.ratio - 1) for o in full.owners), 0.10),
+        "worst |share/entitled - 1| (full+quotas) <= 0.10": (
+            max(abs(o.ratio - 1) for o in reports["full+quotas"].owners), 0.10),
         "replay of 5,000 jobs, slowest policy (s) < 60": (max(r.replay_wall_s for r in reports.values()), 60),
     }
     return {"reports": {k: v.model_dump() for k, v in reports.items()}, "floors": floors}
+
+
+def fair_seeds(runtimes: list[float] | None, seeds: int) -> list[dict]:
+    """Worst owner ratio (time-averaged and instant-wise) and full/fifo figures, seed by seed."""
+    nodes = load_cluster(ROOT / "examples" / "sim" / "cluster-64gpu.csv")
+    table = Table(title="Fair share of the full policy by seed (5,000 jobs, load 0.85)")
+    for col in ("seed", "worst ratio", "owner", "worst time >= 0.9x", "JCT / fifo", "p99 / fifo", "makespan / fifo",
+                "preemptions", "GPU-h lost"):
+        table.add_column(col, justify="right")
+    rows = []
+    for seed in range(seeds):
+        trace = generate_trace(5000, 0.85, nodes, seed=seed, runtimes=runtimes)
+        fifo, full = (summarize(simulate(trace, nodes, POLICIES[name])) for name in ("fifo", "full"))
+        worst = min(full.owners, key=lambda o: o.ratio)
+        row = {"seed": seed, "worst_ratio": worst.ratio, "owner": worst.owner,
+               "worst_time_at_90": min(o.time_at_90 for o in full.owners),
+               "jct": full.jct.mean_s / fifo.jct.mean_s, "p99": full.jct.p99_s / fifo.jct.p99_s,
+               "makespan": full.makespan_s / fifo.makespan_s, "preemptions": full.preemptions,
+               "gpu_hours_lost": full.gpu_hours_lost}
+        rows.append(row)
+        table.add_row(str(seed), f"{row['worst_ratio']:.3f}", worst.owner, f"{row['worst_time_at_90']:.0%}",
+                      f"{row['jct']:.3f}", f"{row['p99']:.2f}", f"{row['makespan']:.3f}", f"{full.preemptions:,}",
+                      f"{full.gpu_hours_lost:.0f}")
+    console.print(table)
+    return rows
 
 
 def throughput(nodes: int, queued: int, until_s: float) -> dict:
@@ -113,7 +148,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtimes", type=Path, default=PHILLY, help="CSV of observed run times (seconds)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="skip the growth grid")
+    parser.add_argument("--quick", action="store_true", help="skip the growth grid and the seed table")
+    parser.add_argument("--fair-seeds", type=int, default=8, help="seeds 0..N-1 for the fair-share table (0: skip)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     runtimes = load_runtimes(args.runtimes) if args.runtimes.is_file() else None
@@ -123,6 +159,8 @@ def main() -> None:
     record = policies_on_trace(runtimes, args.seed)
     record_tp = throughput_section(args.quick)
     floors = {**record["floors"], **record_tp["floors"]}
+    if not args.quick and args.fair_seeds > 0:
+        record["fair_seeds"] = fair_seeds(runtimes, args.fair_seeds)
     print_floors(floors)
     record.update(throughput=record_tp["throughput"], floors=floors, seed=args.seed,
                   runtimes=str(args.runtimes) if runtimes else "log-normal", wall_s=time.perf_counter() - began)

@@ -69,13 +69,13 @@ class Claims:
         return placement
 
     def _plan(self, job: Job, future: FreeView, respect_holds: bool) -> Placement | None:
-        victims, reasons = choose_victims(job, self._movable(), self.quotas, self.config.priority_classes,
-                                          self.owners, self.preempted, self.snap.cluster.total, self._settled_s)
+        victims = choose_victims(job, self._movable(), self.quotas, self.config.priority_classes,
+                                 self.owners, self.preempted, self.snap.cluster.total, self._settled_s)
         plan = plan_preemption(job, future, victims, self.index, respect_holds)
         if plan is None:
             return None
         for rj in plan[1]:
-            self._preempt(rj, _reason(reasons[rj.job.job_id], job))
+            self._preempt(rj, _reason(victims.why[rj.job.job_id], job))
         return plan[0]
 
     def repack(self, job: Job, budget: float) -> Placement | None:
@@ -83,23 +83,23 @@ class Claims:
         future = self.future()
         if not (job.workers == 1 or job.same_node) or future.largest_gap() >= job.total.gpus:
             return None  # a gang over several nodes is not helped by emptying one; or nothing to gain
-        if 2 * future.free_gpus < job.total.gpus:
-            return None  # repacking is for idle GPUs scattered over nodes, not a busy cluster's last one
+        victims = choose_victims(job, self._movable(), self.quotas, self.config.priority_classes,
+                                 self.owners, self.preempted, self.snap.cluster.total, self._settled_s)
 
         # A move costs the moved job only its checkpoint and it lands at once, so jobs of any
         # class may move: a scattered 1-GPU high-class job must not pin a whole node. A job that
-        # just (re)started stays put, or it could be moved back and forth.
+        # just (re)started stays put, or it could be moved back and forth; one the blocked job
+        # may preempt anyway was already checked against `settle_s` where that applies.
         def may_move(rj: RunningJob) -> bool:
-            return rj.job.job_id not in self.preempted and rj.start_s <= self._settled_s
+            return rj.job.job_id not in self.preempted and (rj.start_s <= self._settled_s
+                                                            or rj.job.job_id in victims.why)
 
-        _, reasons = choose_victims(job, self._movable(), self.quotas, self.config.priority_classes,
-                                    self.owners, self.preempted, self.snap.cluster.total, self._settled_s)
-        plan = plan_repack(job, future, self._movers(future), may_move, reasons, self.index, budget)
+        plan = plan_repack(job, future, self._movers(future), may_move, victims, self.index, budget)
         if plan is None:
             return None
         for rj, target in plan[1]:
             if target is None:
-                self._preempt(rj, _reason(reasons[rj.job.job_id], job))
+                self._preempt(rj, _reason(victims.why[rj.job.job_id], job))
             else:
                 self._preempt(rj, f"repack: moving to make room for {job.job_id}")
                 self._take(target)  # keep the moved job's landing spot free this round
@@ -128,6 +128,8 @@ class Claims:
 
     def _preempt(self, rj: RunningJob, reason: str) -> None:
         self.preempts.append(Preempt(rj.job.job_id, reason))
+        if not reason.startswith("repack"):  # a moved job lands at once: its owner loses nothing
+            self.quotas.lost(rj.owner, rj.job.total)
         self.preempted.add(rj.job.job_id)
         self.pending().add(rj)
         future = self.future()

@@ -31,6 +31,9 @@ class PolicyConfig(BaseModel):
     settle_s: float = Field(
         900.0, ge=0, description="A job (re)started this recently is not taken by fair-share reclaim or "
                                  "moved, so jobs do not bounce (classes and guarantees act at once).")
+    debt_horizon_s: float | None = Field(
+        7_200.0, gt=0, description="Share an owner is owed (decayed over half_life_s) is paid back over this "
+                                   "long, by reclaim beyond its instant entitlement (None: instant shares only).")
     backfill_depth: int = Field(
         64, ge=0, description="Most queued jobs a round examines past the reservation (bounds a round).")
 

@@ -15,7 +15,7 @@ from llmos.scheduler._resources import ZERO, Resources
 from llmos.scheduler._types import RunningJob
 
 __all__ = ["allocation_by_group", "by_owner", "class_entitlements", "decay_usage", "entitlements",
-           "owner_standing"]
+           "fair_entitlements", "owner_standing"]
 
 
 def decay_usage(previous: Resources, held: Resources, elapsed_s: float, half_life_s: float) -> Resources:
@@ -94,9 +94,34 @@ def class_entitlements(demand: Mapping[tuple[int, str], float], weights: Mapping
     return out
 
 
+def fair_entitlements(held: Mapping[tuple[int, str], Resources], queued: Mapping[tuple[int, str], Resources],
+                      weights: Mapping[str, float], total: Resources) -> dict[str, float]:
+    """Each owner's fair dominant share of the cluster: strict classes, then weighted max-min
+    fair within a class, of its demand (what each (class, owner) holds plus what it has queued).
+
+    With the real demand, not "the whole cluster" for anyone waiting, a preemption moves a job
+    from held to queued and changes no entitlement, and an owner with little queued is not
+    credited with a share it cannot use.
+    """
+    demand: dict[tuple[int, str], float] = {}
+    for key in held.keys() | queued.keys():
+        r = held.get(key, ZERO) + queued.get(key, ZERO)
+        if r != ZERO:
+            demand[key] = r.dominant_share(total)
+    return class_entitlements(demand, weights, 1.0)
+
+
 def owner_standing(held: Resources, decayed: Resources, weight: float, total: Resources,
-                   history_weight: float) -> float:
-    """Lower goes first: weighted dominant share now, plus a share of the decayed history."""
+                   history_weight: float, entitled: float | None = None) -> float:
+    """Lower goes first: weighted dominant share now, plus a share of the decayed history.
+
+    Given the owner's `entitled` dominant share (its weighted max-min part of its demand), the
+    present counts as the fraction of it held: an owner holding 3 of its 4 entitled GPUs then
+    waits behind one holding 10 of 20, where shares over weights would send the small owner
+    first and keep the big one below its share as long as the small one has work.
+    """
     now = held.dominant_share(total)
     past = decayed.dominant_share(total) if decayed is not ZERO else 0.0
-    return (now + history_weight * past) / weight
+    if entitled is None:
+        return (now + history_weight * past) / weight
+    return now / entitled + history_weight * past / weight

@@ -8,9 +8,13 @@ rest of a 10,000-job queue. The key of a head is
 
 Classes are strict. Within a class, jobs that keep their owner within its guarantee or fair
 share come before jobs that would take it beyond (otherwise capacity reclaimed for an owner
-would go straight back to the job it was taken from). Then the owner furthest below its
-weighted share goes first, and waiting lowers the key (aging) until even a job of a heavy
-user is first within its class.
+would go straight back to the job it was taken from). Then the owner furthest below its share
+goes first: its DRF standing (dominant share now plus some of its decayed usage) over its
+entitlement, the weighted max-min fair share of its demand (see `_owed`). Dividing by the
+entitlement rather than the bare weight makes an owner with 3 of its 4 entitled GPUs wait
+behind one with 10 of 20, where plain DRF would send the small owner first and leave the big
+one below its share for as long as the small one has work. Waiting lowers the key (aging)
+until even a job of a heavy user is first within its class.
 When an owner's holdings change mid-round (it started a job) its heads are re-keyed lazily;
 keys only grow within a round, so a stale entry is always popped early and re-keyed.
 """

@@ -23,10 +23,11 @@ from llmos.scheduler._decision import Decision, Reject, Reservation, Start
 from llmos.scheduler._fairshare import allocation_by_group, by_owner, owner_standing
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._order import QueueOrder
+from llmos.scheduler._owed import owner_entitlements
 from llmos.scheduler._placement import Placement, can_ever_fit, commit, place
 from llmos.scheduler._quota import Quotas
 from llmos.scheduler._resources import ZERO
-from llmos.scheduler._snapshot import Snapshot
+from llmos.scheduler._snapshot import Snapshot, queued_by_group
 from llmos.scheduler._types import Job, RunningJob
 
 __all__ = ["schedule"]
@@ -54,8 +55,13 @@ class _Round:
             by_group = {key: r for key, r in held.items() if r != ZERO}
         self.held = by_owner(by_group)
         waiting = {key for key, jobs in snap.queue.items() if jobs}
-        self.quotas = Quotas(snap.owners, self.held, snap.cluster.total, config.quotas,
-                             config.fair_share and config.preemption, by_group, waiting)
+        entitled = None
+        if config.fair_share:
+            queued = snap.queued if snap.queued is not None else queued_by_group(snap.queue)
+            entitled = owner_entitlements(by_group, {key: queued[key] for key in waiting if key in queued},
+                                          snap.owners, snap.cluster.total, snap.owed, config.debt_horizon_s)
+        self.quotas = Quotas(snap.owners, self.held, snap.cluster.total, config.quotas, entitled,
+                             fair_reclaim=config.preemption)
         owners_waiting = {owner for _, owner in waiting}
         self.standing = {owner: self._standing(owner) for owner in owners_waiting} if config.fair_share else {}
         within = self.quotas.may_reclaim if config.quotas or config.fair_share else None
@@ -71,8 +77,8 @@ class _Round:
 
     def _standing(self, owner: str) -> float:
         o = self.snap.owners.get(owner)
-        return owner_standing(self.held.get(owner, ZERO), self.snap.usage.get(owner, ZERO),
-                              o.weight if o else 1.0, self.cluster.total, self.config.history_weight)
+        return owner_standing(self.held.get(owner, ZERO), self.snap.usage.get(owner, ZERO), o.weight if o else 1.0,
+                              self.cluster.total, self.config.history_weight, self.quotas.entitled(owner))
 
     def run(self) -> Decision:
         while (job := self.order.pop()) is not None:

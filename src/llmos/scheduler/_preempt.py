@@ -14,28 +14,31 @@ from itertools import combinations
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._placement import Placement, place
 from llmos.scheduler._types import Job, RunningJob
+from llmos.scheduler._victims import Victims
 
 __all__ = ["plan_preemption"]
 
 _EXACT_UP_TO = 6  # candidates on one node searched over all 2^n subsets (64 at most)
 
 
-def plan_preemption(job: Job, future: FreeView, ranked: Sequence[RunningJob], index: dict[str, int],
+def plan_preemption(job: Job, future: FreeView, candidates: Victims, index: dict[str, int],
                     respect_holds: bool = False) -> tuple[Placement, list[RunningJob]] | None:
-    """Victims among `ranked` (cheapest first) whose release lets `job` fit on `future`; or None.
+    """Victims among `candidates` whose release lets `job` fit on `future`; or None.
 
     `future` is what is free plus what is already being freed; it is not changed. With
     `respect_holds` the job leaves alone what is set aside for the backfill reservation.
+    The set chosen stays within the candidates' fair-share budgets.
     """
     placement = place(future, job, respect_holds)
     if placement is not None:
         return placement, []
+    ranked = candidates.ranked
     if not ranked or not _enough(job, future, ranked):
         return None
     if job.workers == 1 or job.same_node:
-        victims = _cheapest_on_one_node(job, future, ranked, index, respect_holds)
+        victims = _cheapest_on_one_node(job, future, candidates, index, respect_holds)
     else:
-        victims = _greedy_then_prune(job, future, ranked, index, respect_holds)
+        victims = _greedy_then_prune(job, future, candidates, index, respect_holds)
     if victims is None:
         return None
     placement = place(_release(future, victims, index), job, respect_holds)
@@ -56,15 +59,15 @@ def _release(view: FreeView, victims: Sequence[RunningJob], index: dict[str, int
     return out
 
 
-def _cheapest_on_one_node(job: Job, future: FreeView, ranked: Sequence[RunningJob], index: dict[str, int],
+def _cheapest_on_one_node(job: Job, future: FreeView, candidates: Victims, index: dict[str, int],
                           respect_holds: bool) -> list[RunningJob] | None:
     by_node: dict[int, list[RunningJob]] = {}
-    for rj in ranked:
+    for rj in candidates.ranked:
         for i in {index[s.node] for s in rj.placement}:
             by_node.setdefault(i, []).append(rj)
     best: tuple[float, int, list[RunningJob]] | None = None
     for i, local in by_node.items():
-        subset = _node_subset(job, future, i, local, respect_holds)
+        subset = _node_subset(job, future, i, local, candidates, respect_holds)
         if subset is not None:
             cost = sum(rj.lost_work for rj in subset)
             if best is None or (cost, len(subset)) < best[:2]:
@@ -72,7 +75,7 @@ def _cheapest_on_one_node(job: Job, future: FreeView, ranked: Sequence[RunningJo
     return None if best is None else best[2]
 
 
-def _node_subset(job: Job, future: FreeView, i: int, local: list[RunningJob],
+def _node_subset(job: Job, future: FreeView, i: int, local: list[RunningJob], candidates: Victims,
                  respect_holds: bool) -> list[RunningJob] | None:
     """The cheapest victims on node `i` after which `job`'s workers all fit on it."""
     node = future.nodes[i]
@@ -87,7 +90,8 @@ def _node_subset(job: Job, future: FreeView, i: int, local: list[RunningJob],
         c, m, g = base
         for k in chosen:
             c, m, g = c + gains[k][0], m + gains[k][1], g + gains[k][2]
-        return g >= need.gpus and c + 1e-9 >= need.cpus and m + 1e-9 >= need.memory_gb
+        return (g >= need.gpus and c + 1e-9 >= need.cpus and m + 1e-9 >= need.memory_gb
+                and candidates.affordable(local[k] for k in chosen))
 
     if len(local) <= _EXACT_UP_TO:
         # More victims can cost less (two quick checkpoints vs one slow one): try every subset.
@@ -98,6 +102,8 @@ def _node_subset(job: Job, future: FreeView, i: int, local: list[RunningJob],
         return [local[k] for k in chosen]
     greedy: list[int] = []
     for k in range(len(local)):  # already cheapest first
+        if not candidates.affordable(local[x] for x in [*greedy, k]):
+            continue
         greedy.append(k)
         if fits(greedy):
             return [local[k] for k in _prune(greedy, fits)]
@@ -123,11 +129,13 @@ def _prune(chosen: list[int], fits: Callable[[list[int]], bool]) -> list[int]:
     return kept
 
 
-def _greedy_then_prune(job: Job, future: FreeView, ranked: Sequence[RunningJob],
+def _greedy_then_prune(job: Job, future: FreeView, candidates: Victims,
                        index: dict[str, int], respect_holds: bool) -> list[RunningJob] | None:
     view = future.clone()
     chosen: list[RunningJob] = []
-    for rj in ranked:
+    for rj in candidates.ranked:
+        if not candidates.affordable([*chosen, rj]):
+            continue
         chosen.append(rj)
         for slot in rj.placement:
             view.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)

@@ -5,12 +5,15 @@
   guarantee may reclaim it by preempting borrowers (Kueue's reclaimWithinCohort). An owner with
   no guarantee borrows everything it holds.
 - With fair-share preemption, an owner A below its entitlement (strict classes, then weighted
-  max-min fair within a class, in dominant-share terms, among owners with work) may preempt
-  jobs of an owner B as long as B keeps more of its entitlement than A has now:
+  max-min fair within a class, in dominant-share terms, of each owner's demand: what it holds
+  plus what it has queued; moved by what it is owed, see `_owed`) may preempt jobs of an owner
+  B as long as B keeps more of its entitlement than A has now:
   held_B' / entitled_B > held_A / entitled_A. Each such preemption raises the smallest of the
   two ratios, so the sorted vector of ratios only improves and preemptions cannot cycle. A job
   may take its owner past its entitlement: otherwise an 8-GPU job could never close a 4-GPU gap.
-  Jobs that (re)started within `settle_s` are not taken, so nothing bounces between owners.
+  The bound holds for the set a plan preempts (see `_victims.Victims`).
+  Jobs that (re)started within `settle_s` are not taken, so nothing bounces between owners,
+  unless B stays above its entitlement without them (`surplus`): then B cannot reclaim them.
 Victims are never of a higher class than the job (strict classes), so the capacity taken
 always goes to a job that the next round also considers first.
 """
@@ -18,11 +21,9 @@ always goes to a job that the next round also considers first.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 
-from llmos.scheduler._fairshare import class_entitlements
 from llmos.scheduler._resources import ZERO, Resources
-from llmos.scheduler._snapshot import QueueKey
 from llmos.scheduler._types import Job, Owner
 
 __all__ = ["Quotas"]
@@ -36,13 +37,16 @@ _TOLERANCE = 0.02
 
 class Quotas:
     def __init__(self, owners: Mapping[str, Owner], held: Mapping[str, Resources], total: Resources,
-                 enabled: bool, fair: bool, by_group: Mapping[QueueKey, Resources] | None = None,
-                 waiting: Collection[QueueKey] = ()) -> None:
+                 enabled: bool, entitled: Mapping[str, float] | None = None, fair_reclaim: bool = False) -> None:
+        """`entitled`: each owner's fair dominant share (see `_owed.owner_entitlements`), None
+        without fair share; `fair_reclaim`: owners below it may preempt others."""
         self._owners = owners
         self._held = held  # per owner: the round's running tally, updated as it starts jobs
         self._total = total
         self._enabled = enabled
-        self._entitled = _entitled(owners, by_group or {}, total, waiting) if fair else None
+        self._entitled = entitled
+        self._fair_reclaim = fair_reclaim and entitled is not None
+        self._lost: dict[str, Resources] = {}  # preempted this round, per owner
         # Asked for every candidate job, answered per owner: remembered until `changed`.
         self._borrowing: dict[str, bool] = {}
         self._below: dict[str, bool] = {}
@@ -51,6 +55,21 @@ class Quotas:
         """`name` now holds more (the round started or claimed a job for it)."""
         self._borrowing.pop(name, None)
         self._below.pop(name, None)
+
+    def lost(self, name: str, amount: Resources) -> None:
+        """The round preempted `amount` of `name`'s: later plans in it must not take it again.
+
+        Only fair-share figures discount it; caps and guarantees count the job until its
+        checkpoint is written, as it holds its resources till then.
+        """
+        self._lost[name] = self._lost.get(name, ZERO) + amount
+        self.changed(name)
+
+    def _share(self, name: str) -> float:
+        held = self._held.get(name, ZERO)
+        if name in self._lost:
+            held = held - self._lost[name]
+        return held.dominant_share(self._total)
 
     def under_cap(self, job: Job) -> bool:
         """Starting `job` keeps its owner within its hard cap."""
@@ -64,9 +83,13 @@ class Quotas:
             return False
         return owner.guarantee.admits(self._held.get(job.owner, ZERO) + job.total)
 
+    def entitled(self, name: str) -> float | None:
+        """`name`'s fair dominant share (never exactly 0, so that it can divide); None without fair share."""
+        return max(self._entitled.get(name, 0.0), _SLACK) if self._entitled is not None else None
+
     def ratio(self, name: str) -> float:
         """What `name` holds over what it is entitled to (dominant shares); 1 when both are 0."""
-        held = self._held.get(name, ZERO).dominant_share(self._total)
+        held = self._share(name)
         entitled = self._entitled.get(name, 0.0) if self._entitled is not None else held
         if entitled <= _SLACK:
             return math.inf if held > _SLACK else 1.0
@@ -74,7 +97,7 @@ class Quotas:
 
     def below_entitlement(self, name: str) -> bool:
         """`name` holds less than its fair-share entitlement (when fair preemption is on)."""
-        if self._entitled is None:
+        if not self._fair_reclaim:
             return False
         known = self._below.get(name)
         if known is None:
@@ -103,10 +126,15 @@ class Quotas:
     def fair_budget(self, name: str, claimant: str) -> float:
         """Dominant share `name` can lose to `claimant` and still keep a larger part of its
         entitlement than `claimant` has now."""
-        if self._entitled is None:
+        if not self._fair_reclaim:
             return 0.0
-        held = self._held.get(name, ZERO).dominant_share(self._total)
-        return held - self._entitled.get(name, 0.0) * self.ratio(claimant) - _SLACK
+        return self._share(name) - self._entitled.get(name, 0.0) * self.ratio(claimant) - _SLACK
+
+    def surplus(self, name: str) -> float:
+        """Dominant share `name` holds beyond its entitlement (<= 0: none)."""
+        if not self._fair_reclaim:
+            return 0.0
+        return self._share(name) - self._entitled.get(name, 0.0) - _SLACK
 
     def reclaimable_from(self, job: Job, victim_owner: str) -> bool:
         """May `job` take capacity held by `victim_owner` (classes and amounts aside)?"""
@@ -116,12 +144,3 @@ class Quotas:
             return True
         return self.below_entitlement(job.owner) and self.fair_budget(victim_owner, job.owner) > 0
 
-
-def _entitled(owners: Mapping[str, Owner], held: Mapping[QueueKey, Resources], total: Resources,
-              waiting: Collection[QueueKey]) -> dict[str, float]:
-    """Each owner's fair dominant share: a (class, owner) with waiting work could use the whole
-    cluster, the others exactly what they hold; classes split the cluster highest first."""
-    demand = {key: 1.0 if key in waiting else r.dominant_share(total) for key, r in held.items()}
-    demand.update(dict.fromkeys(waiting, 1.0))
-    weights = {o: owners[o].weight if o in owners else 1.0 for _, o in demand}
-    return class_entitlements(demand, weights, 1.0)

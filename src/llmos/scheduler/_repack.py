@@ -11,11 +11,12 @@ touch a job of any class, unlike a preemption.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._placement import Placement, commit, place
 from llmos.scheduler._types import Job, RunningJob
+from llmos.scheduler._victims import Victims
 
 __all__ = ["REPACK_NODES", "plan_repack"]
 
@@ -27,13 +28,13 @@ Moves = list[tuple[RunningJob, Placement | None]]  # None: evicted (preempted), 
 
 
 def plan_repack(job: Job, future: FreeView, by_node: dict[int, list[RunningJob]],
-                may_move: Callable[[RunningJob], bool], evictable: Collection[str], index: dict[str, int],
+                may_move: Callable[[RunningJob], bool], evictable: Victims, index: dict[str, int],
                 budget: float) -> tuple[Placement, Moves] | None:
     """(placement for `job`, [(job to move, where it lands)]) at the least lost work, or None.
 
     `by_node` lists, for the nodes to try, the preemptible jobs running only there, cheapest
     first. Jobs in `evictable` may be preempted outright (the job's owner may reclaim from
-    them) and need no landing spot. Moves that lose more than `budget` (GPU-seconds) are not
+    them, within its budgets) and need no landing spot. Moves that lose more than `budget` (GPU-seconds) are not
     worth making.
     """
     if job.total.gpus <= 0:
@@ -55,7 +56,7 @@ def plan_repack(job: Job, future: FreeView, by_node: dict[int, list[RunningJob]]
     return None
 
 
-def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob], evictable: Collection[str],
+def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob], evictable: Victims,
          index: dict[str, int]) -> tuple[Placement, Moves] | None:
     scratch = future.clone()
     for rj in moved:
@@ -65,8 +66,12 @@ def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob], evictab
     if placement is None or placement[0].node != node:
         return None
     commit(scratch, placement, index)
-    targets: Moves = [(rj, None) for rj in moved if rj.job.job_id in evictable]
-    landing = [rj for rj in moved if rj.job.job_id not in evictable]
+    evicted: list[RunningJob] = []
+    for rj in moved:
+        if rj.job.job_id in evictable.why and evictable.affordable([*evicted, rj]):
+            evicted.append(rj)
+    targets: Moves = [(rj, None) for rj in evicted]
+    landing = [rj for rj in moved if all(rj is not e for e in evicted)]
     for rj in sorted(landing, key=lambda rj: -rj.job.total.gpus):  # biggest first packs best
         target = place(scratch, rj.job)
         if target is None:

@@ -14,7 +14,7 @@ from llmos.scheduler._errors import SchedulerError
 from llmos.scheduler._resources import EPS, Resources
 from llmos.scheduler._types import Job, Node, NodeFree, Owner, RunningJob
 
-__all__ = ["Cluster", "QueueKey", "Snapshot", "free_capacity", "group_queue", "queue_order"]
+__all__ = ["Cluster", "QueueKey", "Snapshot", "free_capacity", "group_queue", "queue_order", "queued_by_group"]
 
 QueueKey = tuple[int, str]  # (priority class rank, owner)
 
@@ -56,13 +56,30 @@ def group_queue(jobs: Iterable[Job]) -> dict[QueueKey, list[Job]]:
     return groups
 
 
+def queued_by_group(queue: Mapping[QueueKey, Sequence[Job]]) -> dict[QueueKey, Resources]:
+    """What each (class, owner) has waiting, summed over its queued jobs."""
+    out: dict[QueueKey, Resources] = {}
+    for key, jobs in queue.items():
+        if jobs:
+            acc = [0.0, 0.0, 0.0]
+            for j in jobs:
+                acc[0] += j.total.cpus
+                acc[1] += j.total.memory_gb
+                acc[2] += j.total.gpus
+            out[key] = Resources(*acc)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything one round may look at.
 
     `usage` is each owner's decayed usage (see `decay_usage`). `held` is what each (class, owner)
-    holds now (running and stopping jobs); None derives it from `running`. A caller that tracks
-    it incrementally (the simulator) passes it so that a round need not sum thousands of jobs.
+    holds now (running and stopping jobs); None derives it from `running`. `queued` is what each
+    (class, owner) has waiting; None derives it from `queue`. A caller that tracks them
+    incrementally (the simulator) passes them so that a round need not sum thousands of jobs.
+    `owed` is each owner's decayed shortfall below its entitlement (see `accrue_owed`); empty
+    means nothing is owed to anyone.
     """
 
     now_s: float
@@ -73,16 +90,18 @@ class Snapshot:
     owners: Mapping[str, Owner] = field(default_factory=dict)
     usage: Mapping[str, Resources] = field(default_factory=dict)
     held: Mapping[QueueKey, Resources] | None = None
+    queued: Mapping[QueueKey, Resources] | None = None
+    owed: Mapping[str, float] = field(default_factory=dict)
 
     @staticmethod
     def build(now_s: float, nodes: Iterable[Node] | Cluster, running: Iterable[RunningJob] = (),
               queued: Iterable[Job] = (), owners: Iterable[Owner] = (),
-              usage: Mapping[str, Resources] | None = None) -> Snapshot:
+              usage: Mapping[str, Resources] | None = None, owed: Mapping[str, float] | None = None) -> Snapshot:
         """Make a snapshot from flat lists, deriving free capacity from the running placements."""
         cluster = nodes if isinstance(nodes, Cluster) else Cluster(nodes)
         running = tuple(running)
         return Snapshot(now_s, cluster, free_capacity(cluster, running), running, group_queue(queued),
-                        {o.name: o for o in owners}, dict(usage or {}))
+                        {o.name: o for o in owners}, dict(usage or {}), owed=dict(owed or {}))
 
 
 def free_capacity(cluster: Cluster, running: Iterable[RunningJob]) -> list[NodeFree]:

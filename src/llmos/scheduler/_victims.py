@@ -13,7 +13,8 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_right
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 from operator import attrgetter
 
@@ -21,11 +22,44 @@ from llmos.scheduler._quota import Quotas
 from llmos.scheduler._resources import Resources
 from llmos.scheduler._types import Job, RunningJob
 
-__all__ = ["Movable", "choose_victims"]
+__all__ = ["Movable", "Victims", "choose_victims"]
 
 _WEIGHED = 64  # cheapest candidates a plan weighs: bounds a round on a large cluster
 _PRIORITY = attrgetter("priority")
 _LOST_WORK = attrgetter("lost_work")
+
+
+@dataclass
+class Victims:
+    """Running jobs a blocked job may preempt, cheapest first, and why (`priority` or `reclaim`).
+
+    `budget` is the dominant share fair-share reclaim may take from each owner (see `_quota`).
+    It bounds a plan, the set actually preempted, not the list of candidates: charging every
+    candidate would spend an owner's budget on jobs that sit on nodes the plan never uses.
+    `surplus` is what an owner holds above its entitlement: a plan that takes a job that has
+    not settled from it must leave it at least its entitlement (see `choose_victims`).
+    """
+
+    ranked: list[RunningJob] = field(default_factory=list)
+    why: dict[str, str] = field(default_factory=dict)
+    budget: dict[str, float] = field(default_factory=dict)
+    surplus: dict[str, float] = field(default_factory=dict)
+    share: dict[str, float] = field(default_factory=dict)  # job id -> dominant share, for budgeted jobs
+    fresh: set[str] = field(default_factory=set)  # budgeted jobs that have not settled
+
+    def affordable(self, chosen: Iterable[RunningJob]) -> bool:
+        """Preempting `chosen` stays within every owner's fair-share budget (and surplus)."""
+        if not self.share:
+            return True
+        spent: dict[str, float] = {}
+        fresh: set[str] = set()
+        for rj in chosen:
+            s = self.share.get(rj.job.job_id)
+            if s is not None:
+                spent[rj.owner] = spent.get(rj.owner, 0.0) + s
+                if rj.job.job_id in self.fresh:
+                    fresh.add(rj.owner)
+        return all(s <= (self.surplus[o] if o in fresh else self.budget[o]) + 1e-9 for o, s in spent.items())
 
 
 class Movable:
@@ -65,17 +99,21 @@ class Movable:
 
 def choose_victims(job: Job, movable: Movable, quotas: Quotas, classes: bool, owners: Collection[str],
                    preempted: Collection[str], total: Resources,
-                   settled_s: float) -> tuple[list[RunningJob], dict[str, str]]:
+                   settled_s: float) -> Victims:
     """Running jobs `job` may preempt, cheapest first, and why (`priority` or `reclaim`).
 
     `owners` are those holding resources, or empty when no rule tells owners apart (no quotas,
     no fair share): then every owner counts as borrowing. Fair-share reclaim takes only jobs
-    started by `settled_s`, so that a job is not bounced between owners as their shares see-saw.
+    started by `settled_s`, so that a job is not bounced between owners as their shares see-saw,
+    unless the owner keeps at least its entitlement without them: then it may not reclaim them
+    back, so they cannot bounce, and waiting for them to settle would only keep an owner below
+    its share while one above it holds on (typically to jobs it backfilled meanwhile).
     """
     reclaim = quotas.may_reclaim(job)
     by_class = {o for o in owners if o == job.owner or quotas.borrowing(o)} if classes else set()
     by_reclaim: set[str] = set()
     budget: dict[str, float] = {}  # what fair-share reclaim may take from each owner (see `_quota`)
+    surplus: dict[str, float] = {}  # owners above their entitlement: by how much
     if reclaim:
         guaranteed = quotas.within_guarantee(job)
         for o in owners:
@@ -83,14 +121,20 @@ def choose_victims(job: Job, movable: Movable, quotas: Quotas, classes: bool, ow
                 by_reclaim.add(o)
                 if not guaranteed:
                     budget[o] = quotas.fair_budget(o, job.owner)
+                    if (s := quotas.surplus(o)) > 0:
+                        surplus[o] = s
+    settling = frozenset(by_reclaim - surplus.keys())
     lists = []
     for p in movable.classes:
         if classes and p < job.priority:  # the class rule: no need to settle
             lists.append(movable.cheapest_first(p, frozenset(by_class) if owners else None))
         if by_reclaim and (not classes or p <= job.priority):
-            lists.append(movable.cheapest_first(p, frozenset(by_reclaim), settled_s if budget else math.inf))
-    victims: list[RunningJob] = []
-    why: dict[str, str] = {}
+            if settling:
+                lists.append(movable.cheapest_first(p, settling, settled_s if budget else math.inf))
+            if surplus:
+                lists.append(movable.cheapest_first(p, frozenset(surplus)))
+    out = Victims(budget=budget, surplus=surplus)
+    why = out.why
     for rj in heapq.merge(*lists, key=_LOST_WORK):
         if rj.job.job_id in preempted or rj.job.job_id in why:
             continue
@@ -99,11 +143,14 @@ def choose_victims(job: Job, movable: Movable, quotas: Quotas, classes: bool, ow
         else:
             if rj.owner in budget:  # fair-share reclaim (a guarantee is reclaimed at once)
                 share = rj.job.total.dominant_share(total)
-                if share > budget[rj.owner] + 1e-9:
+                fresh = rj.start_s > settled_s
+                if share > (surplus[rj.owner] if fresh else budget[rj.owner]) + 1e-9:
                     continue
-                budget[rj.owner] -= share
+                out.share[rj.job.job_id] = share
+                if fresh:
+                    out.fresh.add(rj.job.job_id)
             why[rj.job.job_id] = "reclaim"
-        victims.append(rj)
-        if len(victims) >= _WEIGHED:
+        out.ranked.append(rj)
+        if len(out.ranked) >= _WEIGHED:
             break
-    return victims, why
+    return out

@@ -14,7 +14,17 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
-from llmos.scheduler import Cluster, Decision, Node, Owner, PolicyConfig, Resources, decay_usage, schedule
+from llmos.scheduler import (
+    Cluster,
+    Decision,
+    Node,
+    Owner,
+    PolicyConfig,
+    Resources,
+    decay_usage,
+    schedule,
+    update_owed,
+)
 from llmos.sim._result import JobOutcome, Samples, SimResult
 from llmos.sim._state import ClusterState
 from llmos.sim._trace import TraceJob
@@ -41,6 +51,8 @@ class _Simulation:
         self.trace = {t.job.job_id: t for t in trace}
         self.progress = progress
         self.usage: dict[str, Resources] = {}
+        self.owed: dict[str, float] = {}  # kept only where the policy reads it
+        self.keeps_owed = bool(config.fair_share and config.debt_horizon_s)
         self.remaining_s = {t.job.job_id: t.duration_s for t in trace}
         self.version: dict[str, int] = {}  # bumped on preemption: the old completion event is void
         self.outcomes = {t.job.job_id: JobOutcome(t.job.owner, t.job.submit_s, int(t.job.total.gpus))
@@ -69,7 +81,7 @@ class _Simulation:
                 _, kind, _, job_id, version = heapq.heappop(self.events)
                 self._handle(kind, job_id, version)
             self._round()
-            self.samples.add(self.now_s, self.state.busy_gpus, self.state.held, self.state.waiting)
+            self.samples.add(self.now_s, self.state.busy_gpus, self.state.held, self.state.queued)
         unfinished = [j.job_id for group in self.state.queue.values() for j in group]
         weights = {o: (self.owners[o].weight if o in self.owners else 1.0) for o in self.samples.owners}
         return SimResult(self.config.name, self.config.priority_classes, int(self.state.cluster.total.gpus),
@@ -82,6 +94,9 @@ class _Simulation:
             for owner in self.samples.owners:
                 held = self.state.owner_held(owner)
                 self.usage[owner] = decay_usage(self.usage.get(owner, ZERO), held, elapsed, self.config.half_life_s)
+            if self.keeps_owed:
+                self.owed = update_owed(self.owed, self.state.held, self.state.queued, self.owners,
+                                        self.state.cluster.total, elapsed, self.config.half_life_s)
         self.now_s = t
 
     def _handle(self, kind: int, job_id: str, version: int) -> None:
@@ -103,7 +118,7 @@ class _Simulation:
             self.state.enqueue(replace(rj.job, runtime_estimate_s=estimate))
 
     def _round(self) -> None:
-        snap = self.state.snapshot(self.now_s, self.usage)
+        snap = self.state.snapshot(self.now_s, self.usage, self.owed)
         began = time.perf_counter()
         decision = schedule(snap, self.config)
         self.latency_s.append(time.perf_counter() - began)

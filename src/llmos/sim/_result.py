@@ -33,15 +33,16 @@ class Samples:
         self.waiting_gpus: dict[tuple[str, int], list[float]] = {(o, c): [] for o in owners for c in classes}
 
     def add(self, t: float, busy: float, held: Mapping[tuple[int, str], Resources],
-            waiting: Mapping[tuple[int, str], float]) -> None:
-        """Record one instant; `held` and `waiting` are keyed by (class, owner), as the queue is."""
+            queued: Mapping[tuple[int, str], Resources]) -> None:
+        """Record one instant; `held` and `queued` are keyed by (class, owner), as the queue is."""
         self.times_s.append(t)
         self.busy_gpus.append(busy)
         for (o, c), series in self.held_gpus.items():
             r = held.get((c, o))
             series.append(r.gpus if r is not None else 0.0)
         for (o, c), series in self.waiting_gpus.items():
-            series.append(waiting.get((c, o), 0.0))
+            r = queued.get((c, o))
+            series.append(r.gpus if r is not None else 0.0)
 
     def owner_held(self, owner: str, k: int) -> float:
         return sum(self.held_gpus[(owner, c)][k] for c in self.classes)

@@ -36,23 +36,24 @@ class ClusterState:
         self.running: dict[str, RunningJob] = {}
         self.queue: dict[tuple[int, str], list[Job]] = {}
         self.held: dict[tuple[int, str], Resources] = {}  # by (class, owner)
-        self.waiting: dict[tuple[int, str], float] = {}  # GPUs queued, by (class, owner)
+        self.queued: dict[tuple[int, str], Resources] = {}  # by (class, owner)
         self.busy_gpus = 0.0
 
-    def snapshot(self, now_s: float, usage: dict[str, Resources]) -> Snapshot:
+    def snapshot(self, now_s: float, usage: dict[str, Resources], owed: dict[str, float] | None = None) -> Snapshot:
         return Snapshot(now_s, self.cluster, self.free, list(self.running.values()), self.queue, self.owners,
-                        usage, self.held)
+                        usage, self.held, self.queued, owed or {})
 
     def enqueue(self, job: Job) -> None:
         key = (job.priority, job.owner)
         insort(self.queue.setdefault(key, []), job, key=queue_order)
-        self.waiting[key] = self.waiting.get(key, 0.0) + job.total.gpus
+        self.queued[key] = self.queued.get(key, ZERO) + job.total
 
     def dequeue(self, job: Job) -> Job:
         key = (job.priority, job.owner)
         group = self.queue[key]
         found = group.pop(bisect_left(group, queue_order(job), key=queue_order))
-        self.waiting[key] -= found.total.gpus
+        # Exactly zero once the group is empty: float sums need not cancel to it.
+        self.queued[key] = self.queued[key] - found.total if group else ZERO
         return found
 
     def start(self, job: Job, placement: tuple[Slot, ...], now_s: float) -> None:
