@@ -16,13 +16,14 @@ import httpx
 import pytest
 
 from llmos.deploy._process import free_port
+from llmos.registry import set_alias
 from tests.integration._deploy_util import Load, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-def register_tiny(home: Path, labels: list[str]) -> str:
-    """Register a tiny random classifier with these label names as a new version of `tiny`, aliased `prod`."""
+def register_tiny(home: Path, labels: list[str], alias: str | None = "prod") -> str:
+    """Register a tiny random classifier with these label names as a new version of `tiny`."""
     import torch
 
     from llmos.models import build, save_trained
@@ -37,7 +38,7 @@ def register_tiny(home: Path, labels: list[str]) -> str:
     tracker = start_run(TrackingSpec(system_metrics=False), run_name="tiny", job={}, tags={})
     artifact = tracker.log_model_dir(folder)
     tracker.finish()
-    return register_model(name="tiny", run_id=tracker.run_id, artifact_uri=artifact, alias="prod", tags={})
+    return register_model(name="tiny", run_id=tracker.run_id, artifact_uri=artifact, alias=alias, tags={})
 
 
 def _answers(url: str) -> bool:
@@ -57,11 +58,13 @@ def test_roll_real_replicas_to_a_new_version_without_a_failed_request(tmp_path, 
                                    "--state-dir", str(state_dir)], stdout=out, stderr=subprocess.STDOUT)
     pids: set[int] = set()
     try:
+        # Version 2 is registered while the first replica starts (both are slow); the alias moves later.
+        assert register_tiny(llmos_home, ["bad", "good"], alias=None) == "2"
         url = f"http://127.0.0.1:{port}/v1/classify"
         wait_until(lambda: _answers(url), 90, "the first llmos serve replica behind the front")
         pids = {r["pid"] for r in json.loads((state_dir / "deployment.json").read_text())["replicas"]}
-        with Load(url, clients=2, json={"input": ["a fine film", "dull"]}) as load:
-            assert register_tiny(llmos_home, ["bad", "good"]) == "2"  # the alias moved to version 2
+        with Load(url, clients=1, json={"input": ["a fine film", "dull"]}) as load:
+            set_alias("tiny", "2", "prod")  # the alias moves to version 2
             runner.send_signal(signal.SIGHUP)
             wait_until(lambda: "rolled to tiny/2" in log.read_text(), 90, "the roll to version 2")
             time.sleep(0.5)

@@ -176,6 +176,27 @@ def test_a_new_controller_adopts_live_replicas_and_keeps_their_version(tmp_path)
     assert not any(_alive(pid) for pid in pids)
 
 
+def test_a_restart_with_an_edited_spec_keeps_the_adopted_replica_serving_while_it_rolls(tmp_path):
+    first = controller(tmp_path, make_job())
+    first.start()
+    pid = 0
+    try:
+        wait_until(lambda: (first.tick(time.monotonic()), first.status().ready)[1] == 1, 15, "one ready replica")
+        pid = first.status().replicas[0].pid
+        first.detach()
+        # Another revision (new batching settings): the adopted replica is old and must serve until
+        # its successor is ready, not be drained at start because nothing had probed it yet.
+        edited = make_job(batching={"max_batch_size": 4})
+        second = controller(tmp_path, edited, spawn=standin_spawn({"STANDIN_READY_DELAY_S": "1.0"}))
+        with running(second):
+            assert [r.state for r in second.status().replicas if r.pid == pid] == ["ready"]
+            assert httpx.post(second.status().front_url + "/work", timeout=5).status_code == 200
+            wait_until(lambda: second.status().rollout.state == "done", 20, "the roll to the edited spec")
+    finally:
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 DAEMON = """
 import sys, time
 from pathlib import Path

@@ -1,5 +1,9 @@
 """`llmos serve` end to end: a model trained and registered through the real CLI, served by a real
-process on a free port, loaded with `llmos bench serve`, and drained with SIGTERM."""
+process on a free port, loaded with `llmos bench serve`, and drained with SIGTERM.
+
+`python -m llmos.serve JOB.json` (what deployments start) runs in tests/integration/test_deploy_serve.py,
+and the job `llmos serve --print-job` writes is checked in tests/unit/serve/test_serve_spec.py: a second
+cold server start here would add tens of seconds and no coverage."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -122,18 +125,6 @@ def test_serve_auth_bench_and_drain(registered: Path, stop_later: list) -> None:
 def _inflight(url: str, auth: dict[str, str]) -> float:
     text = httpx.get(f"{url}/metrics", headers=auth).text
     return float(re.search(r"^llmos_inflight_requests (\S+)$", text, re.M)[1])  # type: ignore[index]
-
-
-def test_python_m_llmos_serve_job_file(registered: Path, tmp_path: Path, stop_later: list) -> None:
-    job = llmos("serve", "reviews@candidate", "--port", "0", "--max-batch-size", "4", "--threads", "1",
-                "--print-job").stdout
-    path = tmp_path / "job.json"
-    path.write_text(job)
-    proc, url = _start([sys.executable, "-m", "llmos.serve", str(path)], registered, LLMOS_API_KEY="")
-    stop_later.append(proc)
-    assert httpx.get(f"{url}/v1/models").json()["data"][0]["id"] == "reviews"
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
 
 
 def test_unknown_model_fails_before_listening(registered: Path) -> None:

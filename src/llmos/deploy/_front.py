@@ -49,17 +49,10 @@ class FrontServer:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    # proto=IPPROTO_TCP, not the default 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that
-    # say they are TCP, and with Nagle on, every response after the first on a kept-alive connection
-    # waits ~40 ms for the client's delayed ACK.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    from llmos.serve._server import tcp_listener  # stdlib only: no model stack comes with it
+
     try:
-        sock.bind((host, port))
+        return tcp_listener(host, port)
     except OSError as exc:
-        sock.close()
         raise DeployError(f"the front port {host}:{port} cannot be used: {exc.strerror}.",
                           hint="Pick another port, or stop whatever listens there (ss -ltnp).") from None
-    sock.listen(2048)
-    return sock

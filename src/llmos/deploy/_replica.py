@@ -48,8 +48,13 @@ def revision_of(job: ServeJob) -> str:
 
 def write_replica_job(job: ServeJob, port: int, path: Path) -> Path:
     server = job.server.model_copy(update={"host": REPLICA_HOST, "port": port})
+    update: dict[str, object] = {"server": server}
+    if job.runtime.num_threads is None:
+        # A replica's default is every usable core, which N replicas on one host would each take:
+        # hold it to the cores it asked for (resources.cpus).
+        update["runtime"] = job.runtime.model_copy(update={"num_threads": job.resources.cpus})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(job.model_copy(update={"server": server}).model_dump_json(indent=2))
+    path.write_text(job.model_copy(update=update).model_dump_json(indent=2))
     return path
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from llmos.deploy._autoscale import ReplicaLoad
 from llmos.deploy._process import ProcHandle, Spawn, adopt, free_port
 from llmos.deploy._reconcile import ReplicaView, restart_delay_s
-from llmos.deploy._replica import replica_argv, replica_env, revision_of, write_replica_job
+from llmos.deploy._replica import REPLICA_HOST, replica_argv, replica_env, revision_of, write_replica_job
 from llmos.deploy._state import SavedReplica, SavedState, save_state, state_path
 from llmos.deploy._status import ReplicaStatus
 from llmos.deploy._table import ReplicaRecord, ReplicaTable
@@ -192,7 +192,12 @@ class Supervisor:
                 notes.append(f"{s.replica_id} (pid {s.pid}) no longer runs")
                 continue
             self._table.add(ReplicaRecord(s.replica_id, s.revision, s.port, handle, None, draining=s.draining))
-            notes.append(f"adopted {s.replica_id} (pid {s.pid}, port {s.port})")
+            # Probed now, before the first plan: an adopted replica not yet known to be ready counts as
+            # starting, and reconcile drops old-revision replicas that are starting, which after a
+            # restart mid-roll (or with an edited spec) would drain every replica that serves.
+            ready = _answers_ready(s.port)
+            self._table.report_probe(s.replica_id, ready)
+            notes.append(f"adopted {s.replica_id} (pid {s.pid}, port {s.port}{'' if ready else ', not ready yet'})")
         return notes
 
     def save(self, target: str, desired: int) -> None:
@@ -221,3 +226,12 @@ class Supervisor:
             out.append(ReplicaStatus(r.replica_id, r.proc.pid, r.port, self._jobs[r.revision].model, r.revision,
                                      state, r.outstanding, r.dispatched, log_path))
         return out
+
+
+def _answers_ready(port: int, timeout_s: float = 2.0) -> bool:
+    import httpx  # here: `import llmos.deploy` stays free of the HTTP stack
+
+    try:
+        return httpx.get(f"http://{REPLICA_HOST}:{port}/readyz", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False

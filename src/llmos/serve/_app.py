@@ -24,6 +24,7 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
     """The app, wrapped in the Guard middleware. Loading starts in a thread when the app starts."""
     from fastapi import FastAPI, Response
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from llmos import __version__
 
@@ -43,6 +44,18 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
     async def http_error(_: Any, exc: HttpError) -> Response:
         return Response(error_body(exc.status, exc.message, exc.param, exc.code), status_code=exc.status,
                         media_type="application/json", headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_exception(_: Any, exc: StarletteHTTPException) -> Response:
+        # Unknown paths (404) and methods (405), in the same error shape as every other answer.
+        return Response(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code,
+                        media_type="application/json", headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def crashed(_: Any, exc: Exception) -> Response:
+        _log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        return Response(error_body(500, f"the server failed on this request ({type(exc).__name__}); see its log.",
+                                   code="server_error"), status_code=500, media_type="application/json")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Any, exc: RequestValidationError) -> Response:
@@ -87,7 +100,7 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
 
         (add_classify if task == "classification" else add_embeddings)(app, service)
     routes = {"/v1/models", "/metrics", "/openapi.json", *_TASK_ROUTES[task]}
-    guarded = Guard(app, service, routes)
+    guarded = Guard(app, service, routes, set(_TASK_ROUTES[task]))
     guarded.fastapi = app  # type: ignore[attr-defined]  # for callers that want the FastAPI object
     return guarded
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["HttpError", "error_body"]
+__all__ = ["HttpError", "error_body", "queue_full"]
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
           413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_exceeded",
@@ -26,3 +26,10 @@ def error_body(status: int, message: str, param: str | None = None, code: str | 
     err: dict[str, Any] = {"message": message, "type": _TYPES.get(status, "server_error"), "param": param,
                            "code": code}
     return json.dumps({"error": err}).encode()
+
+
+def queue_full(max_queue: int, unit: str, retry_after_s: int) -> HttpError:
+    """The 429 of a full queue, naming the limit; `unit` is what the queue counts (inputs, sequences)."""
+    return HttpError(429, f"the server is at capacity (limits.max_queue = {max_queue} {unit} queued or running); "
+                          f"retry after {retry_after_s} s.", code="queue_full",
+                     headers={"retry-after": str(retry_after_s)})

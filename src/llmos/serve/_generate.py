@@ -10,6 +10,7 @@ Sequences report to their request through `sink(event)` on the event loop:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import threading
@@ -19,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmos.serve._errors import HttpError
+from llmos.serve._batching import retry_after_s
+from llmos.serve._errors import HttpError, queue_full
 from llmos.serve._sampling import sample_next, scan_stop
-from llmos.serve._worker import QueueFull, Throughput, retry_after_s
+from llmos.serve._worker import Throughput, shutting_down
 
 __all__ = ["GenParams", "GenerationWorker", "Sequence", "loop_sink"]
 
@@ -48,6 +50,8 @@ class Sequence:
 
 
 class GenerationWorker:
+    unit = "sequences"  # what the queue counts, in 429 messages
+
     def __init__(self, runtime: Any, max_batch_size: int, max_batch_tokens: int, max_queue: int,
                  max_positions: int, metrics: Any) -> None:
         self.runtime = runtime
@@ -75,10 +79,19 @@ class GenerationWorker:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop after the step in progress; every sequence still pending or running gets a 503, so
+        no request waits for tokens that will never come (the server drained what it could)."""
         with self._cond:
             self._stop = True
             self._cond.notify()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        with self._cond:
+            left = [*self._pending, *self._running]
+            self._pending.clear()
+            self._running, self._state = [], None
+        for seq in left:
+            seq.sink(("error", shutting_down()))
 
     def queued(self) -> int:
         return len(self._pending)
@@ -88,10 +101,15 @@ class GenerationWorker:
 
     def submit(self, seqs: list[Sequence]) -> None:
         with self._cond:
+            if self._stop:
+                raise shutting_down()
             if self.outstanding() + len(seqs) > self.max_queue:
-                raise QueueFull(retry_after_s(self.outstanding(), self.throughput.items_per_s))
+                raise queue_full(self.max_queue, self.unit, self.retry_after_s())
             self._pending.extend(seqs)
             self._cond.notify()
+
+    def retry_after_s(self) -> int:
+        return retry_after_s(self.outstanding(), self.throughput.items_per_s)
 
     # -- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -99,8 +117,8 @@ class GenerationWorker:
             with self._cond:
                 while not self._stop and not self._pending and not self._running:
                     self._cond.wait()
-                if self._stop and not self._pending and not self._running:
-                    return
+                if self._stop:
+                    return  # stop() answers what is left
                 admitted = self._admit()
             try:
                 if admitted:
@@ -108,8 +126,11 @@ class GenerationWorker:
                 else:
                     self._decode()
             except Exception:
+                # The admitted sequences are not in the running batch until their prefill merged:
+                # fail them too, or their requests would wait for the deadline.
                 _log.exception("generation step failed")
-                self._fail_all(HttpError(500, "generation failed on the server; see its log"))
+                failed = HttpError(500, "generation failed on the server; see its log.", code="server_error")
+                self._fail_all([s for s in admitted if s not in self._running], failed)
 
     def _admit(self) -> list[Sequence]:
         """Pending sequences (oldest first) that fit beside the running ones; cancelled ones leave."""
@@ -215,11 +236,14 @@ class GenerationWorker:
                 return
             self._state = _select(self._state, torch.tensor(keep), torch)
 
-    def _fail_all(self, error: HttpError) -> None:
+    def _fail_all(self, admitted: list[Sequence], error: HttpError) -> None:
+        """Fail the running batch (its cache may be half updated) and the sequences being admitted."""
         with self._cond:
-            for seq in self._running:
-                seq.sink(("error", error))
+            failed = [*self._running, *admitted]
             self._running, self._state = [], None
+        for seq in failed:
+            if seq.finish is None:
+                seq.sink(("error", error))
 
 
 def _cache_of(out: Any) -> Any:
@@ -264,5 +288,10 @@ def _select(state: dict[str, Any], keep: Any, torch: Any) -> dict[str, Any]:
 
 
 def loop_sink(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> Callable[[tuple[Any, ...]], None]:
-    """A sink that posts events to `queue` on `loop` from the worker thread."""
-    return lambda event: loop.call_soon_threadsafe(queue.put_nowait, event)
+    """A sink that posts events to `queue` on `loop` from the worker thread (a loop already closed
+    has no one left to tell, and must not stop the worker)."""
+    def post(event: tuple[Any, ...]) -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+    return post

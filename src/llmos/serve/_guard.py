@@ -1,6 +1,10 @@
-"""One ASGI middleware in front of every route: auth, readiness and draining, body size, the
-in-flight count and the request metrics. Pure ASGI (no per-request objects) to keep the
-overhead of a request small."""
+"""One ASGI middleware in front of every route: auth, readiness and draining, a full queue, body
+size, the in-flight count and the request metrics. Pure ASGI (no per-request objects) to keep the
+overhead of a request small.
+
+A request that cannot fit in a full queue is refused here, before its body is read, parsed and
+tokenized: under a flood, the refusals must cost the event loop as little as possible, since
+every cycle it spends on them is taken from the forward passes of the accepted requests."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import hmac
 import time
 from typing import Any
 
-from llmos.serve._errors import error_body
+from llmos.serve._errors import error_body, queue_full
 
 __all__ = ["HEALTH_ROUTES", "Guard"]
 
@@ -17,10 +21,11 @@ _OPEN_WHILE_NOT_READY = HEALTH_ROUTES | {"/metrics", "/openapi.json", "/docs", "
 
 
 class Guard:
-    def __init__(self, app: Any, service: Any, routes: set[str]) -> None:
+    def __init__(self, app: Any, service: Any, routes: set[str], work_routes: set[str]) -> None:
         self.app = app
         self.service = service
         self.routes = routes  # metric labels: known paths, everything else is "other"
+        self.work_routes = work_routes  # the routes that queue work for the model
         key = service.api_key
         self._expected = f"Bearer {key}".encode() if key else None
 
@@ -71,6 +76,10 @@ class Guard:
             return 503, "the server is shutting down; send the request to another replica.", {"retry-after": "1"}
         if not service.ready and path not in _OPEN_WHILE_NOT_READY:
             return 503, "the model is still loading; retry shortly (GET /readyz says when).", {"retry-after": "1"}
+        worker = service.worker
+        if path in self.work_routes and worker is not None and worker.outstanding() >= worker.max_queue:
+            full = queue_full(worker.max_queue, worker.unit, worker.retry_after_s())
+            return full.status, full.message, full.headers
         return None
 
     async def _read_body(self, scope: dict[str, Any], receive: Any) -> bytes | tuple[int, str, dict[str, str]]:

@@ -8,27 +8,23 @@ from typing import Any
 
 from llmos.serve._errors import HttpError
 from llmos.serve._schemas import ClassifyRequest, ClassifyResponse, EmbeddingRequest, EmbeddingResponse
-from llmos.serve._worker import QueueFull
 
 __all__ = ["add_classify", "add_embeddings", "run_rows"]
 
 
 async def run_rows(service: Any, rows: list[tuple[list[int], list[int] | None]]) -> list[Any]:
-    """Queue the inputs, wait for their batch(es) within the deadline, return one output each."""
-    limits = service.job.limits
+    """Queue the inputs (429 when they do not fit), wait for their batch(es) within the deadline
+    (504 after it), return one output each; an input that failed fails the request with its error."""
+    futures = service.worker.submit(rows)
+    timeout_s = service.job.limits.timeout_s
     try:
-        futures = service.worker.submit(rows)
-    except QueueFull as exc:
-        raise HttpError(429, f"the server is at capacity (limits.max_queue = {limits.max_queue} inputs queued or "
-                             f"running); retry after {exc.retry_after_s} s.", code="queue_full",
-                        headers={"retry-after": str(exc.retry_after_s)}) from None
-    try:
-        return await asyncio.wait_for(asyncio.gather(*futures), timeout=limits.timeout_s)
+        return await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout_s)
     except TimeoutError:
-        for future in futures:
-            future.cancel()
         raise HttpError(504, f"the request did not finish within its deadline (limits.timeout_s = "
-                             f"{limits.timeout_s:g} s).", code="deadline_exceeded") from None
+                             f"{timeout_s:g} s).", code="deadline_exceeded") from None
+    finally:
+        for future in futures:  # after a timeout or a failed input: the rest need not run
+            future.cancel()
 
 
 def _inputs(raw: str | list[str] | list[list[str]]) -> tuple[list[str], list[str] | None]:

@@ -13,7 +13,6 @@ from typing import Any
 from llmos.serve._errors import HttpError
 from llmos.serve._generate import GenParams, Sequence, loop_sink
 from llmos.serve._schemas import ChatRequest, CompletionRequest
-from llmos.serve._worker import QueueFull
 
 __all__ = ["add_generation"]
 
@@ -60,12 +59,7 @@ class _Run:
         self.seqs = [Sequence(ids, params, self._sink(loop, i)) for i, ids in enumerate(prompts)]
         self.prompt_tokens = sum(len(ids) for ids in prompts)
         limits = service.job.limits
-        try:
-            service.worker.submit(self.seqs)
-        except QueueFull as exc:
-            raise HttpError(429, f"the server is at capacity (limits.max_queue = {limits.max_queue} sequences "
-                                 f"queued or running); retry after {exc.retry_after_s} s.", code="queue_full",
-                            headers={"retry-after": str(exc.retry_after_s)}) from None
+        service.worker.submit(self.seqs)  # 429 when they do not fit
         self.deadline_s = time.monotonic() + limits.timeout_s
         self.timeout_s = limits.timeout_s
         self.peeked: tuple[int, tuple[Any, ...]] | None = None
@@ -156,6 +150,8 @@ def add_generation(app: Any, service: Any) -> None:
         # Wait for the first event before answering, so a deadline or an error still gets its status code.
         try:
             run.peeked = await run.next()
+            if run.peeked[1][0] == "error":
+                raise run.peeked[1][1]
         except BaseException:
             run.cancel()
             raise

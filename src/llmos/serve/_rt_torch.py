@@ -20,11 +20,12 @@ def usable_cores() -> int:
 
 
 def default_threads() -> int:
-    """Model threads when runtime.num_threads is null: every usable core. Batched forward passes
-    parallelise well, and the event loop's work per request is small next to them. On a machine
-    shared with other busy processes, set runtime.num_threads lower: an intra-op pool that waits
-    at its barriers for a core someone else holds costs tens of ms per pass of a small model."""
-    return usable_cores()
+    """Model threads when runtime.num_threads is null: every usable core but one, which is left to
+    the event loop (HTTP parsing, JSON, tokenizing, 429s), busy while the forward pass runs. An
+    intra-op pool as large as the machine shares a core with that thread, and each pass then waits
+    at its barriers for the thread that was preempted: measured on this 2-core host, a MiniLM
+    batch beside one busy Python thread took 2-4x longer with 2 intra-op threads than with 1."""
+    return max(1, usable_cores() - 1)
 
 
 def cpu_has_bf16() -> bool:

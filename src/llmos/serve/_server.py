@@ -12,16 +12,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Running", "begin_drain", "bind", "serve", "serve_in_thread"]
+__all__ = ["Running", "begin_drain", "bind", "serve", "serve_in_thread", "tcp_listener"]
 
 # After the drain, uvicorn waits this long for idle connections to close before it cancels them.
 _CLOSE_GRACE_S = 2
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; port 0 picks a free one (read it back with getsockname)."""
-    from llmos.errors import LlmosError
-
+def tcp_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (OSError if the address cannot be used); port 0 picks a free one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets marked as TCP;
     # with proto 0 every keep-alive request waits ~40 ms for a delayed ACK.
@@ -29,11 +27,22 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as exc:
+    except OSError:
         sock.close()
+        raise
+    sock.listen(2048)
+    return sock
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The replica's listening socket (read the port back with getsockname), inheritable."""
+    from llmos.errors import LlmosError
+
+    try:
+        sock = tcp_listener(host, port)
+    except OSError as exc:
         raise LlmosError(f"cannot listen on {host}:{port}: {exc.strerror}.",
                          hint="Pick another --port (0 takes a free one) or stop what uses this one.") from None
-    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

@@ -80,12 +80,11 @@ class Service:
 
         transformers.logging.set_verbosity_error()  # over-long inputs are refused by us, not truncated
         batching, limits = self.job.batching, self.job.limits
+        self.max_positions = _model_positions(self.runtime, self.source.folder)
         if self.info.task == "causal-lm":
             from llmos.serve._generate import GenerationWorker
 
-            config = self.runtime.model.config
-            self.max_positions = int(getattr(config, "max_position_embeddings", None)
-                                     or getattr(config, "n_positions", None) or 2048)
+            self.max_positions = self.max_positions or 2048
             self.worker = GenerationWorker(self.runtime, batching.max_batch_size, batching.max_batch_tokens,
                                            limits.max_queue, self.max_positions, self.metrics)
         else:
@@ -123,9 +122,14 @@ class Service:
     # -- requests -----------------------------------------------------------------------------
     @property
     def max_input_tokens(self) -> int:
+        if self.info.task == "causal-lm":
+            model_limit = self.max_positions - 1  # room for one generated token
+        else:
+            model_limit = self.max_positions or self.info.max_length
         if self.job.limits.max_input_tokens is not None:
-            return self.job.limits.max_input_tokens
-        return self.max_positions - 1 if self.info.task == "causal-lm" else self.info.max_length
+            # Never above what the position embeddings hold: a longer input would crash the forward pass.
+            return min(self.job.limits.max_input_tokens, model_limit)
+        return min(self.info.max_length, model_limit)
 
     def check_model(self, requested: str | None) -> None:
         if requested is not None and requested not in self.names:
@@ -159,3 +163,15 @@ class Service:
 
     def deadline_s(self) -> float:
         return self.job.limits.timeout_s
+
+
+def _model_positions(runtime: Runtime, folder: Path) -> int:
+    """Positions the model's embeddings hold (0 when its config does not say)."""
+    config: Any = getattr(runtime.model, "config", None) if runtime.model is not None else None
+    if config is None:
+        import json
+
+        path = folder / "config.json"
+        config = json.loads(path.read_text()) if path.is_file() else {}
+    get = config.get if isinstance(config, dict) else (lambda key: getattr(config, key, None))
+    return int(get("max_position_embeddings") or get("n_positions") or 0)

@@ -2,12 +2,15 @@
 forward pass at a time, while the event loop keeps accepting requests.
 
 Requests hand in token ids and get one asyncio future per input; results come back to the loop
-with `call_soon_threadsafe`. The queue is bounded: `submit` refuses what would exceed it.
+with `call_soon_threadsafe`. The queue is bounded: `submit` refuses what would exceed it. Nothing
+that goes wrong in a batch stops the thread: a failed batch is run again input by input, so only
+the inputs that fail on their own fail, each with an HttpError the route turns into an answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -15,17 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmos.serve._batching import BatchPolicy, Waiting, form_batch, retry_after_s
+from llmos.serve._errors import HttpError, queue_full
 from llmos.serve._runtime import Runtime, pad_batch
 
-__all__ = ["BatchWorker", "QueueFull", "Throughput"]
+__all__ = ["BatchWorker", "Throughput", "settle", "shutting_down"]
 
 _log = logging.getLogger(__name__)
-
-
-class QueueFull(Exception):
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"queue full; retry after {retry_after_s} s")
-        self.retry_after_s = retry_after_s
+# How long stop() waits for the forward pass in progress; the queue behind it is refused, not run.
+_STOP_JOIN_S = 10.0
 
 
 class Throughput:
@@ -46,7 +46,27 @@ class Throughput:
         self._last_s = now_s
 
 
-@dataclass
+def shutting_down() -> HttpError:
+    return HttpError(503, "the server stopped before this input ran; send it again (to another replica).",
+                     code="shutting_down", headers={"retry-after": "1"})
+
+
+def settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], value: Any) -> None:
+    """Resolve `future` on its loop from the worker thread; a loop already closed has no one waiting."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, future, value)
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    if future.done():  # cancelled by a deadline or a disconnect meanwhile
+        return
+    if isinstance(value, BaseException):
+        future.set_exception(value)
+    else:
+        future.set_result(value)
+
+
+@dataclass(slots=True)
 class _Item:
     ids: list[int]
     types: list[int] | None
@@ -56,6 +76,8 @@ class _Item:
 
 
 class BatchWorker:
+    unit = "inputs"  # what the queue counts, in 429 messages
+
     def __init__(self, runtime: Runtime, policy: BatchPolicy, max_queue: int, metrics: Any) -> None:
         self.runtime = runtime
         self.policy = policy
@@ -73,10 +95,15 @@ class BatchWorker:
         self._thread.start()
 
     def stop(self) -> None:
+        """Finish the forward pass in progress; refuse (503) what still waits, so no request hangs."""
         with self._cond:
             self._stop = True
+            left, self._queue = self._queue, []
             self._cond.notify()
-        self._thread.join(timeout=30)
+        for item in left:
+            settle(item.loop, item.future, shutting_down())
+        if self._thread.is_alive():
+            self._thread.join(timeout=_STOP_JOIN_S)
 
     def queued(self) -> int:
         return len(self._queue)
@@ -84,31 +111,49 @@ class BatchWorker:
     def outstanding(self) -> int:
         return len(self._queue) + self._running
 
+    def retry_after_s(self) -> int:
+        return retry_after_s(self.outstanding(), self.throughput.items_per_s)
+
     def submit(self, rows: list[tuple[list[int], list[int] | None]]) -> list[asyncio.Future[Any]]:
         """Queue the inputs of one request (all or none); call from the event loop."""
         loop = asyncio.get_running_loop()
-        now = time.perf_counter()
-        items = [_Item(ids, types, now, loop.create_future(), loop) for ids, types in rows]
         with self._cond:
-            if self.outstanding() + len(items) > self.max_queue:
-                raise QueueFull(retry_after_s(self.outstanding(), self.throughput.items_per_s))
+            if self._stop:
+                raise shutting_down()
+            if self.outstanding() + len(rows) > self.max_queue:
+                raise queue_full(self.max_queue, self.unit, self.retry_after_s())
+            now = time.perf_counter()
+            items = [_Item(ids, types, now, loop.create_future(), loop) for ids, types in rows]
             self._queue.extend(items)
             self._cond.notify()
         return [item.future for item in items]
 
     def _loop(self) -> None:
         while True:
-            batch = self._next_batch()
+            try:
+                batch = self._next_batch()
+            except Exception:  # a bug in batch formation must not leave every later request hanging
+                _log.exception("forming a batch failed; refusing what was queued")
+                with self._cond:
+                    batch, self._queue = self._queue, []
+                for item in batch:
+                    settle(item.loop, item.future, HttpError(500, "the server failed to schedule this input; "
+                                                                  "see its log.", code="server_error"))
+                continue
             if batch is None:
                 return
-            self._run(batch)
+            try:
+                self._run(batch)
+            finally:
+                with self._cond:
+                    self._running = 0
 
     def _next_batch(self) -> list[_Item] | None:
         with self._cond:
             while True:
                 # Inputs whose request gave up (deadline, client gone) are not worth a forward pass.
                 self._queue = [item for item in self._queue if not item.future.done()]
-                if self._stop and not self._queue:
+                if self._stop:
                     return None
                 now = time.perf_counter()
                 decision = form_batch([Waiting(i.arrived_s, len(i.ids)) for i in self._queue], now, self.policy)
@@ -121,30 +166,30 @@ class BatchWorker:
                 self._cond.wait(timeout=decision.wait_s)
 
     def _run(self, batch: list[_Item]) -> None:
-        try:
-            types = None
-            if any(item.types is not None for item in batch):
-                types = [item.types or [0] * len(item.ids) for item in batch]
-            out = self.runtime.infer(pad_batch([item.ids for item in batch], self._pad_id, types))
-            results: list[Any] = list(out)
-            error: BaseException | None = None
-        except Exception as exc:  # a failed batch fails its requests, never the worker
-            _log.exception("forward pass failed")
-            results, error = [], exc
+        values = self._infer(batch)
         self.metrics.batch_size.observe(len(batch))
         self.metrics.tokens.labels(kind="prompt").inc(sum(len(item.ids) for item in batch))
         with self._cond:
-            self._running = 0
             self.throughput.add(len(batch), time.perf_counter())
-        for i, item in enumerate(batch):
-            value = error if error is not None else results[i]
-            item.loop.call_soon_threadsafe(_settle, item.future, value)
+        for item, value in zip(batch, values, strict=True):
+            settle(item.loop, item.future, value)
 
+    def _infer(self, batch: list[_Item]) -> list[Any]:
+        """One output (or HttpError) per item. A failed batch of several runs again input by input,
+        so one input the model cannot take fails alone instead of failing its neighbours."""
+        try:
+            return list(self._forward(batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                _log.exception("forward pass failed on one input")
+                # Warm-up proved the model runs; what fails alone is this input's doing.
+                return [HttpError(422, f"the model could not process this input ({type(exc).__name__}: {exc}).",
+                                  param="input", code="input_failed")]
+            _log.warning("forward pass of %d inputs failed (%s); running them one by one", len(batch), exc)
+            return [value for item in batch for value in self._infer([item])]
 
-def _settle(future: asyncio.Future[Any], value: Any) -> None:
-    if future.done():  # cancelled by a deadline or a disconnect meanwhile
-        return
-    if isinstance(value, BaseException):
-        future.set_exception(value)
-    else:
-        future.set_result(value)
+    def _forward(self, batch: list[_Item]) -> Any:
+        types = None
+        if any(item.types is not None for item in batch):
+            types = [item.types or [0] * len(item.ids) for item in batch]
+        return self.runtime.infer(pad_batch([item.ids for item in batch], self._pad_id, types))

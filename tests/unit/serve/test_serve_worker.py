@@ -1,0 +1,90 @@
+"""The batch worker's failure handling, with a stand-in runtime whose forward pass fails on one
+marked token: one bad input fails alone, the worker survives, and stopping answers the queue."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from tests.unit.serve.conftest import serve_job
+
+from llmos.serve import BatchPolicy
+from llmos.serve._errors import HttpError
+from llmos.serve._metrics import Metrics
+from llmos.serve._worker import BatchWorker
+
+pytestmark = pytest.mark.timeout(60)
+POISON = 13
+
+
+class _Tokenizer:
+    pad_token_id = 0
+
+
+class _Runtime:
+    """Answers [sum of ids, batch size] per row; a row holding POISON makes the whole pass fail."""
+
+    tokenizer = _Tokenizer()
+
+    def __init__(self) -> None:
+        self.passes: list[int] = []
+
+    def infer(self, batch: Any) -> Any:
+        self.passes.append(len(batch.input_ids))
+        if (batch.input_ids == POISON).any():
+            raise IndexError("index out of range in self")
+        return np.stack([batch.input_ids.sum(-1), np.full(len(batch.input_ids), len(batch.input_ids))], -1)
+
+
+def _worker(runtime: _Runtime, max_wait_ms: float = 50) -> BatchWorker:
+    return BatchWorker(runtime, BatchPolicy(max_batch_size=8, max_batch_tokens=1024, max_wait_ms=max_wait_ms),
+                       max_queue=16, metrics=Metrics())
+
+
+def test_one_bad_input_fails_alone_and_the_worker_keeps_going() -> None:
+    runtime = _Runtime()
+    worker = _worker(runtime)
+    worker.start()
+
+    async def scenario() -> tuple[list[Any], Any]:
+        futures = worker.submit([([1, 2], None), ([POISON], None), ([5], None)])
+        outcome = await asyncio.gather(*futures, return_exceptions=True)
+        later = await asyncio.gather(*worker.submit([([7], None)]))
+        return outcome, later
+
+    try:
+        (good, bad, also_good), later = asyncio.run(scenario())
+    finally:
+        worker.stop()
+    assert runtime.passes[0] == 3  # the three inputs shared one pass, which failed
+    assert good.tolist()[0] == 3 and also_good.tolist()[0] == 5  # answered after the one-by-one rerun
+    assert isinstance(bad, HttpError) and bad.status == 422 and "IndexError" in bad.message
+    assert later[0].tolist() == [7, 1]  # the worker is alive
+
+
+def test_stop_answers_what_is_still_queued_with_503() -> None:
+    worker = _worker(_Runtime(), max_wait_ms=10_000)  # the batch would wait 10 s for company
+    worker.start()
+
+    async def scenario() -> Any:
+        futures = worker.submit([([1], None)])
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(worker.stop)
+        return (await asyncio.gather(*futures, return_exceptions=True))[0]
+
+    refused = asyncio.run(asyncio.wait_for(scenario(), timeout=5))
+    assert isinstance(refused, HttpError) and refused.status == 503
+
+
+def test_max_input_tokens_never_exceeds_the_position_embeddings(tiny_refs: dict[str, str],
+                                                               start_server: Any) -> None:
+    job = serve_job(tiny_refs["classification"], limits={"max_input_tokens": 100_000})
+    with start_server(job) as running:
+        assert running.service.max_input_tokens == 512  # tiny-bert's max_position_embeddings
+        long = httpx.post(f"{running.url}/v1/classify", json={"input": ["word " * 600]}, timeout=30)
+        assert long.status_code == 422 and "limits.max_input_tokens" in long.json()["error"]["message"]
+        unknown = httpx.get(f"{running.url}/v1/nothing-here")
+        assert unknown.status_code == 404 and unknown.json()["error"]["message"] == "Not Found"
