@@ -5,7 +5,11 @@ from __future__ import annotations
 import typer
 
 from llmos import __version__
+from llmos.cli import bench as bench_cli
+from llmos.cli import compress as compress_cli
+from llmos.cli import control as control_cli
 from llmos.cli import models as models_cli
+from llmos.cli import serve as serve_cli
 from llmos.cli import sim as sim_cli
 from llmos.cli import spec as spec_cli
 from llmos.cli import train as train_cli
@@ -22,7 +26,11 @@ app = typer.Typer(
 app.add_typer(spec_cli.app, name="spec")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(sim_cli.app, name="sim")
+app.add_typer(bench_cli.app, name="bench")
 train_cli.register(app)
+compress_cli.register(app)
+serve_cli.register(app)
+control_cli.register(app)
 
 
 @app.command()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from llmos.errors import ModelError
+from llmos.models import _pruned as pruned
 from llmos.models._presets import resolve
 
 __all__ = ["MODEL_INFO", "Built", "build", "load_trained", "save_trained"]
@@ -24,6 +25,7 @@ class Built:
     model: Any  # torch.nn.Module
     tokenizer: Any
     base: str  # what the weights came from (preset name, folder or hub id)
+    format: str = "hf-safetensors"  # how it was stored (llmos_model.json's `format`)
 
 
 def build(name: str, task: str, *, label_names: list[str] | None = None, lora: Any = None,
@@ -82,8 +84,7 @@ def _instantiate(task: str, config: Any, source: Path | None, label_names: list[
         model = cls.from_config(config, trust_remote_code=trust_remote_code)
     else:
         # safetensors only: a folder or hub repo with nothing but pickled weights is refused.
-        model = cls.from_pretrained(str(source), config=config, trust_remote_code=trust_remote_code,
-                                    use_safetensors=True)
+        model = pruned.from_pretrained(cls, source, config, trust_remote_code=trust_remote_code)
     if task == "embedding":
         from llmos.models._embedding import EmbeddingModel
 
@@ -122,25 +123,33 @@ def save_trained(model: Any, tokenizer: Any, out_dir: Path, *, task: str, base: 
 
 
 def load_trained(model_dir: Path) -> Built:
-    """Load a folder written by `save_trained` (safetensors only) for inference."""
-    from transformers import (
-        AutoModel,
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
+    """Load a folder written by `save_trained` or a compression recipe for inference, by the
+    `format` in its `llmos_model.json` (safetensors or ONNX only; see `llmos.models._formats`)."""
+    from transformers import AutoTokenizer
+
+    from llmos.models import _formats as formats
 
     info_file = model_dir / MODEL_INFO
     if not info_file.is_file():
         raise ModelError(f"{model_dir} has no {MODEL_INFO}; it was not written by llmos.",
                          hint="Load it as a plain Hugging Face folder instead.")
     info = json.loads(info_file.read_text())
-    cls = {"classification": AutoModelForSequenceClassification, "causal-lm": AutoModelForCausalLM,
-           "embedding": AutoModel}[info["task"]]
-    model = cls.from_pretrained(str(model_dir), use_safetensors=True)
-    if info["task"] == "embedding":
-        from llmos.models._embedding import EmbeddingModel
+    task, fmt = info["task"], info.get("format") or "hf-safetensors"
+    if fmt == "onnx-int8":  # ONNX Runtime; an embedding graph already pools and normalises
+        model: Any = formats.load_onnx(model_dir, task)
+    else:
+        if fmt == "hf-safetensors":
+            model = pruned.from_pretrained(formats.task_class(task), model_dir)  # pruned: rebuilt to its shapes
+        elif fmt == "bf16":
+            model = formats.load_bf16(model_dir, task)
+        elif fmt in formats.TORCHAO_FORMATS:
+            model = formats.load_torchao(model_dir, task)
+        else:
+            raise ModelError(f"{info_file}: unknown format '{fmt}' (known: {', '.join(formats.FORMATS)}).",
+                             hint="It was written by a newer llmos; upgrade llmos to load it.")
+        if task == "embedding":
+            from llmos.models._embedding import EmbeddingModel
 
-        model = EmbeddingModel(model)
+            model = EmbeddingModel(model)
     return Built(model=model.eval(), tokenizer=AutoTokenizer.from_pretrained(str(model_dir)),
-                 base=info.get("base_model", ""))
+                 base=info.get("base_model", ""), format=fmt)

@@ -4,7 +4,7 @@ Every way of running a job (the CLI in the foreground, the control plane, the Ra
 starts that same entrypoint, under `torchrun` when the job has several workers.
 """
 
-from llmos.run._launch import Launch, launch, prepare_run_dir
+from llmos.run._launch import Launch, job_file, launch, prepare_run_dir, worker_command
 from llmos.run._signals import EXIT_PREEMPTED
 
-__all__ = ["EXIT_PREEMPTED", "Launch", "launch", "prepare_run_dir"]
+__all__ = ["EXIT_PREEMPTED", "Launch", "job_file", "launch", "prepare_run_dir", "worker_command"]

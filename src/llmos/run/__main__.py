@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m llmos.run JOB.json", file=sys.stderr)
         return 2
+    _control_plane_placement()
     from llmos.errors import SpecError
     from llmos.spec import validate_dict
 
@@ -34,6 +36,20 @@ def main(argv: list[str]) -> int:
             raise
         print(f"error: {exc.message}" + (f"\nfix: {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return exc.exit_code
+
+
+def _control_plane_placement() -> None:
+    """Under the control plane each worker keeps to its own cores and writes its own log file."""
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cores = os.environ.get("LLMOS_WORKER_CORES", "").split(";")  # "0,1;2,3": local rank r takes group r
+    if rank < len(cores) and cores[rank] and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(c) for c in cores[rank].split(",")})
+    logs = os.environ.get("LLMOS_WORKER_LOGS")
+    if logs:
+        fd = os.open(os.path.join(logs, f"worker-{rank}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
 
 
 if __name__ == "__main__":

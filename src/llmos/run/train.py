@@ -25,6 +25,7 @@ from llmos.models import build, save_trained
 from llmos.run import _checkpoint as ckpt
 from llmos.run import _runfile as runfile
 from llmos.run._dist import Dist, init
+from llmos.run._distill import load_teacher
 from llmos.run._evaluate import evaluate, task_loss
 from llmos.run._optim import build_optimizer, build_schedule, precision_for
 from llmos.run._progress import Progress
@@ -68,6 +69,9 @@ def train(job: TrainJob) -> int:
                       cache_key=f"{data.data_hash}:eval")
     pad_id = tokenizer.pad_token_id or 0
     num_labels = len(data.label_names or [])
+    # Distillation: a frozen teacher whose outputs the loss also follows (None: plain fine-tuning).
+    teacher = load_teacher(job.distill, task=task, label_names=data.label_names, tokenizer=tokenizer,
+                           device=dist.device) if job.distill else None
 
     plan = BatchPlan(tuple(enc_train.lengths), batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
                      world_size=dist.world_size, rank=dist.rank, seed=cfg.seed,
@@ -166,7 +170,9 @@ def train(job: TrainJob) -> int:
             sync = model.no_sync() if dist.enabled and j < cfg.grad_accum - 1 else nullcontext()
             amp = torch.autocast(dist.device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
             with sync, amp:
-                loss_sum, _, _ = task_loss(model, batch, task)
+                loss_sum, _, logits = task_loss(model, batch, task)
+                if teacher is not None:
+                    loss_sum = teacher.blend(loss_sum, logits, batch, task)
                 # DDP averages gradients over ranks: scale so the result is sum / step_items.
                 loss = loss_sum * dist.world_size / step_items
             (scaler.scale(loss) if scaler else loss).backward()
@@ -285,10 +291,16 @@ def _tracker(job: TrainJob, data: Any, run_dir: Path, dist: Dist) -> Any:
     if not (dist.is_main and job.tracking.enabled):
         return NullTracker()
     previous = runfile.read(run_dir).get("run_id") or None
-    tags = {"llmos.recipe": "train", "llmos.task": job.model.task, "llmos.base_model": job.model.name,
+    tags = {"llmos.recipe": _recipe_name(job), "llmos.task": job.model.task, "llmos.base_model": job.model.name,
             "llmos.data_hash": data.data_hash, "llmos.run_dir": str(run_dir)}
+    if job.distill is not None:
+        tags["llmos.teacher"] = job.distill.teacher
     return start_run(job.tracking, run_name=job.name, job=job.model_dump(mode="json"), tags=tags,
                      resume_run_id=previous)
+
+
+def _recipe_name(job: TrainJob) -> str:
+    return "distill" if job.distill is not None else "train"
 
 
 def _preempted(run_dir: Path, tracker: Any, progress: Progress, dist: Dist, step: int, stop: StopRequest) -> int:
@@ -321,7 +333,8 @@ def _finish(job: TrainJob, data: Any, model_dir: Path, base: str, tracker: Any, 
             version = register_model(
                 name=reg.name, run_id=tracker.run_id, artifact_uri=artifact_uri, alias=reg.alias,
                 description=reg.description,
-                tags={"data_hash": data.data_hash, "base_model": base, "recipe": "train", "task": job.model.task},
+                tags={"data_hash": data.data_hash, "base_model": base, "recipe": _recipe_name(job),
+                      "task": job.model.task},
                 tracking_uri=job.tracking.uri)
             summary["registered"] = {"name": reg.name, "version": version, "alias": reg.alias}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -11,15 +11,18 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from llmos.errors import SpecError
+from llmos.spec._compress import CompressJob
 from llmos.spec._models import TrainJob
+from llmos.spec._serve import ServeJob
 
 __all__ = ["KINDS", "apply_overrides", "load_job", "parse_job", "validate_dict"]
 
-# kind -> model; compress, evaluate, serve and pipeline join this table as they land.
-KINDS: dict[str, type[BaseModel]] = {"train": TrainJob}
-_PLANNED_KINDS = ("compress", "evaluate", "serve", "pipeline")
+# kind -> model; compress, evaluate and pipeline join this table as they land.
+KINDS: dict[str, type[BaseModel]] = {"train": TrainJob, "serve": ServeJob, "compress": CompressJob}
+_PLANNED_KINDS = ("evaluate", "pipeline")
 # spec fields holding file paths, resolved against the spec file's folder
-_PATH_FIELDS = (("data", "train"), ("data", "eval"), ("output",))
+_PATH_FIELDS = (("data", "train"), ("data", "eval"), ("output",), ("distill", "teacher"),
+                ("eval",), ("calib",), ("train",))
 
 
 def load_job(path: str | Path, overrides: list[str] | None = None) -> BaseModel:
@@ -115,7 +118,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         if not isinstance(node, dict):
             continue
         value = node.get(keys[-1])
-        is_hf = keys[0] == "data" and (node.get("format") == "hf" or str(value).startswith("hf:"))
+        is_hf = str(value).startswith("hf:") or (keys[0] == "data" and node.get("format") == "hf")
         if isinstance(value, str) and value and not is_hf:
             path = Path(value).expanduser()
             node[keys[-1]] = str(path if path.is_absolute() else (base / path).resolve())

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "CheckpointSpec",
     "DataSpec",
+    "DistillSpec",
     "EarlyStopSpec",
     "LoraSpec",
     "ModelSpec",
@@ -148,6 +149,15 @@ class ResourcesSpec(_Strict):
         return self
 
 
+class DistillSpec(_Strict):
+    teacher: Annotated[str, Field(min_length=1, description=(
+        "folder of the teacher model (one written by llmos, e.g. a run's model/ folder), same task and labels"))]
+    temperature: Annotated[float, Field(gt=0, description=(
+        "softens teacher and student distributions; the KL term is scaled by temperature²"))] = 2.0
+    alpha: Annotated[float, Field(ge=0, le=1, description=(
+        "weight of KL(teacher ‖ student); the task loss gets 1 − alpha"))] = 0.5
+
+
 class TrackingSpec(_Strict):
     enabled: Annotated[bool, Field(description="record the run in MLflow")] = True
     uri: Annotated[str | None, Field(description=(
@@ -176,6 +186,8 @@ class TrainJob(_Strict):
     train: Annotated[TrainSpec, Field(description="the optimisation loop")] = TrainSpec()
     checkpoint: Annotated[CheckpointSpec, Field(description="when to save resumable state")] = CheckpointSpec()
     resources: Annotated[ResourcesSpec, Field(description="processes, machines and devices")] = ResourcesSpec()
+    distill: Annotated[DistillSpec | None, Field(description=(
+        "learn from a teacher model's outputs as well as the labels (knowledge distillation)"))] = None
     tracking: Annotated[TrackingSpec, Field(description="MLflow recording")] = TrackingSpec()
     # `register` would shadow a class attribute of pydantic's metaclass, hence the alias.
     registration: Annotated[RegisterSpec | None, Field(alias="register", description=(

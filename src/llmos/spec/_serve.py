@@ -35,7 +35,8 @@ class RuntimeSpec(_Strict):
         "PyTorch compute precision; auto: bf16 autocast where the CPU/GPU has fast bf16, else fp32"))] = "fp32"
     device: Annotated[Literal["auto", "cpu", "cuda"], Field(description="auto uses CUDA when present")] = "auto"
     num_threads: Annotated[int | None, Field(gt=0, description=(
-        "CPU threads for the forward pass; null: every core this process may use"))] = None
+        "CPU threads for the forward pass; null: every core this process may use but one, left to "
+        "the event loop"))] = None
 
 
 class BatchingSpec(_Strict):

@@ -56,7 +56,7 @@ def test_bad_override_syntax() -> None:
 
 def test_unknown_and_planned_kinds() -> None:
     with pytest.raises(SpecError, match="not available"):
-        parse_job({"kind": "compress"})
+        parse_job({"kind": "evaluate"})
     with pytest.raises(SpecError, match="unknown kind"):
         parse_job({"kind": "dance"})
 

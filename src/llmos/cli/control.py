@@ -1,0 +1,158 @@
+"""`llmos up | down | status | top`: the control plane's daemon from the shell.
+
+The other control-plane commands live in `jobs.py` (submit, jobs, logs, cancel), `tokens.py`
+and `deploy.py`; `register` adds them all. Each parses, calls `llmos.control`, renders.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmos.cli._render import console
+
+
+def register(app: typer.Typer) -> None:
+    from llmos.cli import deploy, jobs, tokens
+
+    app.command()(up)
+    app.command()(down)
+    app.command()(status)
+    app.command()(top)
+    jobs.register(app)
+    app.add_typer(tokens.app, name="tokens")
+    deploy.register(app)
+
+
+def up(
+    port: Annotated[int | None, typer.Option(help="REST API port (0: any free port) [default: 8470]")] = None,
+    host: Annotated[str | None, typer.Option(help="address to bind [default: 127.0.0.1]")] = None,
+    db: Annotated[str | None, typer.Option(help="state database: postgresql://USER@HOST:PORT/DB or "
+                                                "sqlite:///PATH [default: SQLite under LLMOS_HOME]")] = None,
+    cpus: Annotated[int | None, typer.Option(help="cores jobs may use [default: all]")] = None,
+    reserve_cpus: Annotated[int | None, typer.Option(help="cores kept for the system")] = None,
+    gpus: Annotated[str | None, typer.Option(help="GPU indices jobs may use, e.g. 0,1 [default: all]")] = None,
+    policy: Annotated[str | None, typer.Option(help="fifo, priority, fair or full [default: full]")] = None,
+    interval_s: Annotated[float | None, typer.Option(help="scheduling interval in seconds")] = None,
+    grace_s: Annotated[float | None, typer.Option(help="seconds between SIGTERM and SIGKILL")] = None,
+    retry_base_s: Annotated[float | None, typer.Option(help="first retry delay; doubles per failure")] = None,
+    config: Annotated[Path | None, typer.Option(help="configuration file [default: LLMOS_HOME/control.yaml]")] = None,
+) -> None:
+    """Start the control plane in the background (REST API, scheduler, executor)."""
+    from llmos.control import load_config
+    from llmos.control import up as start
+    from llmos.control._paths import admin_token_file, daemon_log
+
+    gpu_list = None if gpus is None else [int(g) for g in gpus.split(",") if g.strip()]
+    cfg = load_config(config, port=port, host=host, db=db, cpus=cpus, reserve_cpus=reserve_cpus, gpus=gpu_list,
+                      policy=policy, interval_s=interval_s, grace_s=grace_s, retry_base_s=retry_base_s)
+    info, started = start(cfg)
+    word = "[green]up[/]" if started else "[yellow]already running[/]"
+    console.print(f"control plane {word} at {info['url']} (pid {info['pid']})")
+    console.print(f"  state     {info['db']}\n  token     {admin_token_file()} (admin)\n  log       {daemon_log()}\n"
+                  f"  API docs  {info['url']}/docs")
+    console.print("next: llmos submit job.yaml   (or: llmos status)")
+
+
+def down(timeout_s: Annotated[float, typer.Option(help="how long to wait for it to stop")] = 120.0) -> None:
+    """Stop the control plane; running jobs checkpoint and resume at the next `llmos up`."""
+    from llmos.control import down as stop
+
+    info = stop(timeout_s)
+    console.print(f"control plane stopped (pid {info['pid']}).\nnext: llmos up   (queued jobs wait until then)")
+
+
+def status() -> None:
+    """Whether the control plane runs, on what machine, and what it manages."""
+    from llmos.control import Client, running
+
+    if running() is None:
+        console.print("control plane: [red]not running[/]\nnext: llmos up")
+        raise typer.Exit(1)
+    with Client.local() as client:
+        s = client.status()
+    inv = s["inventory"]
+    gpus = ", ".join(f"{g['index']}: {g['name']} ({g['memory_gb']} GB)" for g in inv["gpus"]) or "none"
+    console.print(f"control plane: [green]running[/] at {s['url']} (pid {s['pid']}, up "
+                  f"{_age(s['started_s'])}, policy {s['policy']})")
+    console.print(f"  state    {s['db']}\n  machine  {inv['cpus']} cores {inv['cores']}, {inv['memory_gb']} GB, "
+                  f"GPUs: {gpus}")
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(s["counts"].items())) or "none yet"
+    console.print(f"  jobs     {counts}")
+    for d in s["deployments"]:
+        console.print(f"  deployment {d['name']}: {d.get('model', '')} {d.get('ready', '?')}/{d.get('desired', '?')} "
+                      f"replicas ready at {d.get('url', '?')}")
+    console.print("next: llmos jobs   (or: llmos top)")
+
+
+def top(
+    once: Annotated[bool, typer.Option(help="print one view and exit")] = False,
+    interval_s: Annotated[float, typer.Option(help="refresh period")] = 1.0,
+) -> None:
+    """A live view of the machine (cores, memory, GPUs) and of which job holds what."""
+    from rich.live import Live
+
+    from llmos.control import Client
+
+    with Client.local() as client:
+        if once:
+            console.print(_top_view(client.top()))
+            return
+        with Live(_top_view(client.top()), console=console, refresh_per_second=4) as live:
+            try:
+                while True:
+                    time.sleep(interval_s)
+                    live.update(_top_view(client.top()))
+            except KeyboardInterrupt:
+                pass
+
+
+def _top_view(view: dict):  # -> rich renderable
+    from rich.console import Group
+    from rich.table import Table
+
+    cores = Table("core", "use", "job", title="cores", title_justify="left")
+    for c in view["cores"]:
+        pct = c["percent"]
+        bar = "" if pct is None else f"{'█' * int(pct / 10):<10} {pct:5.1f}%"
+        cores.add_row(str(c["id"]), bar, c["job"] or "-")
+    m = view["memory"]
+    memory = f"memory: {m['used_gb']} / {m['total_gb']} GB used; {m['reserved_by_jobs_gb']} of " \
+             f"{m['schedulable_gb']} GB reserved by jobs"
+    gpus = Table("gpu", "name", "util", "memory", "job", title="GPUs", title_justify="left")
+    for g in view["gpus"]:
+        util = "?" if g["util_percent"] is None else f"{g['util_percent']:.0f}%"
+        used = "?" if g["memory_used_gb"] is None else f"{g['memory_used_gb']}/{g['memory_gb']} GB"
+        gpus.add_row(str(g["index"]), g["name"], util, used, g["job"] or "-")
+    jobs = Table("job", "name", "owner", "state", "cores", "gpus", title="holders", title_justify="left")
+    for j in view["jobs"]:
+        jobs.add_row(j["id"], j["name"], j["owner"], j["state"], _ranges(j["cores"]), _ranges(j["gpus"]) or "-")
+    parts = [cores, memory] + ([gpus] if view["gpus"] else []) + [jobs]
+    return Group(*parts)
+
+
+def _ranges(ids: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    out, ids = [], sorted(ids)
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def _age(since_s: float) -> str:
+    s = max(0, time.time() - since_s)
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    if s < 172800:
+        return f"{s / 3600:.0f}h"
+    return f"{s / 86400:.0f}d"

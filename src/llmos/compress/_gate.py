@@ -1,0 +1,67 @@
+"""The promotion gate: pure functions from measured numbers to a decision, with the reasons.
+
+`compare` turns a parent and a child measurement into ratios; `decide` applies the rules of a
+`GateSpec`. Neither reads a clock, a file or the registry, so tests call them with literals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmos.spec import GateSpec
+
+__all__ = ["PRIMARY_METRIC", "Comparison", "GateResult", "compare", "decide"]
+
+# task -> (metric, higher is better, points per unit: fractions are shown and gated in points)
+PRIMARY_METRIC: dict[str, tuple[str, bool, float]] = {
+    "classification": ("accuracy", True, 100.0),
+    "embedding": ("recall_at_1", True, 100.0),
+    "causal-lm": ("perplexity", False, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric_drop: float  # points lost against the parent (negative: the child is better)
+    speedup: float  # throughput at the report batch size, child / parent
+    latency_ratio: float  # p50 latency at batch 1, child / parent
+    size_ratio: float  # size on disk, child / parent
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    reasons: tuple[str, ...]  # one line per rule the child failed; empty when it passed
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons) if self.reasons else "passed every rule"
+
+
+def compare(parent: dict[str, Any], child: dict[str, Any], task: str) -> Comparison:
+    """Ratios of two measurements (dicts with metrics, throughput, latency_p50_ms, size_mb)."""
+    name, higher_better, scale = PRIMARY_METRIC[task]
+    before, after = parent["metrics"][name], child["metrics"][name]
+    drop = (before - after) if higher_better else (after - before)
+    return Comparison(metric_drop=drop * scale,
+                      speedup=child["throughput"] / max(parent["throughput"], 1e-12),
+                      latency_ratio=child["latency_p50_ms"] / max(parent["latency_p50_ms"], 1e-12),
+                      size_ratio=child["size_mb"] / max(parent["size_mb"], 1e-12))
+
+
+def decide(gate: GateSpec | None, c: Comparison) -> GateResult:
+    """Pass when every rule the gate sets holds; no gate passes everything."""
+    if gate is None:
+        return GateResult(True, ())
+    reasons = []
+    if gate.max_metric_drop is not None and c.metric_drop > gate.max_metric_drop:
+        reasons.append(f"metric drop {c.metric_drop:.2f} > max_metric_drop {gate.max_metric_drop:g}")
+    if gate.min_speedup is not None and c.speedup < gate.min_speedup:
+        reasons.append(f"speedup {c.speedup:.2f}x < min_speedup {gate.min_speedup:g}")
+    if gate.max_latency_ratio is not None and c.latency_ratio > gate.max_latency_ratio:
+        reasons.append(f"p50 latency ratio {c.latency_ratio:.2f} > max_latency_ratio {gate.max_latency_ratio:g}")
+    if gate.max_size_ratio is not None and c.size_ratio > gate.max_size_ratio:
+        reasons.append(f"size ratio {c.size_ratio:.2f} > max_size_ratio {gate.max_size_ratio:g}")
+    return GateResult(not reasons, tuple(reasons))

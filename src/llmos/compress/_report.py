@@ -1,0 +1,180 @@
+"""The tradeoff report: every model measured by `_measure` in its own process, then shown as a
+table, saved as JSON and drawn as a Pareto plot (metric vs. throughput, point area = size)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmos.compress._gate import PRIMARY_METRIC, compare, decide
+from llmos.errors import LlmosError
+
+if TYPE_CHECKING:
+    from llmos.compress._data import CompressData
+    from llmos.spec import CompressJob
+
+__all__ = ["measure", "plot_pareto", "render_table", "seq_len_for", "summarize"]
+
+_MEASURE_TIMEOUT_S = 1800  # one model's measurement; compiling a large model on 2 cores is slow
+
+
+def seq_len_for(job: CompressJob, data: CompressData) -> int:
+    """`report.seq_len`, else the eval rows' 90th-percentile length rounded up to a multiple of 8."""
+    if job.report.seq_len:
+        return job.report.seq_len
+    lengths = sorted(len(ids) for ids in data.eval.input_ids)
+    p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
+    return max(8, -(-p90 // 8) * 8)
+
+
+def measure(folder: Path, *, job: CompressJob, data: CompressData, work_dir: Path, label: str,
+            fmt: str) -> dict[str, Any]:
+    """Measure `folder` in a fresh Python process; returns `_measure.measure_folder`'s result."""
+    rep = job.report
+    compile_it = rep.compile == "always" or (rep.compile == "auto" and fmt.startswith("torchao-"))
+    if fmt == "onnx-int8":
+        compile_it = False  # ONNX Runtime optimises its own graph
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    request = {"folder": str(folder), "task": data.task, "pad_id": data.pad_id, "label_names": data.label_names,
+               "eval": asdict(data.eval), "seq_len": seq_len_for(job, data), "batch_size": rep.batch_size,
+               "latency_runs": rep.latency_runs, "throughput_batches": rep.throughput_batches,
+               "warmup": rep.warmup, "num_threads": rep.num_threads or _cores(), "compile": compile_it}
+    req_file, out_file = work_dir / f"measure-{slug}.json", work_dir / f"measured-{slug}.json"
+    req_file.write_text(json.dumps(request))
+    out_file.unlink(missing_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(request["num_threads"]), "TOKENIZERS_PARALLELISM": "false"}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "llmos.compress._measure", str(req_file), str(out_file)],
+                              capture_output=True, text=True, env=env, timeout=_MEASURE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise LlmosError(f"measuring {label} took over {_MEASURE_TIMEOUT_S} s and was stopped.",
+                         hint="Lower report.latency_runs / report.throughput_batches, or set report.compile: "
+                              "never.") from None
+    if proc.returncode != 0 or not out_file.is_file():
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
+        raise LlmosError(f"measuring {label} failed (exit {proc.returncode}):\n{tail}",
+                         hint="Run with LLMOS_DEBUG=1 for the full output; the request is in " + str(req_file))
+    return json.loads(out_file.read_text())
+
+
+def summarize(job: CompressJob, task: str, parent: dict[str, Any], children: list[dict[str, Any]],
+              seq_len: int) -> dict[str, Any]:
+    """The report as JSON: parent, children with ratios and gate decisions, and the machine."""
+    metric, higher_better, scale = PRIMARY_METRIC[task]
+    rows = []
+    for child in children:
+        comparison = compare(parent["measured"], child["measured"], task)
+        result = decide(job.gate, comparison)
+        rows.append({**child, "vs_parent": asdict(comparison),
+                     "gate": {"passed": result.passed, "reasons": list(result.reasons), "reason": result.reason}})
+    return {"task": task, "metric": metric, "higher_is_better": higher_better, "metric_points_per_unit": scale,
+            "parent": parent, "children": rows, "gate": job.gate.model_dump() if job.gate else None,
+            "settings": {**job.report.model_dump(), "seq_len": seq_len}, "machine": _machine()}
+
+
+def render_table(report: dict[str, Any]) -> Any:
+    """A Rich table: one row for the parent, one per child, with its ratio to the parent."""
+    from rich.table import Table
+
+    metric, scale = report["metric"], report["metric_points_per_unit"]
+    settings = report["settings"]
+    table = Table(title=f"{metric} on the eval data; speed at seq_len {settings['seq_len']}, "
+                        f"{report['machine']['cores']} cores", title_justify="left", pad_edge=False)
+    for col in ("model", metric, "p50/p95 ms", f"ex/s b={settings['batch_size']}", "MB", "params", "mem MB",
+                "gate"):
+        table.add_column(col, justify="left" if col in ("model", "gate") else "right")
+    table.add_row(*_cells(report["parent"], None, metric, scale), "parent")
+    for child in report["children"]:
+        table.add_row(*_cells(child, child["vs_parent"], metric, scale),
+                      "[green]pass[/]" if child["gate"]["passed"] else "[red]fail[/]")
+    return table
+
+
+def _cells(row: dict[str, Any], vs: dict[str, float] | None, metric: str, scale: float) -> list[str]:
+    """Values, and under a child's values its change against the parent (Δ points, × ratios)."""
+    m = row["measured"]
+    cells = [_escape(row["label"]) + (f" v{row['version']}" if row.get("version") else ""),
+             f"{m['metrics'][metric] * scale:.2f}", f"{m['latency_p50_ms']:.1f}/{m['latency_p95_ms']:.1f}",
+             f"{m['throughput']:.1f}", f"{m['size_mb']:.1f}", f"{m['params'] / 1e6:.2f}M",
+             f"{max(0.0, m['peak_rss_mb'] - m['runtime_rss_mb']):.0f}"]
+    if vs is not None:
+        cells[1] += f"\n[dim]{-vs['metric_drop']:+.2f}[/]"
+        cells[2] += f"\n[dim]{vs['latency_ratio']:.2f}x[/]"
+        cells[3] += f"\n[dim]{vs['speedup']:.2f}x[/]"
+        cells[4] += f"\n[dim]{vs['size_ratio']:.2f}x[/]"
+    return cells
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def plot_pareto(report: dict[str, Any], path: Path) -> Path:
+    """Metric vs. throughput, one point per model (area ∝ size on disk), the Pareto front joined."""
+    from llmos._lazy import require
+
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot")
+    metric, scale, higher = report["metric"], report["metric_points_per_unit"], report["higher_is_better"]
+    rows = [report["parent"], *report["children"]]
+    xs = [r["measured"]["throughput"] for r in rows]
+    ys = [r["measured"]["metrics"][metric] * scale for r in rows]
+    sizes = [r["measured"]["size_mb"] for r in rows]
+    biggest = max(sizes) or 1.0
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = ["black"] + [("tab:green" if r["gate"]["passed"] else "tab:red") for r in report["children"]]
+    ax.scatter(xs, ys, s=[60 + 900 * s / biggest for s in sizes], c=colors, alpha=0.55, edgecolors="k")
+    for x, y, r in zip(xs, ys, rows, strict=True):
+        ax.annotate(r["label"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    front = _pareto_front(list(zip(xs, ys, strict=True)), higher)
+    ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", linewidth=1, label="Pareto front")
+    ax.set_xlabel(f"throughput, examples/s (batch {report['settings']['batch_size']})")
+    ax.set_ylabel(metric + (" (points)" if scale != 1 else ""))
+    ax.set_title("compression tradeoff (point area = size on disk; green passed the gate)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[tuple[float, float]]:
+    """Points no other point beats on both throughput and metric, by throughput."""
+    sign = 1 if higher_is_better else -1
+    front = [p for p in points
+             if not any(q[0] >= p[0] and sign * q[1] >= sign * p[1] and q != p for q in points)]
+    return sorted(front)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _machine() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("torch", "torchao", "onnxruntime", "transformers"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": _cores(), "python": platform.python_version(), **versions}

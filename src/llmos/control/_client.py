@@ -1,0 +1,133 @@
+"""The Python API of a running control plane: the same operations as the CLI, over its REST API.
+
+    from llmos.control import Client
+    client = Client.local()                 # the daemon of LLMOS_HOME, with the admin token
+    job = client.submit_file("job.yaml", priority="high")
+    client.job(job["id"])["state"]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from llmos.control._errors import (
+    Conflict,
+    ControlError,
+    Forbidden,
+    NotFound,
+    NotRunning,
+    Rejected,
+    Unauthorized,
+)
+from llmos.errors import SpecError
+
+__all__ = ["Client"]
+
+_BY_STATUS = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 422: Rejected}
+
+
+class Client:
+    def __init__(self, url: str, token: str | None, timeout_s: float = 30.0) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+
+    @staticmethod
+    def local(token: str | None = None) -> Client:
+        """The control plane of this LLMOS_HOME; the token defaults to $LLMOS_TOKEN, then the admin token."""
+        from llmos.control._lifecycle import running
+        from llmos.control._paths import admin_token_file
+
+        info = running()
+        if info is None:
+            raise NotRunning("no control plane is running for this LLMOS_HOME.", hint="Start it with: llmos up")
+        token = token or os.environ.get("LLMOS_TOKEN")
+        if not token and admin_token_file().is_file():
+            token = admin_token_file().read_text().strip()
+        return Client(info["url"], token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    # ---- jobs ----------------------------------------------------------------------------------
+    def submit(self, spec: dict[str, Any], overrides: list[str] | None = None, priority: str = "normal",
+               project: str | None = None, max_retries: int | None = None) -> dict:
+        return self._call("POST", "/v1/jobs", json={"spec": spec, "overrides": overrides or [], "priority": priority,
+                                                    "project": project, "max_retries": max_retries})
+
+    def submit_file(self, path: str | Path, overrides: list[str] | None = None, **options: Any) -> dict:
+        """Validate `path` here (paths resolve against its folder), then submit the resolved spec."""
+        from llmos.control._submit import load_submission
+
+        job = load_submission(Path(path), overrides)
+        return self.submit(job.model_dump(mode="json", by_alias=True), **options)
+
+    def jobs(self, state: str | None = None, owner: str | None = None, limit: int = 100,
+             before: int | None = None) -> list[dict]:
+        params = {k: v for k, v in {"state": state, "owner": owner, "limit": limit, "before": before}.items()
+                  if v is not None}
+        return self._call("GET", "/v1/jobs", params=params)
+
+    def job(self, job_id: int) -> dict:
+        return self._call("GET", f"/v1/jobs/{job_id}")
+
+    def cancel(self, job_id: int) -> dict:
+        return self._call("POST", f"/v1/jobs/{job_id}/cancel")
+
+    def log_files(self, job_id: int) -> list[dict]:
+        return self._call("GET", f"/v1/jobs/{job_id}/logs")
+
+    def read_log(self, job_id: int, name: str, offset: int = 0) -> dict:
+        return self._call("GET", f"/v1/jobs/{job_id}/logs/{name}", params={"offset": offset})
+
+    # ---- the rest ------------------------------------------------------------------------------
+    def status(self) -> dict:
+        return self._call("GET", "/v1/status")
+
+    def top(self) -> dict:
+        return self._call("GET", "/v1/top")
+
+    def create_token(self, role: str, name: str, owner: str | None = None) -> dict:
+        return self._call("POST", "/v1/tokens", json={"role": role, "name": name, "owner": owner})
+
+    def audit(self, limit: int = 100) -> list[dict]:
+        return self._call("GET", "/v1/audit", params={"limit": limit})
+
+    def deploy(self, spec: dict[str, Any], overrides: list[str] | None = None) -> dict:
+        return self._call("POST", "/v1/deployments", json={"spec": spec, "overrides": overrides or []})
+
+    def deployments(self) -> list[dict]:
+        return self._call("GET", "/v1/deployments")
+
+    def undeploy(self, name: str) -> dict:
+        return self._call("DELETE", f"/v1/deployments/{name}")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise NotRunning(f"the control plane at {self.url} does not answer ({exc}).",
+                             hint="Check it with: llmos status  (start it with: llmos up)") from None
+        if response.status_code < 400:
+            return response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text}
+        message, hint = body.get("error") or str(body.get("detail", body)), body.get("hint")
+        problems = [(p["path"], p["message"]) for p in body.get("problems") or []]
+        if problems and response.status_code == 422:
+            raise SpecError(message, problems=problems, hint=hint)
+        raise _BY_STATUS.get(response.status_code, ControlError)(message, hint=hint, problems=problems)

@@ -1,0 +1,62 @@
+"""The control plane's configuration: `LLMOS_HOME/control.yaml` (optional), then `llmos up` flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmos.errors import SpecError
+
+__all__ = ["ControlConfig", "load_config"]
+
+
+class ControlConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: Annotated[str, Field(description="address the REST API binds to; keep 127.0.0.1 unless "
+                                           "other machines must reach it")] = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535, description="REST API port; 0 picks a free one")] = 8470
+    db: Annotated[str | None, Field(description=(
+        "state database URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB; null: SQLite under LLMOS_HOME"))] = None
+    policy: Annotated[Literal["fifo", "priority", "fair", "full"], Field(
+        description="scheduling policy preset (see llmos.scheduler)")] = "full"
+    interval_s: Annotated[float, Field(gt=0, le=60, description=(
+        "scheduling interval; the loop also runs at once on a submission or a process exit"))] = 0.5
+    grace_s: Annotated[float, Field(gt=0, description=(
+        "time a stopped job gets to checkpoint after SIGTERM before SIGKILL"))] = 30.0
+    max_retries: Annotated[int, Field(ge=0, description="default retries of a failed job")] = 2
+    retry_base_s: Annotated[float, Field(ge=0, description="first retry delay; doubles each failure")] = 2.0
+    retry_max_s: Annotated[float, Field(ge=0, description="longest retry delay")] = 300.0
+    cpus: Annotated[int | None, Field(gt=0, description=(
+        "use only this many of the cores this process may run on; null: all of them"))] = None
+    reserve_cpus: Annotated[int, Field(ge=0, description="cores kept back for the system")] = 0
+    memory_gb: Annotated[float | None, Field(gt=0, description="memory to schedule; null: the machine's")] = None
+    reserve_memory_gb: Annotated[float, Field(ge=0, description="memory kept back for the system")] = 0.0
+    gpus: Annotated[list[int] | None, Field(description=(
+        "GPU indices (as nvidia-smi numbers them) jobs may use; null: every GPU found"))] = None
+
+
+def load_config(file: Path | None = None, **overrides: Any) -> ControlConfig:
+    """Read `file` (default `LLMOS_HOME/control.yaml` when it exists) and apply non-None overrides."""
+    import yaml
+
+    from llmos.paths import home
+
+    path = file or home() / "control.yaml"
+    raw: dict[str, Any] = {}
+    if file is not None and not path.is_file():
+        raise SpecError(f"configuration file '{path}' does not exist.", hint="Check the path given to --config.")
+    if path.is_file():
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SpecError(f"{path} must hold one mapping (key: value lines).")
+        raw.update(loaded)
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ControlConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [(".".join(str(p) for p in e["loc"]) or "(config)", e["msg"]) for e in exc.errors()]
+        raise SpecError(f"the control plane configuration ({path}) has {exc.error_count()} problem(s):",
+                        problems=problems, hint="Fix the keys above in the file or the `llmos up` flags.") from None

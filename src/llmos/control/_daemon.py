@@ -1,0 +1,150 @@
+"""The control-plane daemon: `python -m llmos.control._daemon CONFIG.json` (started by `llmos up`).
+
+The main thread runs the scheduling loop; uvicorn serves the REST API from a second thread.
+The loop wakes every `interval_s`, at once when a job is submitted or cancelled, and at once
+when an attempt's supervisor exits (SIGCHLD). SIGTERM (`llmos down`) preempts the running jobs
+(they checkpoint and go back to the queue, to resume at the next `llmos up`), stops the
+deployments, and exits. One daemon per LLMOS_HOME (a lock file).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from llmos.control._config import ControlConfig
+
+__all__ = ["main"]
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
+
+
+def main(argv: list[str]) -> int:
+    config = ControlConfig.model_validate_json(Path(argv[0]).read_text())
+    from llmos.control._paths import control_dir
+
+    lock = open(control_dir() / "daemon.lock", "w")  # noqa: SIM115 - held for the daemon's whole life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _log("another control plane runs for this LLMOS_HOME; exiting")
+        return 3
+    return _serve(config)
+
+
+def _serve(config: ControlConfig) -> int:
+    import psutil
+    import uvicorn
+
+    from llmos import __version__
+    from llmos.control._app import create_app
+    from llmos.control._auth import ensure_admin_token
+    from llmos.control._db import default_url, open_db, redact
+    from llmos.control._inventory import detect
+    from llmos.control._loop import ControlLoop
+    from llmos.control._paths import admin_token_file, daemon_file
+    from llmos.control._service import Service
+
+    engine = open_db(config.db)
+    inventory = detect(config)
+    ensure_admin_token(engine, admin_token_file())
+    wake, stopping = threading.Event(), threading.Event()
+    service = Service(engine, inventory, config, wake.set)
+    loop = ControlLoop(engine, inventory, config, log=_log)
+    _wire_deployments(service, loop, inventory, config)
+    loop.recover()
+
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so; without it every
+    # response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    sock.listen(1024)
+    port = sock.getsockname()[1]
+    info: dict[str, Any] = {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                            "url": f"http://{_url_host(config.host)}:{port}", "host": config.host, "port": port,
+                            "db": redact(config.db or default_url()), "policy": config.policy,
+                            "interval_s": config.interval_s, "version": __version__, "started_s": time.time()}
+    server = uvicorn.Server(uvicorn.Config(create_app(service, info), log_level="warning", access_log=False))
+
+    def serve_api() -> None:
+        # Signals go to the main thread (the loop), where the handlers run at once.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT})
+        server.run(sockets=[sock])
+
+    thread = threading.Thread(target=serve_api, name="api", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            _log("the API server failed to start")
+            return 1
+        time.sleep(0.01)
+    psutil.cpu_percent(percpu=True)  # prime `llmos top`'s per-core sample
+    _write_json(daemon_file(), info)
+    _log(f"control plane up at {info['url']} (pid {info['pid']}, db {info['db']}, {len(inventory.cores)} cores, "
+         f"{len(inventory.gpus)} GPUs, policy {config.policy})")
+
+    def on_stop(signum: int, _frame: Any) -> None:
+        stopping.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGCHLD, lambda *_: wake.set())
+    while not stopping.is_set():
+        wake.clear()
+        try:
+            loop.tick()
+        except Exception:  # a bad round must not take the machine's scheduler down; it is logged
+            _log("scheduling round failed:\n" + traceback.format_exc())
+            time.sleep(config.interval_s)
+        wake.wait(config.interval_s)
+
+    _log("stopping: running jobs checkpoint and go back to the queue")
+    loop.stop_all("control plane stopped (llmos down): requeued, resumes at the next llmos up",
+                  timeout_s=config.grace_s + 5)
+    if loop.deployments is not None:
+        loop.deployments.stop_all()
+    server.should_exit = True
+    thread.join(timeout=10)
+    daemon_file().unlink(missing_ok=True)
+    _log("stopped")
+    return 0
+
+
+def _wire_deployments(service: Any, loop: Any, inventory: Any, config: ControlConfig) -> None:
+    try:
+        from llmos.control._deployments import DeploymentManager
+    except ImportError:
+        return
+    manager = DeploymentManager.create(service.engine, inventory, log=_log)
+    if manager is not None:
+        service.deployments = loop.deployments = manager
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

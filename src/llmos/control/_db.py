@@ -1,0 +1,121 @@
+"""Opening the state store: SQLite (WAL) under LLMOS_HOME, or PostgreSQL with the same code.
+
+Every write runs in a short transaction from `write()`. On SQLite it begins with
+`BEGIN IMMEDIATE`: a transaction that reads and then writes would otherwise take the write lock
+only at its first write and, if another writer committed meanwhile, fail at once with
+"database is locked" instead of waiting its turn (the busy timeout does not apply to that case).
+Reads use plain `BEGIN` and, under WAL, never wait for writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from llmos.errors import LlmosError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+__all__ = ["default_url", "open_db", "read", "redact", "write"]
+
+_BUSY_TIMEOUT_MS = 30_000
+_APPEND_ONLY = ("transitions", "completions", "audit")
+
+
+def default_url() -> str:
+    from llmos.control._paths import control_dir
+
+    return f"sqlite:///{control_dir() / 'state.db'}"
+
+
+def open_db(url: str | None = None, *, create: bool = True) -> Engine:
+    """An engine for `url` (default: SQLite under LLMOS_HOME) with the schema in place."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    url = url or default_url()
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not psycopg2
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+                               pool_size=8, max_overflow=24)
+        _sqlite_events(engine)
+    elif url.startswith("postgresql"):
+        engine = create_engine(url, pool_size=8, max_overflow=24, pool_pre_ping=True)
+    else:
+        raise LlmosError(f"unsupported state database {redact(url)!r}.",
+                         hint="Use sqlite:///PATH or postgresql://USER@HOST:PORT/DB (or leave --db out).")
+    if create:
+        try:
+            _create(engine)
+        except OperationalError as exc:
+            raise LlmosError(f"cannot open the state database {redact(url)}: {exc.orig}",
+                             hint="Check the server runs and the URL (user, host, port, db).") from None
+    return engine
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """One short write transaction, committed on exit (rolled back on an exception)."""
+    with engine.connect().execution_options(llmos_write=True) as conn, conn.begin():
+        yield conn
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn, conn.begin():
+        yield conn
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and `llmos status`."""
+    head, sep, tail = url.partition("://")
+    if not sep or "@" not in tail:
+        return url
+    cred, _, host = tail.rpartition("@")
+    user = cred.split(":", 1)[0]
+    return f"{head}://{user}:***@{host}" if ":" in cred else url
+
+
+def _sqlite_events(engine: Engine) -> None:
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # pysqlite must not emit its own BEGIN; `_on_begin` does
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        # FULL: a transition is on disk when its commit returns, even if the machine loses power.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("llmos_write") else "BEGIN")
+
+
+def _create(engine: Engine) -> None:
+    """Create missing tables, and make the history tables refuse UPDATE and DELETE."""
+    from sqlalchemy import text
+
+    from llmos.control._schema import metadata
+
+    with write(engine) as conn:
+        metadata.create_all(conn)
+        for table in _APPEND_ONLY:
+            if engine.dialect.name == "sqlite":
+                for op in ("UPDATE", "DELETE"):
+                    conn.execute(text(
+                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"))
+            else:
+                conn.execute(text(
+                    "CREATE OR REPLACE FUNCTION llmos_append_only() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql"))
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
+                conn.execute(text(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                                  "FOR EACH ROW EXECUTE FUNCTION llmos_append_only()"))

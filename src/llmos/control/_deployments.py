@@ -1,0 +1,240 @@
+"""Deployments on the control plane: one `llmos.deploy.DeploymentController` per `kind: serve` job.
+
+The manager stores each deployment (so a restarted daemon brings it back and the controller
+adopts the replicas that survived), ticks the controllers from the scheduling loop, and supplies
+their `spawn`: each replica is pinned to cores (and GPUs) that no job and no other replica holds,
+and is shown to the scheduler as a non-preemptible holder of them, so jobs never start there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+
+from llmos.control import _auth as auth
+from llmos.control._db import read, write
+from llmos.control._errors import NotFound
+from llmos.control._inventory import NODE, Inventory
+from llmos.control._paths import control_dir
+from llmos.control._schema import deployments, jobs
+from llmos.control._snapshot import used_cores
+from llmos.control._submit import check_fits, request_of
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from sqlalchemy import Engine
+
+__all__ = ["DeploymentManager"]
+
+PREFIX = "deploy:"
+
+
+class DeploymentManager:
+    def __init__(self, engine: Engine, inventory: Inventory, log: Any = print) -> None:
+        self.engine = engine
+        self.inventory = inventory
+        self.log = log
+        self.lock = threading.RLock()  # held while placing: a replica and a job never get one core
+        self.controllers: dict[str, Any] = {}
+        self.owners: dict[str, str] = {}
+        self._pins_file = control_dir() / "deployments" / "pins.json"
+        self._pins: dict[str, dict[str, Any]] = self._load_pins()  # pid -> cores, gpus, deployment, started
+
+    @staticmethod
+    def create(engine: Engine, inventory: Inventory, log: Any = print) -> DeploymentManager | None:
+        try:
+            import llmos.deploy  # noqa: F401
+        except ImportError:
+            return None
+        manager = DeploymentManager(engine, inventory, log)
+        manager.restore()
+        return manager
+
+    # ---- operations (API thread) ---------------------------------------------------------------
+    def deploy(self, caller: auth.Caller, job: Any) -> dict:
+        """Create a deployment, or roll an existing one of that name to `job`."""
+        check_fits(request_of(job), self.inventory)
+        now = time.time()
+        with self.lock:
+            existing = self.controllers.get(job.name)
+            if existing is not None:
+                if not caller.is_admin and self.owners.get(job.name) != caller.owner:
+                    raise auth.Forbidden(f"deployment {job.name} belongs to {self.owners.get(job.name)}.",
+                                         hint="Ask its owner or an admin to roll it.")
+                existing.roll(job)
+                with write(self.engine) as conn:
+                    conn.execute(update(deployments).where(deployments.c.name == job.name).values(
+                        spec=job.model_dump_json(), model_ref=job.model, updated_s=now))
+                    auth.record(conn, caller, "deploy.roll", f"deployment {job.name}", detail=job.model)
+                return {**self._view(job.name), "rolled": True}
+            controller = self._controller(job.name, job, job.server.port)
+            controller.start()
+            with write(self.engine) as conn:
+                row = conn.execute(select(deployments.c.name).where(deployments.c.name == job.name)).first()
+                values = {"owner": caller.owner, "model_ref": job.model, "spec": job.model_dump_json(),
+                          "front_port": controller.front_port, "state": "ACTIVE", "updated_s": now}
+                if row is None:
+                    conn.execute(insert(deployments).values(name=job.name, created_s=now, **values))
+                else:
+                    conn.execute(update(deployments).where(deployments.c.name == job.name).values(**values))
+                auth.record(conn, caller, "deploy", f"deployment {job.name}", detail=job.model)
+            self.controllers[job.name] = controller
+            self.owners[job.name] = caller.owner
+        self.log(f"deployment {job.name}: {job.model} at port {controller.front_port}")
+        return {**self._view(job.name), "rolled": False}
+
+    def undeploy(self, caller: auth.Caller, name: str) -> dict:
+        with self.lock:
+            controller = self.controllers.get(name)
+            if controller is None:
+                raise NotFound(f"no deployment {name}.", hint="List them with: llmos status")
+            if not caller.is_admin and self.owners.get(name) != caller.owner:
+                raise auth.Forbidden(f"deployment {name} belongs to {self.owners.get(name)}.",
+                                     hint="Ask its owner or an admin.")
+            controller.stop(drain_timeout_s=controller.job.server.drain_timeout_s)
+            del self.controllers[name]
+            with write(self.engine) as conn:
+                conn.execute(update(deployments).where(deployments.c.name == name).values(
+                    state="STOPPED", updated_s=time.time()))
+                auth.record(conn, caller, "undeploy", f"deployment {name}")
+        return {"name": name, "state": "STOPPED"}
+
+    def list(self) -> list[dict]:
+        with self.lock:
+            return [self._view(name) for name in sorted(self.controllers)]
+
+    # ---- the loop's side -----------------------------------------------------------------------
+    def restore(self) -> None:
+        """Bring back the deployments that were active (their live replicas are adopted)."""
+        from llmos.spec import ServeJob
+
+        with read(self.engine) as conn:
+            rows = conn.execute(select(deployments).where(deployments.c.state == "ACTIVE")).all()
+        for row in rows:
+            try:
+                controller = self._controller(row.name, ServeJob.model_validate_json(row.spec), row.front_port)
+                controller.start()
+            except Exception as exc:  # one broken deployment must not keep the daemon down
+                self.log(f"deployment {row.name} could not be restored: {exc}")
+                continue
+            self.controllers[row.name] = controller
+            self.owners[row.name] = row.owner
+
+    def tick(self, now: float) -> None:
+        for name, controller in list(self.controllers.items()):
+            try:
+                controller.tick(time.monotonic())
+            except Exception as exc:
+                self.log(f"deployment {name}: tick failed: {exc}")
+
+    def stop_all(self) -> None:
+        """Daemon shutdown: replicas drain and stop; the deployments come back at the next `llmos up`."""
+        with self.lock:
+            for controller in self.controllers.values():
+                controller.stop(drain_timeout_s=controller.job.server.drain_timeout_s)
+            self.controllers.clear()
+
+    def running(self, now: float) -> list:
+        """Replicas as non-preemptible holders in the scheduler's snapshot."""
+        from llmos.scheduler import PRIORITY_CLASSES, Job, Resources, RunningJob, Slot
+
+        held = []
+        for pid, pin in self._live_pins().items():
+            cpus = float(len(pin["cores"]))
+            gpu_slots = tuple(i for i, g in enumerate(self.inventory.gpus) if g.index in pin["gpus"])
+            job = Job(f"{PREFIX}{pin['deployment']}:{pid}", self.owners.get(pin["deployment"], "deployments"), 0.0,
+                      Resources(cpus, pin["memory_gb"], float(len(gpu_slots))),
+                      priority=PRIORITY_CLASSES["critical"], preemptible=False)
+            held.append(RunningJob(job, (Slot(NODE, cpus, pin["memory_gb"], gpu_slots),), pin["started"]))
+        return held
+
+    def used_cores(self) -> set[int]:
+        return {c for pin in self._live_pins().values() for c in pin["cores"]}
+
+    def owns(self, job_id: str) -> bool:
+        return job_id.startswith(PREFIX)
+
+    def holders(self) -> list[dict]:
+        return [{"id": f"{pin['deployment']}/{pid}", "name": pin["deployment"], "owner":
+                 self.owners.get(pin["deployment"], ""), "state": "SERVING", "cores": pin["cores"],
+                 "gpus": pin["gpus"], "memory_gb": pin["memory_gb"]} for pid, pin in self._live_pins().items()]
+
+    # ---- placement of replicas -----------------------------------------------------------------
+    def _controller(self, name: str, job: Any, front_port: int) -> Any:
+        from llmos.deploy import DeploymentController
+
+        holder: dict[str, Any] = {}
+        controller = DeploymentController(name, job, state_dir=control_dir() / "deployments" / name,
+                                          front_port=front_port,
+                                          spawn=lambda argv, env, log: self._spawn(holder["c"], argv, env, log))
+        holder["c"] = controller
+        return controller
+
+    def _spawn(self, controller: Any, argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+        from llmos.deploy._process import default_spawn
+
+        res = controller.job.resources
+        with self.lock:
+            with read(self.engine) as conn:
+                taken = used_cores(r.placement for r in conn.execute(
+                    select(jobs.c.placement).where(jobs.c.holds.is_(True))).all())
+            taken |= self.used_cores()
+            free = [c for c in self.inventory.cores if c not in taken]
+            if len(free) >= res.cpus:
+                cores = free[:res.cpus]
+            else:  # never refuse a replica the autoscaler asked for; say that it shares cores
+                cores = list(self.inventory.cores)
+                self.log(f"deployment {controller.name}: no {res.cpus} free core(s) for a replica; it shares "
+                         f"cores {cores} with running work")
+            busy_gpus = {g for pin in self._live_pins().values() for g in pin["gpus"]}
+            gpus = [g.index for g in self.inventory.gpus if g.index not in busy_gpus][:res.gpus]
+            env = {**env, "OMP_NUM_THREADS": str(len(cores) if len(free) >= res.cpus else res.cpus),
+                   "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+            popen = default_spawn(argv, env, log_path)
+            if hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(popen.pid, set(cores))  # before the replica starts its thread pools
+            import psutil
+
+            self._pins[str(popen.pid)] = {"deployment": controller.name, "cores": cores, "gpus": gpus,
+                                          "memory_gb": res.memory_gb or 0.0,
+                                          "started": psutil.Process(popen.pid).create_time()}
+            self._save_pins()
+        return popen
+
+    def _live_pins(self) -> dict[str, dict[str, Any]]:
+        from llmos.control._executor import Proc, alive
+
+        live = {pid: pin for pid, pin in list(self._pins.items()) if alive(Proc(int(pid), pin["started"]))}
+        if len(live) != len(self._pins):
+            self._pins = live
+            self._save_pins()
+        return live
+
+    def _load_pins(self) -> dict[str, dict[str, Any]]:
+        try:
+            return json.loads(self._pins_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_pins(self) -> None:
+        self._pins_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._pins_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._pins))
+        os.replace(tmp, self._pins_file)
+
+    def _view(self, name: str) -> dict:
+        s = self.controllers[name].status()
+        return {"name": s.name, "model": s.model, "model_version": s.model_version, "url": s.front_url,
+                "desired": s.desired, "ready": s.ready, "min": s.min_replicas, "max": s.max_replicas,
+                "owner": self.owners.get(name, ""), "scaling": s.scaling_reason,
+                "rollout": None if s.rollout is None else s.rollout.state, "events": s.events[-5:],
+                "replicas": [{"id": r.replica_id, "pid": r.pid, "port": r.port, "version": r.model_version,
+                              "state": r.state, "cores": self._pins.get(str(r.pid), {}).get("cores", [])}
+                             for r in s.replicas]}

@@ -1,0 +1,172 @@
+"""The local executor: start an attempt under the shim with its placement, watch it, stop it.
+
+Placement is enforced in three layers: the shim pins itself (and so everything it starts) to the
+job's cores; `CUDA_VISIBLE_DEVICES` shows only the job's GPUs; OMP/MKL thread counts match the
+cores per worker. Under the control plane each worker of a training job further pins itself to
+its own cores and writes its own log (`LLMOS_WORKER_CORES`, `LLMOS_WORKER_LOGS`, read by
+`python -m llmos.run`). A process is identified by pid and start time, so a pid reused after a
+restart is never mistaken for the job's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from llmos.control._command import CommandJob
+
+__all__ = ["LocalExecutor", "Proc", "attempt_dir"]
+
+_SHIM = Path(__file__).with_name("_shim.py")
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    create_time: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> Proc:
+        return Proc(**json.loads(text))
+
+
+def attempt_dir(job_id: int, attempt: int) -> Path:
+    from llmos.control._paths import job_dir
+
+    return job_dir(job_id) / f"attempt-{attempt}"
+
+
+class LocalExecutor:
+    def __init__(self) -> None:
+        self._children: dict[int, subprocess.Popen] = {}  # the attempts this daemon started
+
+    def launch(self, job_id: int, attempt: int, job: BaseModel, placement: dict[str, Any]) -> Proc:
+        """Start attempt `attempt` of `job` on `placement`; raises LlmosError for a job that cannot start."""
+        folder = attempt_dir(job_id, attempt)
+        folder.mkdir(parents=True, exist_ok=True)
+        command, env, cwd = _program(job, placement, folder)
+        workers = placement["workers"]
+        cores = [c for w in workers for c in w["cores"]]
+        gpus = [g for w in workers for g in w["gpus"]]
+        threads = str(len(workers[0]["cores"]))
+        env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "LLMOS_JOB_ID": str(job_id),
+               "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)), "OMP_NUM_THREADS": threads,
+               "MKL_NUM_THREADS": threads,
+               "LLMOS_WORKER_CORES": ";".join(",".join(map(str, w["cores"])) for w in workers),
+               "LLMOS_WORKER_LOGS": str(folder)}
+        return self.spawn([sys.executable, str(_SHIM), str(folder), ",".join(map(str, cores)), "--", *command],
+                          env, folder / "output.log", cwd)
+
+    def spawn(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> Proc:
+        with open(log_path, "ab") as log:
+            # A session of its own: the daemon's death (or Ctrl-C in its terminal) leaves it running.
+            child = subprocess.Popen(argv, env=env, cwd=cwd or log_path.parent, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self._children[child.pid] = child
+        proc = Proc(child.pid, _create_time(child.pid) or 0.0)
+        (log_path.parent / "pid.json").write_text(proc.to_json())
+        return proc
+
+    def popen(self, proc: Proc) -> subprocess.Popen | None:
+        return self._children.get(proc.pid)
+
+    def poll(self, proc: Proc, folder: Path) -> tuple[bool, int | None, float | None]:
+        """(ended, exit code, end time) of an attempt, ours or adopted after a restart."""
+        child = self._children.get(proc.pid)
+        if child is not None:
+            if child.poll() is None:
+                return False, None, None
+            del self._children[proc.pid]
+            fallback: int | None = _signed(child.returncode)
+        elif alive(proc):
+            return False, None, None
+        else:
+            fallback = None
+        recorded = _exit_record(folder)
+        if recorded is None:
+            # The supervisor died without recording an exit (SIGKILL, OOM): whatever it started in
+            # its process group must not run on beside a retry.
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            return True, fallback, None
+        return True, recorded[0], recorded[1]
+
+    def terminate(self, proc: Proc) -> None:
+        """Ask for a graceful stop: SIGTERM to the shim, which passes it to the program."""
+        if alive(proc):
+            _signal(proc.pid, signal.SIGTERM)
+
+    def kill(self, proc: Proc) -> None:
+        """SIGKILL the attempt and every process under it (torchrun's workers have sessions of their own)."""
+        import psutil
+
+        if not alive(proc):
+            return
+        try:
+            tree = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            tree = []
+        for p in [psutil.Process(proc.pid), *tree]:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+
+
+def alive(proc: Proc) -> bool:
+    """True while the process with this pid *and* this start time runs (zombies count as ended)."""
+    import psutil
+
+    try:
+        p = psutil.Process(proc.pid)
+        return abs(p.create_time() - proc.create_time) < 0.05 and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _program(job: BaseModel, placement: dict[str, Any], folder: Path) -> tuple[list[str], dict[str, str], Path]:
+    if isinstance(job, CommandJob):
+        return list(job.run), dict(job.env), job.cwd or folder
+    from llmos.run import job_file, prepare_run_dir, worker_command
+
+    cores_per_worker = len(placement["workers"][0]["cores"])
+    resources = job.resources.model_copy(update={"cpus_per_proc": cores_per_worker})  # type: ignore[attr-defined]
+    job = prepare_run_dir(job.model_copy(update={"resources": resources}))  # type: ignore[arg-type]
+    return worker_command(job, job_file(job)), {}, Path(job.output)  # type: ignore[arg-type]
+
+
+def _exit_record(folder: Path) -> tuple[int, float] | None:
+    try:
+        data = json.loads((folder / "exit.json").read_text())
+        return int(data["exit_code"]), float(data["ended_s"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _signed(returncode: int) -> int:
+    # The shim exits 128+N when its program died of signal N; report that as -N like Popen does.
+    return returncode - 128 if 128 < returncode < 160 else returncode
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _create_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None

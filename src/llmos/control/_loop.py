@@ -1,0 +1,241 @@
+"""The scheduling loop: reap exits → stop what must stop → ask the policy → apply its decisions.
+
+One `tick` is a thin shell around pure parts (`after_exit`, `build_snapshot`, `schedule`,
+`assign_cores`). Each decision is written through `transition` before it is acted on: a job is
+STARTING (with its placement) before its process is spawned, PREEMPTED before its SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, insert, select, update
+
+from llmos.control._db import read, write
+from llmos.control._errors import Conflict
+from llmos.control._executor import LocalExecutor, Proc, attempt_dir
+from llmos.control._inventory import Inventory
+from llmos.control._outcome import after_exit
+from llmos.control._schema import attempts, jobs
+from llmos.control._snapshot import assign_cores, build_snapshot, used_cores
+from llmos.control._states import JobState
+from llmos.control._transition import transition
+from llmos.errors import LlmosError
+from llmos.scheduler import Decision, Resources, allocation_by_group, decay_usage, policy_config, schedule
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from llmos.control._config import ControlConfig
+
+__all__ = ["ControlLoop"]
+
+_HOLDING = select(jobs).where(jobs.c.holds.is_(True))
+
+
+class ControlLoop:
+    def __init__(self, engine: Engine, inventory: Inventory, config: ControlConfig,
+                 executor: LocalExecutor | None = None, log: Any = print) -> None:
+        self.engine = engine
+        self.inventory = inventory
+        self.config = config
+        self.policy = policy_config(config.policy)
+        self.executor = executor or LocalExecutor()
+        self.deployments: Any = None  # a DeploymentManager once deployments are wired in
+        self.log = log
+        self.usage: dict[str, Resources] = {}
+        self._signalled: set[tuple[int, int]] = set()  # (job, attempt) already sent SIGTERM
+        self._last_s: float | None = None
+
+    # ---- start-up ------------------------------------------------------------------------------
+    def recover(self) -> None:
+        """After a restart: attempts whose process survived are adopted; the others are reaped
+        on the first tick (retried from their checkpoints, or finished if they recorded exit 0)."""
+        with read(self.engine) as conn:
+            holding = conn.execute(_HOLDING).all()
+        for row in holding:
+            folder = attempt_dir(row.id, row.attempt)
+            if row.process is None and (folder / "pid.json").is_file():
+                # Spawned just before the crash, before the daemon could record it.
+                with write(self.engine) as conn:
+                    conn.execute(update(jobs).where(jobs.c.id == row.id).values(
+                        process=(folder / "pid.json").read_text()))
+            from llmos.control._executor import alive
+
+            proc = Proc.from_json(row.process) if row.process else None
+            self.log(f"job {row.id} attempt {row.attempt}: "
+                     + ("process survived, adopted" if proc and alive(proc) else "process gone, will be reaped"))
+
+    # ---- one round -----------------------------------------------------------------------------
+    def tick(self, now_s: float | None = None) -> Decision:
+        now = time.time() if now_s is None else now_s
+        with read(self.engine) as conn:
+            holding = conn.execute(_HOLDING).all()
+        if self._reap(holding, now):
+            with read(self.engine) as conn:
+                holding = conn.execute(_HOLDING).all()
+        self._stop(holding, now)
+        with read(self.engine) as conn:
+            queued = conn.execute(select(jobs).where(and_(jobs.c.state == JobState.QUEUED.value,
+                                                          jobs.c.not_before_s <= now))).all()
+        # Replicas are placed from the API thread too: snapshot and placement see one state of them.
+        with self.deployments.lock if self.deployments is not None else nullcontext():
+            extra = self.deployments.running(now) if self.deployments is not None else []
+            snapshot = build_snapshot(now, self.inventory, queued, holding, self.config.grace_s, extra, self.usage)
+            self._decay(snapshot, now)
+            decision = schedule(snapshot, self.policy) if queued else Decision()
+            self._apply(decision, {str(r.id): r for r in queued}, holding, now)
+        if self.deployments is not None:
+            self.deployments.tick(now)
+        return decision
+
+    def _reap(self, holding: list[Any], now: float) -> bool:
+        changed = False
+        for row in holding:
+            folder = attempt_dir(row.id, row.attempt)
+            if row.process is None:
+                ended, code, ended_s = True, None, None
+            else:
+                ended, code, ended_s = self.executor.poll(Proc.from_json(row.process), folder)
+            if not ended:
+                continue
+            changed = True
+            outcome = after_exit(JobState(row.state), code, row.attempt, row.failures, row.max_retries, now,
+                                 self.config.retry_base_s, self.config.retry_max_s)
+            label = "ok" if code == 0 else ("stopped" if outcome.state == JobState.QUEUED and not outcome.failed
+                                            else "failed" if outcome.failed else "cancelled")
+            try:
+                with write(self.engine) as conn:
+                    conn.execute(update(attempts).where(attempts.c.job_id == row.id, attempts.c.number == row.attempt)
+                                 .values(ended_s=ended_s or now, exit_code=code, outcome=label))
+                    release = {"holds": False, "stop_s": None, "process": None, "exit_code": code}
+                    if outcome.state is None:
+                        conn.execute(update(jobs).where(jobs.c.id == row.id).values(**release))
+                    else:
+                        transition(conn, row.id, outcome.state, outcome.reason, now_s=now, expect=[JobState(row.state)],
+                                   failures=row.failures + int(outcome.failed), not_before_s=outcome.not_before_s,
+                                   **release)
+            except Conflict:
+                continue  # cancelled meanwhile: the next tick sees it as a cancelled job that exited
+            self._signalled.discard((row.id, row.attempt))
+            self.log(f"job {row.id}: {outcome.reason}")
+        return changed
+
+    def _stop(self, holding: list[Any], now: float) -> None:
+        """SIGTERM jobs asked to stop (preempted, cancelled); SIGKILL them once the grace period is over."""
+        for row in holding:
+            if row.stop_s is None or row.process is None:
+                continue
+            proc = Proc.from_json(row.process)
+            if (row.id, row.attempt) not in self._signalled:
+                self.executor.terminate(proc)
+                self._signalled.add((row.id, row.attempt))
+            elif now > row.stop_s + self.config.grace_s:
+                self.log(f"job {row.id}: still running {self.config.grace_s:g} s after SIGTERM; SIGKILL")
+                self.executor.kill(proc)
+
+    def _apply(self, decision: Decision, queued: dict[str, Any], holding: list[Any], now: float) -> None:
+        for reject in decision.rejects:
+            with write(self.engine) as conn:
+                transition(conn, int(reject.job_id), JobState.FAILED, f"rejected by the scheduler: {reject.reason}",
+                           now_s=now, expect=[JobState.QUEUED])
+        for preempt in decision.preempts:
+            if self.deployments is not None and self.deployments.owns(preempt.job_id):
+                continue  # replicas are not preemptible; the policy never asks, but be safe
+            with write(self.engine) as conn:
+                transition(conn, int(preempt.job_id), JobState.PREEMPTED, f"preempted: {preempt.reason}", now_s=now,
+                           stop_s=now)
+            self.log(f"job {preempt.job_id}: preempted ({preempt.reason})")
+        if decision.preempts:
+            with read(self.engine) as conn:
+                self._stop(conn.execute(_HOLDING).all(), now)
+        used = used_cores(r.placement for r in holding)
+        if self.deployments is not None:
+            used |= self.deployments.used_cores()
+        for start in decision.starts:
+            row = queued[start.job_id]
+            placement = assign_cores(start.placement, self.inventory, used)
+            used |= {c for w in placement["workers"] for c in w["cores"]}
+            self._start(row, placement, now)
+
+    def _start(self, row: Any, placement: dict[str, Any], now: float) -> None:
+        attempt = row.attempt + 1
+        cores = [c for w in placement["workers"] for c in w["cores"]]
+        with write(self.engine) as conn:
+            transition(conn, row.id, JobState.STARTING, f"attempt {attempt} placed on cores {cores}", now_s=now,
+                       expect=[JobState.QUEUED], placement=json.dumps(placement), holds=True, attempt=attempt,
+                       stop_s=None, process=None, exit_code=None)
+            conn.execute(insert(attempts).values(job_id=row.id, number=attempt, started_s=now,
+                                                 placement=json.dumps(placement)))
+        try:
+            proc = self.executor.launch(row.id, attempt, _job_model(row), placement)
+        except (LlmosError, OSError) as exc:
+            with write(self.engine) as conn:
+                conn.execute(update(attempts).where(attempts.c.job_id == row.id, attempts.c.number == attempt)
+                             .values(ended_s=time.time(), outcome="failed"))
+                transition(conn, row.id, JobState.FAILED, f"could not start: {exc}", now_s=time.time(),
+                           holds=False)
+            self.log(f"job {row.id}: could not start: {exc}")
+            return
+        try:
+            with write(self.engine) as conn:
+                transition(conn, row.id, JobState.RUNNING, f"attempt {attempt} running (pid {proc.pid})",
+                           now_s=time.time(), expect=[JobState.STARTING], process=proc.to_json())
+                conn.execute(update(attempts).where(attempts.c.job_id == row.id, attempts.c.number == attempt)
+                             .values(pid=proc.pid))
+        except Conflict:  # cancelled while it was being spawned: record the process so that it is stopped
+            with write(self.engine) as conn:
+                conn.execute(update(jobs).where(jobs.c.id == row.id).values(process=proc.to_json()))
+
+    def _decay(self, snapshot: Any, now: float) -> None:
+        """Each owner's decayed usage, for fair share between owners."""
+        elapsed = 0.0 if self._last_s is None else now - self._last_s
+        self._last_s = now
+        held: dict[str, Resources] = {}
+        for (_, owner), amount in allocation_by_group(snapshot.running).items():
+            held[owner] = held.get(owner, Resources()) + amount
+        for owner in set(held) | set(self.usage):
+            self.usage[owner] = decay_usage(self.usage.get(owner, Resources()), held.get(owner, Resources()),
+                                            elapsed, self.policy.half_life_s)
+
+    # ---- shutdown ------------------------------------------------------------------------------
+    def stop_all(self, reason: str, timeout_s: float) -> None:
+        """Preempt every running job (each checkpoints and goes back to the queue) and wait for them."""
+        now = time.time()
+        with read(self.engine) as conn:
+            running = conn.execute(_HOLDING.where(jobs.c.state.in_(
+                [JobState.RUNNING.value, JobState.STARTING.value]))).all()
+        for row in running:
+            try:
+                with write(self.engine) as conn:
+                    transition(conn, row.id, JobState.PREEMPTED, reason, now_s=now, stop_s=now)
+            except Conflict:
+                continue
+        deadline, killed = time.monotonic() + timeout_s, False
+        while True:
+            with read(self.engine) as conn:
+                holding = conn.execute(_HOLDING).all()
+            if not holding:
+                return
+            now = time.time()
+            self._reap(holding, now)
+            self._stop(holding, now)
+            if time.monotonic() > deadline:
+                if killed:
+                    return
+                for row in holding:
+                    if row.process:
+                        self.executor.kill(Proc.from_json(row.process))
+                deadline, killed = time.monotonic() + 5, True  # reap what SIGKILL ended, then give up
+            time.sleep(0.1)
+
+
+def _job_model(row: Any) -> Any:
+    from llmos.control._command import CommandJob
+    from llmos.spec import validate_dict
+
+    raw = json.loads(row.spec)
+    return CommandJob.model_validate(raw) if raw.get("kind") == "command" else validate_dict(raw, f"job {row.id}")

@@ -1,0 +1,33 @@
+"""Where the control plane keeps its files under LLMOS_HOME."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmos.paths import home
+
+__all__ = ["admin_token_file", "control_dir", "daemon_file", "daemon_log", "job_dir"]
+
+
+def control_dir() -> Path:
+    path = home() / "control"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def daemon_file() -> Path:
+    """Written by a running daemon: its pid, process start time and URL."""
+    return control_dir() / "daemon.json"
+
+
+def daemon_log() -> Path:
+    return control_dir() / "daemon.log"
+
+
+def admin_token_file() -> Path:
+    return control_dir() / "admin.token"
+
+
+def job_dir(job_id: int) -> Path:
+    """A job's logs and attempt records: attempt-N/{launcher.log, worker-R.log, exit.json}."""
+    return control_dir() / "jobs" / str(job_id)

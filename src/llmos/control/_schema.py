@@ -1,0 +1,125 @@
+"""The control plane's tables (SQLAlchemy Core): one definition for SQLite and PostgreSQL.
+
+Times are seconds since the epoch (floats) so that the scheduler snapshot needs no conversion.
+`transitions`, `completions` and `audit` are only ever inserted into; `completions` has the job
+id as its primary key, so a job cannot be recorded as finished twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["attempts", "audit", "completions", "deployments", "jobs", "metadata", "tokens", "transitions"]
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("owner", String(100), nullable=False),  # who submitted it (the token's owner)
+    Column("project", String(100), nullable=False),  # whose fair share it counts against
+    Column("priority", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("spec", Text, nullable=False),  # the validated job, as JSON
+    Column("workers", Integer, nullable=False),
+    Column("cpus", Float, nullable=False),  # per worker
+    Column("memory_gb", Float, nullable=False),  # per worker
+    Column("gpus", Integer, nullable=False),  # per worker
+    Column("max_retries", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False, default=0),  # attempts started
+    Column("failures", Integer, nullable=False, default=0),  # attempts failed (counted against max_retries)
+    Column("submit_s", Float, nullable=False),  # place in the queue; kept when requeued
+    Column("updated_s", Float, nullable=False),
+    Column("not_before_s", Float, nullable=False, default=0.0),  # retry backoff
+    Column("placement", Text),  # JSON: cores and GPU indices per worker
+    Column("process", Text),  # JSON: {"pid", "create_time"} of the attempt's supervisor
+    Column("stop_s", Float),  # when SIGTERM was sent (the grace period runs from here)
+    Column("holds", Boolean, nullable=False, default=False),  # its processes may hold the placement
+    Column("exit_code", Integer),
+    Column("reason", Text, nullable=False, default=""),
+    Column("run_dir", Text),
+    Index("ix_jobs_state", "state"),
+    Index("ix_jobs_owner", "owner"),
+)
+
+transitions = Table(
+    "transitions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("at_s", Float, nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+attempts = Table(
+    "attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    Column("started_s", Float, nullable=False),
+    Column("ended_s", Float),
+    Column("exit_code", Integer),
+    Column("outcome", String(16)),
+    Column("pid", Integer),
+    Column("placement", Text),
+    UniqueConstraint("job_id", "number", name="uq_attempt"),
+)
+
+completions = Table(
+    "completions", metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("at_s", Float, nullable=False),
+    Column("exit_code", Integer),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("owner", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),  # sha256 of the token; never the token
+    Column("created_s", Float, nullable=False),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at_s", Float, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("source", String(100), nullable=False),  # the client's address
+    Column("outcome", String(16), nullable=False),  # ok, denied, or the error status
+    Column("detail", Text, nullable=False, default=""),
+)
+
+deployments = Table(
+    "deployments", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("model_ref", String(300), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("front_port", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # ACTIVE, STOPPED
+    Column("created_s", Float, nullable=False),
+    Column("updated_s", Float, nullable=False),
+)

@@ -1,0 +1,251 @@
+"""The control plane's operations, independent of HTTP: submit, list, show, cancel, logs, tokens.
+
+The REST app is a thin shell over this class; each state-changing operation runs in one short
+write transaction together with its audit record, and a refused one is audited too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+
+from llmos.control import _auth as auth
+from llmos.control._command import CommandJob
+from llmos.control._db import read, write
+from llmos.control._errors import Conflict, ControlError, NotFound
+from llmos.control._inventory import Inventory
+from llmos.control._paths import job_dir
+from llmos.control._schema import attempts, audit, jobs, transitions
+from llmos.control._states import HOLDING, TERMINAL, JobState
+from llmos.control._submit import check_fits, request_of, validate_submission
+from llmos.control._transition import create_job, transition
+from llmos.control._views import JOB_COLUMNS, job_view
+from llmos.errors import LlmosError, SpecError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from llmos.control._config import ControlConfig
+
+__all__ = ["Service"]
+
+_MAX_PAGE = 10_000
+_LOG_CHUNK = 1 << 20
+
+
+class Service:
+    def __init__(self, engine: Engine, inventory: Inventory, config: ControlConfig,
+                 wake: Callable[[], None] = lambda: None) -> None:
+        self.engine = engine
+        self.inventory = inventory
+        self.config = config
+        self.wake = wake
+        self.deployments: Any = None  # set by the daemon when deployments are available
+        self._callers: dict[str, auth.Caller] = {}  # token digest -> caller; tokens are never changed
+
+    # ---- identity ------------------------------------------------------------------------------
+    def caller(self, token: str | None, source: str) -> auth.Caller:
+        key = auth.digest(token) if token else ""
+        known = self._callers.get(key)
+        if known is None:
+            with read(self.engine) as conn:
+                known = auth.verify(conn, token, source)
+            self._callers[key] = known
+        return auth.Caller(known.owner, known.role, source)
+
+    # ---- jobs ----------------------------------------------------------------------------------
+    def submit(self, caller: auth.Caller, spec: dict[str, Any], overrides: list[str] | None = None,
+               priority: str = "normal", project: str | None = None, max_retries: int | None = None) -> dict:
+        from llmos.scheduler import priority_rank
+
+        with self._audited(caller, "submit", spec.get("name", "?") if isinstance(spec, dict) else "?") as note:
+            auth.require(caller, "developer", "submit jobs")
+            job = validate_submission(spec, overrides)
+            if getattr(job, "kind", None) == "serve":
+                result = self._deploy(caller, job)
+                note["audited"] = True  # the deployment recorded its own audit line
+                return result
+            request = request_of(job)
+            check_fits(request, self.inventory)
+            try:
+                rank = priority_rank(priority)
+            except LlmosError as exc:
+                raise SpecError("bad submission:", problems=[("priority", exc.message)], hint=exc.hint) from None
+            retries = self.config.max_retries if max_retries is None else max_retries
+            if retries < 0:
+                raise ControlError(f"max_retries must be >= 0, got {retries}.")
+            now = time.time()
+            with write(self.engine) as conn:
+                job_id = create_job(conn, {
+                    "name": job.name, "kind": job.kind, "owner": caller.owner,  # type: ignore[attr-defined]
+                    "project": project or caller.owner, "priority": rank, "spec": "{}",
+                    "workers": request.workers, "cpus": float(request.cpus), "memory_gb": request.memory_gb,
+                    "gpus": request.gpus, "max_retries": retries},
+                    f"submitted by {caller.owner} from {caller.source}", now_s=now)
+                job, run_dir = _with_output(job, job_id)
+                if run_dir is not None:
+                    _check_run_dir(conn, job_id, run_dir)
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(
+                    spec=job.model_dump_json(by_alias=True), run_dir=run_dir))
+                auth.record(conn, caller, "submit", f"job {job_id}", detail=f"{job.name} priority={priority}",
+                            now_s=now)
+            note["audited"] = True
+        self.wake()
+        return {"id": job_id, "state": JobState.QUEUED.value, "run_dir": run_dir}
+
+    def jobs(self, caller: auth.Caller, state: str | None = None, owner: str | None = None, limit: int = 100,
+             before: int | None = None) -> list[dict]:
+        cols = [getattr(jobs.c, c) for c in JOB_COLUMNS]
+        query = select(*cols).order_by(jobs.c.id.desc()).limit(max(1, min(limit, _MAX_PAGE)))
+        if state:
+            states = [s.strip().upper() for s in state.split(",")]
+            unknown = [s for s in states if s not in JobState.__members__]
+            if unknown:
+                raise ControlError(f"unknown state(s) {unknown}.", hint=f"Use: {', '.join(JobState)}.")
+            query = query.where(jobs.c.state.in_(states))
+        if owner:
+            query = query.where(jobs.c.owner == owner)
+        if before:
+            query = query.where(jobs.c.id < before)
+        with read(self.engine) as conn:
+            rows = conn.execute(query).all()
+        views = [job_view(r) for r in rows]
+        for view in views:
+            if view["state"] not in HOLDING:
+                view["placement"] = None
+        return views
+
+    def job(self, job_id: int) -> dict:
+        with read(self.engine) as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            if row is None:
+                raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs")
+            history = conn.execute(select(transitions).where(transitions.c.job_id == job_id)
+                                   .order_by(transitions.c.id)).all()
+            tries = conn.execute(select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)).all()
+        view = job_view(row)
+        view["spec"] = json.loads(row.spec)
+        view["transitions"] = [{"at_s": t.at_s, "from": t.from_state, "to": t.to_state, "attempt": t.attempt,
+                                "reason": t.reason} for t in history]
+        view["attempts"] = [{"number": a.number, "started_s": a.started_s, "ended_s": a.ended_s,
+                             "exit_code": a.exit_code, "outcome": a.outcome, "pid": a.pid,
+                             "placement": json.loads(a.placement) if a.placement else None} for a in tries]
+        view["logs"] = self.log_files(job_id)
+        return view
+
+    def cancel(self, caller: auth.Caller, job_id: int) -> dict:
+        with self._audited(caller, "cancel", f"job {job_id}") as note:
+            auth.require(caller, "developer", "cancel jobs")
+            now = time.time()
+            with write(self.engine) as conn:
+                row = conn.execute(select(jobs.c.owner, jobs.c.state, jobs.c.holds).where(jobs.c.id == job_id)).first()
+                if row is None:
+                    raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs")
+                if not caller.is_admin and row.owner != caller.owner:
+                    raise auth.Forbidden(f"job {job_id} belongs to {row.owner}; {caller.owner} (developer) may "
+                                         "cancel only their own jobs.", hint="Ask its owner or an admin.")
+                if JobState(row.state) in TERMINAL:
+                    raise Conflict(f"job {job_id} has already finished ({row.state}); there is nothing to cancel.",
+                                   hint=f"See how it ended with: llmos jobs show {job_id}")
+                fields = {"stop_s": now} if row.holds else {}
+                transition(conn, job_id, JobState.CANCELLED, f"cancelled by {caller.owner}", now_s=now, **fields)
+                auth.record(conn, caller, "cancel", f"job {job_id}", now_s=now)
+            note["audited"] = True
+        self.wake()
+        return {"id": job_id, "state": JobState.CANCELLED.value}
+
+    # ---- logs ----------------------------------------------------------------------------------
+    def log_files(self, job_id: int) -> list[dict]:
+        folder = job_dir(job_id)
+        files = sorted(folder.glob("attempt-*/*.log"), key=lambda p: (int(p.parent.name.split("-")[1]), p.name))
+        return [{"name": f"{p.parent.name}/{p.name}", "size": p.stat().st_size} for p in files]
+
+    def read_log(self, job_id: int, name: str, offset: int = 0) -> dict:
+        folder = job_dir(job_id).resolve()
+        path = (folder / name).resolve()
+        if folder not in path.parents or path.suffix != ".log" or not path.is_file():
+            raise NotFound(f"job {job_id} has no log {name!r}.", hint=f"List its logs with: llmos jobs show {job_id}")
+        with open(path, "rb") as f:
+            f.seek(max(0, offset))
+            data = f.read(_LOG_CHUNK)
+        return {"name": name, "offset": offset + len(data), "text": data.decode("utf-8", "replace")}
+
+    # ---- tokens and audit ----------------------------------------------------------------------
+    def create_token(self, caller: auth.Caller, role: str, name: str, owner: str | None) -> dict:
+        with self._audited(caller, "tokens.create", f"{role} token {name}") as note:
+            auth.require(caller, "admin", "create tokens")
+            with write(self.engine) as conn:
+                token = auth.create_token(conn, name=name, owner=owner or name, role=role)
+                auth.record(conn, caller, "tokens.create", f"{role} token {name}", detail=f"owner={owner or name}")
+            note["audited"] = True
+        return {"token": token, "role": role, "owner": owner or name, "name": name}
+
+    def audit(self, caller: auth.Caller, limit: int = 100) -> list[dict]:
+        auth.require(caller, "admin", "read the audit log")
+        with read(self.engine) as conn:
+            rows = conn.execute(select(audit).order_by(audit.c.id.desc()).limit(min(limit, _MAX_PAGE))).all()
+        return [dict(r._mapping) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with read(self.engine) as conn:
+            rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
+        return {state: n for state, n in rows}
+
+    # ---- deployments ---------------------------------------------------------------------------
+    def _deploy(self, caller: auth.Caller, job: Any) -> dict:
+        if self.deployments is None:
+            raise ControlError("deployments are not available in this build of the control plane.",
+                               hint="Serve the model in the foreground with: llmos serve MODEL_REF")
+        self.wake()
+        return self.deployments.deploy(caller, job)
+
+    def undeploy(self, caller: auth.Caller, name: str) -> dict:
+        with self._audited(caller, "undeploy", f"deployment {name}"):
+            auth.require(caller, "developer", "stop deployments")
+            if self.deployments is None:
+                raise NotFound(f"no deployment {name}.", hint="List them with: llmos status")
+            return self.deployments.undeploy(caller, name)
+
+    @contextmanager
+    def _audited(self, caller: auth.Caller, action: str, target: str) -> Iterator[dict]:
+        """Audit a refused call in a transaction of its own (the refused one was rolled back)."""
+        note: dict = {}
+        try:
+            yield note
+        except LlmosError as exc:
+            if not note.get("audited"):
+                status = getattr(exc, "status", 422)
+                with write(self.engine) as conn:
+                    auth.record(conn, caller, action, target, outcome=str(status), detail=exc.message)
+            raise
+
+
+def _with_output(job: Any, job_id: int) -> tuple[Any, str | None]:
+    """Give a training job without `output` a folder of its own: runs/NAME-ID."""
+    if isinstance(job, CommandJob) or not hasattr(job, "output"):
+        return job, None
+    from llmos.paths import runs_dir
+
+    if job.output is None:
+        job = job.model_copy(update={"output": runs_dir() / f"{job.name}-{job_id}"})
+    return job, str(Path(job.output).expanduser().resolve())
+
+
+def _check_run_dir(conn: Connection, job_id: int, run_dir: str) -> None:
+    from llmos.run._runfile import read as read_runfile
+
+    busy = conn.execute(select(jobs.c.id, jobs.c.state).where(
+        jobs.c.run_dir == run_dir, jobs.c.id != job_id,
+        jobs.c.state.notin_([s.value for s in TERMINAL]))).first()
+    if busy is not None:
+        raise Conflict(f"job {busy.id} ({busy.state}) already writes to {run_dir}.",
+                       hint="Give this job another folder with output=PATH or name=NEW_NAME.")
+    if read_runfile(Path(run_dir)).get("status") == "finished":
+        raise Conflict(f"{run_dir} holds a finished run.",
+                       hint="Choose another folder with output=PATH or name=NEW_NAME (the finished run is kept).")

@@ -1,0 +1,76 @@
+"""`llmos top`'s data: the machine now (each core, memory, each GPU) and which job holds what."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from llmos.control._db import read
+from llmos.control._schema import jobs
+
+if TYPE_CHECKING:
+    from llmos.control._service import Service
+
+__all__ = ["machine_view"]
+
+
+def machine_view(service: Service) -> dict[str, Any]:
+    import psutil
+
+    with read(service.engine) as conn:
+        holding = conn.execute(select(jobs.c.id, jobs.c.name, jobs.c.owner, jobs.c.state, jobs.c.placement,
+                                      jobs.c.memory_gb, jobs.c.workers).where(jobs.c.holds.is_(True))).all()
+    core_job: dict[int, str] = {}
+    gpu_job: dict[int, str] = {}
+    held = []
+    for row in holding:
+        placement = json.loads(row.placement) if row.placement else {"workers": []}
+        cores = [c for w in placement["workers"] for c in w["cores"]]
+        gpus = [g for w in placement["workers"] for g in w["gpus"]]
+        core_job.update({c: str(row.id) for c in cores})
+        gpu_job.update({g: str(row.id) for g in gpus})
+        held.append({"id": str(row.id), "name": row.name, "owner": row.owner, "state": row.state, "cores": cores,
+                     "gpus": gpus, "memory_gb": row.memory_gb * row.workers})
+    if service.deployments is not None:
+        for replica in service.deployments.holders():
+            core_job.update({c: replica["id"] for c in replica["cores"]})
+            gpu_job.update({g: replica["id"] for g in replica["gpus"]})
+            held.append(replica)
+    # Since the previous call (the daemon primes it at start): a live view without a blocking sample.
+    percents = psutil.cpu_percent(percpu=True)
+    mem = psutil.virtual_memory()
+    inv = service.inventory
+    return {
+        "cores": [{"id": c, "percent": percents[c] if c < len(percents) else None, "job": core_job.get(c)}
+                  for c in inv.cores],
+        "memory": {"total_gb": round(mem.total / 1e9, 2), "used_gb": round((mem.total - mem.available) / 1e9, 2),
+                   "schedulable_gb": round(inv.memory_gb, 2),
+                   "reserved_by_jobs_gb": round(sum(h["memory_gb"] for h in held), 2)},
+        "gpus": [{**g, "job": gpu_job.get(g["index"])} for g in _gpu_use(inv)],
+        "jobs": held,
+    }
+
+
+def _gpu_use(inv: Any) -> list[dict[str, Any]]:
+    gpus = [{"index": g.index, "name": g.name, "memory_gb": g.memory_gb, "util_percent": None, "memory_used_gb": None}
+            for g in inv.gpus]
+    exe = shutil.which("nvidia-smi")
+    if not gpus or exe is None:
+        return gpus
+    try:
+        out = subprocess.run([exe, "--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return gpus
+    live = {}
+    for line in out.strip().splitlines():
+        index, util, used = (p.strip() for p in line.split(","))
+        live[int(index)] = (float(util), round(float(used) / 1024, 2))
+    for g in gpus:
+        if g["index"] in live:
+            g["util_percent"], g["memory_used_gb"] = live[g["index"]]
+    return gpus
