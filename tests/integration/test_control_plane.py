@@ -275,17 +275,18 @@ def test_deployment_holds_cores_serves_and_rolls(plane, tmp_path: Path, llmos_ho
     url = f"http://127.0.0.1:{port}/v1/classify"
     with client() as c:
         wait_for(lambda: c.deployments()[0]["ready"] == 1, timeout_s=150, what="the replica to be ready")
-        assert httpx.post(url, json={"input": "hello"}, timeout=30).status_code == 200
+        answer = httpx.post(url, json={"input": "hello"}, timeout=30)
+        assert answer.status_code == 200, (answer.text, c.deployments())
         replica_cores = c.deployments()[0]["replicas"][0]["cores"]
-        assert len(replica_cores) == 1
+        assert len(replica_cores) == 1, c.deployments()
         # The replica holds one of the two cores: a 1-core job runs beside it, a 2-core job waits.
         narrow = c.submit_file(command_job(tmp_path, "narrow", [PY, "-c", "import os; print(os.sched_getaffinity(0))"]))
         wait_for(lambda: c.job(narrow["id"])["state"] == "SUCCEEDED", what="the 1-core job")
         wide = c.submit_file(command_job(tmp_path, "wide", ["true"], cpus=2))["id"]
         time.sleep(2)
-        assert c.job(wide)["state"] == "QUEUED"
+        assert c.job(wide)["state"] == "QUEUED", (c.job(wide), c.deployments())
         narrow_cores = c.job(narrow["id"])["attempts"][0]["placement"]["workers"][0]["cores"]
-        assert set(narrow_cores).isdisjoint(replica_cores)
+        assert set(narrow_cores).isdisjoint(replica_cores), (narrow_cores, c.deployments())
         assert "tiny" in llmos("status").stdout and "SERVING" in llmos("top", "--once").stdout
 
         # The alias moves: deploying the same reference again rolls to the new version.

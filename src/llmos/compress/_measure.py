@@ -37,7 +37,11 @@ def params_count(model: Any) -> int:
         graph = onnx.load(str(model.path), load_external_data=False).graph
         # int8 weights and their fp32 originals never both live in one graph; scales are small.
         return sum(_numel(t.dims) for t in graph.initializer if len(t.dims) >= 1 and _numel(t.dims) > 1)
-    return sum(p.numel() for p in model.parameters())
+    from llmos.models._int8_embedding import Int8Embedding
+
+    # int8 embedding tables are buffers, not parameters, but they are the model's weights all the same
+    tables = sum(m.qweight.numel() for m in model.modules() if isinstance(m, Int8Embedding))
+    return sum(p.numel() for p in model.parameters()) + tables
 
 
 def _numel(dims: Any) -> int:

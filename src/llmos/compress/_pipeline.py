@@ -22,7 +22,7 @@ from typing import Any
 from llmos.compress._data import check_sources, load_data
 from llmos.compress._recipe import Parent, RecipeContext, slug
 from llmos.compress._recipes import get_recipe
-from llmos.compress._report import measure, plot_pareto, seq_len_for, summarize
+from llmos.compress._report import compiles, measure, plot_pareto, seq_len_for, summarize
 from llmos.errors import LlmosError, ModelError, SpecError
 from llmos.spec import CompressJob
 
@@ -90,6 +90,12 @@ def _run(job: CompressJob, parent: Parent, plans: list[tuple[Any, Any, Any]], da
     parent_row = {"label": "parent", "ref": parent.ref, "version": parent.version, "format": parent.format,
                   "measured": measure(parent.folder, job=job, data=data, work_dir=measure_dir, label="parent",
                                       fmt=parent.format)}
+    if job.report.compile == "auto" and any(compiles(job, c["format"]) for c in children):
+        # Compiled children are also compared with the compiled parent: compiling alone speeds up
+        # fp32 too, and the report must not credit quantization with that.
+        note("[parent] measuring compiled, as the reference for compiled children")
+        parent_row["measured_compiled"] = measure(parent.folder, job=job, data=data, work_dir=measure_dir,
+                                                  label="parent-compiled", fmt=parent.format, force_compile=True)
     for child in children:
         note(f"[{child['label']}] measuring")
         child["measured"] = measure(Path(child["folder"]), job=job, data=data, work_dir=measure_dir,

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from llmos.compress._data import CompressData
     from llmos.spec import CompressJob
 
-__all__ = ["measure", "plot_pareto", "render_table", "seq_len_for", "summarize"]
+__all__ = ["compiles", "measure", "plot_pareto", "render_table", "seq_len_for", "summarize"]
 
 _MEASURE_TIMEOUT_S = 1800  # one model's measurement; compiling a large model on 2 cores is slow
 
@@ -33,13 +33,18 @@ def seq_len_for(job: CompressJob, data: CompressData) -> int:
     return max(8, -(-p90 // 8) * 8)
 
 
+def compiles(job: CompressJob, fmt: str) -> bool:
+    """Whether the report compiles a model of this format before timing it."""
+    if fmt == "onnx-int8":
+        return False  # ONNX Runtime optimises its own graph
+    return job.report.compile == "always" or (job.report.compile == "auto" and fmt.startswith("torchao-"))
+
+
 def measure(folder: Path, *, job: CompressJob, data: CompressData, work_dir: Path, label: str,
-            fmt: str) -> dict[str, Any]:
+            fmt: str, force_compile: bool = False) -> dict[str, Any]:
     """Measure `folder` in a fresh Python process; returns `_measure.measure_folder`'s result."""
     rep = job.report
-    compile_it = rep.compile == "always" or (rep.compile == "auto" and fmt.startswith("torchao-"))
-    if fmt == "onnx-int8":
-        compile_it = False  # ONNX Runtime optimises its own graph
+    compile_it = force_compile or compiles(job, fmt)
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
     request = {"folder": str(folder), "task": data.task, "pad_id": data.pad_id, "label_names": data.label_names,
                "eval": asdict(data.eval), "seq_len": seq_len_for(job, data), "batch_size": rep.batch_size,
@@ -71,7 +76,11 @@ def summarize(job: CompressJob, task: str, parent: dict[str, Any], children: lis
     for child in children:
         comparison = compare(parent["measured"], child["measured"], task)
         result = decide(job.gate, comparison)
-        rows.append({**child, "vs_parent": asdict(comparison),
+        extra = {}
+        if "measured_compiled" in parent and child["measured"]["compiled"]:
+            # the same compiler on both sides: what quantizing gains beyond what compiling gains
+            extra["vs_parent_compiled"] = asdict(compare(parent["measured_compiled"], child["measured"], task))
+        rows.append({**child, "vs_parent": asdict(comparison), **extra,
                      "gate": {"passed": result.passed, "reasons": list(result.reasons), "reason": result.reason}})
     return {"task": task, "metric": metric, "higher_is_better": higher_better, "metric_points_per_unit": scale,
             "parent": parent, "children": rows, "gate": job.gate.model_dump() if job.gate else None,
@@ -89,7 +98,12 @@ def render_table(report: dict[str, Any]) -> Any:
     for col in ("model", metric, "p50/p95 ms", f"ex/s b={settings['batch_size']}", "MB", "params", "mem MB",
                 "gate"):
         table.add_column(col, justify="left" if col in ("model", "gate") else "right")
-    table.add_row(*_cells(report["parent"], None, metric, scale), "parent")
+    parent = report["parent"]
+    table.add_row(*_cells(parent, None, metric, scale), "parent")
+    if "measured_compiled" in parent:
+        compiled = {"label": "parent, compiled", "measured": parent["measured_compiled"]}
+        vs = compare(parent["measured"], parent["measured_compiled"], report["task"])
+        table.add_row(*_cells(compiled, asdict(vs), metric, scale), "reference")
     for child in report["children"]:
         table.add_row(*_cells(child, child["vs_parent"], metric, scale),
                       "[green]pass[/]" if child["gate"]["passed"] else "[red]fail[/]")

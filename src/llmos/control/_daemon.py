@@ -9,9 +9,11 @@ deployments, and exits. One daemon per LLMOS_HOME (a lock file).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -59,8 +61,8 @@ def _serve(config: ControlConfig) -> int:
     engine = open_db(config.db)
     inventory = detect(config)
     ensure_admin_token(engine, admin_token_file())
-    wake, stopping = threading.Event(), threading.Event()
-    service = Service(engine, inventory, config, wake.set)
+    waker = _Waker()
+    service = Service(engine, inventory, config, waker.wake)
     loop = ControlLoop(engine, inventory, config, log=_log)
     _wire_deployments(service, loop, inventory, config)
     loop.recover()
@@ -96,21 +98,23 @@ def _serve(config: ControlConfig) -> int:
     _log(f"control plane up at {info['url']} (pid {info['pid']}, db {info['db']}, {len(inventory.cores)} cores, "
          f"{len(inventory.gpus)} GPUs, policy {config.policy})")
 
-    def on_stop(signum: int, _frame: Any) -> None:
-        stopping.set()
-        wake.set()
+    stopping: list[int] = []
 
+    def on_stop(signum: int, _frame: Any) -> None:
+        stopping.append(signum)  # no lock here: the handler may interrupt code holding one
+
+    signal.set_wakeup_fd(waker.write_fd)  # every handled signal (SIGCHLD: an attempt ended) wakes the loop
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGCHLD, lambda *_: wake.set())
-    while not stopping.is_set():
-        wake.clear()
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    while not stopping:
+        waker.drain()
         try:
             loop.tick()
         except Exception:  # a bad round must not take the machine's scheduler down; it is logged
             _log("scheduling round failed:\n" + traceback.format_exc())
             time.sleep(config.interval_s)
-        wake.wait(config.interval_s)
+        waker.wait(config.interval_s)
 
     _log("stopping: running jobs checkpoint and go back to the queue")
     loop.stop_all("control plane stopped (llmos down): requeued, resumes at the next llmos up",
@@ -122,6 +126,31 @@ def _serve(config: ControlConfig) -> int:
     daemon_file().unlink(missing_ok=True)
     _log("stopped")
     return 0
+
+
+class _Waker:
+    """Wakes the loop from API threads and signal handlers through a pipe.
+
+    Not a threading.Event: a handler that sets one can interrupt the main thread while it holds
+    the event's lock, and wait for that lock forever.
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full pipe already means "wake up"
+            os.write(self.write_fd, b"w")
+
+    def wait(self, timeout_s: float) -> None:
+        select.select([self.read_fd], [], [], timeout_s)
+
+    def drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.read_fd, 4096):
+                pass
 
 
 def _wire_deployments(service: Any, loop: Any, inventory: Any, config: ControlConfig) -> None:
