@@ -95,11 +95,12 @@ class Server:
 
 
 THREADS: int | None = None  # --threads: model threads of every side (None: each side's default, all cores)
+PRECISION = "fp32"  # --precision: the llmos server's runtime.precision (and the direct call's autocast)
 
 
 def llmos_server(ref: str, home: Path, batch: int, max_queue: int) -> Server:
     job = {"kind": "serve", "model": ref, "name": "sst2-minilm", "server": {"port": 0, "api_key_env": None},
-           "runtime": {"num_threads": THREADS},
+           "runtime": {"num_threads": THREADS, "precision": PRECISION},
            "batching": {"max_batch_size": batch, "max_wait_ms": 5, "max_batch_tokens": 2048},
            "limits": {"max_queue": max_queue}}
     path = home / f"serve-{batch}.json"
@@ -132,7 +133,7 @@ def direct_p50_ms(folder: Path, texts: list[str], n: int) -> float:
     torch.set_num_threads(THREADS or default_threads())
     built = load_trained(folder)
     times = []
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=PRECISION == "bf16"):
         for i in range(n + 20):
             start = time.perf_counter()
             enc = built.tokenizer(texts[i % len(texts)], return_tensors="pt")
@@ -163,9 +164,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short phases (a smoke run of every figure)")
     parser.add_argument("--threads", type=int, default=None,
                         help="model threads for every side (default: all cores, each side's default)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="the llmos server's precision (the naive app stays fp32, as a naive app would)")
     args = parser.parse_args()
-    global THREADS
-    THREADS = args.threads
+    global THREADS, PRECISION
+    THREADS, PRECISION = args.threads, args.precision
     phase_s, overload_s = (6.0, 20.0) if args.quick else (30.0, 120.0)
     texts = dev_texts()
     with tempfile.TemporaryDirectory(prefix="llmos-bench-serve-") as tmp:
@@ -220,7 +223,7 @@ def _figures(direct: float, b1_c1: Any, b1_c16: Any, dyn: Any, base: Any, over: 
         "overload: rss growth < 5%": over["rss_growth"] < 0.05,
     }
     return {
-        "machine": machine(), "quick": quick, "threads": THREADS or "all cores",
+        "machine": machine(), "quick": quick, "threads": THREADS or "all cores", "precision": PRECISION,
         "model": "all-MiniLM-L6-v2 + fresh 2-label head, SST-2 dev sentences",
         "direct_p50_ms": round(direct, 3),
         "batch1_c1": vars(b1_c1), "batch1_c16": vars(b1_c16), "dynamic_c16": vars(dyn), "naive_c16": vars(base),
