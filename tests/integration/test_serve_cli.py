@@ -46,8 +46,11 @@ register: {{name: reviews, alias: candidate}}
     os.environ["LLMOS_HOME"] = str(home)
     try:
         llmos("train", str(job))
-    finally:
-        os.environ["LLMOS_HOME"] = old or ""
+    finally:  # restore exactly: an empty LLMOS_HOME would mean the current folder
+        if old is None:
+            os.environ.pop("LLMOS_HOME", None)
+        else:
+            os.environ["LLMOS_HOME"] = old
     yield home
 
 
