@@ -146,16 +146,32 @@ def direct_p50_ms(folder: Path, texts: list[str], n: int) -> float:
 def overload(ref: str, home: Path, texts: list[str], rate: float, seconds: float) -> dict[str, Any]:
     # A queue of one batch: what is accepted waits at most about two forward passes.
     server = llmos_server(ref, home, batch=32, max_queue=32)
+    samples: list[tuple[float, float]] = []  # (seconds into the flood, RSS MB), every 5 s
+    done = threading.Event()
+
+    def sample() -> None:
+        start = time.perf_counter()
+        while not done.wait(0 if not samples else 5.0):
+            samples.append((round(time.perf_counter() - start, 1), round(server.rss_mb(), 1)))
+
     try:
         load(server.url, texts, 3.0, rate=rate)  # reach the steady state before the first memory sample
-        rss_start = server.rss_mb()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         report = load(server.url, texts, seconds, rate=rate)
-        rss_end = server.rss_mb()
+        done.set()
+        sampler.join()
+        samples.append((round(seconds, 1), round(server.rss_mb(), 1)))
     finally:
         server.stop()
     errors = report.errors
+    rss_start, rss_end = samples[0][1], samples[-1][1]
+    # The allocators settle in the first seconds of a flood (arenas, caches of batch shapes); what
+    # would be a leak keeps growing after that, so the growth after the first 20 s is shown apart.
+    settled = next((mb for t, mb in samples if t >= 20.0), rss_start)
     return {"rate_rps": rate, "report": vars(report), "rss_start_mb": rss_start, "rss_end_mb": rss_end,
-            "rss_growth": (rss_end - rss_start) / rss_start,
+            "rss_growth": (rss_end - rss_start) / rss_start, "rss_at_20s_mb": settled,
+            "rss_growth_after_20s": (rss_end - settled) / settled, "rss_samples": samples,
             "n_429": errors.get("429", 0), "n_5xx": sum(v for k, v in errors.items() if k.startswith("5"))}
 
 
@@ -247,7 +263,8 @@ def _print(r: dict[str, Any]) -> None:
     rows.append((f"overload {o['rate_rps']:.0f} req/s open loop, {o['report']['duration_s']:.0f} s",
                  f"{o['report']['throughput_rps']:.1f} ok/s, p99 {o['report']['p99_ms']} ms, 429: {o['n_429']}, "
                  f"5xx: {o['n_5xx']}, RSS {o['rss_start_mb']:.0f}->{o['rss_end_mb']:.0f} MB "
-                 f"({100 * o['rss_growth']:+.1f}%)"))
+                 f"({100 * o['rss_growth']:+.1f}%; {100 * o['rss_growth_after_20s']:+.1f}% after the first 20 s)"))
+    rows.append(("RSS every 5 s of the flood (s, MB)", " ".join(f"{t:.0f}:{mb:.0f}" for t, mb in o["rss_samples"])))
     width = max(len(a) for a, _ in rows)
     for a, b in rows:
         print(f"  {a:<{width}}  {b}")

@@ -24,7 +24,16 @@ from llmos.control._snapshot import assign_cores, build_snapshot, used_cores
 from llmos.control._states import JobState
 from llmos.control._transition import transition
 from llmos.errors import LlmosError
-from llmos.scheduler import Decision, Resources, allocation_by_group, decay_usage, policy_config, schedule
+from llmos.scheduler import (
+    Decision,
+    Resources,
+    allocation_by_group,
+    decay_usage,
+    policy_config,
+    queued_by_group,
+    schedule,
+    update_owed,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -47,6 +56,7 @@ class ControlLoop:
         self.deployments: Any = None  # a DeploymentManager once deployments are wired in
         self.log = log
         self.usage: dict[str, Resources] = {}
+        self.owed: dict[str, float] = {}  # fair share owed to owners whose jobs could not be placed
         self._signalled: set[tuple[int, int]] = set()  # (job, attempt) already sent SIGTERM
         self._last_s: float | None = None
 
@@ -84,7 +94,8 @@ class ControlLoop:
         # Replicas are placed from the API thread too: snapshot and placement see one state of them.
         with self.deployments.lock if self.deployments is not None else nullcontext():
             extra = self.deployments.running(now) if self.deployments is not None else []
-            snapshot = build_snapshot(now, self.inventory, queued, holding, self.config.grace_s, extra, self.usage)
+            snapshot = build_snapshot(now, self.inventory, queued, holding, self.config.grace_s, extra, self.usage,
+                                      self.owed)
             self._decay(snapshot, now)
             decision = schedule(snapshot, self.policy) if queued else Decision()
             self._apply(decision, {str(r.id): r for r in queued}, holding, now)
@@ -191,12 +202,16 @@ class ControlLoop:
                 conn.execute(update(jobs).where(jobs.c.id == row.id).values(process=proc.to_json()))
 
     def _decay(self, snapshot: Any, now: float) -> None:
-        """Each owner's decayed usage, for fair share between owners."""
+        """Each owner's decayed usage and owed share, for fair share between owners (as the simulator)."""
         elapsed = 0.0 if self._last_s is None else now - self._last_s
         self._last_s = now
+        by_group = allocation_by_group(snapshot.running)
         held: dict[str, Resources] = {}
-        for (_, owner), amount in allocation_by_group(snapshot.running).items():
+        for (_, owner), amount in by_group.items():
             held[owner] = held.get(owner, Resources()) + amount
+        if self.policy.fair_share and self.policy.debt_horizon_s:
+            self.owed = update_owed(self.owed, by_group, queued_by_group(snapshot.queue), snapshot.owners,
+                                    snapshot.cluster.total, elapsed, self.policy.half_life_s)
         for owner in set(held) | set(self.usage):
             self.usage[owner] = decay_usage(self.usage.get(owner, Resources()), held.get(owner, Resources()),
                                             elapsed, self.policy.half_life_s)

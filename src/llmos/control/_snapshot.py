@@ -26,13 +26,13 @@ def sched_job(row: Any) -> Job:
 
 
 def build_snapshot(now_s: float, inventory: Inventory, queued: Iterable[Any], holding: Iterable[Any],
-                   grace_s: float, extra: Iterable[RunningJob] = (), usage: Mapping[str, Resources] | None = None
-                   ) -> Snapshot:
+                   grace_s: float, extra: Iterable[RunningJob] = (), usage: Mapping[str, Resources] | None = None,
+                   owed: Mapping[str, float] | None = None) -> Snapshot:
     """The snapshot the policy reads: queued rows, rows holding a placement, and `extra` holders
     (deployment replicas). A job asked to stop holds its placement until its processes exit."""
     running = [_running(row, now_s, grace_s) for row in holding]
     return Snapshot.build(now_s, [inventory.node()], [*running, *extra], [sched_job(r) for r in queued],
-                          usage=usage)
+                          usage=usage, owed=owed)
 
 
 def _running(row: Any, now_s: float, grace_s: float) -> RunningJob:

@@ -132,3 +132,17 @@ def test_a_restarted_loop_adopts_survivors_and_retries_the_dead(engine, inventor
         assert service.job(doomed)["attempts"][0]["outcome"] == "failed"
     finally:
         second.stop_all("test over", timeout_s=5)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_waiting_project_below_its_share_accrues_owed_share_for_the_policy(service, loop) -> None:
+    hog = service.submit(ADMIN, command(PY, "-c", "import time; time.sleep(60)", cpus=2), project="a")["id"]
+    until(loop, lambda: state(service, hog) == "RUNNING")
+    waiting = service.submit(ADMIN, command(PY, "-c", "pass"), project="b")["id"]
+    for _ in range(3):
+        loop.tick()
+        time.sleep(0.05)
+    # Project b waits with nothing while a holds both cores: the daemon, like the simulator, keeps
+    # what b is owed and hands it to the policy in the next snapshot.
+    assert state(service, waiting) in ("QUEUED", "STARTING", "RUNNING", "SUCCEEDED")
+    assert loop.owed.get("b", 0.0) > 0.0 and loop.owed.get("a", 0.0) <= 0.0
