@@ -10,11 +10,9 @@ The parent is only read: its registry version and files are never touched.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from llmos.compress._recipes import get_recipe
 from llmos.compress._report import compiles, measure, plot_pareto, seq_len_for, summarize
 from llmos.errors import LlmosError, ModelError, SpecError
 from llmos.spec import CompressJob
+from llmos.tracking._store import quiet_downloads
 
 __all__ = ["CompressResult", "compress", "resolve_parent"]
 
@@ -130,7 +129,7 @@ def resolve_parent(job: CompressJob) -> Parent:
 
     ref = parse_ref(job.model)
     version = show(ref, tracking_uri=job.tracking.uri).versions[-1].version
-    with _no_progress_bars():
+    with quiet_downloads():  # between our own progress lines, MLflow's bar is noise
         folder = fetch(ModelRef(ref.name, version=version), tracking_uri=job.tracking.uri)
     info_file, config_file = folder / "llmos_model.json", folder / "config.json"
     if not info_file.is_file():
@@ -139,20 +138,6 @@ def resolve_parent(job: CompressJob) -> Parent:
     info = json.loads(info_file.read_text())
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     return Parent(name=ref.name, version=version, folder=folder, info=info, config=config)
-
-
-@contextlib.contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """MLflow draws a bar per download; between our own progress lines it is noise."""
-    key, old = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
 
 
 def _plan(job: CompressJob, parent: Parent) -> list[tuple[Any, Any, Any]]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +13,7 @@ from llmos.registry._lookup import all_versions, get_model, resolve
 from llmos.registry._ref import ModelRef
 from llmos.tracking._manifest import MANIFEST, sha256_file
 from llmos.tracking._store import client as store_client
-from llmos.tracking._store import mlflow_errors, resolve_uri
+from llmos.tracking._store import mlflow_errors, quiet_downloads, resolve_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -78,26 +75,11 @@ def _ensure_model(client: MlflowClient, name: str) -> None:
             raise
 
 
-@contextlib.contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    # MLflow draws a progress bar for every download; for one small JSON file it is only noise.
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    old = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
-
-
 def _manifest_digest(artifact_uri: str, uri: str) -> str:
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
-    with tempfile.TemporaryDirectory(prefix="llmos-manifest-") as tmp, _quiet_downloads():
+    with tempfile.TemporaryDirectory(prefix="llmos-manifest-") as tmp, quiet_downloads():
         try:
             path = download_artifacts(artifact_uri=f"{artifact_uri.rstrip('/')}/{MANIFEST}",
                                       dst_path=tmp, tracking_uri=uri)

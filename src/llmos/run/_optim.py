@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from llmos._cpu import cpu_has_bf16
 from llmos.spec import TrainSpec
 
 __all__ = ["build_optimizer", "build_schedule", "precision_for"]
@@ -61,14 +62,5 @@ def precision_for(requested: str, device: torch.device) -> tuple[torch.dtype | N
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return torch.bfloat16, False
         return torch.float16, True
-    return (torch.bfloat16, False) if _cpu_has_bf16() else (None, False)
+    return (torch.bfloat16, False) if cpu_has_bf16() else (None, False)
 
-
-def _cpu_has_bf16() -> bool:
-    """AMX or AVX512-BF16: the CPUs where bf16 matmuls beat fp32 by several times."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from llmos._cpu import cpu_has_bf16
 from llmos.serve._runtime import ModelInfo, Padded
 
-__all__ = ["TorchRuntime", "cpu_has_bf16", "default_threads", "usable_cores"]
+__all__ = ["TorchRuntime", "default_threads", "usable_cores"]
 
 
 def usable_cores() -> int:
@@ -26,16 +27,6 @@ def default_threads() -> int:
     at its barriers for the thread that was preempted: measured on this 2-core host, a MiniLM
     batch beside one busy Python thread took 2-4x longer with 2 intra-op threads than with 1."""
     return max(1, usable_cores() - 1)
-
-
-def cpu_has_bf16() -> bool:
-    """AMX or AVX512-BF16: CPUs where bf16 matmuls beat fp32."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
 
 
 class TorchRuntime:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,7 +20,7 @@ from llmos.errors import LlmosError, TrackingError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["client", "is_local_store", "mlflow_errors", "resolve_uri"]
+__all__ = ["client", "is_local_store", "mlflow_errors", "quiet_downloads", "resolve_uri"]
 
 _HINT = ("Check LLMOS_TRACKING_URI (or tracking.uri in the spec): a SQLite path such as "
          "sqlite:////abs/path/mlflow.db, or the http(s) address of a running MLflow server.")
@@ -78,3 +79,19 @@ def mlflow_errors(uri: str, what: str = "the tracking store") -> Iterator[None]:
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:400] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """No MLflow download progress bars inside: for one small file, or between a command's own
+    progress lines, they are noise."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
