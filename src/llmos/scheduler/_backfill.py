@@ -29,17 +29,17 @@ _END = attrgetter("end_s")
 
 def reserve(view: FreeView, future: FreeView, job: Job, running: Sequence[RunningJob],
             begun: Sequence[RunningJob], preempted: Collection[str], now_s: float,
-            index: dict[str, int]) -> float | None:
+            index: dict[str, int], ordered: bool = False) -> float | None:
     """Set holds on `view` for `job` and return its shadow time; None if it never fits.
 
     `future` (a scratch copy: free now plus capacity being freed) is consumed. `running` are
     the snapshot's jobs (stopping ones and those in `preempted` are already in `future`),
-    `begun` the jobs this round started or claimed.
+    `begun` the jobs this round started or claimed; `ordered`: `running` is already in end-time order.
     """
     shadow = now_s
     placement = place(future, job)
     if placement is None:
-        for end_s, rj in _by_end(running, begun, preempted, now_s):
+        for end_s, rj in _by_end(running, begun, preempted, now_s, ordered):
             for slot in rj.placement:
                 future.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
             if job.total.gpus <= future.free_gpus and (placement := place(future, job)) is not None:
@@ -52,11 +52,12 @@ def reserve(view: FreeView, future: FreeView, job: Job, running: Sequence[Runnin
 
 
 def _by_end(running: Sequence[RunningJob], begun: Sequence[RunningJob], preempted: Collection[str],
-            now_s: float) -> Iterator[tuple[float, RunningJob]]:
+            now_s: float, ordered: bool = False) -> Iterator[tuple[float, RunningJob]]:
     """Jobs in the order their resources come back; a job past its estimate has shown the
     estimate wrong, so it comes back at an unknown (infinite) time, after all the others."""
     overdue = []
-    for rj in _sorted_lazily([*running, *begun]):
+    jobs = heapq.merge(running, sorted(begun, key=_END), key=_END) if ordered else _sorted_lazily([*running, *begun])
+    for rj in jobs:
         if rj.stopping or rj.job.job_id in preempted:
             continue
         if rj.end_s <= now_s:

@@ -185,8 +185,9 @@ class _Round:
 
     def _reserve(self, job: Job) -> None:
         future = self.claims.future()
-        shadow = reserve(self.view, future.clone(), job, self.snap.running, self.begun, self.claims.preempted,
-                         self.snap.now_s, self.index)
+        running = self.snap.running if self.snap.running_by_end is None else self.snap.running_by_end
+        shadow = reserve(self.view, future.clone(), job, running, self.begun, self.claims.preempted,
+                         self.snap.now_s, self.index, ordered=self.snap.running_by_end is not None)
         if shadow is not None:
             self.reservation = Reservation(job.job_id, shadow)
             future.holds = dict(self.view.holds)  # later claims must respect the reservation too

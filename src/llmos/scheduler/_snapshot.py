@@ -79,7 +79,9 @@ class Snapshot:
     (class, owner) has waiting; None derives it from `queue`. A caller that tracks them
     incrementally (the simulator) passes them so that a round need not sum thousands of jobs.
     `owed` is each owner's decayed shortfall below its entitlement (see `accrue_owed`); empty
-    means nothing is owed to anyone.
+    means nothing is owed to anyone. `running_by_end` is `running` ordered by (`end_s`, job id),
+    for a caller that keeps it so (the simulator): the backfill shadow then walks it instead of
+    ranking thousands of running jobs every round; None: the round ranks them itself.
     """
 
     now_s: float
@@ -92,6 +94,7 @@ class Snapshot:
     held: Mapping[QueueKey, Resources] | None = None
     queued: Mapping[QueueKey, Resources] | None = None
     owed: Mapping[str, float] = field(default_factory=dict)
+    running_by_end: Sequence[RunningJob] | None = None
 
     @staticmethod
     def build(now_s: float, nodes: Iterable[Node] | Cluster, running: Iterable[RunningJob] = (),

@@ -34,6 +34,8 @@ class ClusterState:
         self.owners = owners
         self.free: list[NodeFree] = cluster.idle()
         self.running: dict[str, RunningJob] = {}
+        # The same jobs by (end_s, job id), kept with insort: a round's backfill walks it in order.
+        self.by_end: list[RunningJob] = []
         self.queue: dict[tuple[int, str], list[Job]] = {}
         self.held: dict[tuple[int, str], Resources] = {}  # by (class, owner)
         self.queued: dict[tuple[int, str], Resources] = {}  # by (class, owner)
@@ -41,7 +43,7 @@ class ClusterState:
 
     def snapshot(self, now_s: float, usage: dict[str, Resources], owed: dict[str, float] | None = None) -> Snapshot:
         return Snapshot(now_s, self.cluster, self.free, list(self.running.values()), self.queue, self.owners,
-                        usage, self.held, self.queued, owed or {})
+                        usage, self.held, self.queued, owed or {}, running_by_end=self.by_end)
 
     def enqueue(self, job: Job) -> None:
         key = (job.priority, job.owner)
@@ -66,7 +68,8 @@ class ClusterState:
                 raise RuntimeError(f"policy over-committed node {slot.node} with {job.job_id}")
             self.free[i] = NodeFree(f.cpus - slot.cpus, f.memory_gb - slot.memory_gb,
                                     tuple(g for g in f.gpu_indices if g not in slot.gpu_indices))
-        self.running[job.job_id] = RunningJob(job, placement, now_s)
+        rj = self.running[job.job_id] = RunningJob(job, placement, now_s)
+        insort(self.by_end, rj, key=_by_end)
         self._hold(job, +1)
 
     def stopping(self, job_id: str, until_s: float) -> RunningJob:
@@ -74,11 +77,14 @@ class ClusterState:
         rj = self.running[job_id]
         if rj.stopping or not rj.job.preemptible:
             raise RuntimeError(f"policy preempted {job_id}, which is stopping or not preemptible")
-        self.running[job_id] = replace(rj, stopping=True, expected_end_s=until_s)
+        self._unlist(rj)
+        self.running[job_id] = stopping = replace(rj, stopping=True, expected_end_s=until_s)
+        insort(self.by_end, stopping, key=_by_end)
         return rj
 
     def release(self, job_id: str) -> RunningJob:
         rj = self.running.pop(job_id)
+        self._unlist(rj)
         for slot in rj.placement:
             i = self.cluster.index[slot.node]
             f = self.free[i]
@@ -86,6 +92,12 @@ class ClusterState:
                                     tuple(sorted(f.gpu_indices + slot.gpu_indices)))
         self._hold(rj.job, -1)
         return rj
+
+    def _unlist(self, rj: RunningJob) -> None:
+        i = bisect_left(self.by_end, _by_end(rj), key=_by_end)
+        if i == len(self.by_end) or self.by_end[i] is not rj:
+            raise RuntimeError(f"running job {rj.job.job_id} is missing from the end-time order")
+        del self.by_end[i]
 
     def _hold(self, job: Job, sign: int) -> None:
         key = (job.priority, job.owner)
@@ -107,3 +119,7 @@ def _check(job: Job, placement: tuple[Slot, ...]) -> None:
         raise RuntimeError(f"policy split same-node job {job.job_id} across nodes")
     if any(len(slot.gpu_indices) != job.per_worker.gpus for slot in placement):
         raise RuntimeError(f"policy gave a worker of {job.job_id} the wrong number of GPUs")
+
+
+def _by_end(rj: RunningJob) -> tuple[float, str]:
+    return rj.end_s, rj.job.job_id

@@ -119,3 +119,16 @@ def test_every_feasible_job_eventually_starts(nodes, jobs, owners, durations, po
     result = simulate(feasible, nodes, POLICIES[policy], owners)  # also checks every placement it applies
     assert result.unfinished == [] and result.rejected == []
     assert all(o.end_s is not None for o in result.outcomes.values())
+
+
+@SETTINGS
+@given(nodes=nodes_st, run=jobs_st("r"), stopping=st.lists(st.booleans(), min_size=10, max_size=10),
+       queued=jobs_st("q"), owners=owners_st, policy=st.sampled_from(sorted(POLICIES)))
+def test_a_caller_kept_end_time_order_gives_the_same_decision(nodes, run, stopping, queued, owners,
+                                                              policy) -> None:
+    from dataclasses import replace
+
+    running = sorted(_place_running(nodes, run, stopping), key=lambda r: (r.end_s, r.job.job_id))
+    snap = Snapshot.build(100.0, nodes, running, queued, owners)
+    ordered = replace(snap, running_by_end=snap.running)
+    assert schedule(ordered, POLICIES[policy]) == schedule(snap, POLICIES[policy])
