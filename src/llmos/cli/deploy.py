@@ -60,4 +60,5 @@ def undeploy(name: Annotated[str, typer.Argument(help="deployment name")]) -> No
 
     with Client.local() as client:
         client.undeploy(name)
-    console.print(f"deployment {name} stopped.\nnext: llmos status")
+    console.print(f"deployment {name} stopping: its replicas finish in-flight requests, then exit.\n"
+                  "next: llmos status")

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, update
 
 from llmos.control import _auth as auth
 from llmos.control._db import read, write
-from llmos.control._errors import NotFound
+from llmos.control._errors import Conflict, NotFound
 from llmos.control._inventory import NODE, Inventory
 from llmos.control._paths import control_dir
 from llmos.control._schema import deployments, jobs
@@ -43,6 +43,7 @@ class DeploymentManager:
         self.log = log
         self.lock = threading.RLock()  # held while placing: a replica and a job never get one core
         self.controllers: dict[str, Any] = {}
+        self.stopping: dict[str, threading.Thread] = {}  # undeployed, replicas still draining
         self.owners: dict[str, str] = {}
         self._pins_file = control_dir() / "deployments" / "pins.json"
         self._pins: dict[str, dict[str, Any]] = self._load_pins()  # pid -> cores, gpus, deployment, started
@@ -63,6 +64,9 @@ class DeploymentManager:
         check_fits(request_of(job), self.inventory)
         now = time.time()
         with self.lock:
+            if job.name in self.stopping and self.stopping[job.name].is_alive():
+                raise Conflict(f"deployment {job.name} is stopping: its replicas are draining.",
+                               hint="Deploy it again when they have exited (at most its server.drain_timeout_s).")
             existing = self.controllers.get(job.name)
             if existing is not None:
                 if not caller.is_admin and self.owners.get(job.name) != caller.owner:
@@ -98,13 +102,26 @@ class DeploymentManager:
             if not caller.is_admin and self.owners.get(name) != caller.owner:
                 raise auth.Forbidden(f"deployment {name} belongs to {self.owners.get(name)}.",
                                      hint="Ask its owner or an admin.")
-            controller.stop(drain_timeout_s=controller.job.server.drain_timeout_s)
             del self.controllers[name]
             with write(self.engine) as conn:
                 conn.execute(update(deployments).where(deployments.c.name == name).values(
-                    state="STOPPED", updated_s=time.time()))
+                    state="STOPPING", updated_s=time.time()))
                 auth.record(conn, caller, "undeploy", f"deployment {name}")
-        return {"name": name, "state": "STOPPED"}
+            # Draining takes up to the replicas' drain timeout: not inside a request, nor under the
+            # lock the scheduling loop needs. The replicas keep their cores (pins) until they exit.
+            self.stopping[name] = threading.Thread(target=self._drain, args=(name, controller),
+                                                   name=f"undeploy-{name}", daemon=True)
+            self.stopping[name].start()
+        return {"name": name, "state": "STOPPING"}
+
+    def _drain(self, name: str, controller: Any) -> None:
+        try:
+            controller.stop(drain_timeout_s=controller.job.server.drain_timeout_s)
+        finally:
+            with write(self.engine) as conn:
+                conn.execute(update(deployments).where(deployments.c.name == name,
+                                                       deployments.c.state == "STOPPING").values(
+                    state="STOPPED", updated_s=time.time()))
 
     def list(self) -> list[dict]:
         with self.lock:
@@ -112,14 +129,20 @@ class DeploymentManager:
 
     # ---- the loop's side -----------------------------------------------------------------------
     def restore(self) -> None:
-        """Bring back the deployments that were active (their live replicas are adopted)."""
+        """Bring back the deployments that were active (their live replicas are adopted), and finish
+        stopping those an earlier daemon was draining when it went down."""
         from llmos.spec import ServeJob
 
         with read(self.engine) as conn:
-            rows = conn.execute(select(deployments).where(deployments.c.state == "ACTIVE")).all()
+            rows = conn.execute(select(deployments).where(deployments.c.state.in_(["ACTIVE", "STOPPING"]))).all()
         for row in rows:
             try:
                 controller = self._controller(row.name, ServeJob.model_validate_json(row.spec), row.front_port)
+                if row.state == "STOPPING":  # stop() adopts what the earlier controller left running
+                    self.stopping[row.name] = threading.Thread(target=self._drain, args=(row.name, controller),
+                                                               name=f"undeploy-{row.name}", daemon=True)
+                    self.stopping[row.name].start()
+                    continue
                 controller.start()
             except Exception as exc:  # one broken deployment must not keep the daemon down
                 self.log(f"deployment {row.name} could not be restored: {exc}")

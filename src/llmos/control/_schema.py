@@ -119,7 +119,7 @@ deployments = Table(
     Column("model_ref", String(300), nullable=False),
     Column("spec", Text, nullable=False),
     Column("front_port", Integer, nullable=False),
-    Column("state", String(16), nullable=False),  # ACTIVE, STOPPED
+    Column("state", String(16), nullable=False),  # ACTIVE, STOPPING (replicas draining), STOPPED
     Column("created_s", Float, nullable=False),
     Column("updated_s", Float, nullable=False),
 )
