@@ -17,6 +17,15 @@ def debug() -> bool:
     return os.environ.get("LLMOS_DEBUG", "") not in ("", "0", "false")
 
 
+def report(exc: LlmosError) -> int:
+    """For the `python -m` entrypoints, whose stderr is a log file: print a user error as plain
+    text and return its exit code (re-raise it with LLMOS_DEBUG=1)."""
+    if debug():
+        raise exc
+    print(f"error: {exc.message}" + (f"\nfix: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+    return exc.exit_code
+
+
 def fail(exc: LlmosError) -> None:
     """Print a user error as one paragraph plus the fix, then exit with its code."""
     from rich.markup import escape

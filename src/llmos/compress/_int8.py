@@ -8,20 +8,12 @@ On CPU, torchao's eager int8 path is slower than fp32: the speed comes from `tor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-from pydantic import Field
 
 from llmos.compress._checks import require_fp32_parent
-from llmos.compress._recipe import Params, Parent, Recipe, RecipeContext
+from llmos.compress._quantize import Int8Params, quantize_child
+from llmos.compress._recipe import Parent, Recipe, RecipeContext
 
 __all__ = ["RECIPE"]
-
-
-class Int8Params(Params):
-    quantize_head: Annotated[bool, Field(description="also quantize the output head (classifier / LM head)")] = False
-    embeddings: Annotated[bool, Field(description=(
-        "also store the token embeddings in int8 (per-row scales): most of a small encoder's bytes"))] = True
 
 
 def check(parent: Parent, params: Int8Params, job: object) -> None:
@@ -29,7 +21,6 @@ def check(parent: Parent, params: Int8Params, job: object) -> None:
 
 
 def run(ctx: RecipeContext, params: Int8Params) -> Path:
-    from llmos.compress._quantize import quantize_child
     from llmos.models._formats import quiet_torchao
 
     quiet_torchao()

@@ -5,28 +5,19 @@ bounds token-by-token decoding of causal LMs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-from pydantic import Field
 
 from llmos.compress._checks import require_fp32_parent
-from llmos.compress._recipe import Params, Parent, Recipe, RecipeContext
+from llmos.compress._quantize import Int8Params, quantize_child
+from llmos.compress._recipe import Parent, Recipe, RecipeContext
 
 __all__ = ["RECIPE"]
 
 
-class Int8WeightParams(Params):
-    quantize_head: Annotated[bool, Field(description="also quantize the output head (classifier / LM head)")] = False
-    embeddings: Annotated[bool, Field(description=(
-        "also store the token embeddings in int8 (per-row scales): most of a small encoder's bytes"))] = True
-
-
-def check(parent: Parent, params: Int8WeightParams, job: object) -> None:
+def check(parent: Parent, params: Int8Params, job: object) -> None:
     require_fp32_parent("int8-weight", parent)
 
 
-def run(ctx: RecipeContext, params: Int8WeightParams) -> Path:
-    from llmos.compress._quantize import quantize_child
+def run(ctx: RecipeContext, params: Int8Params) -> Path:
     from llmos.models._formats import quiet_torchao
 
     quiet_torchao()
@@ -37,4 +28,4 @@ def run(ctx: RecipeContext, params: Int8WeightParams) -> Path:
 
 
 RECIPE = Recipe(name="int8-weight", summary="weight-only int8 for Linear layers (torchao); for causal LMs",
-                params=Int8WeightParams, check=check, run=run)
+                params=Int8Params, check=check, run=run)

@@ -7,13 +7,23 @@ the embeddings in many LMs, and where quantization error hurts the metric most."
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from llmos.compress._recipe import Params, RecipeContext, write_child_info
 
-__all__ = ["HEAD_NAMES", "quantize_child"]
+__all__ = ["HEAD_NAMES", "Int8Params", "quantize_child"]
 
 HEAD_NAMES = ("classifier", "score", "lm_head", "qa_outputs")
+
+
+class Int8Params(Params):
+    """Parameters of the int8 and int8-weight recipes."""
+
+    quantize_head: Annotated[bool, Field(description="also quantize the output head (classifier / LM head)")] = False
+    embeddings: Annotated[bool, Field(description=(
+        "also store the token embeddings in int8 (per-row scales): most of a small encoder's bytes"))] = True
 
 
 def quantize_child(ctx: RecipeContext, params: Params, *, scheme: str, fmt: str, config: Any,

@@ -31,12 +31,9 @@ def main(argv: list[str]) -> int:
 
         return run_job(job)
     except LlmosError as exc:
-        from llmos.cli._render import debug
+        from llmos.cli._render import report
 
-        if debug():
-            raise
-        print(f"error: {exc.message}" + (f"\nfix: {exc.hint}" if exc.hint else ""), file=sys.stderr)
-        return exc.exit_code
+        return report(exc)
 
 
 if __name__ == "__main__":
