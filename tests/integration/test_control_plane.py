@@ -292,8 +292,11 @@ def test_deployment_holds_cores_serves_and_rolls(plane, tmp_path: Path, llmos_ho
         # The alias moves: deploying the same reference again rolls to the new version.
         assert register_tiny(llmos_home, ["neg", "pos"]) == "2"
         assert "rolling tiny" in llmos("deploy", "tiny@prod", "--port", str(port), "batching.max_wait_ms=1").stdout
-        wait_for(lambda: (d := c.deployments()[0])["model_version"].endswith("/2") and d["ready"] == 1
-                 and len(d["replicas"]) == 1, timeout_s=150, what="the roll to version 2")
+        # Right after the roll the target is version 2 while version 1's replica still serves alone:
+        # wait for the roll to finish and for every replica to be version 2's.
+        wait_for(lambda: (d := c.deployments()[0])["rollout"] == "done" and d["ready"] == 1
+                 and [r["version"].rsplit("/", 1)[-1] for r in d["replicas"]] == ["2"],
+                 timeout_s=150, what="the roll to version 2")
         label = httpx.post(url, json={"input": "hello"}, timeout=30).json()["data"][0]["label"]
         assert label in ("neg", "pos"), label  # version 2's labels; version 1 says negative/positive
         llmos("undeploy", "tiny")
