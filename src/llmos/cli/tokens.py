@@ -1,4 +1,4 @@
-"""`llmos tokens create --role viewer|developer|admin`: API tokens for people and scripts."""
+"""`llmos tokens create | list | revoke`: API tokens for people and scripts (admins only)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,46 @@ def create(
     console.print(f"{made['role']} token for {made['owner']} (shown once, keep it safe):")
     print(made["token"])
     console.print(f"next: export LLMOS_TOKEN={made['token']}   (the CLI then acts as {made['owner']})")
+
+
+@app.command("list")
+def list_tokens(
+    include_revoked: Annotated[bool, typer.Option("--all", help="also revoked tokens")] = False,
+) -> None:
+    """Tokens: id, name, owner, role, the token's first characters, when made and last used (never a secret)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from llmos.control import Client
+
+    with Client.local() as client:
+        rows = client.tokens(include_revoked)
+    columns = ["id", "name", "owner", "role", "prefix", "created", "last used"]
+    columns += ["revoked"] if include_revoked else []
+    table = Table()
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("id", "prefix"))
+    for t in rows:
+        cells = [str(t["id"]), escape(t["name"]), escape(t["owner"]), t["role"], f"{t['prefix'] or '-'}...",
+                 _ago(t["created_s"]), _ago(t["last_used_s"], "never")]
+        table.add_row(*cells, *([_ago(t["revoked_s"], "-")] if include_revoked else []))
+    console.print(table)
+    console.print("next: llmos tokens revoke ID   (or: llmos tokens create --role viewer --name NAME)")
+
+
+@app.command()
+def revoke(token_id: Annotated[int, typer.Argument(help="the token's id (llmos tokens list)")]) -> None:
+    """Revoke a token: every request with it answers 401 from now on. The last admin token cannot be revoked."""
+    from llmos.control import Client
+
+    with Client.local() as client:
+        gone = client.revoke_token(token_id)
+    console.print(f"revoked token {gone['id']} ({gone['role']} token {gone['name']} of {gone['owner']}, "
+                  f"{gone['prefix'] or '?'}...); it is refused from now on")
+    console.print("next: llmos tokens list")
+
+
+def _ago(at_s: float | None, none: str = "-") -> str:
+    from llmos.cli.control import _age
+
+    return f"{_age(at_s)} ago" if at_s else none

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,10 @@ class CompressResult:
     notes: list[str] = field(default_factory=list)
 
 
-def compress(job: CompressJob, note: Callable[[str], None] = print) -> CompressResult:
+def compress(job: CompressJob, note: Callable[[str], None] = print,
+             hold: Callable[[], AbstractContextManager[Any]] = nullcontext) -> CompressResult:
+    """`hold()` wraps the last stage (register, move the alias, write the report): the control plane
+    defers a SIGTERM there, so that a stopped job has registered all its children or none."""
     # ---- set-up: everything that can be wrong is found here, before any work -----------------
     parent = resolve_parent(job)
     plans = _plan(job, parent)
@@ -54,7 +58,7 @@ def compress(job: CompressJob, note: Callable[[str], None] = print) -> CompressR
          f"{len(data.eval)} eval rows, {len(data.calib)} calibration rows; work folder {run_dir}")
     tracker = _start_tracking(job, parent, data, run_dir)
     try:
-        result = _run(job, parent, plans, data, run_dir, tracker, note)
+        result = _run(job, parent, plans, data, run_dir, tracker, note, hold)
     except BaseException:
         tracker.finish("FAILED")
         raise
@@ -63,7 +67,8 @@ def compress(job: CompressJob, note: Callable[[str], None] = print) -> CompressR
 
 
 def _run(job: CompressJob, parent: Parent, plans: list[tuple[Any, Any, Any]], data: Any, run_dir: Path,
-         tracker: Any, note: Callable[[str], None]) -> CompressResult:
+         tracker: Any, note: Callable[[str], None], hold: Callable[[], AbstractContextManager[Any]]
+         ) -> CompressResult:
     # ---- recipes: one child folder each -----------------------------------------------------------
     children = []
     for spec, recipe, params in plans:
@@ -109,13 +114,15 @@ def _run(job: CompressJob, parent: Parent, plans: list[tuple[Any, Any, Any]], da
 
     # ---- register every child; the gate decides who gets the alias --------------------------------
     name = job.name or parent.name
-    for child in report["children"]:
-        child["registered"] = _register(job, tracker, parent, data, child, name)
-    alias_version = _move_alias(job, name, report["children"])
-    report["registered_name"], report["alias"] = name, {"name": job.alias, "version": alias_version}
-    report_file.write_text(json.dumps(report, indent=2))
-    tracker.log_artifact(report_file, "report")
-    tracker.log_artifact(plot_file, "report")
+    with hold():
+        note(f"registering {len(report['children'])} child(ren) as {name}")
+        for child in report["children"]:
+            child["registered"] = _register(job, tracker, parent, data, child, name)
+        alias_version = _move_alias(job, name, report["children"])
+        report["registered_name"], report["alias"] = name, {"name": job.alias, "version": alias_version}
+        report_file.write_text(json.dumps(report, indent=2))
+        tracker.log_artifact(report_file, "report")
+        tracker.log_artifact(plot_file, "report")
     return CompressResult(run_dir=run_dir, run_id=tracker.run_id, report=report, report_file=report_file,
                           plot_file=plot_file, registered_name=name, alias_version=alias_version)
 

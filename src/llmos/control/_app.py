@@ -1,9 +1,9 @@
 """The REST API: a thin FastAPI shell over `Service` (OpenAPI document at /openapi.json, docs at /docs).
 
 Every route but /healthz and the OpenAPI pages needs `Authorization: Bearer TOKEN`. Errors come
-back as {"error", "hint", "problems"} with the status of the error (404 unknown job, 409 a cancel
-of a finished job, 401 no or unknown token, 403 a role too low, 422 an invalid spec or a job
-larger than the machine).
+back as {"error", "hint", "problems"} with the status of the error (401 no, unknown or revoked
+token, 403 a role too low, 404 unknown job or token, 409 a cancel of a finished job or the
+revocation of the last admin token, 422 an invalid spec or a job larger than the machine).
 """
 
 from typing import TYPE_CHECKING, Annotated, Any
@@ -110,6 +110,15 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
     @app.post("/v1/tokens", status_code=201, summary="make a token (admin); shown once")
     def tokens(body: TokenBody, who: Who) -> dict:
         return service.create_token(who, body.role, body.name, body.owner)
+
+    @app.get("/v1/tokens", summary="tokens: id, name, owner, role, prefix, times; never a secret (admin)")
+    def list_tokens(who: Who, include_revoked: Annotated[bool, Query(
+            alias="all", description="also revoked tokens")] = False) -> list[dict]:
+        return service.tokens(who, include_revoked)
+
+    @app.post("/v1/tokens/{token_id}/revoke", summary="revoke a token: it answers 401 from now on (admin)")
+    def revoke_token(token_id: int, who: Who) -> dict:
+        return service.revoke_token(who, token_id)
 
     @app.get("/v1/audit", summary="the audit log, newest first (admin)")
     def audit(who: Who, limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[dict]:

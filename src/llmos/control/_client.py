@@ -100,6 +100,13 @@ class Client:
     def create_token(self, role: str, name: str, owner: str | None = None) -> dict:
         return self._call("POST", "/v1/tokens", json={"role": role, "name": name, "owner": owner})
 
+    def tokens(self, include_revoked: bool = False) -> list[dict]:
+        """id, name, owner, role, prefix, created_s, last_used_s, revoked_s of each token (admin)."""
+        return self._call("GET", "/v1/tokens", params={"all": include_revoked})
+
+    def revoke_token(self, token_id: int) -> dict:
+        return self._call("POST", f"/v1/tokens/{token_id}/revoke")
+
     def audit(self, limit: int = 100) -> list[dict]:
         return self._call("GET", "/v1/audit", params={"limit": limit})
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from llmos.errors import LlmosError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Connection, Engine, MetaData
 
 __all__ = ["default_url", "open_db", "read", "redact", "write"]
 
@@ -106,6 +106,7 @@ def _create(engine: Engine) -> None:
 
     with write(engine) as conn:
         metadata.create_all(conn)
+        _add_missing_columns(conn, metadata)
         for table in _APPEND_ONLY:
             if engine.dialect.name == "sqlite":
                 for op in ("UPDATE", "DELETE"):
@@ -119,3 +120,16 @@ def _create(engine: Engine) -> None:
                 conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
                 conn.execute(text(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
                                   "FOR EACH ROW EXECUTE FUNCTION llmos_append_only()"))
+
+
+def _add_missing_columns(conn: Connection, metadata: MetaData) -> None:
+    """Bring a database made by an older llmos up to date: columns added since are all nullable."""
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))

@@ -137,6 +137,10 @@ def alive(proc: Proc) -> bool:
 def _program(job: BaseModel, placement: dict[str, Any], folder: Path) -> tuple[list[str], dict[str, str], Path]:
     if isinstance(job, CommandJob):
         return list(job.run), dict(job.env), job.cwd or folder
+    if getattr(job, "kind", None) == "compress":  # one process; the shim pins it, OMP_NUM_THREADS sizes it
+        from llmos.run.compress import compress_command
+
+        return compress_command(job, folder)  # type: ignore[arg-type]
     from llmos.run import job_file, prepare_run_dir, worker_command
 
     cores_per_worker = len(placement["workers"][0]["cores"])

@@ -97,6 +97,10 @@ tokens = Table(
     Column("role", String(16), nullable=False),
     Column("digest", String(64), nullable=False, unique=True),  # sha256 of the token; never the token
     Column("created_s", Float, nullable=False),
+    # Added later, so nullable: `_db` adds them to an older database.
+    Column("prefix", String(16)),  # the token's first characters, so its holder can tell which one it is
+    Column("last_used_s", Float),  # refreshed at most once a minute per token
+    Column("revoked_s", Float),  # set once; a revoked token is kept (and refused) so it cannot come back
 )
 
 audit = Table(

@@ -7,6 +7,7 @@ write transaction together with its audit record, and a refused one is audited t
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ __all__ = ["Service"]
 
 _MAX_PAGE = 10_000
 _LOG_CHUNK = 1 << 20
+_TOUCH_EVERY_S = 60.0  # how stale a token's `last_used_s` may get: at most one write a minute per token
 
 
 class Service:
@@ -47,17 +49,39 @@ class Service:
         self.config = config
         self.wake = wake
         self.deployments: Any = None  # set by the daemon when deployments are available
-        self._callers: dict[str, auth.Caller] = {}  # token digest -> caller; tokens are never changed
+        # token digest -> caller. A revocation clears it and bumps the generation, so that a check
+        # that read the token before the revocation committed cannot put it back afterwards.
+        self._callers: dict[str, auth.Caller] = {}
+        self._generation = 0
+        self._callers_lock = threading.Lock()
+        self._used_s: dict[str, float] = {}  # token digest -> when `last_used_s` was last written
 
     # ---- identity ------------------------------------------------------------------------------
     def caller(self, token: str | None, source: str) -> auth.Caller:
         key = auth.digest(token) if token else ""
         known = self._callers.get(key)
         if known is None:
+            generation = self._generation
             with read(self.engine) as conn:
                 known = auth.verify(conn, token, source)
-            self._callers[key] = known
+            with self._callers_lock:
+                if generation == self._generation:
+                    self._callers[key] = known
+        self._touch(key)
         return auth.Caller(known.owner, known.role, source)
+
+    def _touch(self, key: str) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        now = time.time()
+        if now - self._used_s.get(key, 0.0) < _TOUCH_EVERY_S:
+            return
+        self._used_s[key] = now
+        try:
+            with write(self.engine) as conn:
+                auth.touch(conn, key, now)
+        except OperationalError:  # bookkeeping: never fail a request over it; the next one retries
+            self._used_s.pop(key, None)
 
     # ---- jobs ----------------------------------------------------------------------------------
     def submit(self, caller: auth.Caller, spec: dict[str, Any], overrides: list[str] | None = None,
@@ -185,6 +209,30 @@ class Service:
                 auth.record(conn, caller, "tokens.create", f"{role} token {name}", detail=f"owner={owner or name}")
             note["audited"] = True
         return {"token": token, "role": role, "owner": owner or name, "name": name}
+
+    def tokens(self, caller: auth.Caller, include_revoked: bool = False) -> list[dict]:
+        with self._audited(caller, "tokens.list", "tokens") as note:
+            auth.require(caller, "admin", "list tokens")
+            with write(self.engine) as conn:
+                rows = auth.list_tokens(conn, include_revoked)
+                auth.record(conn, caller, "tokens.list", "tokens", detail=f"{len(rows)} listed")
+            note["audited"] = True
+        return rows
+
+    def revoke_token(self, caller: auth.Caller, token_id: int) -> dict:
+        with self._audited(caller, "tokens.revoke", f"token {token_id}") as note:
+            auth.require(caller, "admin", "revoke tokens")
+            now = time.time()
+            with write(self.engine) as conn:
+                row = auth.revoke_token(conn, token_id, now_s=now)
+                auth.record(conn, caller, "tokens.revoke", f"token {token_id}",
+                            detail=f"{row['role']} token {row['name']} of {row['owner']}", now_s=now)
+            note["audited"] = True
+        with self._callers_lock:
+            self._generation += 1
+            self._callers.clear()  # the next request with it reads the store again, and is refused
+        del row["digest"]
+        return row
 
     def audit(self, caller: auth.Caller, limit: int = 100) -> list[dict]:
         auth.require(caller, "admin", "read the audit log")

@@ -45,8 +45,7 @@ def load_submission(path: Path, overrides: list[str] | None = None) -> BaseModel
     if isinstance(raw, dict) and raw.get("kind") == "command":
         return parse_command(raw, overrides, source=str(path))
     job = load_job(path, overrides)
-    _local_only(job)
-    return job
+    return _local_only(job)
 
 
 def validate_submission(raw: dict[str, Any], overrides: list[str] | None = None) -> BaseModel:
@@ -58,12 +57,11 @@ def validate_submission(raw: dict[str, Any], overrides: list[str] | None = None)
     if raw.get("kind") == "command":
         return parse_command(raw, overrides, source="spec")
     job = parse_job(raw, overrides, source="spec")
-    _local_only(job)
-    return job
+    return _local_only(job)
 
 
-# What the executor can run: `python -m llmos.run` runs training recipes; serve specs are deployments.
-SUBMITTABLE = ("train", "serve", "command")
+# What the executor can run: `python -m llmos.run` runs training and compression; serve specs are deployments.
+SUBMITTABLE = ("train", "compress", "serve", "command")
 
 
 def request_of(job: BaseModel) -> Request:
@@ -92,19 +90,23 @@ def check_fits(request: Request, inventory: Inventory) -> None:
         short.append(f"{total_gpus} GPUs but it has {len(inventory.gpus)}")
     if short:
         raise Rejected("the job can never run on this machine: it asks for " + "; ".join(short) + ".",
-                       hint="Ask for less (e.g. resources.procs, resources.cpus_per_proc, resources.gpus_per_proc), "
-                            "or see what there is with: llmos status")
+                       hint="Ask for less (resources.cpus; for training resources.procs, resources.cpus_per_proc, "
+                            "resources.gpus_per_proc), or see what there is with: llmos status")
 
 
-def _local_only(job: BaseModel) -> None:
+def _local_only(job: BaseModel) -> BaseModel:
     kind = getattr(job, "kind", None)
     if kind not in SUBMITTABLE:
         raise SpecError(f"a kind: {kind} job cannot be submitted to the control plane yet.",
                         problems=[("kind", f"submit one of: {', '.join(SUBMITTABLE)}")],
                         hint=f"Run it in the foreground with: llmos {kind} ...")
+    if kind == "compress":
+        from llmos.control._submit_compress import ready_to_queue
+
+        return ready_to_queue(job)  # type: ignore[arg-type]
     res = getattr(job, "resources", None)
     if res is None or not hasattr(res, "nodes"):
-        return
+        return job
     problems = []
     if res.nodes != 1:
         problems.append(("resources.nodes", "the control plane runs jobs on this machine; set resources.nodes=1 "
@@ -114,3 +116,4 @@ def _local_only(job: BaseModel) -> None:
                                                     "set resources.gpus_per_proc=1"))
     if problems:
         raise SpecError("spec cannot run under the control plane:", problems=problems)
+    return job

@@ -1,4 +1,5 @@
-"""`python -m llmos.run JOB.json`: validate the resolved job file and run its recipe."""
+"""`python -m llmos.run JOB.json`: validate the resolved job file and run its recipe: training
+(`kind: train`, one process per worker) or compression (`kind: compress`, one process)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m llmos.run JOB.json", file=sys.stderr)
         return 2
-    _control_plane_placement()
     from llmos.errors import SpecError
     from llmos.spec import validate_dict
 
@@ -25,7 +25,17 @@ def main(argv: list[str]) -> int:
         except (OSError, ValueError) as exc:
             raise SpecError(f"cannot read the job file {path}: {exc}",
                             hint="Start jobs with `llmos train SPEC`, which writes this file.") from None
+        kind = raw.get("kind", "train") if isinstance(raw, dict) else None
+        # A compression is one process: its output stays in the attempt's output.log.
+        _control_plane_placement(worker_logs=kind == "train")
         job = validate_dict(raw, source=str(path))
+        if kind == "compress":
+            from llmos.run.compress import run_compress
+
+            return run_compress(job)  # type: ignore[arg-type]
+        if kind != "train":
+            raise SpecError(f"{path} is a kind: {kind} job; python -m llmos.run runs train and compress jobs.",
+                            hint=f"Run it with: llmos {kind} ...")
         from llmos.run.train import train
 
         return train(job)  # type: ignore[arg-type]
@@ -35,14 +45,14 @@ def main(argv: list[str]) -> int:
         return report(exc)
 
 
-def _control_plane_placement() -> None:
+def _control_plane_placement(worker_logs: bool = True) -> None:
     """Under the control plane each worker keeps to its own cores and writes its own log file."""
     rank = int(os.environ.get("LOCAL_RANK", "0"))
     cores = os.environ.get("LLMOS_WORKER_CORES", "").split(";")  # "0,1;2,3": local rank r takes group r
     if rank < len(cores) and cores[rank] and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in cores[rank].split(",")})
     logs = os.environ.get("LLMOS_WORKER_LOGS")
-    if logs:
+    if logs and worker_logs:
         fd = os.open(os.path.join(logs, f"worker-{rank}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from llmos.spec._models import TrackingSpec, _Strict
 
-__all__ = ["CompressDataSpec", "CompressJob", "GateSpec", "RecipeSpec", "ReportSpec", "parse_recipe"]
+__all__ = ["CompressDataSpec", "CompressJob", "CompressResources", "GateSpec", "RecipeSpec", "ReportSpec",
+           "parse_recipe"]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _ALIAS = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -124,6 +125,17 @@ class ReportSpec(_Strict):
         "models only, whose eager CPU path is slower than fp32"))] = "auto"
 
 
+class CompressResources(_Strict):
+    """What a compression asks of the control plane (`llmos submit`). It runs in one process on CPUs
+    (the recipes, then one measuring process at a time); `llmos compress` uses the machine as it is."""
+
+    cpus: Annotated[int, Field(gt=0, description=(
+        "CPU cores; the recipes and every measurement run on them (report.num_threads null: all of them)"))] = 1
+    memory_gb: Annotated[float | None, Field(gt=0, description=(
+        "memory in GB: the parent, one child and one measuring process at a time (see peak_rss_mb in the "
+        "report); null: not counted"))] = None
+
+
 class CompressJob(_Strict):
     kind: Annotated[Literal["compress"], Field(description="what the job does")] = "compress"
     model: Annotated[str, Field(min_length=1, description=(
@@ -148,6 +160,8 @@ class CompressJob(_Strict):
         "work folder (children, report, plot); null: $LLMOS_HOME/runs/compress-PARENT-TIME"))] = None
     report: Annotated[ReportSpec, Field(description="how models are measured")] = ReportSpec()
     tracking: Annotated[TrackingSpec, Field(description="MLflow recording (the compression run)")] = TrackingSpec()
+    resources: Annotated[CompressResources, Field(description=(
+        "what the job asks of the control plane (llmos submit)"))] = CompressResources()
 
     @field_validator("recipe", mode="before")
     @classmethod
