@@ -83,7 +83,8 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
         card = {"id": service.model_id, "object": "model", "created": service.created, "owned_by": "llmos",
                 "task": task, "version": service.source.version,
                 "runtime": runtime.name if runtime else "loading",
-                "precision": runtime.precision if runtime else "loading"}
+                "precision": runtime.precision if runtime else "loading",
+                "packing": getattr(runtime, "packing", "off") if runtime else "loading"}
         return {"object": "list", "data": [card]}
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)

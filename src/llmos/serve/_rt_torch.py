@@ -55,6 +55,25 @@ class TorchRuntime:
         self.model = built.model.to(self.device).eval()
         self._dtype = self._autocast_dtype(spec.precision)
         self.precision = "bf16" if self._dtype is not None else _stored_precision(info)
+        self.packed: Any = None
+        self.packing = "off (runtime.packing: off)"
+        if spec.packing == "auto" and info.task != "causal-lm":
+            self.packing = self._pack()
+
+    def _pack(self) -> str:
+        """Pack batches where the model allows it and the packed outputs match the padded ones."""
+        from llmos.serve._packing import enable_packing, verify
+
+        packed = enable_packing(self.model)
+        if isinstance(packed, str):
+            return f"off ({packed})"
+        vocab = int(getattr(self.model.config, "vocab_size", 0) or 0) or self.tokenizer.vocab_size
+        problem = verify(self.model, packed, vocab)
+        if problem is not None:
+            # The stack stays in place but its lengths stay None: every batch runs padded.
+            return f"off ({problem})"
+        self.packed = packed
+        return "on"
 
     def _autocast_dtype(self, precision: str) -> Any:
         torch = self._torch
@@ -77,8 +96,14 @@ class TorchRuntime:
                   "attention_mask": torch.from_numpy(batch.attention_mask).to(self.device)}
         if batch.token_type_ids is not None:
             inputs["token_type_ids"] = torch.from_numpy(batch.token_type_ids).to(self.device)
-        with torch.inference_mode(), self.autocast():
-            out = self.model(**inputs)
+        if self.packed is not None:
+            self.packed.lengths = batch.attention_mask.sum(1).tolist()  # right-padded rows
+        try:
+            with torch.inference_mode(), self.autocast():
+                out = self.model(**inputs)
+        finally:
+            if self.packed is not None:
+                self.packed.lengths = None
         if self.info.task == "classification":
             return out.logits.float().softmax(-1).cpu().numpy()
         return out.float().cpu().numpy()  # embedding: pooled and normalised by the model itself

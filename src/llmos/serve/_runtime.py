@@ -94,11 +94,17 @@ def load_runtime(folder: Path, spec: Any) -> Runtime:
     return TorchRuntime(folder, info, spec)
 
 
-def pad_batch(rows: list[list[int]], pad_id: int, type_rows: list[list[int]] | None = None) -> Padded:
-    """Right-pad token-id rows to the longest one; masks mark real tokens."""
+def pad_batch(rows: list[list[int]], pad_id: int, type_rows: list[list[int]] | None = None,
+              multiple: int = 1, max_width: int | None = None) -> Padded:
+    """Right-pad token-id rows to the longest one; masks mark real tokens. With several rows, the
+    width rounds up to a `multiple` (at most `max_width`): fewer distinct shapes, so the kernels
+    chosen (and cached) per shape are reused instead of piling up."""
     import numpy as np
 
     longest = max(len(r) for r in rows)
+    if len(rows) > 1 and multiple > 1:
+        rounded = -(-longest // multiple) * multiple
+        longest = max(longest, rounded if max_width is None else min(rounded, max_width))
     ids = np.full((len(rows), longest), pad_id, dtype=np.int64)
     mask = np.zeros((len(rows), longest), dtype=np.int64)
     types = np.zeros((len(rows), longest), dtype=np.int64) if type_rows is not None else None

@@ -122,6 +122,7 @@ class ModelCard(BaseModel):
     version: str
     runtime: str
     precision: str
+    packing: str = Field("off", description="on, or off with the reason (encoder batches packed without padding)")
 
 
 class ModelList(BaseModel):

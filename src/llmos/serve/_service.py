@@ -91,7 +91,8 @@ class Service:
             from llmos.serve._worker import BatchWorker
 
             policy = BatchPolicy(batching.max_batch_size, batching.max_batch_tokens, batching.max_wait_ms)
-            self.worker = BatchWorker(self.runtime, policy, limits.max_queue, self.metrics)
+            self.worker = BatchWorker(self.runtime, policy, limits.max_queue, self.metrics,
+                                      max_width=self.max_input_tokens)
         self.metrics.watch_queue(self.worker.queued)
         self._warm_up()
         self.worker.start()

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from llmos._memory import release_free_heap
 from llmos.serve._batching import BatchPolicy, Waiting, form_batch, retry_after_s
 from llmos.serve._errors import HttpError, queue_full
 from llmos.serve._runtime import Runtime, pad_batch
@@ -26,6 +27,8 @@ __all__ = ["BatchWorker", "Throughput", "settle", "shutting_down"]
 _log = logging.getLogger(__name__)
 # How long stop() waits for the forward pass in progress; the queue behind it is refused, not run.
 _STOP_JOIN_S = 10.0
+_TRIM_EVERY_S = 5.0  # malloc_trim walks the heap (~1 ms here): now and then, between batches
+PAD_MULTIPLE = 8  # a batch's padded width rounds up to this many tokens (see pad_batch)
 
 
 class Throughput:
@@ -78,8 +81,12 @@ class _Item:
 class BatchWorker:
     unit = "inputs"  # what the queue counts, in 429 messages
 
-    def __init__(self, runtime: Runtime, policy: BatchPolicy, max_queue: int, metrics: Any) -> None:
+    def __init__(self, runtime: Runtime, policy: BatchPolicy, max_queue: int, metrics: Any,
+                 max_width: int | None = None) -> None:
+        """`max_width`: the most tokens the model takes per input (the padded width never exceeds it)."""
         self.runtime = runtime
+        self.max_width = max_width
+        self._trimmed_s = 0.0
         self.policy = policy
         self.max_queue = max_queue
         self.metrics = metrics
@@ -147,6 +154,10 @@ class BatchWorker:
             finally:
                 with self._cond:
                     self._running = 0
+            now = time.perf_counter()
+            if now - self._trimmed_s >= _TRIM_EVERY_S:  # keep resident memory flat under shifting shapes
+                release_free_heap()
+                self._trimmed_s = now
 
     def _next_batch(self) -> list[_Item] | None:
         with self._cond:
@@ -192,4 +203,5 @@ class BatchWorker:
         types = None
         if any(item.types is not None for item in batch):
             types = [item.types or [0] * len(item.ids) for item in batch]
-        return self.runtime.infer(pad_batch([item.ids for item in batch], self._pad_id, types))
+        return self.runtime.infer(pad_batch([item.ids for item in batch], self._pad_id, types,
+                                            multiple=PAD_MULTIPLE, max_width=self.max_width))

@@ -34,6 +34,9 @@ class RuntimeSpec(_Strict):
     precision: Annotated[Literal["auto", "fp32", "bf16"], Field(description=(
         "PyTorch compute precision; auto: bf16 autocast where the CPU/GPU has fast bf16, else fp32"))] = "fp32"
     device: Annotated[Literal["auto", "cpu", "cuda"], Field(description="auto uses CUDA when present")] = "auto"
+    packing: Annotated[Literal["auto", "off"], Field(description=(
+        "auto: an encoder with absolute positions runs a batch's inputs packed end to end instead of "
+        "padded to the longest (checked against the padded outputs at load; off where they differ)"))] = "auto"
     num_threads: Annotated[int | None, Field(gt=0, description=(
         "CPU threads for the forward pass; null: every core this process may use but one, left to "
         "the event loop"))] = None
