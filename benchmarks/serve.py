@@ -98,12 +98,12 @@ THREADS: int | None = None  # --threads: model threads of every side (None: each
 PRECISION = "fp32"  # --precision: the llmos server's runtime.precision (and the direct call's autocast)
 
 
-def llmos_server(ref: str, home: Path, batch: int, max_queue: int) -> Server:
+def llmos_server(ref: str, home: Path, batch: int, max_queue: int, packing: str = "auto") -> Server:
     job = {"kind": "serve", "model": ref, "name": "sst2-minilm", "server": {"port": 0, "api_key_env": None},
-           "runtime": {"num_threads": THREADS, "precision": PRECISION},
+           "runtime": {"num_threads": THREADS, "precision": PRECISION, "packing": packing},
            "batching": {"max_batch_size": batch, "max_wait_ms": 5, "max_batch_tokens": 2048},
            "limits": {"max_queue": max_queue}}
-    path = home / f"serve-{batch}.json"
+    path = home / f"serve-{batch}-{packing}.json"
     path.write_text(json.dumps(job))
     return Server([sys.executable, "-m", "llmos.serve", str(path)], {**os.environ, "LLMOS_HOME": str(home)})
 
@@ -210,6 +210,13 @@ def main() -> None:
             batched.stop()
         print(f"dynamic batching: c16 {dyn.throughput_rps} req/s, p95 {dyn.p95_ms} ms", flush=True)
 
+        unpacked = llmos_server(ref, home, batch=32, max_queue=32, packing="off")
+        try:
+            padded = load(unpacked.url, texts, phase_s)
+        finally:
+            unpacked.stop()
+        print(f"dynamic batching, padded (runtime.packing: off): c16 {padded.throughput_rps} req/s", flush=True)
+
         naive = naive_server(folder)
         try:
             base = load(naive.url, texts, phase_s)
@@ -218,7 +225,7 @@ def main() -> None:
         print(f"naive FastAPI + pipeline: c16 {base.throughput_rps} req/s", flush=True)
 
         over = overload(ref, home, texts, rate=3 * dyn.throughput_rps, seconds=overload_s)
-    results = _figures(direct, b1_c1, b1_c16, dyn, base, over, args.quick)
+    results = _figures(direct, b1_c1, b1_c16, dyn, padded, base, over, args.quick)
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / ("serve-quick.json" if args.quick else "serve.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -226,7 +233,7 @@ def main() -> None:
     print(f"wrote {out}")
 
 
-def _figures(direct: float, b1_c1: Any, b1_c16: Any, dyn: Any, base: Any, over: dict[str, Any],
+def _figures(direct: float, b1_c1: Any, b1_c16: Any, dyn: Any, padded: Any, base: Any, over: dict[str, Any],
              quick: bool) -> dict[str, Any]:
     accepted = over["report"]
     checks = {
@@ -242,9 +249,11 @@ def _figures(direct: float, b1_c1: Any, b1_c16: Any, dyn: Any, base: Any, over: 
         "machine": machine(), "quick": quick, "threads": THREADS or "all cores", "precision": PRECISION,
         "model": "all-MiniLM-L6-v2 + fresh 2-label head, SST-2 dev sentences",
         "direct_p50_ms": round(direct, 3),
-        "batch1_c1": vars(b1_c1), "batch1_c16": vars(b1_c16), "dynamic_c16": vars(dyn), "naive_c16": vars(base),
+        "batch1_c1": vars(b1_c1), "batch1_c16": vars(b1_c16), "dynamic_c16": vars(dyn),
+        "dynamic_padded_c16": vars(padded), "naive_c16": vars(base),
         "overload": over,
         "ratios": {"batching_throughput_x_batch1": round(dyn.throughput_rps / b1_c16.throughput_rps, 2),
+                   "packed_x_padded": round(dyn.throughput_rps / padded.throughput_rps, 2),
                    "batching_p95_over_batch1_p95": round(dyn.p95_ms / b1_c16.p95_ms, 2),
                    "http_overhead": round(b1_c1.p50_ms / direct, 3),
                    "throughput_x_naive": round(dyn.throughput_rps / base.throughput_rps, 2)},
@@ -258,6 +267,7 @@ def _print(r: dict[str, Any]) -> None:
             ("llmos batch 1, concurrency 1, p50", f"{r['batch1_c1']['p50_ms']:.2f} ms"),
             ("llmos batch 1, concurrency 16", _load(r["batch1_c16"])),
             ("llmos dynamic batching (32), concurrency 16", _load(r["dynamic_c16"])),
+            ("  the same, padded (runtime.packing: off)", _load(r["dynamic_padded_c16"])),
             ("naive FastAPI + pipeline, concurrency 16", _load(r["naive_c16"]))]
     o = r["overload"]
     rows.append((f"overload {o['rate_rps']:.0f} req/s open loop, {o['report']['duration_s']:.0f} s",
