@@ -2,8 +2,11 @@
 
 The manager stores each deployment (so a restarted daemon brings it back and the controller
 adopts the replicas that survived), ticks the controllers from the scheduling loop, and supplies
-their `spawn`: each replica is pinned to cores (and GPUs) that no job and no other replica holds,
-and is shown to the scheduler as a non-preemptible holder of them, so jobs never start there.
+their `spawn`: each replica is pinned to cores (and GPUs, memory) that no job and no other replica
+holds, and is shown to the scheduler as a non-preemptible holder of them, so jobs never start there.
+A replica that finds no such room is not started: the spawn raises `NoCapacity` and records the
+demand, which the scheduler sees as a queued critical job (`waiting`); its policy frees room by
+preempting lower classes, and the deployment's next tick spawns the replica there.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select, update
 
 from llmos.control import _auth as auth
+from llmos.control._capacity import Need, demand_jobs, held_by, place_replica, too_big
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict, NotFound
 from llmos.control._inventory import NODE, Inventory
 from llmos.control._paths import control_dir
 from llmos.control._schema import deployments, jobs
-from llmos.control._snapshot import used_cores
 from llmos.control._submit import check_fits, request_of
 
 if TYPE_CHECKING:
@@ -45,6 +48,10 @@ class DeploymentManager:
         self.controllers: dict[str, Any] = {}
         self.stopping: dict[str, threading.Thread] = {}  # undeployed, replicas still draining
         self.owners: dict[str, str] = {}
+        # Replicas the controllers asked for since their last tick and found no room for (deployment
+        # -> need, count), and since when each deployment waits (its place in the scheduler's queue).
+        self._demand: dict[str, tuple[Need, int]] = {}
+        self._waiting_since: dict[str, float] = {}
         self._pins_file = control_dir() / "deployments" / "pins.json"
         self._pins: dict[str, dict[str, Any]] = self._load_pins()  # pid -> cores, gpus, deployment, started
 
@@ -103,6 +110,8 @@ class DeploymentManager:
                 raise auth.Forbidden(f"deployment {name} belongs to {self.owners.get(name)}.",
                                      hint="Ask its owner or an admin.")
             del self.controllers[name]
+            self._demand.pop(name, None)
+            self._waiting_since.pop(name, None)
             with write(self.engine) as conn:
                 conn.execute(update(deployments).where(deployments.c.name == name).values(
                     state="STOPPING", updated_s=time.time()))
@@ -152,10 +161,15 @@ class DeploymentManager:
 
     def tick(self, now: float) -> None:
         for name, controller in list(self.controllers.items()):
+            with self.lock:  # a demand lasts one tick: the controller asks again while it still wants it
+                self._demand.pop(name, None)
             try:
                 controller.tick(time.monotonic())
             except Exception as exc:
                 self.log(f"deployment {name}: tick failed: {exc}")
+            with self.lock:
+                if name not in self._demand:
+                    self._waiting_since.pop(name, None)
 
     def stop_all(self) -> None:
         """Daemon shutdown: replicas drain and stop; the deployments come back at the next `llmos up`."""
@@ -163,6 +177,8 @@ class DeploymentManager:
             for controller in self.controllers.values():
                 controller.stop(drain_timeout_s=controller.job.server.drain_timeout_s)
             self.controllers.clear()
+            self._demand.clear()
+            self._waiting_since.clear()
 
     def running(self, now: float) -> list:
         """Replicas as non-preemptible holders in the scheduler's snapshot."""
@@ -177,6 +193,12 @@ class DeploymentManager:
                       priority=PRIORITY_CLASSES["critical"], preemptible=False)
             held.append(RunningJob(job, (Slot(NODE, cpus, pin["memory_gb"], gpu_slots),), pin["started"]))
         return held
+
+    def waiting(self, now: float) -> list:
+        """Replicas waiting for room, as queued critical jobs in the scheduler's snapshot."""
+        return [job for name, (need, count) in sorted(self._demand.items())
+                for job in demand_jobs(f"{PREFIX}{name}:", self.owners.get(name, "deployments"), need, count,
+                                       self._waiting_since.get(name, now))]
 
     def used_cores(self) -> set[int]:
         return {c for pin in self._live_pins().values() for c in pin["cores"]}
@@ -201,32 +223,34 @@ class DeploymentManager:
         return controller
 
     def _spawn(self, controller: Any, argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+        from llmos.deploy import DeployError, NoCapacity
         from llmos.deploy._process import default_spawn
 
         res = controller.job.resources
+        need = Need(res.cpus, res.memory_gb or 0.0, res.gpus)
         with self.lock:
+            if (why := too_big(self.inventory, need)) is not None:
+                raise DeployError(f"deployment {controller.name}: a replica asks for {why}.",
+                                  hint="Lower the deployment's resources, or give the control plane more.")
             with read(self.engine) as conn:
-                taken = used_cores(r.placement for r in conn.execute(
-                    select(jobs.c.placement).where(jobs.c.holds.is_(True))).all())
-            taken |= self.used_cores()
-            free = [c for c in self.inventory.cores if c not in taken]
-            if len(free) >= res.cpus:
-                cores = free[:res.cpus]
-            else:  # never refuse a replica the autoscaler asked for; say that it shares cores
-                cores = list(self.inventory.cores)
-                self.log(f"deployment {controller.name}: no {res.cpus} free core(s) for a replica; it shares "
-                         f"cores {cores} with running work")
-            busy_gpus = {g for pin in self._live_pins().values() for g in pin["gpus"]}
-            gpus = [g.index for g in self.inventory.gpus if g.index not in busy_gpus][:res.gpus]
-            env = {**env, "OMP_NUM_THREADS": str(len(cores) if len(free) >= res.cpus else res.cpus),
-                   "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+                placements = [r.placement for r in conn.execute(
+                    select(jobs.c.placement).where(jobs.c.holds.is_(True))).all()]
+            room = place_replica(self.inventory, held_by(placements, self._live_pins().values()), need)
+            if isinstance(room, str):  # never oversubscribe: wait for the scheduler to free room
+                _, count = self._demand.get(controller.name, (need, 0))
+                self._demand[controller.name] = (need, count + 1)
+                self._waiting_since.setdefault(controller.name, time.time())
+                raise NoCapacity(f"deployment {controller.name}: no room for a replica; it waits for {room}.",
+                                 wanting=room, hint="The scheduler preempts lower-priority jobs to make room.")
+            cores, gpus = room
+            env = {**env, "OMP_NUM_THREADS": str(len(cores)), "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
             popen = default_spawn(argv, env, log_path)
             if hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(popen.pid, set(cores))  # before the replica starts its thread pools
             import psutil
 
             self._pins[str(popen.pid)] = {"deployment": controller.name, "cores": cores, "gpus": gpus,
-                                          "memory_gb": res.memory_gb or 0.0,
+                                          "memory_gb": need.memory_gb,
                                           "started": psutil.Process(popen.pid).create_time()}
             self._save_pins()
         return popen
@@ -257,6 +281,7 @@ class DeploymentManager:
         return {"name": s.name, "model": s.model, "model_version": s.model_version, "url": s.front_url,
                 "desired": s.desired, "ready": s.ready, "min": s.min_replicas, "max": s.max_replicas,
                 "owner": self.owners.get(name, ""), "scaling": s.scaling_reason,
+                "waiting": self._demand.get(name, (None, 0))[1],
                 "rollout": None if s.rollout is None else s.rollout.state, "events": s.events[-5:],
                 "replicas": [{"id": r.replica_id, "pid": r.pid, "port": r.port, "version": r.model_version,
                               "state": r.state, "cores": self._pins.get(str(r.pid), {}).get("cores", [])}

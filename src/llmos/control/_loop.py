@@ -94,10 +94,11 @@ class ControlLoop:
         # Replicas are placed from the API thread too: snapshot and placement see one state of them.
         with self.deployments.lock if self.deployments is not None else nullcontext():
             extra = self.deployments.running(now) if self.deployments is not None else []
+            waiting = self.deployments.waiting(now) if self.deployments is not None else []
             snapshot = build_snapshot(now, self.inventory, queued, holding, self.config.grace_s, extra, self.usage,
-                                      self.owed)
+                                      self.owed, waiting)
             self._decay(snapshot, now)
-            decision = schedule(snapshot, self.policy) if queued else Decision()
+            decision = schedule(snapshot, self.policy) if queued or waiting else Decision()
             self._apply(decision, {str(r.id): r for r in queued}, holding, now)
         if self.deployments is not None:
             self.deployments.tick(now)
@@ -150,11 +151,13 @@ class ControlLoop:
 
     def _apply(self, decision: Decision, queued: dict[str, Any], holding: list[Any], now: float) -> None:
         for reject in decision.rejects:
+            if self._owned(reject.job_id):
+                continue  # a replica too big for the machine: its spawn reports that, not the queue
             with write(self.engine) as conn:
                 transition(conn, int(reject.job_id), JobState.FAILED, f"rejected by the scheduler: {reject.reason}",
                            now_s=now, expect=[JobState.QUEUED])
         for preempt in decision.preempts:
-            if self.deployments is not None and self.deployments.owns(preempt.job_id):
+            if self._owned(preempt.job_id):
                 continue  # replicas are not preemptible; the policy never asks, but be safe
             with write(self.engine) as conn:
                 transition(conn, int(preempt.job_id), JobState.PREEMPTED, f"preempted: {preempt.reason}", now_s=now,
@@ -167,10 +170,17 @@ class ControlLoop:
         if self.deployments is not None:
             used |= self.deployments.used_cores()
         for start in decision.starts:
+            if self._owned(start.job_id):
+                # A waiting replica fits in free room now (its preempted victims have exited). The
+                # deployment owns its replicas: it spawns it at the end of this tick, not the loop.
+                continue
             row = queued[start.job_id]
             placement = assign_cores(start.placement, self.inventory, used)
             used |= {c for w in placement["workers"] for c in w["cores"]}
             self._start(row, placement, now)
+
+    def _owned(self, job_id: str) -> bool:
+        return self.deployments is not None and self.deployments.owns(job_id)
 
     def _start(self, row: Any, placement: dict[str, Any], now: float) -> None:
         attempt = row.attempt + 1

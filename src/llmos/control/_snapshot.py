@@ -27,11 +27,16 @@ def sched_job(row: Any) -> Job:
 
 def build_snapshot(now_s: float, inventory: Inventory, queued: Iterable[Any], holding: Iterable[Any],
                    grace_s: float, extra: Iterable[RunningJob] = (), usage: Mapping[str, Resources] | None = None,
-                   owed: Mapping[str, float] | None = None) -> Snapshot:
-    """The snapshot the policy reads: queued rows, rows holding a placement, and `extra` holders
-    (deployment replicas). A job asked to stop holds its placement until its processes exit."""
+                   owed: Mapping[str, float] | None = None, waiting: Iterable[Job] = ()) -> Snapshot:
+    """The snapshot the policy reads: queued rows, rows holding a placement, `extra` holders
+    (deployment replicas) and `waiting` queued extras (replicas waiting for room).
+
+    A job asked to stop holds its placement until its processes exit, and is marked `stopping`:
+    the policy counts what it holds as capacity being freed, which the demand that preempted it
+    claims on later rounds, so one demand preempts one set of victims, not a new set every round.
+    """
     running = [_running(row, now_s, grace_s) for row in holding]
-    return Snapshot.build(now_s, [inventory.node()], [*running, *extra], [sched_job(r) for r in queued],
+    return Snapshot.build(now_s, [inventory.node()], [*running, *extra], [*(sched_job(r) for r in queued), *waiting],
                           usage=usage, owed=owed)
 
 

@@ -9,7 +9,7 @@ rolls as one rule).
 
 from llmos.deploy._autoscale import ReplicaLoad, ScaleDecision, ScalingConfig, ScalingSnapshot, decide_replicas
 from llmos.deploy._controller import DeploymentController
-from llmos.deploy._errors import DeployError
+from llmos.deploy._errors import DeployError, NoCapacity
 from llmos.deploy._pick import Candidate, pick_replica, retry_allowed
 from llmos.deploy._reconcile import Plan, ReplicaView, reconcile, restart_delay_s, should_abort
 from llmos.deploy._status import DeploymentStatus, ReplicaStatus, RolloutStatus
@@ -19,6 +19,7 @@ __all__ = [
     "DeployError",
     "DeploymentController",
     "DeploymentStatus",
+    "NoCapacity",
     "Plan",
     "ReplicaLoad",
     "ReplicaStatus",

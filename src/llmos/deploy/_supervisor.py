@@ -3,6 +3,8 @@
 It acts on what the controller decided and reports each change as a one-line note. Removal is
 always a drain: out of routing first, SIGTERM once the router has nothing in flight on the
 replica (or the drain timeout passed), SIGKILL only if it then overstays its own drain.
+A spawn that raises `NoCapacity` is a replica waiting for capacity, not a failed start: no
+backoff, no count toward giving up a roll; it is tried again on the next tick.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from llmos.deploy._autoscale import ReplicaLoad
+from llmos.deploy._errors import NoCapacity
 from llmos.deploy._process import ProcHandle, Spawn, adopt, free_port
 from llmos.deploy._reconcile import ReplicaView, restart_delay_s
 from llmos.deploy._replica import REPLICA_HOST, replica_argv, replica_env, revision_of, write_replica_job
@@ -38,6 +41,7 @@ class Supervisor:
         self._next_start_s = float("-inf")
         self._seq = 1
         self._saved = ""
+        self._waiting_note = ""  # the last "waits for capacity" note, so that it is said once
 
     # --- revisions --------------------------------------------------------------------------------
     def add_revision(self, pinned: ServeJob) -> str:
@@ -74,22 +78,41 @@ class Supervisor:
     def start_replicas(self, revision: str, count: int, now: float | None) -> list[str]:
         if now is not None and now < self._next_start_s:
             return []
-        job, notes = self._jobs[revision], []
+        job, notes, waiting = self._jobs[revision], [], []
         for _ in range(count):
+            # The id is taken only by a start or a failed start: a replica that waits keeps its id.
             replica_id, port = f"r{self._seq}", self._free_port()
-            self._seq += 1
             job_file = write_replica_job(job, port, self._dir / "replicas" / f"{replica_id}.json")
             log_path = self._dir / "logs" / f"{replica_id}.log"
             try:
                 popen = self._spawn(replica_argv(job_file), replica_env(self.name, replica_id, job), log_path)
+            except NoCapacity as exc:  # not a failure: the spawn recorded the demand; try again next tick
+                waiting.append(exc.wanting)
+                continue
             except Exception as exc:  # the spawn may be the control plane's: a failure is one failed start
+                self._seq += 1
                 delay_s = self._record_failure(revision, now or 0.0)
                 notes.append(f"could not start {replica_id}: {exc}; trying again in {delay_s:.1f} s")
                 break
+            self._seq += 1
             self._table.add(ReplicaRecord(replica_id, revision, port, ProcHandle(popen.pid, popen), now))
             notes.append(f"started {replica_id} ({job.model}) pid {popen.pid} on port {port}")
+        notes.extend(self._waiting(waiting))
         self._prune_logs()
         return notes
+
+    def _waiting(self, wanting: list[str]) -> list[str]:
+        """The note that replicas wait for capacity: once when the wait begins or changes, not every tick."""
+        if not wanting:
+            self._waiting_note = ""
+            return []
+        first = f"r{self._seq}"
+        note = (f"{first} waits for {wanting[0]}" if len(wanting) == 1 else
+                f"{len(wanting)} replicas from {first} wait for {wanting[0]} each")
+        if note == self._waiting_note:
+            return []
+        self._waiting_note = note
+        return [note]
 
     def _prune_logs(self) -> None:
         # A replica that keeps crashing gets a new id, and a log, every time: keep the latest few.
