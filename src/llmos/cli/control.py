@@ -84,7 +84,8 @@ def status() -> None:
     console.print(f"  jobs     {counts}")
     for d in s["deployments"]:
         console.print(f"  deployment {d['name']}: {d.get('model', '')} {d.get('ready', '?')}/{d.get('desired', '?')} "
-                      f"replicas ready at {d.get('url', '?')}")
+                      f"replicas ready at {d.get('url', '?')}"
+                      + (f"; {d['waiting']} waiting for free cores" if d.get("waiting") else ""))
     console.print("next: llmos jobs   (or: llmos top)")
 
 

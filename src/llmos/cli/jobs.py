@@ -76,7 +76,8 @@ def jobs(
                       str(j["attempt"]), _age(j["submit_s"]))
     for d in deployments:
         table.add_row(d["name"], f"{d.get('model', '')} (serve)", _colour("RUNNING" if d.get("ready") else "STARTING"),
-                      d.get("owner", ""), "-", f"{d.get('ready', 0)}/{d.get('desired', 0)} replicas",
+                      d.get("owner", ""), "-", f"{d.get('ready', 0)}/{d.get('desired', 0)} replicas"
+                      + (f", {d['waiting']} waiting" if d.get("waiting") else ""),
                       d.get("url", ""), "-", "-")
     console.print(table)
     console.print(f"next: llmos jobs show {rows[0]['id']}" if rows else "next: llmos status")
