@@ -116,7 +116,7 @@ class ControlLoop:
                 continue
             changed = True
             outcome = after_exit(JobState(row.state), code, row.attempt, row.failures, row.max_retries, now,
-                                 self.config.retry_base_s, self.config.retry_max_s)
+                                 self.config.retry_base_s, self.config.retry_max_s, kind=row.kind)
             label = "ok" if code == 0 else ("stopped" if outcome.state == JobState.QUEUED and not outcome.failed
                                             else "failed" if outcome.failed else "cancelled")
             try:

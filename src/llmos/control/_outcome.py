@@ -25,8 +25,9 @@ def retry_delay_s(failures: int, base_s: float, max_s: float) -> float:
 
 
 def after_exit(state: JobState, exit_code: int | None, attempt: int, failures: int, max_retries: int,
-               now_s: float, base_s: float, max_s: float) -> Outcome:
-    """`exit_code` None means the process vanished without recording one (SIGKILL, out of memory)."""
+               now_s: float, base_s: float, max_s: float, kind: str = "train") -> Outcome:
+    """`exit_code` None means the process vanished without recording one (SIGKILL, out of memory).
+    `kind` is the job's: a compress job keeps no checkpoints, so its reasons say a rerun starts over."""
     how = "without an exit status (killed?)" if exit_code is None else (
         f"by signal {-exit_code}" if exit_code < 0 else f"with exit code {exit_code}")
     if state == JobState.CANCELLED:
@@ -34,14 +35,19 @@ def after_exit(state: JobState, exit_code: int | None, attempt: int, failures: i
     if exit_code == 0:
         note = " (while being preempted)" if state == JobState.PREEMPTED else ""
         return Outcome(JobState.SUCCEEDED, f"attempt {attempt} finished{note}")
+    # A compress job keeps no checkpoints (a rerun redoes every recipe); training resumes from one.
+    restarts = kind == "compress"
+    resumes = "it starts over (compression keeps no checkpoints)" if restarts else \
+        "it resumes from its latest checkpoint"
     if state == JobState.PREEMPTED:
-        return Outcome(JobState.QUEUED, f"preempted: attempt {attempt} stopped {how}; requeued, it resumes "
-                                        "from its latest checkpoint")
+        return Outcome(JobState.QUEUED, f"preempted: attempt {attempt} stopped {how}; requeued, {resumes}")
     if exit_code == EXIT_PREEMPTED:  # stopped by a SIGTERM from outside the scheduler: not a failure
-        return Outcome(JobState.QUEUED, f"attempt {attempt} stopped with a checkpoint (exit 75); requeued")
+        stopped = "before registering anything" if restarts else "with a checkpoint"
+        return Outcome(JobState.QUEUED, f"attempt {attempt} stopped {stopped} (exit 75); requeued, {resumes}")
     failures += 1
     if failures <= max_retries:
         delay = retry_delay_s(failures, base_s, max_s)
+        rerun = "starting over" if restarts else "from its latest checkpoint"
         return Outcome(JobState.QUEUED, f"attempt {attempt} failed {how}; retry {failures} of {max_retries} "
-                                        f"in {delay:g} s, from its latest checkpoint", True, now_s + delay)
+                                        f"in {delay:g} s, {rerun}", True, now_s + delay)
     return Outcome(JobState.FAILED, f"attempt {attempt} failed {how}; no retries left ({max_retries} allowed)", True)

@@ -18,7 +18,7 @@ class OnnxRuntime:
         from transformers import AutoTokenizer
 
         from llmos._lazy import require
-        from llmos.errors import ModelError
+        from llmos.errors import ModelError, SpecError
         from llmos.serve._rt_torch import default_threads
 
         ort = require("onnxruntime")
@@ -33,7 +33,13 @@ class OnnxRuntime:
         if spec.device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(str(files[0]), sess_options=options, providers=providers)
+        # ONNX Runtime falls back to the CPU silently (no onnxruntime-gpu, no GPU visible): an explicit
+        # `cuda` is refused instead, as the PyTorch runtime refuses it.
         self.device = "cuda" if self.session.get_providers()[0].startswith("CUDA") else "cpu"
+        if spec.device == "cuda" and self.device != "cuda":
+            raise SpecError("runtime.device is cuda but ONNX Runtime cannot use a CUDA device here "
+                            f"(providers: {', '.join(ort.get_available_providers())}).",
+                            hint="Set runtime.device to auto or cpu, or install onnxruntime-gpu on a GPU machine.")
         self._inputs = {i.name for i in self.session.get_inputs()}
         self.info = info
         self.precision = info.format

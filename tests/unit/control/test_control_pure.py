@@ -37,6 +37,17 @@ def test_exit_outcomes() -> None:
     assert [retry_delay_s(n, 2.0, 10.0) for n in (1, 2, 3, 4)] == [2.0, 4.0, 8.0, 10.0]
 
 
+@pytest.mark.parametrize(("state", "code"), [(P, -15), (R, 75), (R, 1)])
+def test_requeue_reasons_say_whether_the_rerun_resumes_or_starts_over(state: JobState, code: int) -> None:
+    train = after_exit(state, code, 1, 0, 2, 0.0, 2.0, 60.0, kind="train")
+    compress = after_exit(state, code, 1, 0, 2, 0.0, 2.0, 60.0, kind="compress")
+    assert train.state == compress.state == Q and train.failed == compress.failed
+    assert "latest checkpoint" in train.reason and "over" not in train.reason
+    assert "starting over" in compress.reason or "starts over" in compress.reason
+    assert "checkpoint" not in compress.reason.replace("keeps no checkpoints", "")
+    assert after_exit(state, code, 1, 0, 2, 0.0, 2.0, 60.0).reason == train.reason  # training is the default
+
+
 def test_final_states_are_final_and_every_state_can_end() -> None:
     assert all(not ALLOWED[s] for s in TERMINAL)
     assert all(ALLOWED[s] & TERMINAL for s in JobState if s not in TERMINAL)
