@@ -7,7 +7,7 @@ plane daemon and the simulator (`llmos.sim`) call the same function.
 """
 
 from llmos.scheduler._config import POLICIES, PolicyConfig, policy_config
-from llmos.scheduler._decision import Decision, Preempt, Reject, Reservation, Start
+from llmos.scheduler._decision import Claim, Decision, Preempt, Reject, Reservation, Start
 from llmos.scheduler._errors import SchedulerError
 from llmos.scheduler._fairshare import (
     allocation_by_group,
@@ -34,6 +34,7 @@ from llmos.scheduler._types import Job, Node, NodeFree, Owner, RunningJob, Slot
 __all__ = [
     "POLICIES",
     "PRIORITY_CLASSES",
+    "Claim",
     "Cluster",
     "Decision",
     "Job",

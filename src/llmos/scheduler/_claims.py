@@ -4,8 +4,9 @@ A claim is a placement on "future" capacity: what is free now plus what checkpoi
 about to release. The round keeps that view in step with every start and claim instead of
 rebuilding it, and bounds how many claims it plans, as each plan scans the running jobs.
 
-Who may be preempted is decided in `_victims`. A blocked head job that would fit in the idle
-GPUs if they were on one node may instead move small jobs out of its way (`_repack`).
+Who may be preempted is decided in `_victims`. A blocked head job that needs one node may
+instead move small jobs out of its way (`_repack`), into idle GPUs elsewhere or, on a full
+cluster, into room it makes by preempting jobs it may preempt anyway.
 """
 
 from __future__ import annotations

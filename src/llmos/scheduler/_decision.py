@@ -1,4 +1,4 @@
-"""What a scheduling round returns: starts with exact placements, preemptions and rejections."""
+"""What a scheduling round returns: starts with exact placements, claims, preemptions and rejections."""
 
 from __future__ import annotations
 
@@ -6,12 +6,25 @@ from dataclasses import dataclass
 
 from llmos.scheduler._types import Slot
 
-__all__ = ["Decision", "Preempt", "Reject", "Reservation", "Start"]
+__all__ = ["Claim", "Decision", "Preempt", "Reject", "Reservation", "Start"]
 
 
 @dataclass(frozen=True, slots=True)
 class Start:
     """Start `job_id` now; `placement` has one slot per worker, in rank order."""
+
+    job_id: str
+    placement: tuple[Slot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """`job_id` is to start on `placement` once the capacity being freed there is released.
+
+    The capacity is being freed by jobs checkpointing (preempted this round or before). A claim
+    binds nothing: the next round decides again. It tells a caller where the capacity it sees
+    being freed is going (the simulator counts it as the claimant's share, see `llmos.sim`).
+    """
 
     job_id: str
     placement: tuple[Slot, ...]
@@ -50,3 +63,4 @@ class Decision:
     preempts: tuple[Preempt, ...] = ()
     rejects: tuple[Reject, ...] = ()
     reservation: Reservation | None = None
+    claims: tuple[Claim, ...] = ()

@@ -19,7 +19,7 @@ import math
 from llmos.scheduler._backfill import reserve
 from llmos.scheduler._claims import Claims
 from llmos.scheduler._config import POLICIES, PolicyConfig
-from llmos.scheduler._decision import Decision, Reject, Reservation, Start
+from llmos.scheduler._decision import Claim, Decision, Reject, Reservation, Start
 from llmos.scheduler._fairshare import allocation_by_group, by_owner, owner_standing
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._order import QueueOrder
@@ -69,7 +69,7 @@ class _Round:
         self.claims = Claims(snap, config, self.view, self.quotas, self.held.keys())
         self.starts: list[Start] = []
         self.begun: list[RunningJob] = []  # started or claimed this round, for the backfill replay
-        self.claimed: set[str] = set()
+        self.claimed: list[Claim] = []
         self.rejects: list[Reject] = []
         self.reservation: Reservation | None = None
         self.backfill_left = config.backfill_depth
@@ -88,7 +88,8 @@ class _Round:
                 self.backfill_left -= 1
             if not self._consider(job):
                 break
-        return Decision(tuple(self.starts), tuple(self.claims.preempts), tuple(self.rejects), self.reservation)
+        return Decision(tuple(self.starts), tuple(self.claims.preempts), tuple(self.rejects), self.reservation,
+                        tuple(self.claimed))
 
     def _consider(self, job: Job) -> bool:
         """Handle one job; False stops the round (a blocked job that nothing may pass)."""
@@ -170,7 +171,7 @@ class _Round:
         return True
 
     def _claimed(self, job: Job, placement: Placement) -> None:
-        self.claimed.add(job.job_id)
+        self.claimed.append(Claim(job.job_id, placement))
         # It starts only once the capacity is freed, so when it ends is unknown here.
         self.begun.append(RunningJob(job, placement, self.snap.now_s, expected_end_s=math.inf))
         self._charge(job)

@@ -7,14 +7,21 @@ away in the idle capacity elsewhere (jobs the blocked one may preempt anyway, by
 reclaim, need no landing spot). Moved jobs checkpoint, keep their place in the queue and
 restart, so a move costs only their checkpoint time; nobody loses share. That is why a move may
 touch a job of any class, unlike a preemption.
+
+On a full cluster there is no idle capacity to land on: a moved job may then land where the
+blocked job preempts others it may preempt anyway (cheapest first, within the same budgets),
+on other nodes. A higher-class job, or one of the blocked job's own owner, on every node would
+otherwise keep an owner below its share from ever running a whole-node job.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._placement import Placement, commit, place
+from llmos.scheduler._preempt import plan_preemption
 from llmos.scheduler._types import Job, RunningJob
 from llmos.scheduler._victims import Victims
 
@@ -23,6 +30,7 @@ __all__ = ["REPACK_NODES", "plan_repack"]
 REPACK_NODES = 16  # nodes tried, those with most idle GPUs first: bounds a round on a large cluster
 _MOVERS_PER_NODE = 6  # at most 2^6 subsets per node
 _TRIES = 4  # cheapest options checked in full (each check copies the free view)
+_EVICTING_TRIES = 2  # of those, tried again with evictions to land the moved jobs
 
 Moves = list[tuple[RunningJob, Placement | None]]  # None: evicted (preempted), not moved
 
@@ -50,14 +58,22 @@ def plan_repack(job: Job, future: FreeView, by_node: dict[int, list[RunningJob]]
                 options.append((cost, len(moved), i, moved))
     options.sort(key=lambda o: o[:3])
     for _, _, i, moved in options[:_TRIES]:
-        plan = _try(job, future, future.nodes[i].name, moved, evictable, index)
+        plan = _try(job, future, future.nodes[i].name, moved, evictable, index, None)
+        if plan is not None:
+            return plan
+    # Nowhere idle to land: let the moved jobs land where the blocked job may preempt anyway,
+    # for the cheapest options only (each landing plans a preemption).
+    for cost, _, i, moved in options[:_EVICTING_TRIES]:
+        plan = _try(job, future, future.nodes[i].name, moved, evictable, index, budget - cost)
         if plan is not None:
             return plan
     return None
 
 
 def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob], evictable: Victims,
-         index: dict[str, int]) -> tuple[Placement, Moves] | None:
+         index: dict[str, int], budget: float | None) -> tuple[Placement, Moves] | None:
+    """`job` on `node` once `moved` are out of the way; with a `budget` (lost work left), moved
+    jobs that find no idle room may land where `evictable` jobs are evicted for them."""
     scratch = future.clone()
     for rj in moved:
         for slot in rj.placement:
@@ -70,12 +86,35 @@ def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob], evictab
     for rj in moved:
         if rj.job.job_id in evictable.why and evictable.affordable([*evicted, rj]):
             evicted.append(rj)
-    targets: Moves = [(rj, None) for rj in evicted]
     landing = [rj for rj in moved if all(rj is not e for e in evicted)]
+    touched = {rj.job.job_id for rj in moved}
+    landed: Moves = []
     for rj in sorted(landing, key=lambda rj: -rj.job.total.gpus):  # biggest first packs best
         target = place(scratch, rj.job)
+        if target is None and budget is not None:
+            budget -= _make_room(rj.job, scratch, evictable, evicted, touched, index, budget)
+            target = place(scratch, rj.job) if budget >= 0 else None
         if target is None:
             return None
         commit(scratch, target, index)
-        targets.append((rj, target))
-    return placement, targets
+        landed.append((rj, target))
+    return placement, [(rj, None) for rj in evicted] + landed
+
+
+def _make_room(mover: Job, scratch: FreeView, evictable: Victims, evicted: list[RunningJob], touched: set[str],
+               index: dict[str, int], budget: float) -> float:
+    """Evict the cheapest set of jobs the blocked job may preempt anyway (within what its budgets
+    have left after `evicted`) that lets `mover` fit on `scratch`; add them to `evicted`, free
+    them on `scratch` and return what they cost (inf: no such set)."""
+    plan = plan_preemption(mover, scratch, evictable.left_after(evicted, touched), index)
+    if plan is None or not plan[1]:
+        return math.inf
+    cost = sum(rj.lost_work for rj in plan[1])
+    if cost > budget:
+        return math.inf
+    for rj in plan[1]:
+        touched.add(rj.job.job_id)
+        evicted.append(rj)
+        for slot in rj.placement:
+            scratch.give(index[slot.node], slot.cpus, slot.memory_gb, slot.gpu_indices)
+    return cost

@@ -61,6 +61,19 @@ class Victims:
                     fresh.add(rj.owner)
         return all(s <= (self.surplus[o] if o in fresh else self.budget[o]) + 1e-9 for o, s in spent.items())
 
+    def left_after(self, chosen: Sequence[RunningJob], skip: Collection[str]) -> Victims:
+        """The candidates once `chosen` are preempted: those not in `skip`, with what the budgets
+        (and surpluses) have left; a plan that spends what is left stays within the whole."""
+        budget, surplus = dict(self.budget), dict(self.surplus)
+        for rj in chosen:
+            s = self.share.get(rj.job.job_id)
+            if s is not None:
+                budget[rj.owner] -= s
+                if rj.owner in surplus:
+                    surplus[rj.owner] -= s
+        return Victims([rj for rj in self.ranked if rj.job.job_id not in skip], self.why, budget, surplus,
+                       self.share, self.fresh)
+
 
 class Movable:
     """Preemptible running jobs that are not already stopping, by class, cheapest first."""

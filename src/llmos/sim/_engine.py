@@ -4,7 +4,9 @@ Events are arrivals, completions and the end of a preempted job's checkpoint. Af
 batch of events at one instant the simulator builds the same snapshot the daemon would, asks
 the policy for decisions and applies them (`_state` checks every placement). A preempted job
 stops computing at once, frees its resources when its checkpoint is written, and returns to
-the queue with its original submit time (its place) and the work it had left.
+the queue with its original submit time (its place) and the work it had left. The capacity
+each round claims for queued jobs out of what checkpoints are freeing is recorded with the
+samples, as it counts for the claimant's share (see `_report`).
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ class _Simulation:
             while self.events and self.events[0][0] == t:
                 _, kind, _, job_id, version = heapq.heappop(self.events)
                 self._handle(kind, job_id, version)
-            self._round()
-            self.samples.add(self.now_s, self.state.busy_gpus, self.state.held, self.state.queued)
+            decision = self._round()
+            allocated = self.state.allocated(decision.claims, self.trace) if decision.claims else None
+            self.samples.add(self.now_s, self.state.busy_gpus, self.state.held, self.state.queued, allocated)
         unfinished = [j.job_id for group in self.state.queue.values() for j in group]
         weights = {o: (self.owners[o].weight if o in self.owners else 1.0) for o in self.samples.owners}
         return SimResult(self.config.name, self.config.priority_classes, int(self.state.cluster.total.gpus),
@@ -117,13 +120,14 @@ class _Simulation:
                 estimate = max(estimate - (self.now_s - rj.start_s - rj.job.checkpoint_s), 0.0)
             self.state.enqueue(replace(rj.job, runtime_estimate_s=estimate))
 
-    def _round(self) -> None:
+    def _round(self) -> Decision:
         snap = self.state.snapshot(self.now_s, self.usage, self.owed)
         began = time.perf_counter()
         decision = schedule(snap, self.config)
         self.latency_s.append(time.perf_counter() - began)
         self.decisions.append(len(decision.starts) + len(decision.preempts) + len(decision.rejects))
         self._apply(decision)
+        return decision
 
     def _apply(self, decision: Decision) -> None:
         for reject in decision.rejects:

@@ -68,14 +68,14 @@ def _shares(plt, r: SimResult, path: Path) -> Path:
     s = r.samples
     entitled = [entitled_at(r, k) for k in range(len(s.times_s))]
     for o in s.owners:
-        held = [s.owner_held(o, k) / r.total_gpus for k in range(len(s.times_s))]
+        held = [s.owner_allocated(o, k) / r.total_gpus for k in range(len(s.times_s))]
         t, share = _binned(s.times_s, held)
         days = [x / 86400 for x in t]
         line = ax.plot(days, share, label=o, linewidth=1.2)[0]
         _, fair = _binned(s.times_s, [e[o] / r.total_gpus for e in entitled])
         ax.plot(days, fair, color=line.get_color(), linestyle=":", linewidth=1.0)
     ax.set_xlabel("simulated time (days)")
-    ax.set_ylabel("share of GPUs held (dotted: entitled)")
+    ax.set_ylabel("share of GPUs allocated (dotted: entitled)")
     ax.set_title(f"Share per owner over time vs. entitlement ({r.policy})")
     ax.grid(alpha=0.3)
     ax.legend()

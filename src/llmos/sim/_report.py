@@ -11,6 +11,16 @@ waiting, its time-averaged share of the GPUs with its time-averaged entitlement;
 waiting time in which the owner held at least 0.9x its entitlement of the moment (whole jobs
 and checkpoints make 100% unreachable: an owner 3 GPUs short whose next job needs 8 stays
 short until 8 are free).
+
+An owner's share is what the policy allocated to it: the GPUs its jobs hold, where GPUs being
+freed by a preempted job's checkpoint that the round has claimed for a queued job count for
+that job's owner from the moment of the preemption, not for the owner checkpointing out of
+them (the capacity is the claimant's; the checkpoint is the preemption's price, reported as
+GPU-hours lost). Without that, every preemption made for an owner would count against it
+for the 20-120 s its victims take to checkpoint, which no policy can avoid, and an owner that
+waits little in all (minutes per episode) would be judged mostly on checkpoint times. The
+figure on running jobs alone (`ratio_running`: a claimed GPU counts for the job still
+checkpointing on it) is reported beside it.
 """
 
 from __future__ import annotations
@@ -38,12 +48,15 @@ class OwnerShare(BaseModel):
     owner: str
     weight: float
     waiting_s: float = Field(description="Time this owner had work waiting.")
-    share: float = Field(description="Mean fraction of the GPUs it held while it had work waiting.")
+    share: float = Field(description="Mean fraction of the GPUs allocated to it while it had work waiting "
+                                     "(claimed capacity being freed counts for the claimant).")
     entitled: float = Field(description="Mean fraction it was entitled to over the same time.")
     ratio: float = Field(description="share / entitled (1.0: exactly fair).")
     entitled_any_class: float = Field(description="Mean entitlement if classes were ignored.")
     ratio_any_class: float = Field(description="share / entitled_any_class.")
     time_at_90: float = Field(1.0, description="Fraction of its waiting time it held >= 0.9x its entitlement.")
+    share_running: float = Field(0.0, description="As share, counting only what its jobs hold (claims aside).")
+    ratio_running: float = Field(1.0, description="share_running / entitled.")
 
 
 class Rejection(BaseModel):
@@ -123,8 +136,8 @@ def entitled_at(result: SimResult, k: int) -> dict[str, float]:
 def owner_shares(result: SimResult) -> list[OwnerShare]:
     s, total = result.samples, result.total_gpus
     # per owner: waiting time, share x time, entitlement x time, class-blind entitlement x time,
-    # time holding >= 0.9x the entitlement
-    acc = {o: [0.0, 0.0, 0.0, 0.0, 0.0] for o in s.owners}
+    # time holding >= 0.9x the entitlement, share of running jobs x time
+    acc = {o: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0] for o in s.owners}
     for k in range(len(s.times_s) - 1):
         dt = s.times_s[k + 1] - s.times_s[k]
         if dt <= 0:
@@ -135,12 +148,14 @@ def owner_shares(result: SimResult) -> list[OwnerShare]:
         for o in s.owners:
             if s.owner_waiting(o, k) > 0:
                 a = acc[o]
+                allocated = s.owner_allocated(o, k)
                 a[0] += dt
-                a[1] += dt * s.owner_held(o, k) / total
+                a[1] += dt * allocated / total
                 a[2] += dt * fair[o] / total
                 a[3] += dt * blind[o] / total
-                if s.owner_held(o, k) >= _INSTANT * fair[o] - 1e-9:
+                if allocated >= _INSTANT * fair[o] - 1e-9:
                     a[4] += dt
+                a[5] += dt * s.owner_held(o, k) / total
     return [_share(o, result.weights.get(o, 1.0), *a) for o, a in acc.items()]
 
 
@@ -151,11 +166,12 @@ def _by_class(s, k: int, weights: dict[str, float], total: float) -> dict[str, f
 
 
 def _share(owner: str, weight: float, t: float, share: float, fair: float, blind: float,
-           at_90: float) -> OwnerShare:
+           at_90: float, running: float) -> OwnerShare:
     if t <= 0:
         return OwnerShare(owner=owner, weight=weight, waiting_s=0.0, share=0.0, entitled=0.0, ratio=1.0,
                           entitled_any_class=0.0, ratio_any_class=1.0)
-    share, fair, blind = share / t, fair / t, blind / t
+    share, fair, blind, running = share / t, fair / t, blind / t, running / t
     return OwnerShare(owner=owner, weight=weight, waiting_s=t, share=share, entitled=fair,
                       ratio=share / fair if fair > 0 else 1.0, entitled_any_class=blind,
-                      ratio_any_class=share / blind if blind > 0 else 1.0, time_at_90=at_90 / t)
+                      ratio_any_class=share / blind if blind > 0 else 1.0, time_at_90=at_90 / t,
+                      share_running=running, ratio_running=running / fair if fair > 0 else 1.0)

@@ -22,7 +22,8 @@ class JobOutcome:
 
 class Samples:
     """The cluster after each scheduling round: busy GPUs, and GPUs held and waiting per
-    owner and priority class (class-aware entitlements need the split)."""
+    owner and priority class (class-aware entitlements need the split); and GPUs allocated per
+    owner, which differ from those held only while capacity being freed is claimed (see `add`)."""
 
     def __init__(self, owners: list[str], classes: list[int]) -> None:
         self.owners = owners
@@ -31,10 +32,17 @@ class Samples:
         self.busy_gpus: list[float] = []
         self.held_gpus: dict[tuple[str, int], list[float]] = {(o, c): [] for o in owners for c in classes}
         self.waiting_gpus: dict[tuple[str, int], list[float]] = {(o, c): [] for o in owners for c in classes}
+        self.allocated_gpus: dict[str, list[float]] = {o: [] for o in owners}
 
     def add(self, t: float, busy: float, held: Mapping[tuple[int, str], Resources],
-            queued: Mapping[tuple[int, str], Resources]) -> None:
-        """Record one instant; `held` and `queued` are keyed by (class, owner), as the queue is."""
+            queued: Mapping[tuple[int, str], Resources],
+            allocated: Mapping[tuple[int, str], float] | None = None) -> None:
+        """Record one instant; `held` and `queued` are keyed by (class, owner), as the queue is.
+
+        `allocated` (GPUs by (class, owner)) is what the round gave each owner when it differs
+        from `held`: capacity being freed by checkpointing jobs that a queued job has claimed
+        counts for the claimant (see `ClusterState.allocated`); None: the same as `held`.
+        """
         self.times_s.append(t)
         self.busy_gpus.append(busy)
         for (o, c), series in self.held_gpus.items():
@@ -43,9 +51,17 @@ class Samples:
         for (o, c), series in self.waiting_gpus.items():
             r = queued.get((c, o))
             series.append(r.gpus if r is not None else 0.0)
+        for o, series in self.allocated_gpus.items():
+            if allocated is None:
+                series.append(sum(self.held_gpus[(o, c)][-1] for c in self.classes))
+            else:
+                series.append(sum(allocated.get((c, o), 0.0) for c in self.classes))
 
     def owner_held(self, owner: str, k: int) -> float:
         return sum(self.held_gpus[(owner, c)][k] for c in self.classes)
+
+    def owner_allocated(self, owner: str, k: int) -> float:
+        return self.allocated_gpus[owner][k]
 
     def owner_waiting(self, owner: str, k: int) -> float:
         return sum(self.waiting_gpus[(owner, c)][k] for c in self.classes)

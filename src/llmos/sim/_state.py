@@ -9,9 +9,11 @@ same-node gang or gives a worker the wrong number of GPUs is a policy bug, raise
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from llmos.scheduler import (
+    Claim,
     Cluster,
     Job,
     NodeFree,
@@ -22,6 +24,7 @@ from llmos.scheduler import (
     Snapshot,
     queue_order,
 )
+from llmos.sim._trace import TraceJob
 
 __all__ = ["ClusterState"]
 
@@ -103,6 +106,22 @@ class ClusterState:
         key = (job.priority, job.owner)
         self.held[key] = self.held.get(key, ZERO) + job.total.times(sign)
         self.busy_gpus += sign * job.total.gpus
+
+    def allocated(self, claims: Sequence[Claim], trace: Mapping[str, TraceJob]) -> dict[tuple[int, str], float]:
+        """GPUs allocated per (class, owner): what its jobs hold, except that capacity being freed
+        for a claim counts for the claimant, not for the job checkpointing out of it."""
+        out = {key: r.gpus for key, r in self.held.items()}
+        claimed = {(slot.node, g) for c in claims for slot in c.placement for g in slot.gpu_indices}
+        for rj in self.running.values():
+            if rj.stopping:
+                given = sum(1 for slot in rj.placement for g in slot.gpu_indices if (slot.node, g) in claimed)
+                if given:
+                    out[(rj.priority, rj.owner)] -= given
+        for c in claims:
+            job = trace[c.job_id].job
+            key = (job.priority, job.owner)
+            out[key] = out.get(key, 0.0) + job.total.gpus
+        return out
 
     def owner_held(self, owner: str) -> Resources:
         total = ZERO

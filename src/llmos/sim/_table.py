@@ -47,13 +47,14 @@ def summary_table(reports: Sequence[SimReport]) -> Table:
 
 
 def owners_table(report: SimReport) -> Table:
-    """Share of the GPUs each owner held while it had work waiting, against its entitlement."""
+    """Share of the GPUs allocated to each owner while it had work waiting, against its entitlement
+    (running: the share its jobs held, capacity claimed for it while a checkpoint frees it aside)."""
     table = Table(title=f"Fair share while waiting ({report.policy})")
-    for col in ("owner", "weight", "waiting", "share", "entitled", "ratio", "time >= 0.9x", "entitled (any class)",
-                "ratio"):
+    for col in ("owner", "weight", "waiting", "share", "entitled", "ratio", "ratio (running)", "time >= 0.9x",
+                "entitled (any class)", "ratio"):
         table.add_column(col, justify="left" if col == "owner" else "right")
     for o in report.owners:
         table.add_row(o.owner, f"{o.weight:g}", _h(o.waiting_s), f"{o.share:.1%}", f"{o.entitled:.1%}",
-                      f"{o.ratio:.2f}", f"{o.time_at_90:.0%}", f"{o.entitled_any_class:.1%}",
-                      f"{o.ratio_any_class:.2f}")
+                      f"{o.ratio:.2f}", f"{o.ratio_running:.2f}", f"{o.time_at_90:.0%}",
+                      f"{o.entitled_any_class:.1%}", f"{o.ratio_any_class:.2f}")
     return table
