@@ -95,13 +95,14 @@ class Server:
 
 
 THREADS: int | None = None  # --threads: model threads of every side (None: each side's default, all cores)
+MAX_WAIT_MS = 5.0  # --max-wait-ms: batching.max_wait_ms of every llmos server
 PRECISION = "fp32"  # --precision: the llmos server's runtime.precision (and the direct call's autocast)
 
 
 def llmos_server(ref: str, home: Path, batch: int, max_queue: int, packing: str = "auto") -> Server:
     job = {"kind": "serve", "model": ref, "name": "sst2-minilm", "server": {"port": 0, "api_key_env": None},
            "runtime": {"num_threads": THREADS, "precision": PRECISION, "packing": packing},
-           "batching": {"max_batch_size": batch, "max_wait_ms": 5, "max_batch_tokens": 2048},
+           "batching": {"max_batch_size": batch, "max_wait_ms": MAX_WAIT_MS, "max_batch_tokens": 2048},
            "limits": {"max_queue": max_queue}}
     path = home / f"serve-{batch}-{packing}.json"
     path.write_text(json.dumps(job))
@@ -150,6 +151,16 @@ def paired_p50_ms(folder: Path, url: str, texts: list[str], n: int) -> tuple[flo
     return statistics.median(direct) * 1000, statistics.median(served) * 1000
 
 
+def mean_batch_size(url: str) -> float:
+    """Inputs per forward pass so far, from the server's Prometheus histogram."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    total = float(re.search(r"^llmos_batch_size_sum (\S+)$", text, re.M)[1])
+    count = float(re.search(r"^llmos_batch_size_count (\S+)$", text, re.M)[1])
+    return total / count if count else 0.0
+
+
 def overload(ref: str, home: Path, texts: list[str], rate: float, seconds: float) -> dict[str, Any]:
     # max_queue counts the running batch too, so an accepted request waits at most for the batch in
     # progress and then its own: about 2 x max_queue / throughput. 24 keeps that under a second down
@@ -191,9 +202,11 @@ def main() -> None:
                         help="model threads for every side (default: all cores, each side's default)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="the llmos server's precision (the naive app stays fp32, as a naive app would)")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0,
+                        help="batching.max_wait_ms of the llmos servers (default 5)")
     args = parser.parse_args()
-    global THREADS, PRECISION
-    THREADS, PRECISION = args.threads, args.precision
+    global THREADS, PRECISION, MAX_WAIT_MS
+    THREADS, PRECISION, MAX_WAIT_MS = args.threads, args.precision, args.max_wait_ms
     phase_s, overload_s = (6.0, 20.0) if args.quick else (30.0, 120.0)
     texts = dev_texts()
     with tempfile.TemporaryDirectory(prefix="llmos-bench-serve-") as tmp:
@@ -215,9 +228,11 @@ def main() -> None:
         batched = llmos_server(ref, home, batch=32, max_queue=32)
         try:
             dyn = load(batched.url, texts, phase_s)
+            mean_batch = mean_batch_size(batched.url)
         finally:
             batched.stop()
-        print(f"dynamic batching: c16 {dyn.throughput_rps} req/s, p95 {dyn.p95_ms} ms", flush=True)
+        print(f"dynamic batching: c16 {dyn.throughput_rps} req/s, p95 {dyn.p95_ms} ms, "
+              f"mean batch {mean_batch:.1f}", flush=True)
 
         unpacked = llmos_server(ref, home, batch=32, max_queue=32, packing="off")
         try:
@@ -235,6 +250,7 @@ def main() -> None:
 
         over = overload(ref, home, texts, rate=3 * dyn.throughput_rps, seconds=overload_s)
     results = _figures(direct, served, b1_c1, b1_c16, dyn, padded, base, over, args.quick)
+    results["dynamic_mean_batch"] = round(mean_batch, 2)
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / ("serve-quick.json" if args.quick else "serve.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -256,6 +272,7 @@ def _figures(direct: float, served: float, b1_c1: Any, b1_c16: Any, dyn: Any, pa
     }
     return {
         "machine": machine(), "quick": quick, "threads": THREADS or "all cores", "precision": PRECISION,
+        "max_wait_ms": MAX_WAIT_MS,
         "model": "all-MiniLM-L6-v2 + fresh 2-label head, SST-2 dev sentences",
         "direct_p50_ms": round(direct, 3), "served_alternating_p50_ms": round(served, 3),
         "batch1_c1": vars(b1_c1), "batch1_c16": vars(b1_c16), "dynamic_c16": vars(dyn),
@@ -277,6 +294,7 @@ def _print(r: dict[str, Any]) -> None:
             ("llmos batch 1, concurrency 1, p50", f"{r['batch1_c1']['p50_ms']:.2f} ms"),
             ("llmos batch 1, concurrency 16", _load(r["batch1_c16"])),
             ("llmos dynamic batching (32), concurrency 16", _load(r["dynamic_c16"])),
+            ("  inputs per forward pass (mean)", f"{r.get('dynamic_mean_batch', 0):.1f}"),
             ("  the same, padded (runtime.packing: off)", _load(r["dynamic_padded_c16"])),
             ("naive FastAPI + pipeline, concurrency 16", _load(r["naive_c16"]))]
     o = r["overload"]
