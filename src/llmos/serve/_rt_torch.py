@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from llmos._cpu import cpu_has_bf16
 from llmos.serve._runtime import ModelInfo, Padded
 
 __all__ = ["TorchRuntime", "default_threads", "usable_cores"]
+
+_log = logging.getLogger(__name__)
 
 
 def usable_cores() -> int:
@@ -80,6 +83,10 @@ class TorchRuntime:
         if precision == "fp32":
             return None
         if precision == "bf16":
+            if self.device == "cpu" and not cpu_has_bf16():
+                _log.warning("runtime.precision is bf16 but this CPU has no bf16 units (AVX512-BF16 or AMX): "
+                             "bf16 is emulated and several times slower than fp32 here; set runtime.precision "
+                             "to auto or fp32")
             return torch.bfloat16
         if self.device == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
