@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_control_pure import _row  # one literal job row for both files
 
 from llmos.control._auth import Caller
 from llmos.control._capacity import Held, Need, demand_jobs, held_by, place_replica, too_big
@@ -24,14 +25,6 @@ pytestmark = pytest.mark.timeout(120)
 ADMIN = Caller("admin", "admin", "test")
 PY = sys.executable
 DEMAND = "deploy:tiny:waiting-0"
-
-
-def _row(job_id: int, state: str, priority: str, cpus: int, cores: list[int] | None = None, stop_s=None):
-    placement = json.dumps({"workers": [{"cores": cores, "memory_gb": 0, "gpu_slots": [], "gpus": []}]}) \
-        if cores else None
-    return SimpleNamespace(id=job_id, state=state, project="p", submit_s=float(job_id), cpus=cpus, memory_gb=0.0,
-                           gpus=0, workers=1, priority=PRIORITY_CLASSES[priority], placement=placement,
-                           stop_s=stop_s, updated_s=0.0)
 
 
 def test_room_for_a_replica_counts_jobs_and_replicas_and_names_what_is_missing() -> None:
