@@ -51,12 +51,14 @@ def _chat_prompt(service: Any, request: ChatRequest) -> str:
 
 
 class _Run:
-    """The sequences of one request and the queue their events arrive on."""
+    """The sequences of one request and the queue their events arrive on: `n` per prompt, choice
+    `p * n + j` being prompt p's j-th (OpenAI's order); a prompt's tokens count once in usage."""
 
-    def __init__(self, service: Any, prompts: list[list[int]], params: GenParams) -> None:
+    def __init__(self, service: Any, prompts: list[list[int]], params: GenParams, n: int = 1) -> None:
         loop = asyncio.get_running_loop()
         self.events: asyncio.Queue[tuple[int, tuple[Any, ...]]] = asyncio.Queue()
-        self.seqs = [Sequence(ids, params, self._sink(loop, i)) for i, ids in enumerate(prompts)]
+        self.seqs = [Sequence(ids, params, self._sink(loop, p * n + j))
+                     for p, ids in enumerate(prompts) for j in range(n)]
         self.prompt_tokens = sum(len(ids) for ids in prompts)
         limits = service.job.limits
         service.worker.submit(self.seqs)  # 429 when they do not fit
@@ -143,8 +145,16 @@ def add_generation(app: Any, service: Any) -> None:
 
     def start(request: Any, prompts: list[str], max_tokens: int, param: str) -> _Run:
         service.check_model(request.model)
+        check_choices(len(prompts), request.n)
         params = _params(service, request, max_tokens)
-        return _Run(service, _prompt_ids(service, prompts, param), params)
+        return _Run(service, _prompt_ids(service, prompts, param), params, request.n)
+
+    def check_choices(prompts: int, n: int) -> None:
+        limit = service.job.limits.max_inputs
+        if prompts * n > limit:
+            raise HttpError(413, f"the request asks for {prompts * n} choices ({prompts} prompt(s) x n = {n}); the "
+                                 f"limit (limits.max_inputs) is {limit}. Lower n or split the request.",
+                            param="n", code="too_many_inputs")
 
     async def respond_stream(run: _Run, chunk: Any, request: Any, base: dict[str, Any]) -> Any:
         # Wait for the first event before answering, so a deadline or an error still gets its status code.
@@ -181,17 +191,18 @@ def add_generation(app: Any, service: Any) -> None:
         run = start(request, [_chat_prompt(service, request)], max_tokens, "messages")
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_id}
         if request.stream:
-            sent_role = [False]
+            introduced: set[int] = set()  # choices whose first chunk (with the role) has gone out
 
             def chunk(i: int, text: str | None, finish: str | None) -> dict[str, Any]:
                 delta: dict[str, Any] = {} if text is None else {"content": text}
-                if not sent_role[0]:
-                    delta["role"], sent_role[0] = "assistant", True
+                if i not in introduced:
+                    delta["role"] = "assistant"
+                    introduced.add(i)
                 return {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
 
             return await respond_stream(run, chunk, request, {**base, "object": "chat.completion.chunk"})
         texts, finishes = await run.collect()
-        choice = {"index": 0, "message": {"role": "assistant", "content": texts[0]}, "logprobs": None,
-                  "finish_reason": finishes[0]}
-        return JSONResponse({**base, "object": "chat.completion", "choices": [choice], "usage": run.usage()})
+        choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None, "finish_reason": f}
+                   for i, (t, f) in enumerate(zip(texts, finishes, strict=True))]
+        return JSONResponse({**base, "object": "chat.completion", "choices": choices, "usage": run.usage()})
 

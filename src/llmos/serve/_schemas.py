@@ -88,7 +88,8 @@ class _Sampling(_Request):
         None)
     stream: Annotated[bool, Field(description="send tokens as server-sent events as they are generated")] = False
     stream_options: StreamOptions | None = None
-    n: Annotated[Literal[1], Field(description="completions per prompt (only 1)")] = 1
+    n: Annotated[int, Field(ge=1, description="choices per prompt, each sampled on its own; every choice counts "
+                                              "towards limits.max_inputs")] = 1
     user: str | None = None
 
 

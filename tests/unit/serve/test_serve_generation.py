@@ -67,6 +67,32 @@ def test_openai_embeddings(tiny_refs: dict[str, str], start_server: Any) -> None
         assert floats.data[0].embedding == pytest.approx(out.data[0].embedding, abs=1e-5)
 
 
+def test_n_choices_per_prompt(openai_client: Any) -> None:
+    """n samples per prompt, in OpenAI's order (prompt p's j-th choice at p * n + j); greedy choices
+    equal the one-choice answer; a prompt's tokens count once."""
+    one = [openai_client.completions.create(model="tiny-lm", prompt=p, max_tokens=5, temperature=0)
+           for p in ("the film", "a story about")]
+    many = openai_client.completions.create(model="tiny-lm", prompt=["the film", "a story about"], max_tokens=5,
+                                            temperature=0, n=3)
+    assert [c.index for c in many.choices] == list(range(6))
+    assert [c.text for c in many.choices] == [one[0].choices[0].text] * 3 + [one[1].choices[0].text] * 3
+    assert many.usage.prompt_tokens == one[0].usage.prompt_tokens + one[1].usage.prompt_tokens
+    assert many.usage.completion_tokens == 30
+    chat = openai_client.chat.completions.create(model="tiny-lm", max_tokens=4, temperature=1.0, n=2,
+                                                 messages=[{"role": "user", "content": "hi"}])
+    assert [c.index for c in chat.choices] == [0, 1] and all(c.message.content for c in chat.choices)
+    parts = list(openai_client.chat.completions.create(model="tiny-lm", max_tokens=4, temperature=0, n=2, stream=True,
+                                                        messages=[{"role": "user", "content": "hi"}]))
+    by_choice: dict[int, list[Any]] = {0: [], 1: []}
+    for part in parts:
+        by_choice[part.choices[0].index].append(part.choices[0])
+    for index, chunks in by_choice.items():
+        assert chunks[0].delta.role == "assistant", index  # each choice opens with the role
+        assert chunks[-1].finish_reason == "length"
+    texts = ["".join(c.delta.content or "" for c in chunks) for chunks in by_choice.values()]
+    assert texts[0] == texts[1] and texts[0]
+
+
 def test_sse_wire_format(lm_server: Any) -> None:
     with httpx.Client(base_url=lm_server.url) as c, c.stream(
             "POST", "/v1/completions", json={"model": "tiny-lm", "prompt": "x", "max_tokens": 3, "stream": True}) as r:
@@ -130,7 +156,8 @@ def test_stop_strings_end_the_text(lm_server: Any, openai_client: Any) -> None:
 
 @pytest.mark.parametrize(("payload", "status", "needle"), [
     ({"prompt": "x", "max_tokens": 41}, 422, "limits.max_new_tokens"),
-    ({"prompt": "x", "n": 2}, 422, "n"),
+    ({"prompt": ["x", "y"], "n": 40}, 413, "80 choices"),
+    ({"prompt": "x", "n": 0}, 422, "n"),
     ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, 422, "at most 4"),
     ({"prompt": "x", "temperature": 3}, 422, "temperature"),
     ({"prompt": "x", "model": "other"}, 404, "tiny-lm"),
