@@ -30,12 +30,9 @@ def check(parent: Parent, params: Int4WeightParams, job: object) -> None:
 
 def run(ctx: RecipeContext, params: Int4WeightParams) -> Path:
     import torch
+    from torchao.quantization import IntxWeightOnlyConfig, PerGroup
 
     from llmos.compress._quantize import quantize_child
-    from llmos.models._formats import quiet_torchao
-
-    quiet_torchao()
-    from torchao.quantization import IntxWeightOnlyConfig, PerGroup
 
     config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(params.group_size))
     return quantize_child(ctx, params, scheme="int4-weight-only", fmt="torchao-int4-weight", config=config,

@@ -21,9 +21,6 @@ def check(parent: Parent, params: Int8Params, job: object) -> None:
 
 
 def run(ctx: RecipeContext, params: Int8Params) -> Path:
-    from llmos.models._formats import quiet_torchao
-
-    quiet_torchao()
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig
 
     return quantize_child(ctx, params, scheme="int8-dynamic", fmt="torchao-int8",

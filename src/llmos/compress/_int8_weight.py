@@ -18,9 +18,6 @@ def check(parent: Parent, params: Int8Params, job: object) -> None:
 
 
 def run(ctx: RecipeContext, params: Int8Params) -> Path:
-    from llmos.models._formats import quiet_torchao
-
-    quiet_torchao()
     from torchao.quantization import Int8WeightOnlyConfig
 
     return quantize_child(ctx, params, scheme="int8-weight-only", fmt="torchao-int8-weight",

@@ -160,9 +160,6 @@ def _rss_mb() -> float:
 def main(argv: list[str]) -> int:
     import warnings
 
-    from llmos.models._formats import quiet_torchao
-
-    quiet_torchao()
     warnings.filterwarnings("ignore")
     request = json.loads(Path(argv[0]).read_text())
     result = measure_folder(request)

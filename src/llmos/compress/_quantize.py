@@ -30,13 +30,11 @@ def quantize_child(ctx: RecipeContext, params: Params, *, scheme: str, fmt: str,
                    group_size: int | None = None) -> Path:
     """Load the parent, quantize its Linear layers with the torchao `config`, save the child."""
     import torch
-
-    from llmos.models._formats import conv1d_to_linear, quiet_torchao, save_torchao
-    from llmos.models._int8_embedding import quantize_embeddings
-
-    quiet_torchao()
     import torchao
     from torchao.quantization import quantize_
+
+    from llmos.models._formats import conv1d_to_linear, save_torchao
+    from llmos.models._int8_embedding import quantize_embeddings
 
     built = ctx.load_parent()
     inner = built.model.encoder if ctx.parent.task == "embedding" else built.model

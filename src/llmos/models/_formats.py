@@ -41,15 +41,6 @@ def task_class(task: str) -> Any:
             "embedding": AutoModel}[task]
 
 
-def quiet_torchao() -> None:
-    """torchao logs, at import, every optional CUDA kernel library it cannot load: noise on CPU."""
-    import logging
-
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-    # ... and registers its enums with torch's pytree, which torch now calls deprecated.
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
-
-
 def conv1d_to_linear(model: Any) -> int:
     """Replace GPT-2-style `Conv1D` layers (weight stored in × out) by equivalent `nn.Linear`s, in
     place, so torchao (which quantizes Linear layers) sees them. Returns how many were replaced."""
@@ -79,8 +70,6 @@ def save_torchao(model: Any, tokenizer: Any, out_dir: Path, *, task: str, layout
     `"conv1d_to_linear": True` when `conv1d_to_linear` ran before quantizing, and list in
     `"int8_embeddings"` the embeddings replaced by `Int8Embedding`."""
     from safetensors.torch import save_file
-
-    quiet_torchao()
     from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
 
     inner = model.encoder if task == "embedding" else model
@@ -100,8 +89,6 @@ def load_torchao(model_dir: Path, task: str) -> Any:
     """Rebuild a model saved by `save_torchao`: the architecture from its config, the quantized
     tensors from safetensors, ties restored. Returns the eager torchao model (eval mode)."""
     from safetensors import safe_open
-
-    quiet_torchao()
     from torchao.prototype.safetensors.safetensors_support import unflatten_tensor_state_dict
 
     layout = json.loads((model_dir / QUANT_FILE).read_text())
