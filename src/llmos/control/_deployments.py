@@ -1,12 +1,15 @@
 """Deployments on the control plane: one `llmos.deploy.DeploymentController` per `kind: serve` job.
 
 The manager stores each deployment (so a restarted daemon brings it back and the controller
-adopts the replicas that survived), ticks the controllers from the scheduling loop, and supplies
-their `spawn`: each replica is pinned to cores (and GPUs, memory) that no job and no other replica
-holds, and is shown to the scheduler as a non-preemptible holder of them, so jobs never start there.
-A replica that finds no such room is not started: the spawn raises `NoCapacity` and records the
-demand, which the scheduler sees as a queued critical job (`waiting`); its policy frees room by
-preempting lower classes, and the deployment's next tick spawns the replica there.
+adopts the front router and the replicas that survived: they are processes of their own, which
+keep the deployment's address answering while the daemon is down), ticks the controllers from
+the scheduling loop, and supplies their `spawn`: each replica is pinned to cores (and GPUs,
+memory) that no job and no other replica holds, and is shown to the scheduler as a
+non-preemptible holder of them, so jobs never start there (the front router is not pinned: it
+only forwards bytes). A replica that finds no such room is not started: the spawn raises
+`NoCapacity` and records the demand, which the scheduler sees as a queued critical job
+(`waiting`); its policy frees room by preempting lower classes, and the deployment's next tick
+spawns the replica there.
 """
 
 from __future__ import annotations
@@ -156,6 +159,8 @@ class DeploymentManager:
             except Exception as exc:  # one broken deployment must not keep the daemon down
                 self.log(f"deployment {row.name} could not be restored: {exc}")
                 continue
+            for event in controller.status().events:  # what was kept (front, replicas) and what restarted
+                self.log(f"deployment {row.name}: {event.split(' ', 1)[-1]}")
             self.controllers[row.name] = controller
             self.owners[row.name] = row.owner
 
@@ -172,13 +177,20 @@ class DeploymentManager:
                     self._waiting_since.pop(name, None)
 
     def stop_all(self) -> None:
-        """Daemon shutdown: replicas drain and stop; the deployments come back at the next `llmos up`."""
+        """Daemon shutdown (`llmos down`): replicas drain and stop, then the front routers; the
+        deployments come back at the next `llmos up`. A daemon that is killed instead stops nothing:
+        fronts and replicas keep serving, and the next daemon adopts them."""
         with self.lock:
             for controller in self.controllers.values():
                 controller.stop(drain_timeout_s=controller.job.server.drain_timeout_s)
             self.controllers.clear()
             self._demand.clear()
             self._waiting_since.clear()
+            undeploying = list(self.stopping.values())
+        # Undeploys still draining finish too: the process exits next, and would leave their front
+        # and replicas running until the next `llmos up` stopped them.
+        for thread in undeploying:
+            thread.join()
 
     def running(self, now: float) -> list:
         """Replicas as non-preemptible holders in the scheduler's snapshot."""
@@ -279,6 +291,7 @@ class DeploymentManager:
     def _view(self, name: str) -> dict:
         s = self.controllers[name].status()
         return {"name": s.name, "model": s.model, "model_version": s.model_version, "url": s.front_url,
+                "front_pid": s.front_pid,
                 "desired": s.desired, "ready": s.ready, "min": s.min_replicas, "max": s.max_replicas,
                 "owner": self.owners.get(name, ""), "scaling": s.scaling_reason,
                 "waiting": self._demand.get(name, (None, 0))[1],

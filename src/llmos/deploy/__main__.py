@@ -1,6 +1,8 @@
 """`python -m llmos.deploy JOB.yaml [--front-port P] [--state-dir DIR] [key=value ...]`: one
 deployment in the foreground, without the control plane. SIGHUP re-reads the job file and rolls
 to what it names now (the alias may have moved); SIGTERM or Ctrl-C drains and stops everything.
+Killed instead (SIGKILL), it leaves the front router and the replicas serving; run again with the
+same state folder, it adopts them.
 """
 
 from __future__ import annotations

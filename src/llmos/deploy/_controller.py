@@ -1,8 +1,10 @@
 """A deployment: a front router, replicas of one model revision, autoscaling and rolling updates.
 
-The controller is the thin, stateful shell around three pure decisions (`decide_replicas`,
-`reconcile`, `pick_replica`). `tick(now)` never blocks: it looks at the processes and at what
-the router measured, decides, and acts by starting processes and sending signals.
+The controller is the thin, stateful shell around the pure decisions (`decide_replicas`,
+`reconcile`, `front_plan`; the front process applies `pick_replica`). `tick(now)` never blocks: it
+looks at the processes and at what the front router reported, decides, acts by starting
+processes and sending signals, and publishes the replica set to the front. The front and the
+replicas are processes of their own: they keep serving while no controller runs.
 """
 
 from __future__ import annotations
@@ -13,21 +15,19 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from llmos.deploy._autoscale import ScaleDecision, ScalingConfig, ScalingSnapshot, decide_replicas
 from llmos.deploy._errors import DeployError
+from llmos.deploy._front_keeper import FrontKeeper
 from llmos.deploy._process import Spawn, default_spawn
 from llmos.deploy._reconcile import reconcile, should_abort
 from llmos.deploy._replica import pinned_job, registry_version, revision_of
+from llmos.deploy._routes import RouteSet
 from llmos.deploy._state import SavedState, load_state
 from llmos.deploy._status import DeploymentStatus, RolloutStatus
 from llmos.deploy._supervisor import Supervisor
 from llmos.deploy._table import ReplicaTable
 from llmos.spec import ServeJob
-
-if TYPE_CHECKING:
-    from llmos.deploy._front import FrontServer
 
 __all__ = ["DeploymentController"]
 
@@ -46,14 +46,15 @@ class DeploymentController:
         if problems:
             raise DeployError(f"deployment '{name}' cannot be created: " + "; ".join(problems) + ".",
                               hint="Fix the values named above.")
-        self.name, self.job, self.front_port = name, job, front_port
+        self.name, self.job = name, job
         self.state_dir = Path(state_dir)
         self._resolve = resolve_model or registry_version
         self._window_s, self._max_surge = load_window_s, max_surge
         self._lock = threading.RLock()
         self._table = ReplicaTable()
         self._sup = Supervisor(name, self._table, self.state_dir, spawn or default_spawn)
-        self._front: FrontServer | None = None
+        self._front = FrontKeeper(name, self.state_dir, job.server.host, front_port)
+        self._started = False
         self._events: deque[str] = deque(maxlen=20)
         self._events_total = 0
         self._decision = ScaleDecision(job.replicas.min, "starting", None)
@@ -62,12 +63,17 @@ class DeploymentController:
         self._target = ""
         self._asked: dict[str, ServeJob] = {}  # revision -> the job as given (model not yet pinned)
 
+    @property
+    def front_port(self) -> int:
+        """The front address's port (the one picked, once started with 0)."""
+        return self._front.port
+
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
-        """Bring the front router up and start the minimum replicas, adopting the live replicas a
-        previous controller recorded in `state_dir` (same pid and process start time)."""
+        """Bring the front router up and start the minimum replicas, adopting the live front and
+        replicas a previous controller recorded in `state_dir` (same pid and process start time)."""
         with self._lock:
-            if self._front is not None:
+            if self._started:
                 raise DeployError(f"deployment '{self.name}' is already started.",
                                   hint="Call tick() to keep it going, or stop() first.")
             saved = load_state(self.state_dir)
@@ -78,42 +84,45 @@ class DeploymentController:
             # was down: only roll() moves a deployment to another version.
             version = _kept_version(saved, self.job) or self._resolve(self.job.model, self.job.tracking_uri)
             target_job = pinned_job(self.job, version)
-            # Imported here: the router pulls in httpx and uvicorn, which `import llmos.deploy` should not.
-            from llmos.deploy._front import FrontServer
-            from llmos.deploy._router import FrontRouter
-
-            front = FrontServer(FrontRouter(self._table, self.name), self.job.server.host, self.front_port)
-            front.start()
-            self._front, self.front_port = front, front.port
-            desired = self.job.replicas.min
-            if saved is not None:
-                desired = saved.desired
-                for note in self._sup.adopt(saved):
-                    self._event(note)
-            self._target = self._sup.add_revision(target_job)
-            self._asked[self._target] = self.job
-            if self._sup.revisions_running() - {self._target}:  # adopted in the middle of a roll
-                self._rollout = RolloutStatus(sorted(self._sup.revisions_running() - {self._target}),
-                                              self._target, "rolling")
-            self._decision = ScaleDecision(min(max(desired, self.job.replicas.min), self.job.replicas.max),
-                                           "started", None)
+            self._events_from(self._front.open(saved.front if saved is not None else None))
+            try:
+                desired = self.job.replicas.min
+                if saved is not None:
+                    desired = saved.desired
+                    self._events_from(self._sup.adopt(saved))
+                self._target = self._sup.add_revision(target_job)
+                self._asked[self._target] = self.job
+                if self._sup.revisions_running() - {self._target}:  # adopted in the middle of a roll
+                    self._rollout = RolloutStatus(sorted(self._sup.revisions_running() - {self._target}),
+                                                  self._target, "rolling")
+                self._decision = ScaleDecision(min(max(desired, self.job.replicas.min), self.job.replicas.max),
+                                               "started", None)
+                # The front serves before the first replica starts: a request meanwhile gets a clear 503.
+                self._events_from(self._front.launch(self._routes(), wait=True))
+            finally:
+                self._front.close()
+            self._started = True
+            self._read_report()
             self._apply_plan(now=None)
-            self._sup.save(self._target, self._decision.desired)
+            self._front.publish(self._routes())
+            self._save()
 
     def tick(self, now: float) -> None:
-        """Reap and restart replicas, autoscale, move a roll forward and drain what leaves."""
+        """Keep the front running, reap and restart replicas, autoscale, move a roll forward and
+        drain what leaves; then tell the front the replica set."""
         with self._lock:
-            if self._front is None:
+            if not self._started:
                 return
-            for note in self._sup.check_processes(now):
-                self._event(note)
+            self._events_from(self._front.keep(now, self._routes()))
+            self._read_report()
+            self._events_from(self._sup.check_processes(now))
             self._check_rollout_failures()
             self._autoscale(now)
             self._apply_plan(now)
-            for note in self._sup.advance_drains(now, self.job.server.drain_timeout_s):
-                self._event(note)
+            self._events_from(self._sup.advance_drains(now, self.job.server.drain_timeout_s))
             self._finish_rollout()
-            self._sup.save(self._target, self._decision.desired)
+            self._front.publish(self._routes())
+            self._save()
 
     def roll(self, job: ServeJob) -> None:
         """Roll to `job` (usually the same reference after its alias moved): new replicas start,
@@ -140,24 +149,23 @@ class DeploymentController:
         """Stop routing, let in-flight requests finish (up to `drain_timeout_s`), stop every
         replica and the front router, and forget the deployment's state."""
         with self._lock:
-            saved = load_state(self.state_dir) if self._front is None and not self._sup.records() else None
+            saved = load_state(self.state_dir) if not self._started and not self._sup.records() else None
             if saved is not None:  # a controller that never started: stop what an earlier one left running
-                for note in self._sup.adopt(saved):
-                    self._event(note)
-            self._sup.stop_all(drain_timeout_s)
-            if self._front is not None:
-                self._front.stop()
-                self._front = None
+                self._events_from(self._sup.adopt(saved))
+                self._events_from(self._front.adopt_saved(saved.front) if saved.front is not None else [])
+            self._sup.stop_all(drain_timeout_s, sync=self._sync_front)
+            self._events_from(self._front.stop())
+            self._started = False
             self._sup.forget()
+            self._front.forget()
 
     def detach(self) -> None:
-        """Stop the front router but leave the replicas running and recorded, for a new controller
-        (a restarted daemon) to adopt with `start()`."""
+        """Leave the front router and the replicas running and recorded, as a daemon that goes
+        away does, for a new controller (a restarted daemon) to adopt with `start()`."""
         with self._lock:
-            if self._front is not None:
-                self._sup.save(self._target, self._decision.desired)
-                self._front.stop()
-                self._front = None
+            if self._started:
+                self._save()
+                self._started = False
 
     def status(self) -> DeploymentStatus:
         with self._lock:
@@ -170,14 +178,33 @@ class DeploymentController:
                 desired=self._decision.desired, min_replicas=self.job.replicas.min,
                 max_replicas=self.job.replicas.max, ready=sum(r.state == "ready" for r in replicas),
                 scaling_reason=self._decision.reason, replicas=replicas, rollout=self._rollout,
-                events=list(self._events), events_total=self._events_total)
+                events=list(self._events), events_total=self._events_total,
+                front_pid=self._front.proc.pid if self._front.alive() and self._front.proc else None)
+
+    # --- the front --------------------------------------------------------------------------------
+    def _routes(self) -> RouteSet:
+        return self._table.routes(self.name, self._window_s)
+
+    def _read_report(self) -> None:
+        report = self._front.report()
+        if report is not None:
+            self._table.apply_report(report)
+        elif not self._front.alive():
+            self._table.front_gone()
+
+    def _sync_front(self) -> None:
+        self._front.publish(self._routes())
+        self._read_report()
+
+    def _save(self) -> None:
+        self._sup.save(self._target, self._decision.desired, self._front.saved())
 
     # --- one tick's steps -------------------------------------------------------------------------
     def _autoscale(self, now: float) -> None:
         auto = self.job.autoscale
         config = ScalingConfig(self.job.replicas.min, self.job.replicas.max, auto.target_outstanding,
                                auto.max_p95_ms, auto.upscale_cooldown_s, auto.downscale_cooldown_s)
-        snapshot = ScalingSnapshot(self._sup.loads(self._window_s), self._decision.desired,
+        snapshot = ScalingSnapshot(self._sup.loads(), self._decision.desired,
                                    self._last_scale_up_s, self._decision.low_since_s)
         decision = decide_replicas(snapshot, config, now)
         if decision.desired > self._decision.desired:
@@ -191,8 +218,7 @@ class DeploymentController:
         for replica_id in plan.drain:
             self._sup.drain(replica_id, now)
         if plan.start:
-            for note in self._sup.start_replicas(self._target, plan.start, now):
-                self._event(note)
+            self._events_from(self._sup.start_replicas(self._target, plan.start, now))
 
     def _check_rollout_failures(self) -> None:
         if self._rollout is None or self._rollout.state != "rolling":
@@ -211,6 +237,10 @@ class DeploymentController:
                 self._sup.revisions_running() == {self._target}:
             self._rollout = RolloutStatus(self._rollout.from_revisions, self._target, "done")
             self._event(f"rolled to {self._target}")
+
+    def _events_from(self, notes: list[str]) -> None:
+        for note in notes:
+            self._event(note)
 
     def _event(self, text: str) -> None:
         self._events.append(f"{time.strftime('%H:%M:%S')} {text}")

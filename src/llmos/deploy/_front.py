@@ -1,58 +1,62 @@
-"""Running the front router: uvicorn in a background thread, on a socket bound up front.
+"""The front router as a process of its own: `python -m llmos.deploy._front STATE_DIR --fd N`.
 
-Binding before the thread starts turns a taken port into an immediate, clear error instead of a
-log line from a thread that quietly died.
+The deployment controller binds the front address and hands the listening socket over (`--fd`):
+a taken port is the controller's immediate error, and a front started again on the same port
+never refuses a connection while it starts (the connection waits in the socket's backlog). The
+process runs in a session of its own and outlives the controller: it keeps routing to the last
+replica set in STATE_DIR/routes.json until a controller (a restarted daemon) adopts it. SIGTERM
+stops it once in-flight requests are done. Its output goes to STATE_DIR/logs/front.log.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import socket
-import threading
+import sys
 import time
+from pathlib import Path
 
-from llmos.deploy._errors import DeployError
-from llmos.deploy._router import FrontRouter
-
-__all__ = ["FrontServer"]
-
-_STARTUP_TIMEOUT_S = 10.0
+# At SIGTERM, a response still streaming after this is cut; the controller drains the replicas
+# (so the front has nothing in flight) before it stops the front.
+GRACEFUL_S = 5
 
 
-class FrontServer:
-    def __init__(self, router: FrontRouter, host: str, port: int) -> None:
-        import uvicorn
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m llmos.deploy._front", description=(
+        "The front router of one deployment. The deployment controller starts it with the listening "
+        "socket; it routes to the replicas listed in STATE_DIR/routes.json."))
+    parser.add_argument("state_dir", type=Path, help="the deployment's state folder")
+    parser.add_argument("--fd", type=int, required=True, help="the listening socket, inherited from the controller")
+    args = parser.parse_args(argv)
 
-        self.host = host
-        self._sock = _bind(host, port)
-        self.port = self._sock.getsockname()[1]  # the one picked when asked for port 0
-        config = uvicorn.Config(router, log_level="warning", access_log=False, lifespan="on",
-                                # a stream still open at stop is cut after this: stop() drains first
-                                timeout_graceful_shutdown=5)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name=f"llmos-front-{port}", daemon=True)
+    import uvicorn
 
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise DeployError(f"the front router on {self.host}:{self.port} did not start.",
-                                  hint="Run with LLMOS_DEBUG=1 and look at the log above.")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    from llmos.serve._server import tcp_listener  # stdlib only: no model stack comes with it
+    from llmos.deploy._route_table import RouteTable
+    from llmos.deploy._router import FrontRouter
+    from llmos.deploy._routes import ROUTES_FILE, decode_routes
 
     try:
-        return tcp_listener(host, port)
-    except OSError as exc:
-        raise DeployError(f"the front port {host}:{port} cannot be used: {exc.strerror}.",
-                          hint="Pick another port, or stop whatever listens there (ss -ltnp).") from None
+        routes = decode_routes((args.state_dir / ROUTES_FILE).read_text())
+        sock = socket.socket(fileno=args.fd)
+        host, port = sock.getsockname()[:2]
+    except (OSError, ValueError) as exc:
+        log(f"cannot start: {exc}")
+        return 2
+    table = RouteTable()
+    table.apply(routes)
+    log(f"front router of deployment {routes.name} (pid {os.getpid()}) listening on {host}:{port}")
+    config = uvicorn.Config(FrontRouter(table, args.state_dir, log=log), log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=GRACEFUL_S)
+    # SIGTERM/SIGINT: stop accepting, finish what is in flight, then exit by that signal (uvicorn
+    # raises it again once it is done).
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def log(text: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -11,12 +11,12 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 
-__all__ = ["ProcHandle", "Spawn", "adopt", "default_spawn", "free_port", "start_time"]
+__all__ = ["ProcHandle", "Spawn", "adopt", "default_spawn", "free_port", "signals_unblocked", "start_time"]
 
 # psutil derives start times from boot time and clock ticks: equal for one process, up to rounding.
 _SAME_START_S = 0.05
@@ -31,9 +31,24 @@ def default_spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subpr
     they stop only when the controller drains them, and outlive a daemon that crashes.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    with log_path.open("ab") as log, signals_unblocked():
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
+
+
+@contextlib.contextmanager
+def signals_unblocked() -> Iterator[None]:
+    """No signal blocked in this thread while a child is started: a child inherits the mask, and a
+    thread that blocks SIGTERM (the control plane's API thread, where `llmos deploy` starts the
+    front and the first replicas) would otherwise start children that SIGTERM cannot drain."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,9 +1,11 @@
 """The front router: one address that forwards every request to the least-loaded ready replica.
 
-A raw ASGI app (no framework: it owns no routes, every path is forwarded), served by uvicorn in a
-thread of the controller's process. Responses stream through chunk by chunk, so server-sent
-events reach the client as the replica writes them. A probe loop on the same event loop polls
-each replica's `/readyz` and keeps the table's readiness current.
+A raw ASGI app (no framework: it owns no routes, every path is forwarded), served by uvicorn in the
+front process (`_front.py`). Responses stream through chunk by chunk, so server-sent events reach
+the client as the replica writes them. Two loops share the event loop: the probe loop polls each
+replica's `/readyz` and keeps the table's readiness current; the sync loop re-reads the replica
+set the controller publishes (routes.json) when it changes and writes what the front measured
+(front-report.json) for the controller, every 0.2 s. Without a controller the last set stays.
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from llmos.deploy._pick import Failure, retry_allowed
-from llmos.deploy._table import ReplicaTable
+from llmos.deploy._route_table import RouteTable
+from llmos.deploy._routes import REPORT_FILE, ROUTES_FILE, decode_routes, encode_report, write_atomic
 
 __all__ = ["FrontRouter"]
 
 PROBE_INTERVAL_S = 0.2
+SYNC_INTERVAL_S = 0.2  # how stale the replica set and the report may get
 PROBE_TIMEOUT_S = 2.0
 # Requests are read whole before forwarding (a retry must be able to resend them). Model servers
 # refuse far smaller bodies themselves; this only stops the router holding an unbounded upload.
@@ -35,11 +41,14 @@ Scope = dict[str, Any]
 
 
 class FrontRouter:
-    def __init__(self, table: ReplicaTable, name: str) -> None:
+    def __init__(self, table: RouteTable, state_dir: Path, log: Any = print) -> None:
         self.table = table
-        self.name = name
+        self._dir, self._log = state_dir, log
         self._client: httpx.AsyncClient | None = None
-        self._probe_task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._routes_seen: tuple[int, int, int] | None = None  # routes.json's inode, mtime, size
+        self._routes_text = ""
+        self._problems: dict[str, str] = {}  # what -> the problem last logged, so that each is said once
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -47,7 +56,7 @@ class FrontRouter:
         elif scope["type"] == "http":
             await self._forward(scope, receive, send)
 
-    # --- lifespan: the shared client and the probe loop ------------------------------------------
+    # --- lifespan: the shared client, the probe and sync loops -----------------------------------------
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
             message = await receive()
@@ -55,15 +64,16 @@ class FrontRouter:
                 # No read timeout: a generation may stream for minutes; connect fails fast instead.
                 limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
                 self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=2.0), limits=limits)
-                self._probe_task = asyncio.create_task(self._probe_loop())
+                self._tasks = [asyncio.create_task(self._probe_loop()), asyncio.create_task(self._sync_loop())]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._probe_task:
-                    self._probe_task.cancel()
+                for task in self._tasks:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await self._probe_task
+                        await task
                 if self._client:
                     await self._client.aclose()
+                self._log("stopped")
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -75,6 +85,47 @@ class FrontRouter:
             for (replica_id, _), ok in zip(targets, results, strict=True):
                 self.table.report_probe(replica_id, ok)
             await asyncio.sleep(PROBE_INTERVAL_S)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            self.sync()
+            await asyncio.sleep(SYNC_INTERVAL_S)
+
+    def sync(self) -> None:
+        """Apply routes.json if it changed since the last look, then write the report (small files:
+        read and written in place, on the event loop)."""
+        self._reload_routes()
+        try:
+            write_atomic(self._dir / REPORT_FILE, encode_report(self.table.report(os.getpid())), durable=False)
+            self._say_once("report", "")
+        except OSError as exc:  # routing goes on: the report is for the controller only
+            self._say_once("report", f"cannot write the report for the controller: {exc}")
+
+    def _reload_routes(self) -> None:
+        path = self._dir / ROUTES_FILE
+        try:
+            stat = path.stat()
+            seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a rename always brings a new inode
+            if seen == self._routes_seen:
+                return
+            self._routes_seen, text = seen, path.read_text()
+            routes = decode_routes(text) if text != self._routes_text else None
+        except (OSError, ValueError) as exc:  # keep the last set: routing goes on without a controller
+            self._say_once("routes", f"keeping the last {len(self.table.probe_targets())} route(s): "
+                                     f"cannot read {path}: {exc}")
+            return
+        self._say_once("routes", "")
+        if routes is not None:
+            self.table.apply(routes)
+            self._routes_text = text
+            self._log("routes: " + (", ".join(_describe(r) for r in routes.routes) or "none"))
+
+    def _say_once(self, what: str, problem: str) -> None:
+        """Log a problem when it begins or changes (a missing file would be five lines a second);
+        an empty `problem` says that `what` works again."""
+        if problem != self._problems.get(what, ""):
+            self._problems[what] = problem
+            self._log(problem or f"{what}: fine again")
 
     async def _probe(self, port: int) -> bool:
         assert self._client is not None
@@ -99,7 +150,7 @@ class FrontRouter:
             picked = self.table.acquire(frozenset(tried))
             if picked is None:
                 what = "no other replica" if tried else "no replica"
-                await _error(send, 503, f"{what} of deployment '{self.name}' is ready; retry shortly",
+                await _error(send, 503, f"{what} of deployment '{self.table.name}' is ready; retry shortly",
                              "unavailable", retry_after_s=1)
                 return
             replica_id, port = picked
@@ -109,7 +160,7 @@ class FrontRouter:
             if failure is None:
                 return
             if not retry_allowed(failure, attempt, no_response_retries):
-                await _error(send, 502, f"replica {replica_id} of deployment '{self.name}' failed before "
+                await _error(send, 502, f"replica {replica_id} of deployment '{self.table.name}' failed before "
                                         "answering", "bad_gateway")
                 return
             no_response_retries += failure == "no_response"
@@ -141,6 +192,11 @@ class FrontRouter:
             await upstream.aclose()
             self.table.release(replica_id, waited_s)
         return None
+
+
+def _describe(route: Any) -> str:
+    state = "draining" if route.draining else "ready" if route.ready else "not ready yet"
+    return f"{route.replica_id} (port {route.port}, {route.revision}, {state})"
 
 
 def _upstream_request(client: httpx.AsyncClient, scope: Scope, port: int, body: bytes) -> httpx.Request:

@@ -47,6 +47,7 @@ class DeploymentStatus:
     rollout: RolloutStatus | None = None
     events: list[str] = field(default_factory=list)  # the latest changes, oldest first
     events_total: int = 0  # events ever recorded: tells a follower how many of `events` are new
+    front_pid: int | None = None  # the front router's process; None while it is being started again
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

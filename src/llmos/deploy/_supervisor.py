@@ -1,8 +1,9 @@
 """The replica supervisor: starts, watches, restarts, drains and stops replica processes.
 
 It acts on what the controller decided and reports each change as a one-line note. Removal is
-always a drain: out of routing first, SIGTERM once the router has nothing in flight on the
-replica (or the drain timeout passed), SIGKILL only if it then overstays its own drain.
+always a drain: out of routing first, SIGTERM once the front router confirmed the drain and has
+nothing in flight on the replica (or the drain timeout passed), SIGKILL only if it then overstays
+its own drain.
 A spawn that raises `NoCapacity` is a replica waiting for capacity, not a failed start: no
 backoff, no count toward giving up a roll; it is tried again on the next tick.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from llmos.deploy._errors import NoCapacity
 from llmos.deploy._process import ProcHandle, Spawn, adopt, free_port
 from llmos.deploy._reconcile import ReplicaView, restart_delay_s
 from llmos.deploy._replica import REPLICA_HOST, replica_argv, replica_env, revision_of, write_replica_job
-from llmos.deploy._state import SavedReplica, SavedState, save_state, state_path
+from llmos.deploy._state import SavedFront, SavedReplica, SavedState, save_state, state_path
 from llmos.deploy._status import ReplicaStatus
 from llmos.deploy._table import ReplicaRecord, ReplicaTable
 from llmos.spec import ServeJob
@@ -69,10 +71,9 @@ class Supervisor:
         return [ReplicaView(r.replica_id, r.revision, r.phase, r.outstanding, r.started_s or 0.0)  # type: ignore[arg-type]
                 for r in self._table.records()]
 
-    def loads(self, window_s: float) -> tuple[ReplicaLoad, ...]:
-        measured = self._table.loads(window_s)
-        return tuple(ReplicaLoad(*measured[r.replica_id]) for r in self._table.records()
-                     if r.routable and r.replica_id in measured)
+    def loads(self) -> tuple[ReplicaLoad, ...]:
+        """The load the front measured on each routable replica, over the window the routes name."""
+        return tuple(ReplicaLoad(r.mean_outstanding, r.p95_ms) for r in self._table.records() if r.routable)
 
     # --- acting ----------------------------------------------------------------------------------
     def start_replicas(self, revision: str, count: int, now: float | None) -> list[str]:
@@ -180,7 +181,7 @@ class Supervisor:
                 continue
             r.drain_started_s = now if r.drain_started_s is None else r.drain_started_s
             if r.term_sent_s is None:
-                if r.outstanding == 0 or now - r.drain_started_s >= drain_timeout_s:
+                if r.drain_done or now - r.drain_started_s >= drain_timeout_s:
                     r.proc.signal(signal.SIGTERM)
                     r.term_sent_s = now
             elif now - r.term_sent_s >= drain_timeout_s + KILL_GRACE_S:
@@ -188,13 +189,18 @@ class Supervisor:
                 notes.append(f"{r.replica_id} did not exit after SIGTERM: killed")
         return notes
 
-    def stop_all(self, drain_timeout_s: float) -> None:
+    def stop_all(self, drain_timeout_s: float, sync: Callable[[], None]) -> None:
+        """Drain every replica, then stop it; `sync` tells the front and reads what it reports."""
         records = self._table.records()
+        if not records:
+            return
         for r in records:
             self._table.begin_drain(r.replica_id, None)
         deadline = time.monotonic() + drain_timeout_s
-        while any(r.outstanding for r in records) and time.monotonic() < deadline:
+        sync()
+        while not all(r.drain_done for r in records) and time.monotonic() < deadline:
             time.sleep(0.05)
+            sync()
         for r in records:
             r.proc.signal(signal.SIGTERM)
         for r in records:
@@ -219,18 +225,18 @@ class Supervisor:
             # starting, and reconcile drops old-revision replicas that are starting, which after a
             # restart mid-roll (or with an edited spec) would drain every replica that serves.
             ready = _answers_ready(s.port)
-            self._table.report_probe(s.replica_id, ready)
+            self._table.set_probed(s.replica_id, ready)
             notes.append(f"adopted {s.replica_id} (pid {s.pid}, port {s.port}{'' if ready else ', not ready yet'})")
         return notes
 
-    def save(self, target: str, desired: int) -> None:
+    def save(self, target: str, desired: int, front: SavedFront | None) -> None:
         records = self._table.records()
         keep = {target} | {r.revision for r in records}
         state = SavedState(
             name=self.name, target=target, desired=desired, next_replica=self._seq,
             jobs={rev: job.model_dump(mode="json") for rev, job in self._jobs.items() if rev in keep},
             replicas=[SavedReplica(r.replica_id, r.proc.pid, r.proc.started_at or 0.0, r.port, r.revision, r.draining)
-                      for r in records])
+                      for r in records], front=front)
         text = json.dumps(asdict(state), sort_keys=True)
         if text != self._saved:  # most ticks change nothing: skip the write
             save_state(self._dir, state)

@@ -1,27 +1,20 @@
-"""The replica table the front router and the controller share, behind one lock.
+"""The controller's replica table: its processes and phases, and what the front last reported.
 
-The router thread picks a replica and counts the request against it in one step (so a replica
-that the controller takes out of routing never receives a request after its drain began); the
-controller reads load and readiness from here and changes phases. Critical sections are a few
-field updates: the lock is never held across I/O.
+The front router is another process: it learns the replicas from `routes()` (published as
+routes.json) and reports readiness, requests in flight and load back (front-report.json), which
+`apply_report` folds in here. A draining replica is idle only once the front has confirmed the
+drain *and* reported nothing in flight on it (`drain_done`): the front may have sent it a request
+just before it read the drain. The table is touched under the controller's lock only.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from llmos.deploy._pick import Candidate, pick_replica
 from llmos.deploy._process import ProcHandle
+from llmos.deploy._routes import FrontReport, Route, RouteSet
 
 __all__ = ["ReplicaRecord", "ReplicaTable"]
-
-# Probes in a row that must fail before a ready replica stops receiving requests: one slow
-# answer on a busy machine is not a dead replica.
-UNHEALTHY_AFTER = 3
 
 
 @dataclass
@@ -34,18 +27,14 @@ class ReplicaRecord:
     draining: bool = False
     ever_ready: bool = False
     healthy: bool = False
-    probe_failures: int = 0
-    outstanding: int = 0
+    outstanding: int = 0  # as the front last reported
     dispatched: int = 0
+    mean_outstanding: float = 0.0  # over the load window, as the front last reported
+    p95_ms: float | None = None
+    drain_done: bool = False  # draining, and the front confirmed it has nothing in flight on it
     drain_started_s: float | None = None
     term_sent_s: float | None = None
     unhealthy_since_s: float | None = None
-    # load accounting on the router's monotonic clock: the integral of `outstanding` over time,
-    # sampled by the probe loop, gives the mean outstanding over any recent window exactly.
-    _area: float = 0.0
-    _area_t: float = field(default_factory=time.monotonic)
-    _area_samples: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=4096))
-    _latencies: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=4096))
 
     @property
     def phase(self) -> str:
@@ -55,110 +44,51 @@ class ReplicaRecord:
     def routable(self) -> bool:
         return self.healthy and not self.draining
 
-    def _advance(self, now: float) -> None:
-        self._area += self.outstanding * (now - self._area_t)
-        self._area_t = now
-
-    def sample(self, now: float) -> None:
-        self._advance(now)
-        self._area_samples.append((now, self._area))
-
-    def mean_outstanding(self, now: float, window_s: float) -> float:
-        self._advance(now)
-        since = now - window_s
-        start_t, start_area = next(((t, a) for t, a in self._area_samples if t >= since), (now, self._area))
-        if now - start_t < 1e-3:
-            return float(self.outstanding)
-        return (self._area - start_area) / (now - start_t)
-
-    def p95_ms(self, now: float, window_s: float) -> float | None:
-        recent = sorted(s for t, s in self._latencies if t >= now - window_s)
-        if not recent:
-            return None
-        return 1000 * recent[min(len(recent) - 1, math.ceil(0.95 * len(recent)) - 1)]
-
 
 class ReplicaTable:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self._replicas: dict[str, ReplicaRecord] = {}
 
-    # --- the controller's side -------------------------------------------------------------------
     def add(self, record: ReplicaRecord) -> None:
-        with self.lock:
-            self._replicas[record.replica_id] = record
+        self._replicas[record.replica_id] = record
 
     def remove(self, replica_id: str) -> None:
-        with self.lock:
-            self._replicas.pop(replica_id, None)
+        self._replicas.pop(replica_id, None)
 
     def records(self) -> list[ReplicaRecord]:
-        with self.lock:
-            return list(self._replicas.values())
+        return list(self._replicas.values())
 
     def get(self, replica_id: str) -> ReplicaRecord | None:
-        with self.lock:
-            return self._replicas.get(replica_id)
-
-    def loads(self, window_s: float) -> dict[str, tuple[float, float | None]]:
-        """Per replica: mean outstanding requests and p95 latency (ms) over the last `window_s`."""
-        with self.lock:
-            now = time.monotonic()
-            return {r.replica_id: (r.mean_outstanding(now, window_s), r.p95_ms(now, window_s))
-                    for r in self._replicas.values()}
+        return self._replicas.get(replica_id)
 
     def begin_drain(self, replica_id: str, now: float | None) -> None:
-        with self.lock:
-            record = self._replicas.get(replica_id)
-            if record is not None and not record.draining:
-                record.draining, record.drain_started_s = True, now
+        record = self._replicas.get(replica_id)
+        if record is not None and not record.draining:
+            record.draining, record.drain_started_s = True, now
 
-    # --- the router's side -----------------------------------------------------------------------
-    def acquire(self, exclude: frozenset[str]) -> tuple[str, int] | None:
-        """Pick the least-loaded routable replica and count one request against it."""
-        with self.lock:
-            candidates = [Candidate(r.replica_id, r.routable, r.outstanding, r.dispatched)
-                          for r in self._replicas.values()]
-            chosen = pick_replica(candidates, exclude)
-            if chosen is None:
-                return None
-            record = self._replicas[chosen]
-            record._advance(time.monotonic())
-            record.outstanding += 1
-            record.dispatched += 1
-            return chosen, record.port
+    def set_probed(self, replica_id: str, ready: bool) -> None:
+        """The controller probed the replica itself (adopting it): ready or not yet."""
+        record = self._replicas.get(replica_id)
+        if record is not None:
+            record.healthy = record.ever_ready = ready
 
-    def release(self, replica_id: str, latency_s: float | None) -> None:
-        with self.lock:
-            record = self._replicas.get(replica_id)
-            if record is None:
-                return
-            now = time.monotonic()
-            record._advance(now)
-            record.outstanding -= 1
-            if latency_s is not None:
-                record._latencies.append((now, latency_s))
+    def routes(self, name: str, load_window_s: float) -> RouteSet:
+        return RouteSet(name, load_window_s, tuple(
+            Route(r.replica_id, r.port, r.revision, r.ever_ready and r.healthy, r.draining)
+            for r in sorted(self._replicas.values(), key=lambda r: r.replica_id)))
 
-    def probe_targets(self) -> list[tuple[str, int]]:
-        with self.lock:
-            return [(r.replica_id, r.port) for r in self._replicas.values()]
+    def apply_report(self, report: FrontReport) -> None:
+        for r in self._replicas.values():
+            seen = report.replicas.get(r.replica_id)
+            if seen is None:  # the front has not read the routes that list it yet
+                continue
+            r.healthy, r.ever_ready = seen.healthy, r.ever_ready or seen.ever_ready
+            r.outstanding, r.dispatched = seen.outstanding, seen.dispatched
+            r.mean_outstanding, r.p95_ms = seen.mean_outstanding, seen.p95_ms
+            r.drain_done = r.draining and seen.draining and seen.outstanding == 0
 
-    def report_probe(self, replica_id: str, ok: bool) -> None:
-        with self.lock:
-            record = self._replicas.get(replica_id)
-            if record is None:
-                return
-            record.sample(time.monotonic())
-            if ok:
-                record.healthy, record.ever_ready, record.probe_failures = True, True, 0
-                return
-            record.probe_failures += 1
-            if not record.ever_ready or record.probe_failures >= UNHEALTHY_AFTER:
-                record.healthy = False
-
-    def report_connect_failure(self, replica_id: str) -> None:
-        """The replica refused a connection: stop routing to it until a probe says otherwise."""
-        with self.lock:
-            record = self._replicas.get(replica_id)
-            if record is not None:
-                record.healthy = False
+    def front_gone(self) -> None:
+        """No front process runs: nothing routes to any replica, so every drain is done."""
+        for r in self._replicas.values():
+            r.outstanding = 0
+            r.drain_done = r.draining

@@ -1,0 +1,155 @@
+"""The front router's table: the replicas it routes to, their readiness and the load it measured.
+
+The request path picks a replica and counts the request against it in one step, under one lock,
+so a replica whose drain the front has applied never receives another request; the report the
+front writes for the controller is taken under the same lock, so "draining, nothing in flight"
+in a report is final. Critical sections are a few field updates: the lock is never held across I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from llmos.deploy._pick import Candidate, pick_replica
+from llmos.deploy._routes import FrontReport, ReplicaReport, RouteSet
+
+__all__ = ["UNHEALTHY_AFTER", "RouteState", "RouteTable"]
+
+# Probes in a row that must fail before a ready replica stops receiving requests: one slow
+# answer on a busy machine is not a dead replica.
+UNHEALTHY_AFTER = 3
+
+
+@dataclass
+class RouteState:
+    replica_id: str
+    port: int
+    draining: bool = False
+    ever_ready: bool = False
+    healthy: bool = False
+    probe_failures: int = 0
+    outstanding: int = 0
+    dispatched: int = 0
+    # Load accounting on this process's monotonic clock: the integral of `outstanding` over time,
+    # sampled by the probe loop, gives the mean outstanding over any recent window exactly.
+    _area: float = 0.0
+    _area_t: float = field(default_factory=time.monotonic)
+    _area_samples: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=4096))
+    _latencies: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=4096))
+
+    @property
+    def routable(self) -> bool:
+        return self.healthy and not self.draining
+
+    def _advance(self, now: float) -> None:
+        self._area += self.outstanding * (now - self._area_t)
+        self._area_t = now
+
+    def sample(self, now: float) -> None:
+        self._advance(now)
+        self._area_samples.append((now, self._area))
+
+    def mean_outstanding(self, now: float, window_s: float) -> float:
+        self._advance(now)
+        since = now - window_s
+        start_t, start_area = next(((t, a) for t, a in self._area_samples if t >= since), (now, self._area))
+        if now - start_t < 1e-3:
+            return float(self.outstanding)
+        return (self._area - start_area) / (now - start_t)
+
+    def p95_ms(self, now: float, window_s: float) -> float | None:
+        recent = sorted(s for t, s in self._latencies if t >= now - window_s)
+        if not recent:
+            return None
+        return 1000 * recent[min(len(recent) - 1, math.ceil(0.95 * len(recent)) - 1)]
+
+
+class RouteTable:
+    def __init__(self, name: str = "", load_window_s: float = 5.0) -> None:
+        self.lock = threading.Lock()
+        self.name, self.load_window_s = name, load_window_s
+        self._routes: dict[str, RouteState] = {}
+
+    # --- what the controller publishes ------------------------------------------------------------
+    def apply(self, routes: RouteSet) -> None:
+        """Take the controller's replica set: new replicas start as ready as the controller last knew
+        them (a restarted front routes at once), known ones keep what this front's probes found,
+        a drain is never undone, and replicas no longer listed are dropped (a request still in
+        flight on one finishes; its release finds nothing to count)."""
+        with self.lock:
+            self.name, self.load_window_s = routes.name, routes.load_window_s
+            listed = {r.replica_id for r in routes.routes}
+            for replica_id in set(self._routes) - listed:
+                del self._routes[replica_id]
+            for r in routes.routes:
+                state = self._routes.get(r.replica_id)
+                if state is None or state.port != r.port:
+                    state = self._routes[r.replica_id] = RouteState(r.replica_id, r.port, ever_ready=r.ready,
+                                                                    healthy=r.ready)
+                state.draining = state.draining or r.draining
+
+    def get(self, replica_id: str) -> RouteState | None:
+        with self.lock:
+            return self._routes.get(replica_id)
+
+    def report(self, pid: int) -> FrontReport:
+        with self.lock:
+            now, window_s = time.monotonic(), self.load_window_s
+            return FrontReport(pid, {r.replica_id: ReplicaReport(
+                r.healthy, r.ever_ready, r.draining, r.outstanding, r.dispatched,
+                r.mean_outstanding(now, window_s), r.p95_ms(now, window_s)) for r in self._routes.values()})
+
+    # --- the request path -------------------------------------------------------------------------
+    def acquire(self, exclude: frozenset[str]) -> tuple[str, int] | None:
+        """Pick the least-loaded routable replica and count one request against it."""
+        with self.lock:
+            candidates = [Candidate(r.replica_id, r.routable, r.outstanding, r.dispatched)
+                          for r in self._routes.values()]
+            chosen = pick_replica(candidates, exclude)
+            if chosen is None:
+                return None
+            state = self._routes[chosen]
+            state._advance(time.monotonic())
+            state.outstanding += 1
+            state.dispatched += 1
+            return chosen, state.port
+
+    def release(self, replica_id: str, latency_s: float | None) -> None:
+        with self.lock:
+            state = self._routes.get(replica_id)
+            if state is None:
+                return
+            now = time.monotonic()
+            state._advance(now)
+            state.outstanding -= 1
+            if latency_s is not None:
+                state._latencies.append((now, latency_s))
+
+    # --- the probe loop ---------------------------------------------------------------------------
+    def probe_targets(self) -> list[tuple[str, int]]:
+        with self.lock:
+            return [(r.replica_id, r.port) for r in self._routes.values()]
+
+    def report_probe(self, replica_id: str, ok: bool) -> None:
+        with self.lock:
+            state = self._routes.get(replica_id)
+            if state is None:
+                return
+            state.sample(time.monotonic())
+            if ok:
+                state.healthy, state.ever_ready, state.probe_failures = True, True, 0
+                return
+            state.probe_failures += 1
+            if not state.ever_ready or state.probe_failures >= UNHEALTHY_AFTER:
+                state.healthy = False
+
+    def report_connect_failure(self, replica_id: str) -> None:
+        """The replica refused a connection: stop routing to it until a probe says otherwise."""
+        with self.lock:
+            state = self._routes.get(replica_id)
+            if state is not None:
+                state.healthy = False
