@@ -87,8 +87,8 @@ class Load:
 
 
 def bench(ctrl, url: str, concurrency: int, duration_s: float) -> dict:
-    """`llmos bench serve` in its own process (a load generator sharing this process's GIL with the
-    front router would measure the GIL), while this process keeps ticking the controller."""
+    """`llmos bench serve` in its own process (the front router has its own; a load generator in
+    this one would slow the controller's ticks), while this process keeps ticking the controller."""
     cmd = [sys.executable, "-m", "llmos.cli.main", "bench", "serve", url, "--concurrency", str(concurrency),
            "--duration", f"{duration_s}s", "--warmup", "1s", "--json", "-"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
