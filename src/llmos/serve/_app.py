@@ -84,7 +84,8 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
                 "task": task, "version": service.source.version,
                 "runtime": runtime.name if runtime else "loading",
                 "precision": runtime.precision if runtime else "loading",
-                "packing": getattr(runtime, "packing", "off") if runtime else "loading"}
+                "packing": getattr(runtime, "packing", "off") if runtime else "loading",
+                "compiled": getattr(runtime, "compiled", "off") if runtime else "loading"}
         return {"object": "list", "data": [card]}
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)

@@ -17,7 +17,7 @@ import torch
 
 from llmos.serve._batching import pack_rows
 
-__all__ = ["PackedEncoder", "enable_packing", "verify", "why_not"]
+__all__ = ["PackedEncoder", "enable_packing", "layer_stack", "verify", "why_not"]
 
 ROW_MULTIPLE = 16
 
@@ -76,6 +76,18 @@ def _base(model: Any) -> Any:
     # A transformers model names its backbone base_model; llmos's EmbeddingModel holds it as .encoder.
     base = getattr(model, "base_model", None) or getattr(model, "encoder", None)
     return getattr(base, "base_model", base)
+
+
+def layer_stack(model: Any, packed: PackedEncoder | None) -> tuple[Any, str, str]:
+    """Where the model's encoder layer stack sits, as (owner, attribute, mask kind): inside the
+    packing wrapper when there is one; (None, "", "") for a model without such a stack."""
+    if packed is not None:
+        return packed, "inner", packed.mask_kind
+    base = _base(model)
+    if base is None or not hasattr(getattr(base, "encoder", None), "layer"):
+        return None, "", ""
+    implementation = getattr(base.config, "_attn_implementation", None) or "eager"
+    return base, "encoder", "bool" if implementation == "sdpa" else "additive"
 
 
 def why_not(model: Any) -> str | None:

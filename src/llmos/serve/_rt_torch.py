@@ -62,6 +62,7 @@ class TorchRuntime:
         self.packing = "off (runtime.packing: off)"
         if spec.packing == "auto" and info.task != "causal-lm":
             self.packing = self._pack()
+        self.compiled = self._compile(spec.compile)
 
     def _pack(self) -> str:
         """Pack batches where the model allows it and the packed outputs match the padded ones."""
@@ -76,6 +77,38 @@ class TorchRuntime:
             # The stack stays in place but its lengths stay None: every batch runs padded.
             return f"off ({problem})"
         self.packed = packed
+        return "on"
+
+    def _compile(self, setting: str) -> str:
+        """Compile the encoder's layer stack where asked (or where auto finds eager kernels slow):
+        "on", or "off (reason)". The graphs build on the first calls, which warm-up makes."""
+        from llmos.errors import SpecError
+        from llmos.serve._packing import layer_stack
+
+        slow_eager = self.info.format.startswith("torchao") and self.device == "cpu"
+        if setting == "off" or (setting == "auto" and not slow_eager):
+            if slow_eager:
+                _log.warning("runtime.compile is off for a %s model on CPU: its eager int8 kernels are many times "
+                             "slower than fp32 (set runtime.compile to auto)", self.info.format)
+            return "off (runtime.compile: off)" if setting == "off" else "off (auto: eager kernels are fast here)"
+        if self.info.task == "causal-lm":
+            if setting == "on":
+                raise SpecError("runtime.compile on applies to encoder models (classification, embedding); "
+                                "generation runs eagerly.", hint="Set runtime.compile to auto or off.")
+            _log.warning("a %s causal LM generates eagerly on CPU, many times slower than its fp32 parent: serve "
+                         "the parent, or an encoder", self.info.format)
+            return "off (generation runs eagerly)"
+        owner, name, mask_kind = layer_stack(self.model, self.packed)
+        if owner is None:
+            raise SpecError(f"runtime.compile {setting}: {type(self.model).__name__} has no encoder layer stack to "
+                            "compile.", hint="Set runtime.compile to off.")
+        import torch._inductor.config as inductor
+
+        from llmos.serve._compiled import CompiledStack
+
+        # Frozen weights let inductor fold the quantized weights' handling into its CPU kernels.
+        inductor.freezing = True
+        setattr(owner, name, CompiledStack(getattr(owner, name), mask_kind))
         return "on"
 
     def _autocast_dtype(self, precision: str) -> Any:

@@ -28,7 +28,7 @@ def run_job(job: Any, *, api_key: str | None = None, echo: Callable[[str], None]
         routes = {"classification": "POST /v1/classify", "embedding": "POST /v1/embeddings",
                   "causal-lm": "POST /v1/completions, /v1/chat/completions"}[source.info.task]
         say(f"ready in {service.load_s:.1f} s: {runtime.name} {runtime.precision} on {runtime.device}, "
-            f"packing {getattr(runtime, 'packing', 'off')}; "
+            f"packing {getattr(runtime, 'packing', 'off')}, compiled {getattr(runtime, 'compiled', 'off')}; "
             f"{routes}; auth {'on' if service.api_key else 'off'}")
         say(f"next: llmos bench serve {url} --duration 10s   (or curl {url}/v1/models)")
 

@@ -86,6 +86,9 @@ def load_runtime(folder: Path, spec: Any) -> Runtime:
         if spec.precision == "bf16":
             raise SpecError("runtime.precision bf16 applies to PyTorch; an ONNX model keeps its stored precision.",
                             hint="Set runtime.precision to auto or fp32.")
+        if spec.compile == "on":
+            raise SpecError("runtime.compile on applies to PyTorch; ONNX Runtime optimises an ONNX model's graph "
+                            "itself.", hint="Set runtime.compile to auto or off.")
         from llmos.serve._rt_onnx import OnnxRuntime
 
         return OnnxRuntime(folder, info, spec)

@@ -124,6 +124,7 @@ class ModelCard(BaseModel):
     runtime: str
     precision: str
     packing: str = Field("off", description="on, or off with the reason (encoder batches packed without padding)")
+    compiled: str = Field("off", description="on, or off with the reason (torch.compile of the layer stack)")
 
 
 class ModelList(BaseModel):

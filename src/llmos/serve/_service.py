@@ -102,6 +102,7 @@ class Service:
     def _warm_up(self) -> None:
         # First calls pay for lazy kernel selection and allocator growth: spend that before traffic.
         from llmos.serve._runtime import pad_batch
+        from llmos.serve._worker import PAD_MULTIPLE
 
         runtime = self.runtime
         assert runtime is not None
@@ -112,8 +113,11 @@ class Service:
                 for n in (1, 4):
                     runtime.model(input_ids=torch.tensor([ids] * n, device=runtime.device), use_cache=True)
             return
-        for n in (1, 8, 1):
-            out = runtime.infer(pad_batch([ids] * n, runtime.tokenizer.pad_token_id or 0))
+        # One input; two of different lengths (one packed row, or padding); sixteen of mixed lengths
+        # (several packed rows): each shape family a compiled model builds a graph for, before traffic.
+        mixed = [ids[:max(2, len(ids) - i % 8)] for i in range(16)]
+        for rows in ([ids], mixed[:2], mixed, [ids]):
+            out = runtime.infer(pad_batch(rows, runtime.tokenizer.pad_token_id or 0, multiple=PAD_MULTIPLE))
         self.width = int(out.shape[-1])
 
     def stop(self) -> None:

@@ -40,6 +40,10 @@ class RuntimeSpec(_Strict):
     num_threads: Annotated[int | None, Field(gt=0, description=(
         "CPU threads for the forward pass; null: every core this process may use but one, left to "
         "the event loop"))] = None
+    compile: Annotated[Literal["auto", "on", "off"], Field(description=(
+        "torch.compile an encoder's layer stack (inductor, frozen weights) while warming up; auto: for "
+        "torchao-quantized models on CPU, whose eager int8 kernels are many times slower than fp32 "
+        "(compiling takes one to a few minutes, once per process)"))] = "auto"
 
 
 class BatchingSpec(_Strict):

@@ -85,3 +85,43 @@ def start_server(serve_home: Path) -> Callable[..., Any]:
         return serve_in_thread(Service(job, prepare(job), api_key=api_key))
 
     return start
+
+
+def register_folder(home: Path, folder: Path, name: str, tags: dict[str, str]) -> str:
+    from llmos.registry import register_model
+    from llmos.spec import TrackingSpec
+    from llmos.tracking import start_run
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    tracker = start_run(TrackingSpec(uri=uri, system_metrics=False), run_name=name, job={}, tags={})
+    artifact = tracker.log_model_dir(folder)
+    tracker.finish()
+    register_model(name=name, run_id=tracker.run_id, artifact_uri=artifact, alias="candidate", tags=tags,
+                   tracking_uri=uri)
+    return f"{name}@candidate"
+
+
+def compress_child(home: Path, parent_ref: str, name: str, eval_csv: Path, data: dict[str, Any],
+                   recipe: str = "onnx-int8") -> str:
+    """A compression `recipe` on a registered parent, set up as `llmos compress` sets it up; the child
+    registered as `name@candidate` (the report and gate of a full compression are not needed here)."""
+    from transformers import AutoTokenizer
+
+    from llmos.compress import RecipeContext, get_recipe
+    from llmos.compress._data import load_data
+    from llmos.compress._pipeline import resolve_parent
+    from llmos.spec import parse_job
+    from llmos.tracking import NullTracker
+
+    job: Any = parse_job({"kind": "compress", "model": parent_ref, "recipe": [recipe], "eval": str(eval_csv),
+                          "data": data})
+    parent = resolve_parent(job)
+    loaded = load_data(job, parent, AutoTokenizer.from_pretrained(str(parent.folder)))
+    out, work = home / "work" / name / "child", home / "work" / name / "scratch"
+    out.mkdir(parents=True)
+    work.mkdir(parents=True)
+    spec = job.recipe[0]
+    ctx = RecipeContext(parent=parent, job=job, label=spec.label, out_dir=out, work_dir=work, data=loaded,
+                        tracker=NullTracker(), note=lambda _: None)
+    child = get_recipe(recipe).run(ctx, spec.typed_params())
+    return register_folder(home, child, name, {"recipe": recipe, "parent": parent.ref})

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from tests.unit.serve.conftest import LABELS, serve_job
+from tests.unit.serve.conftest import LABELS, compress_child, register_folder, serve_job
 
 from llmos.errors import SpecError
 
@@ -38,20 +38,6 @@ pytestmark = pytest.mark.timeout(180)
 TEXTS = ["a fine film", "dull", "the plot was a mess but the acting saved it", "loved every minute of it",
          "what a waste of two hours", "an ok movie, nothing more", "great", "terrible", "the movie was superb",
          "i hated the ending", "boring", "a b c d e f g", "moving and delightful", "the cast is tedious"]
-
-
-def _register(home: Path, folder: Path, name: str, tags: dict[str, str]) -> str:
-    from llmos.registry import register_model
-    from llmos.spec import TrackingSpec
-    from llmos.tracking import start_run
-
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    tracker = start_run(TrackingSpec(uri=uri, system_metrics=False), run_name=name, job={}, tags={})
-    artifact = tracker.log_model_dir(folder)
-    tracker.finish()
-    register_model(name=name, run_id=tracker.run_id, artifact_uri=artifact, alias="candidate", tags=tags,
-                   tracking_uri=uri)
-    return f"{name}@candidate"
 
 
 def _register_aimed(home: Path, parent_ref: str, name: str) -> str:
@@ -73,32 +59,7 @@ def _register_aimed(home: Path, parent_ref: str, name: str) -> str:
         model.classifier.bias.copy_(torch.tensor([1.0, -1.0]) * (mean @ direction) * half)
     folder = save_trained(model, built.tokenizer, home / "work" / name, task="classification", base="tiny-bert",
                           label_names=LABELS, max_length=64)
-    return _register(home, folder, name, {"parent": parent_ref})
-
-
-def _compress_onnx(home: Path, parent_ref: str, name: str, eval_csv: Path, data: dict[str, Any]) -> str:
-    """The `onnx-int8` recipe on a registered parent, set up as `llmos compress` sets it up; the child
-    registered as `name@candidate` (the report and gate of a full compression are not needed here)."""
-    from transformers import AutoTokenizer
-
-    from llmos.compress import RecipeContext, get_recipe
-    from llmos.compress._data import load_data
-    from llmos.compress._pipeline import resolve_parent
-    from llmos.spec import parse_job
-    from llmos.tracking import NullTracker
-
-    job: Any = parse_job({"kind": "compress", "model": parent_ref, "recipe": ["onnx-int8"], "eval": str(eval_csv),
-                          "data": data})
-    parent = resolve_parent(job)
-    loaded = load_data(job, parent, AutoTokenizer.from_pretrained(str(parent.folder)))
-    out, work = home / "work" / name / "child", home / "work" / name / "scratch"
-    out.mkdir(parents=True)
-    work.mkdir(parents=True)
-    spec = job.recipe[0]
-    ctx = RecipeContext(parent=parent, job=job, label=spec.label, out_dir=out, work_dir=work, data=loaded,
-                        tracker=NullTracker(), note=lambda _: None)
-    child = get_recipe("onnx-int8").run(ctx, spec.typed_params())
-    return _register(home, child, name, {"recipe": "onnx-int8", "parent": parent.ref})
+    return register_folder(home, folder, name, {"parent": parent_ref})
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +72,12 @@ def refs(serve_home: Path, tiny_refs: dict[str, str], sentiment_csv: tuple[Path,
                                  ("a dull plot", "a boring story"), ("fine acting", "good cast")])
     aimed = _register_aimed(serve_home, tiny_refs["classification"], "tiny-cls-aimed")
     return {"cls": tiny_refs["classification"],
-            "cls-onnx": _compress_onnx(serve_home, tiny_refs["classification"], "tiny-cls-onnx",
+            "cls-onnx": compress_child(serve_home, tiny_refs["classification"], "tiny-cls-onnx",
                                        sentiment_csv[1], {}),
             "aimed": aimed,
-            "aimed-onnx": _compress_onnx(serve_home, aimed, "tiny-cls-aimed-onnx", sentiment_csv[1], {}),
+            "aimed-onnx": compress_child(serve_home, aimed, "tiny-cls-aimed-onnx", sentiment_csv[1], {}),
             "emb": tiny_refs["embedding"],
-            "emb-onnx": _compress_onnx(serve_home, tiny_refs["embedding"], "tiny-emb-onnx", pairs,
+            "emb-onnx": compress_child(serve_home, tiny_refs["embedding"], "tiny-emb-onnx", pairs,
                                        {"text_pair_column": "positive", "label_column": None})}
 
 
@@ -208,6 +169,7 @@ def test_a_request_of_several_inputs_runs_as_one_batch(cls: dict[str, Any]) -> N
     ({"precision": "bf16"}, "runtime.precision"),
     ({"kind": "torch"}, "runtime.kind"),
     ({"device": "cuda"}, "runtime.device"),
+    ({"compile": "on"}, "runtime.compile"),
 ])
 def test_settings_an_onnx_model_cannot_take_are_refused(refs: dict[str, str], start_server: Any,
                                                         runtime: dict[str, str], needle: str) -> None:
