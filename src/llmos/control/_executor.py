@@ -61,9 +61,11 @@ class LocalExecutor:
         cores = [c for w in workers for c in w["cores"]]
         gpus = [g for w in workers for g in w["gpus"]]
         threads = str(len(workers[0]["cores"]))
+        # The placement holds nvidia-smi's indices; CUDA numbers devices fastest first unless told
+        # to use nvidia-smi's (PCI bus) order, and on a mixed machine index 0 would be another GPU.
         env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "LLMOS_JOB_ID": str(job_id),
-               "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)), "OMP_NUM_THREADS": threads,
-               "MKL_NUM_THREADS": threads,
+               "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
+               "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
                "LLMOS_WORKER_CORES": ";".join(",".join(map(str, w["cores"])) for w in workers),
                "LLMOS_WORKER_LOGS": str(folder)}
         return self.spawn([sys.executable, str(_SHIM), str(folder), ",".join(map(str, cores)), "--", *command],

@@ -15,7 +15,7 @@ from llmos.control._schema import jobs
 if TYPE_CHECKING:
     from llmos.control._service import Service
 
-__all__ = ["machine_view"]
+__all__ = ["machine_view", "parse_gpu_use"]
 
 
 def machine_view(service: Service) -> dict[str, Any]:
@@ -63,14 +63,31 @@ def _gpu_use(inv: Any) -> list[dict[str, Any]]:
         return gpus
     try:
         out = subprocess.run([exe, "--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+                             capture_output=True, text=True, errors="replace", timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return gpus
-    live = {}
-    for line in out.strip().splitlines():
-        index, util, used = (p.strip() for p in line.split(","))
-        live[int(index)] = (float(util), round(float(used) / 1024, 2))
+        return gpus  # a live view: "?" for this refresh rather than an error
+    live = parse_gpu_use(out)
     for g in gpus:
         if g["index"] in live:
             g["util_percent"], g["memory_used_gb"] = live[g["index"]]
     return gpus
+
+
+def parse_gpu_use(text: str) -> dict[int, tuple[float | None, float | None]]:
+    """index -> (utilization %, memory used GB) from `nvidia-smi --query-gpu=index,utilization.gpu,memory.used
+    --format=csv,noheader,nounits`; a value the GPU does not report ("[N/A]") is None, other lines are ignored."""
+    live: dict[int, tuple[float | None, float | None]] = {}
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != 3 or not fields[0].isdigit():
+            continue
+        util, used_mib = _number(fields[1]), _number(fields[2])
+        live[int(fields[0])] = (util, None if used_mib is None else round(used_mib / 1024, 2))
+    return live
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
