@@ -75,7 +75,7 @@ def status() -> None:
     with Client.local() as client:
         s = client.status()
     inv = s["inventory"]
-    gpus = ", ".join(f"{g['index']}: {g['name']} ({g['memory_gb']} GB)" for g in inv["gpus"]) or "none"
+    gpus = ", ".join(f"{g['index']}: {g['name']} ({_gb(g['memory_gb'])})" for g in inv["gpus"]) or "none"
     console.print(f"control plane: [green]running[/] at {s['url']} (pid {s['pid']}, up "
                   f"{_age(s['started_s'])}, policy {s['policy']})")
     console.print(f"  state    {s['db']}\n  machine  {inv['cpus']} cores {inv['cores']}, {inv['memory_gb']} GB, "
@@ -126,7 +126,7 @@ def _top_view(view: dict):  # -> rich renderable
     gpus = Table("gpu", "name", "util", "memory", "job", title="GPUs", title_justify="left")
     for g in view["gpus"]:
         util = "?" if g["util_percent"] is None else f"{g['util_percent']:.0f}%"
-        used = "?" if g["memory_used_gb"] is None else f"{g['memory_used_gb']}/{g['memory_gb']} GB"
+        used = "?" if g["memory_used_gb"] is None else f"{g['memory_used_gb']}/{_gb(g['memory_gb'])}"
         gpus.add_row(str(g["index"]), g["name"], util, used, g["job"] or "-")
     jobs = Table("job", "name", "owner", "state", "cores", "gpus", title="holders", title_justify="left")
     for j in view["jobs"]:
@@ -157,3 +157,8 @@ def _age(since_s: float) -> str:
     if s < 172800:
         return f"{s / 3600:.0f}h"
     return f"{s / 86400:.0f}d"
+
+
+def _gb(value: float | None) -> str:
+    """A GPU's memory as nvidia-smi reported it; some report none ([N/A])."""
+    return "memory unknown" if value is None else f"{value} GB"

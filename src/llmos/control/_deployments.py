@@ -255,7 +255,9 @@ class DeploymentManager:
                 raise NoCapacity(f"deployment {controller.name}: no room for a replica; it waits for {room}.",
                                  wanting=room, hint="The scheduler preempts lower-priority jobs to make room.")
             cores, gpus = room
-            env = {**env, "OMP_NUM_THREADS": str(len(cores)), "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+            # nvidia-smi's numbering (the inventory's), not CUDA's default fastest-first one.
+            env = {**env, "OMP_NUM_THREADS": str(len(cores)), "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+                   "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
             popen = default_spawn(argv, env, log_path)
             if hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(popen.pid, set(cores))  # before the replica starts its thread pools

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "CheckpointSpec",
@@ -138,7 +138,17 @@ class ResourcesSpec(_Strict):
         description="auto uses CUDA when present")] = "auto"
     cpus_per_proc: Annotated[int | None, Field(gt=0, description="CPU cores per worker")] = None
     memory_gb: Annotated[float | None, Field(gt=0, description="memory per worker, in GB")] = None
-    gpus_per_proc: Annotated[int, Field(ge=0, description="GPUs per worker")] = 0
+    gpus_per_proc: Annotated[int, Field(ge=0, description=(
+        "GPUs per worker: 0 or 1 (data-parallel training runs one GPU per process; for N GPUs set "
+        "procs to N)"))] = 0
+
+    @field_validator("gpus_per_proc")
+    @classmethod
+    def _one_gpu_per_worker(cls, value: int) -> int:
+        if value > 1:  # each worker trains a whole replica of the model on cuda:LOCAL_RANK
+            raise ValueError(f"{value} GPUs per worker would leave all but one idle: data-parallel training runs "
+                             f"one GPU per process; for {value} GPUs set procs: {value} and gpus_per_proc: 1")
+        return value
 
     @model_validator(mode="after")
     def _multi_node(self) -> ResourcesSpec:
