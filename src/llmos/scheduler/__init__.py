@@ -16,6 +16,7 @@ from llmos.scheduler._fairshare import (
     entitlements,
     fair_entitlements,
 )
+from llmos.scheduler._occupancy import Occupancy
 from llmos.scheduler._owed import accrue_owed, update_owed
 from llmos.scheduler._placement import can_ever_fit
 from llmos.scheduler._policy import schedule
@@ -40,6 +41,7 @@ __all__ = [
     "Job",
     "Node",
     "NodeFree",
+    "Occupancy",
     "Owner",
     "PolicyConfig",
     "Preempt",

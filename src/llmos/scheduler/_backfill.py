@@ -56,7 +56,7 @@ def _by_end(running: Sequence[RunningJob], begun: Sequence[RunningJob], preempte
     """Jobs in the order their resources come back; a job past its estimate has shown the
     estimate wrong, so it comes back at an unknown (infinite) time, after all the others."""
     overdue = []
-    jobs = heapq.merge(running, sorted(begun, key=_END), key=_END) if ordered else _sorted_lazily([*running, *begun])
+    jobs = _merged(running, sorted(begun, key=_END)) if ordered else _sorted_lazily([*running, *begun])
     for rj in jobs:
         if rj.stopping or rj.job.job_id in preempted:
             continue
@@ -69,6 +69,18 @@ def _by_end(running: Sequence[RunningJob], begun: Sequence[RunningJob], preempte
         else:
             yield rj.end_s, rj
     yield from ((math.inf, late) for late in overdue)
+
+
+def _merged(running: Sequence[RunningJob], begun: list[RunningJob]) -> Iterator[RunningJob]:
+    """Two end-time orders merged, `running` first among equals (as `heapq.merge` would, with
+    less work per job: `begun` holds a few jobs, `running` thousands)."""
+    k = 0
+    for rj in running:
+        while k < len(begun) and begun[k].end_s < rj.end_s:
+            yield begun[k]
+            k += 1
+        yield rj
+    yield from begun[k:]
 
 
 def _sorted_lazily(jobs: list[RunningJob]) -> Iterator[RunningJob]:

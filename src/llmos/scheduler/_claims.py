@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from operator import attrgetter
 
 from llmos.scheduler._config import PolicyConfig
 from llmos.scheduler._decision import Preempt
 from llmos.scheduler._free import FreeView
+from llmos.scheduler._occupancy import Occupancy
 from llmos.scheduler._pending import Pending
 from llmos.scheduler._placement import Placement, commit, place
 from llmos.scheduler._preempt import plan_preemption
@@ -25,20 +25,20 @@ from llmos.scheduler._quota import Quotas
 from llmos.scheduler._repack import REPACK_NODES, plan_repack
 from llmos.scheduler._snapshot import Snapshot
 from llmos.scheduler._types import Job, RunningJob
-from llmos.scheduler._victims import Movable, choose_victims
+from llmos.scheduler._victims import Movable, Victims, choose_victims
 
 __all__ = ["Claims"]
 
 # A round plans a few preemptions (see `_victims` for how many candidates each weighs), so a
 # round on a 1,000-node cluster stays near a millisecond; later rounds carry on.
 _PLANS_PER_ROUND = 2
-_LOST_WORK = attrgetter("lost_work")
 
 
 class Claims:
-    def __init__(self, snap: Snapshot, config: PolicyConfig, view: FreeView, quotas: Quotas,
+    def __init__(self, snap: Snapshot, occupancy: Occupancy, config: PolicyConfig, view: FreeView, quotas: Quotas,
                  owners: Collection[str]) -> None:
         self.snap = snap
+        self.occupancy = occupancy
         self.owners = owners  # those holding resources; empty when no rule tells owners apart
         self.config = config
         self.view = view
@@ -52,6 +52,7 @@ class Claims:
         self._pending: Pending | None = None  # being freed by checkpointing jobs, unclaimed
         self._future: FreeView | None = None  # view + pending, kept in step
         self._by_group: Movable | None = None
+        self._victims: tuple[tuple, Victims] | None = None  # the last answer, and what it depended on
 
     def claim(self, job: Job, respect_holds: bool) -> Placement | None:
         """Claim capacity for `job`, preempting if allowed; None if it cannot."""
@@ -70,8 +71,7 @@ class Claims:
         return placement
 
     def _plan(self, job: Job, future: FreeView, respect_holds: bool) -> Placement | None:
-        victims = choose_victims(job, self._movable(), self.quotas, self.config.priority_classes,
-                                 self.owners, self.preempted, self.snap.cluster.total, self._settled_s)
+        victims = self._victims_of(job)
         plan = plan_preemption(job, future, victims, self.index, respect_holds)
         if plan is None:
             return None
@@ -84,16 +84,15 @@ class Claims:
         future = self.future()
         if not (job.workers == 1 or job.same_node) or future.largest_gap() >= job.total.gpus:
             return None  # a gang over several nodes is not helped by emptying one; or nothing to gain
-        victims = choose_victims(job, self._movable(), self.quotas, self.config.priority_classes,
-                                 self.owners, self.preempted, self.snap.cluster.total, self._settled_s)
+        victims = self._victims_of(job)
 
         # A move costs the moved job only its checkpoint and it lands at once, so jobs of any
         # class may move: a scattered 1-GPU high-class job must not pin a whole node. A job that
         # just (re)started stays put, or it could be moved back and forth; one the blocked job
         # may preempt anyway was already checked against `settle_s` where that applies.
-        def may_move(rj: RunningJob) -> bool:
-            return rj.job.job_id not in self.preempted and (rj.start_s <= self._settled_s
-                                                            or rj.job.job_id in victims.why)
+        def may_move(rj: RunningJob) -> bool:  # most jobs fail the first test: it goes first
+            return ((rj.start_s <= self._settled_s or rj.job.job_id in victims.why)
+                    and rj.job.job_id not in self.preempted)
 
         plan = plan_repack(job, future, self._movers(future), may_move, victims, self.index, budget)
         if plan is None:
@@ -123,7 +122,7 @@ class Claims:
     def pending(self) -> Pending:
         if self._pending is None:
             self._pending = Pending(self.index)
-            for rj in [rj for rj in self.snap.running if rj.stopping]:
+            for rj in self.occupancy.stopping_in_start_order():
                 self._pending.add(rj)
         return self._pending
 
@@ -145,9 +144,19 @@ class Claims:
             cpus, mem, gpus = pending.take(slot)
             self.view.take(self.index[slot.node], cpus, mem, gpus)
 
+    def _victims_of(self, job: Job) -> Victims:
+        """Whom `job` may preempt. A blocked job whose claim failed asks again to repack, with
+        nothing changed in between: the answer is kept until an owner's holdings change or a
+        job is preempted."""
+        key = (job.job_id, self.quotas.revision, len(self.preempted))
+        if self._victims is None or self._victims[0] != key:
+            self._victims = key, choose_victims(job, self._movable(), self.quotas, self.config.priority_classes,
+                                                self.owners, self.preempted, self.snap.cluster.total, self._settled_s)
+        return self._victims[1]
+
     def _movable(self) -> Movable:
         if self._by_group is None:
-            self._by_group = Movable(self.snap.running)
+            self._by_group = Movable(self.occupancy.movable)
         return self._by_group
 
     def _movers(self, future: FreeView) -> dict[int, list[RunningJob]]:
@@ -160,12 +169,8 @@ class Claims:
                     break
             if len(targets) >= REPACK_NODES:
                 break
-        by_node: dict[int, list[RunningJob]] = {}
-        for rj in [rj for rj in self._movable() if rj.node in targets]:  # a listcomp: this scans thousands
-            by_node.setdefault(targets[rj.node], []).append(rj)
-        for group in by_node.values():
-            group.sort(key=_LOST_WORK)
-        return by_node
+        on_node = self.occupancy.on_node
+        return {i: on_node[name] for name, i in targets.items() if on_node.get(name)}
 
 
 def _reason(kind: str, job: Job) -> str:

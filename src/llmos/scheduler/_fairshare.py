@@ -84,10 +84,13 @@ def class_entitlements(demand: Mapping[tuple[int, str], float], weights: Mapping
 
     `demand` is per (class, owner); the result per owner sums its parts over classes.
     """
+    by_class: dict[int, dict[str, float]] = {}
+    for (c, o), d in demand.items():
+        by_class.setdefault(c, {})[o] = d
     out: dict[str, float] = {}
     left = capacity
-    for cls in sorted({c for c, _ in demand}, reverse=True):
-        part = entitlements({o: d for (c, o), d in demand.items() if c == cls}, weights, left)
+    for cls in sorted(by_class, reverse=True):
+        part = entitlements(by_class[cls], weights, left)
         for owner, amount in part.items():
             out[owner] = out.get(owner, 0.0) + amount
         left -= sum(part.values())
@@ -105,10 +108,24 @@ def fair_entitlements(held: Mapping[tuple[int, str], Resources], queued: Mapping
     """
     demand: dict[tuple[int, str], float] = {}
     for key in held.keys() | queued.keys():
-        r = held.get(key, ZERO) + queued.get(key, ZERO)
-        if r != ZERO:
-            demand[key] = r.dominant_share(total)
+        # held + queued and its dominant share, in plain floats: every round computes this
+        h, q = held.get(key, ZERO), queued.get(key, ZERO)
+        cpus, mem, gpus = h.cpus + q.cpus, h.memory_gb + q.memory_gb, h.gpus + q.gpus
+        if cpus != 0 or mem != 0 or gpus != 0:
+            demand[key] = _dominant_share(cpus, mem, gpus, total)
     return class_entitlements(demand, weights, 1.0)
+
+
+def _dominant_share(cpus: float, memory_gb: float, gpus: float, total: Resources) -> float:
+    """`Resources(cpus, memory_gb, gpus).dominant_share(total)`, the same divisions in the same order."""
+    share = 0.0
+    if total.cpus > 0:
+        share = cpus / total.cpus
+    if total.memory_gb > 0:
+        share = max(share, memory_gb / total.memory_gb)
+    if total.gpus > 0:
+        share = max(share, gpus / total.gpus)
+    return share
 
 
 def owner_standing(held: Resources, decayed: Resources, weight: float, total: Resources,

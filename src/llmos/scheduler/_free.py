@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from llmos.scheduler._occupancy import Occupancy
 from llmos.scheduler._resources import EPS
-from llmos.scheduler._snapshot import Cluster
-from llmos.scheduler._types import Node, NodeFree
+from llmos.scheduler._types import Node
 
 __all__ = ["FreeView"]
 
@@ -19,7 +19,7 @@ _MANY = 1 << 30  # workers a node can host when the worker asks for nothing
 
 
 class FreeView:
-    __slots__ = ("buckets", "cpus", "free_cpus", "free_gpus", "free_mem", "gpus", "holds", "mem", "nodes")
+    __slots__ = ("_largest", "buckets", "cpus", "free_cpus", "free_gpus", "free_mem", "gpus", "holds", "mem", "nodes")
 
     def __init__(self, nodes: Sequence[Node], cpus: list[float], mem: list[float],
                  gpus: list[tuple[int, ...]], buckets: list[set[int]], holds: dict[int, tuple],
@@ -33,14 +33,14 @@ class FreeView:
         if totals is None:
             totals = (sum(cpus), sum(mem), sum(k * len(b) for k, b in enumerate(buckets)))
         self.free_cpus, self.free_mem, self.free_gpus = totals
+        self._largest: int | None = None  # largest_gap(), until a node's idle GPUs change
 
     @staticmethod
-    def of(cluster: Cluster, free: Sequence[NodeFree]) -> FreeView:
-        gpus = [f.gpu_indices for f in free]
-        buckets: list[set[int]] = [set() for _ in range(cluster.max_gpus + 1)]
-        for i, g in enumerate(gpus):
-            buckets[len(g)].add(i)
-        return FreeView(cluster.nodes, [f.cpus for f in free], [f.memory_gb for f in free], gpus, buckets, {})
+    def of(occupancy: Occupancy) -> FreeView:
+        """A working copy of `occupancy`'s free capacity; each bucket is filled in node order."""
+        buckets = [set(nodes) for nodes in occupancy.idle]
+        return FreeView(occupancy.cluster.nodes, occupancy.cpus.copy(), occupancy.mem.copy(), occupancy.gpus.copy(),
+                        buckets, {})
 
     def clone(self) -> FreeView:
         return FreeView(self.nodes, self.cpus.copy(), self.mem.copy(), self.gpus.copy(),
@@ -89,12 +89,11 @@ class FreeView:
         return self.free_gpus - held
 
     def largest_gap(self) -> int:
-        """The most idle GPUs on any one node."""
-        buckets = self.buckets
-        for k in range(len(buckets) - 1, 0, -1):
-            if buckets[k]:
-                return k
-        return 0
+        """The most idle GPUs on any one node (asked of most jobs a round looks at)."""
+        if self._largest is None:
+            buckets = self.buckets
+            self._largest = next((k for k in range(len(buckets) - 1, 0, -1) if buckets[k]), 0)
+        return self._largest
 
     def hold(self, i: int, cpus: float, mem: float, gpus: int) -> None:
         hc, hm, hg = self.holds.get(i, (0.0, 0.0, 0))
@@ -105,5 +104,6 @@ class FreeView:
         if len(after) >= len(self.buckets):
             self.buckets.extend(set() for _ in range(len(after) + 1 - len(self.buckets)))
         self.buckets[len(after)].add(i)
+        self._largest = None
         self.gpus[i] = after
         self.free_gpus += len(after) - len(before)

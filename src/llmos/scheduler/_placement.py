@@ -8,6 +8,7 @@ nodes first (fewest nodes) and finishes on the best-fitting one.
 from __future__ import annotations
 
 from llmos.scheduler._free import FreeView
+from llmos.scheduler._occupancy import Occupancy
 from llmos.scheduler._resources import EPS
 from llmos.scheduler._snapshot import Cluster
 from llmos.scheduler._types import Job, Slot
@@ -15,6 +16,7 @@ from llmos.scheduler._types import Job, Slot
 __all__ = ["can_ever_fit", "commit", "place"]
 
 Placement = tuple[Slot, ...]
+_UNKNOWN = object()  # a shape not yet asked about
 
 
 def place(view: FreeView, job: Job, respect_holds: bool = False) -> Placement | None:
@@ -53,12 +55,11 @@ def commit(view: FreeView, placement: Placement, index: dict[str, int]) -> None:
 
 def can_ever_fit(cluster: Cluster, job: Job) -> str | None:
     """None when `job` fits the idle cluster; otherwise why it never will (remembered per shape)."""
-    w = job.per_worker
-    key = (w.cpus, w.memory_gb, w.gpus, job.workers, job.same_node, job.gpu_type)
-    if key not in cluster.fit_memo:
-        idle = FreeView.of(cluster, cluster.idle())
-        cluster.fit_memo[key] = None if place(idle, job) is not None else _why_not(cluster, job)
-    return cluster.fit_memo[key]
+    reason = cluster.fit_memo.get(job.shape, _UNKNOWN)
+    if reason is _UNKNOWN:
+        idle = FreeView.of(Occupancy(cluster))
+        reason = cluster.fit_memo[job.shape] = None if place(idle, job) is not None else _why_not(cluster, job)
+    return reason
 
 
 def _why_not(cluster: Cluster, job: Job) -> str:

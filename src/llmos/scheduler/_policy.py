@@ -22,6 +22,7 @@ from llmos.scheduler._config import POLICIES, PolicyConfig
 from llmos.scheduler._decision import Claim, Decision, Reject, Reservation, Start
 from llmos.scheduler._fairshare import allocation_by_group, by_owner, owner_standing
 from llmos.scheduler._free import FreeView
+from llmos.scheduler._occupancy import Occupancy
 from llmos.scheduler._order import QueueOrder
 from llmos.scheduler._owed import owner_entitlements
 from llmos.scheduler._placement import Placement, can_ever_fit, commit, place
@@ -48,7 +49,9 @@ class _Round:
         self.config = config
         self.cluster = snap.cluster
         self.index = snap.cluster.index
-        self.view = FreeView.of(snap.cluster, snap.free)
+        occupancy = snap.occupancy or Occupancy.of(snap.cluster, snap.free, snap.running)
+        self.running_by_end = occupancy.by_end
+        self.view = FreeView.of(occupancy)
         by_group: dict = {}
         if config.fair_share or config.quotas:
             held = snap.held if snap.held is not None else allocation_by_group(snap.running)
@@ -66,13 +69,12 @@ class _Round:
         self.standing = {owner: self._standing(owner) for owner in owners_waiting} if config.fair_share else {}
         within = self.quotas.may_reclaim if config.quotas or config.fair_share else None
         self.order = QueueOrder(snap.queue, snap.now_s, config, self.standing, within)
-        self.claims = Claims(snap, config, self.view, self.quotas, self.held.keys())
+        self.claims = Claims(snap, occupancy, config, self.view, self.quotas, self.held.keys())
         self.starts: list[Start] = []
         self.begun: list[RunningJob] = []  # started or claimed this round, for the backfill replay
         self.claimed: list[Claim] = []
         self.rejects: list[Reject] = []
         self.reservation: Reservation | None = None
-        self.backfill_left = config.backfill_depth
         self._unheld = 0  # idle GPUs the reservation's holds leave to jobs that outlast it
 
     def _standing(self, owner: str) -> float:
@@ -81,33 +83,70 @@ class _Round:
                               self.cluster.total, self.config.history_weight, self.quotas.entitled(owner))
 
     def run(self) -> Decision:
-        while (job := self.order.pop()) is not None:
-            if self.reservation is not None:
-                if self.backfill_left <= 0 or (self.view.free_gpus == 0 and self.view.free_cpus < 1e-9):
-                    break
-                self.backfill_left -= 1
-            if not self._consider(job):
-                break
+        while self.reservation is None:
+            job = self.order.pop()
+            if job is None or not self._consider(job):
+                return self._decision()
+        self._backfill_window()
+        return self._decision()
+
+    def _decision(self) -> Decision:
         return Decision(tuple(self.starts), tuple(self.claims.preempts), tuple(self.rejects), self.reservation,
                         tuple(self.claimed))
 
     def _consider(self, job: Job) -> bool:
-        """Handle one job; False stops the round (a blocked job that nothing may pass)."""
-        reason = can_ever_fit(self.cluster, job)
-        if reason is not None:
-            self.rejects.append(Reject(job.job_id, reason))
-            return True
-        if not self.quotas.under_cap(job):
-            self.order.drop(job.owner)
-            return True
-        if self.reservation is not None:
-            self._backfill(job)
+        """Handle one job while nothing is reserved; False stops the round (a blocked job that
+        nothing may pass)."""
+        if not self._admissible(job):
             return True
         placement = place(self.view, job)
         if placement is not None:
             self._start(job, placement)
             return True
         return self._blocked(job)
+
+    def _admissible(self, job: Job) -> bool:
+        """Whether `job` may run now: rejected if it never can, skipped (with the rest of its
+        owner's jobs) if it would take its owner over a hard cap."""
+        reason = can_ever_fit(self.cluster, job)
+        if reason is not None:
+            self.rejects.append(Reject(job.job_id, reason))
+            return False
+        if not self.quotas.under_cap(job):
+            self.order.drop(job.owner)
+            return False
+        return True
+
+    def _backfill_window(self) -> None:
+        """The jobs behind the reservation, at most `backfill_depth` of them, while anything is free.
+
+        In a busy round most of them fit nowhere and may preempt nobody: this loop is where a
+        round spends most of its time, so the cheapest checks come first and stay inline.
+        """
+        view, pop, quotas = self.view, self.order.pop, self.quotas
+        now_s, shadow_s = self.snap.now_s, self.reservation.start_s
+        known_shadow = shadow_s != math.inf
+        reclaim = self.config.preemption
+        for _ in range(self.config.backfill_depth):
+            if view.free_gpus == 0 and view.free_cpus < 1e-9:
+                return
+            job = pop()
+            if job is None:
+                return
+            if not self._admissible(job):
+                continue
+            gpus = job.total.gpus
+            if gpus <= view.free_gpus:  # else it fits nowhere now, in held capacity or not
+                # It may use what the reservation holds if its estimate ends it by the shadow
+                # time (never when the shadow time is unknown: be conservative).
+                est = job.runtime_estimate_s
+                short = est is not None and known_shadow and now_s + est <= shadow_s
+                one_node = gpus if job.workers == 1 or job.same_node else job.per_worker.gpus
+                if ((short or gpus <= self._unheld) and one_node <= view.largest_gap()
+                        and self._backfill(job, short)):
+                    continue
+            if reclaim and quotas.may_reclaim(job) and self._claim(job, respect_holds=True):
+                self._unheld = view.unheld_gpus()
 
     def _blocked(self, job: Job) -> bool:
         """The first job that does not fit: it claims, or gets the reservation (and may repack)."""
@@ -124,25 +163,15 @@ class _Round:
                 self._unreserve()
         return True
 
-    def _backfill(self, job: Job) -> None:
-        """Start `job` if it does not delay the reservation; or let it claim if it may preempt."""
-        short = self._ends_before(job, self.reservation.start_s)
-        # Cheap bounds first: most candidates in a busy round cannot fit anywhere.
-        one_node = job.total.gpus if job.workers == 1 or job.same_node else job.per_worker.gpus
-        if (job.total.gpus <= (self.view.free_gpus if short else self._unheld)
-                and one_node <= self.view.largest_gap()):
-            placement = place(self.view, job, respect_holds=not short)
-            if placement is not None:
-                self._start(job, placement)
-                self._unheld = self.view.unheld_gpus()
-                return
-        if self.config.preemption and self.quotas.may_reclaim(job) and self._claim(job, respect_holds=True):
-            self._unheld = self.view.unheld_gpus()
-
-    def _ends_before(self, job: Job, shadow_s: float) -> bool:
-        """`job`'s estimate ends it by `shadow_s` (never true for an unknown shadow: be conservative)."""
-        est = job.runtime_estimate_s
-        return est is not None and shadow_s != math.inf and self.snap.now_s + est <= shadow_s
+    def _backfill(self, job: Job, short: bool) -> bool:
+        """Start `job` if it fits without delaying the reservation (a `short` job may use what
+        it holds)."""
+        placement = place(self.view, job, respect_holds=not short)
+        if placement is None:
+            return False
+        self._start(job, placement)
+        self._unheld = self.view.unheld_gpus()
+        return True
 
     def _start(self, job: Job, placement: Placement) -> None:
         commit(self.view, placement, self.index)
@@ -186,9 +215,10 @@ class _Round:
 
     def _reserve(self, job: Job) -> None:
         future = self.claims.future()
-        running = self.snap.running if self.snap.running_by_end is None else self.snap.running_by_end
+        ordered = self.running_by_end is not None
+        running = self.running_by_end if ordered else self.snap.running
         shadow = reserve(self.view, future.clone(), job, running, self.begun, self.claims.preempted,
-                         self.snap.now_s, self.index, ordered=self.snap.running_by_end is not None)
+                         self.snap.now_s, self.index, ordered=ordered)
         if shadow is not None:
             self.reservation = Reservation(job.job_id, shadow)
             future.holds = dict(self.view.holds)  # later claims must respect the reservation too

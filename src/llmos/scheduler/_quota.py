@@ -44,17 +44,22 @@ class Quotas:
         self._held = held  # per owner: the round's running tally, updated as it starts jobs
         self._total = total
         self._enabled = enabled
+        # Asked of nearly every job a round looks at, so owners without limits are told apart once.
+        self._guaranteed = {name for name, o in owners.items() if o.guarantee.is_set()} if enabled else set()
+        self._capped = {name for name, o in owners.items() if o.cap.is_set()} if enabled else set()
         self._entitled = entitled
         self._fair_reclaim = fair_reclaim and entitled is not None
         self._lost: dict[str, Resources] = {}  # preempted this round, per owner
         # Asked for every candidate job, answered per owner: remembered until `changed`.
         self._borrowing: dict[str, bool] = {}
         self._below: dict[str, bool] = {}
+        self.revision = 0  # bumped on every change, for answers remembered elsewhere
 
     def changed(self, name: str) -> None:
         """`name` now holds more (the round started or claimed a job for it)."""
         self._borrowing.pop(name, None)
         self._below.pop(name, None)
+        self.revision += 1
 
     def lost(self, name: str, amount: Resources) -> None:
         """The round preempted `amount` of `name`'s: later plans in it must not take it again.
@@ -73,8 +78,9 @@ class Quotas:
 
     def under_cap(self, job: Job) -> bool:
         """Starting `job` keeps its owner within its hard cap."""
-        owner = self._owners.get(job.owner) if self._enabled else None
-        return owner is None or owner.cap.admits(self._held.get(job.owner, ZERO) + job.total)
+        if job.owner not in self._capped:
+            return True
+        return self._owners[job.owner].cap.admits(self._held.get(job.owner, ZERO) + job.total)
 
     def within_guarantee(self, job: Job) -> bool:
         """`job` needs a guaranteed resource and fits within its owner's guarantee."""
@@ -97,15 +103,18 @@ class Quotas:
 
     def below_entitlement(self, name: str) -> bool:
         """`name` holds less than its fair-share entitlement (when fair preemption is on)."""
-        if not self._fair_reclaim:
-            return False
         known = self._below.get(name)
         if known is None:
-            known = self._below[name] = self.ratio(name) < 1 - _TOLERANCE
+            known = self._below[name] = self._fair_reclaim and self.ratio(name) < 1 - _TOLERANCE
         return known
 
     def may_reclaim(self, job: Job) -> bool:
-        return self.within_guarantee(job) or self.below_entitlement(job.owner)
+        """`job` keeps its owner within its guarantee, or its owner is below its entitlement."""
+        owner = job.owner
+        if owner in self._guaranteed and self.within_guarantee(job):
+            return True
+        known = self._below.get(owner)
+        return self.below_entitlement(owner) if known is None else known
 
     def borrowing(self, name: str) -> bool:
         """`name` holds more than its guarantee on some resource (or holds anything without one).

@@ -16,8 +16,11 @@ otherwise keep an owner below its share from ever running a whole-node job.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
+from itertools import islice
+from operator import itemgetter
 
 from llmos.scheduler._free import FreeView
 from llmos.scheduler._placement import Placement, commit, place
@@ -31,6 +34,8 @@ REPACK_NODES = 16  # nodes tried, those with most idle GPUs first: bounds a roun
 _MOVERS_PER_NODE = 6  # at most 2^6 subsets per node
 _TRIES = 4  # cheapest options checked in full (each check copies the free view)
 _EVICTING_TRIES = 2  # of those, tried again with evictions to land the moved jobs
+
+_COST_COUNT_NODE = itemgetter(0, 1, 2)
 
 Moves = list[tuple[RunningJob, Placement | None]]  # None: evicted (preempted), not moved
 
@@ -49,25 +54,54 @@ def plan_repack(job: Job, future: FreeView, by_node: dict[int, list[RunningJob]]
         return None
     options = []
     for i in by_node:
-        local = [rj for rj in by_node[i] if may_move(rj)][:_MOVERS_PER_NODE]
-        for mask in range(1, 1 << len(local)):
-            moved = [local[k] for k in range(len(local)) if mask >> k & 1]
-            gpus = len(future.gpus[i]) + sum(rj.job.total.gpus for rj in moved)
-            cost = sum(rj.lost_work for rj in moved)
-            if gpus >= job.total.gpus and cost <= budget:
-                options.append((cost, len(moved), i, moved))
-    options.sort(key=lambda o: o[:3])
-    for _, _, i, moved in options[:_TRIES]:
+        local = list(islice(filter(may_move, by_node[i]), _MOVERS_PER_NODE))
+        if local:
+            options.extend(_freeing_sets(local, i, len(future.gpus[i]), job.total.gpus, budget))
+    # The cheapest: equal to sorting them all and taking the first (ties keep their order).
+    cheapest = [(cost, i, _members(local, mask))
+                for cost, _, i, local, mask in heapq.nsmallest(_TRIES, options, key=_COST_COUNT_NODE)]
+    for _, i, moved in cheapest:
         plan = _try(job, future, future.nodes[i].name, moved, evictable, index, None)
         if plan is not None:
             return plan
     # Nowhere idle to land: let the moved jobs land where the blocked job may preempt anyway,
     # for the cheapest options only (each landing plans a preemption).
-    for cost, _, i, moved in options[:_EVICTING_TRIES]:
+    for cost, i, moved in cheapest[:_EVICTING_TRIES]:
         plan = _try(job, future, future.nodes[i].name, moved, evictable, index, budget - cost)
         if plan is not None:
             return plan
     return None
+
+
+def _freeing_sets(local: list[RunningJob], i: int, idle_gpus: int, need_gpus: float,
+                  budget: float) -> list[tuple[float, int, int, list[RunningJob], int]]:
+    """(cost, count, node, `local`, mask) for each subset of `local` (as a bit mask, in mask
+    order) whose moving leaves node `i` `need_gpus` idle GPUs at a cost within `budget`.
+
+    Each subset's sums extend those of the subset without its last member, so a subset costs
+    one addition; sums run in member order, exactly as summing each subset afresh.
+    """
+    if idle_gpus + sum(rj.job.total.gpus for rj in local) < need_gpus:
+        return []  # not even moving them all would do
+    size = 1 << len(local)
+    gpus = [0.0] * size
+    cost = [0.0] * size
+    count = [0] * size
+    out = []
+    for mask in range(1, size):
+        last = mask.bit_length() - 1
+        rest = mask ^ (1 << last)
+        rj = local[last]
+        gpus[mask] = g = gpus[rest] + rj.job.total.gpus
+        cost[mask] = c = cost[rest] + rj.lost_work
+        count[mask] = n = count[rest] + 1
+        if idle_gpus + g >= need_gpus and c <= budget:
+            out.append((c, n, i, local, mask))
+    return out
+
+
+def _members(local: list[RunningJob], mask: int) -> list[RunningJob]:
+    return [rj for k, rj in enumerate(local) if mask >> k & 1]
 
 
 def _try(job: Job, future: FreeView, node: str, moved: list[RunningJob], evictable: Victims,

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from llmos.scheduler._errors import SchedulerError
 from llmos.scheduler._resources import EPS, Resources
 from llmos.scheduler._types import Job, Node, NodeFree, Owner, RunningJob
+
+if TYPE_CHECKING:  # it indexes a `Cluster`, defined here
+    from llmos.scheduler._occupancy import Occupancy
 
 __all__ = ["Cluster", "QueueKey", "Snapshot", "free_capacity", "group_queue", "queue_order", "queued_by_group"]
 
@@ -79,9 +83,10 @@ class Snapshot:
     (class, owner) has waiting; None derives it from `queue`. A caller that tracks them
     incrementally (the simulator) passes them so that a round need not sum thousands of jobs.
     `owed` is each owner's decayed shortfall below its entitlement (see `accrue_owed`); empty
-    means nothing is owed to anyone. `running_by_end` is `running` ordered by (`end_s`, job id),
-    for a caller that keeps it so (the simulator): the backfill shadow then walks it instead of
-    ranking thousands of running jobs every round; None: the round ranks them itself.
+    means nothing is owed to anyone. `occupancy` indexes `free` and `running` (and must agree
+    with them) in the orders a round reads them, for a caller that keeps it up to date across
+    rounds (the simulator): a round then touches neither every node nor every running job;
+    None: the round indexes them itself (see `Occupancy`).
     """
 
     now_s: float
@@ -94,7 +99,7 @@ class Snapshot:
     held: Mapping[QueueKey, Resources] | None = None
     queued: Mapping[QueueKey, Resources] | None = None
     owed: Mapping[str, float] = field(default_factory=dict)
-    running_by_end: Sequence[RunningJob] | None = None
+    occupancy: Occupancy | None = None
 
     @staticmethod
     def build(now_s: float, nodes: Iterable[Node] | Cluster, running: Iterable[RunningJob] = (),

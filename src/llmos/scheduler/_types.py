@@ -62,6 +62,8 @@ class Job:
     runtime_estimate_s: float | None = None
     checkpoint_s: float = 0.0
     total: Resources = field(init=False, repr=False, compare=False)
+    # What decides whether any placement can hold it (the key `can_ever_fit` remembers).
+    shape: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -74,6 +76,7 @@ class Job:
             raise SchedulerError(f"job {self.job_id!r}: unknown priority rank {self.priority}.")
         # Cached because the policy reads it in its innermost loops.
         object.__setattr__(self, "total", w.times(self.workers))
+        object.__setattr__(self, "shape", (w.cpus, w.memory_gb, w.gpus, self.workers, self.same_node, self.gpu_type))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,18 +4,16 @@ A higher class preempts lower classes of its own owner or of owners that borrow 
 owner holds within its guarantee is never taken by someone else's class). An owner within its
 guarantee, or below its fair share, reclaims from others in the same or lower classes (see
 `_quota` for how much fair-share reclaim may take from each).
-Running jobs are grouped once per round by (class, owner), so a job that may preempt nobody
-costs a glance at a dozen groups rather than a pass over thousands of jobs.
+Running jobs come grouped by class, cheapest first (`Occupancy`), so a job that may preempt
+nobody costs a glance at a few groups rather than a pass over thousands of jobs.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_right
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from operator import attrgetter
 
 from llmos.scheduler._quota import Quotas
@@ -25,7 +23,6 @@ from llmos.scheduler._types import Job, RunningJob
 __all__ = ["Movable", "Victims", "choose_victims"]
 
 _WEIGHED = 64  # cheapest candidates a plan weighs: bounds a round on a large cluster
-_PRIORITY = attrgetter("priority")
 _LOST_WORK = attrgetter("lost_work")
 
 
@@ -76,28 +73,16 @@ class Victims:
 
 
 class Movable:
-    """Preemptible running jobs that are not already stopping, by class, cheapest first."""
+    """Preemptible running jobs that are not already stopping, by class (ascending), cheapest first."""
 
-    def __init__(self, running: Sequence[RunningJob]) -> None:
-        movable = [rj for rj in running if rj.movable]
-        movable.sort(key=_PRIORITY)  # a C-level sort on an int, then slices: this runs every round
-        self.classes: dict[int, list[RunningJob]] = {}
-        lo = 0
-        while lo < len(movable):
-            p = movable[lo].priority
-            hi = bisect_right(movable, p, lo=lo, key=_PRIORITY)
-            self.classes[p] = movable[lo:hi]
-            lo = hi
-        self._sorted: set[int] = set()
+    def __init__(self, by_class: Mapping[int, list[RunningJob]]) -> None:
+        self.classes = {p: by_class[p] for p in sorted(by_class) if by_class[p]}  # read, never changed
         self._filtered: dict[tuple, list[RunningJob]] = {}
 
     def cheapest_first(self, p: int, owners: frozenset[str] | None = None,
                        settled_s: float = math.inf) -> list[RunningJob]:
         """Class `p`'s jobs (of `owners` only, if given, started by `settled_s`), cheapest first."""
         group = self.classes[p]
-        if p not in self._sorted:
-            group.sort(key=_LOST_WORK)
-            self._sorted.add(p)
         if owners is None and settled_s == math.inf:
             return group
         key = (p, owners, settled_s)
@@ -105,9 +90,6 @@ class Movable:
             self._filtered[key] = [rj for rj in group if (owners is None or rj.owner in owners)
                                    and rj.start_s <= settled_s]
         return self._filtered[key]
-
-    def __iter__(self) -> Iterator[RunningJob]:
-        return chain.from_iterable(self.classes.values())
 
 
 def choose_victims(job: Job, movable: Movable, quotas: Quotas, classes: bool, owners: Collection[str],

@@ -1,8 +1,9 @@
 """The state the simulator keeps as the daemon would: free capacity, running jobs, the queue.
 
 Everything is updated incrementally, so building a snapshot costs nothing per job: the queue
-stays grouped by (class, owner) in queue order, holdings are kept per (class, owner), and free
-capacity per node. Every placement applied is checked: one that over-commits a node, splits a
+stays grouped by (class, owner) in queue order, holdings are kept per (class, owner), free
+capacity per node, and both free capacity and the running jobs indexed as a round reads them
+(`Occupancy`). Every placement applied is checked: one that over-commits a node, splits a
 same-node gang or gives a worker the wrong number of GPUs is a policy bug, raised at once.
 """
 
@@ -17,6 +18,7 @@ from llmos.scheduler import (
     Cluster,
     Job,
     NodeFree,
+    Occupancy,
     Owner,
     Resources,
     RunningJob,
@@ -37,8 +39,9 @@ class ClusterState:
         self.owners = owners
         self.free: list[NodeFree] = cluster.idle()
         self.running: dict[str, RunningJob] = {}
-        # The same jobs by (end_s, job id), kept with insort: a round's backfill walks it in order.
-        self.by_end: list[RunningJob] = []
+        # Free capacity and the running jobs indexed as a round reads them (by end time, class,
+        # node), kept up to date here so that a round need not index 1,000 nodes and their jobs.
+        self.occupancy = Occupancy(cluster, self.free)
         self.queue: dict[tuple[int, str], list[Job]] = {}
         self.held: dict[tuple[int, str], Resources] = {}  # by (class, owner)
         self.queued: dict[tuple[int, str], Resources] = {}  # by (class, owner)
@@ -46,7 +49,7 @@ class ClusterState:
 
     def snapshot(self, now_s: float, usage: dict[str, Resources], owed: dict[str, float] | None = None) -> Snapshot:
         return Snapshot(now_s, self.cluster, self.free, list(self.running.values()), self.queue, self.owners,
-                        usage, self.held, self.queued, owed or {}, running_by_end=self.by_end)
+                        usage, self.held, self.queued, owed or {}, occupancy=self.occupancy)
 
     def enqueue(self, job: Job) -> None:
         key = (job.priority, job.owner)
@@ -69,10 +72,10 @@ class ClusterState:
             if (not set(f.gpu_indices).issuperset(slot.gpu_indices)
                     or f.cpus + 1e-6 < slot.cpus or f.memory_gb + 1e-6 < slot.memory_gb):
                 raise RuntimeError(f"policy over-committed node {slot.node} with {job.job_id}")
-            self.free[i] = NodeFree(f.cpus - slot.cpus, f.memory_gb - slot.memory_gb,
-                                    tuple(g for g in f.gpu_indices if g not in slot.gpu_indices))
+            self._set_free(i, NodeFree(f.cpus - slot.cpus, f.memory_gb - slot.memory_gb,
+                                       tuple(g for g in f.gpu_indices if g not in slot.gpu_indices)))
         rj = self.running[job.job_id] = RunningJob(job, placement, now_s)
-        insort(self.by_end, rj, key=_by_end)
+        self.occupancy.add(rj)
         self._hold(job, +1)
 
     def stopping(self, job_id: str, until_s: float) -> RunningJob:
@@ -80,27 +83,24 @@ class ClusterState:
         rj = self.running[job_id]
         if rj.stopping or not rj.job.preemptible:
             raise RuntimeError(f"policy preempted {job_id}, which is stopping or not preemptible")
-        self._unlist(rj)
         self.running[job_id] = stopping = replace(rj, stopping=True, expected_end_s=until_s)
-        insort(self.by_end, stopping, key=_by_end)
+        self.occupancy.replace(rj, stopping)
         return rj
 
     def release(self, job_id: str) -> RunningJob:
         rj = self.running.pop(job_id)
-        self._unlist(rj)
+        self.occupancy.remove(rj)
         for slot in rj.placement:
             i = self.cluster.index[slot.node]
             f = self.free[i]
-            self.free[i] = NodeFree(f.cpus + slot.cpus, f.memory_gb + slot.memory_gb,
-                                    tuple(sorted(f.gpu_indices + slot.gpu_indices)))
+            self._set_free(i, NodeFree(f.cpus + slot.cpus, f.memory_gb + slot.memory_gb,
+                                       tuple(sorted(f.gpu_indices + slot.gpu_indices))))
         self._hold(rj.job, -1)
         return rj
 
-    def _unlist(self, rj: RunningJob) -> None:
-        i = bisect_left(self.by_end, _by_end(rj), key=_by_end)
-        if i == len(self.by_end) or self.by_end[i] is not rj:
-            raise RuntimeError(f"running job {rj.job.job_id} is missing from the end-time order")
-        del self.by_end[i]
+    def _set_free(self, i: int, free: NodeFree) -> None:
+        self.free[i] = free
+        self.occupancy.set_free(i, free)
 
     def _hold(self, job: Job, sign: int) -> None:
         key = (job.priority, job.owner)
@@ -138,7 +138,3 @@ def _check(job: Job, placement: tuple[Slot, ...]) -> None:
         raise RuntimeError(f"policy split same-node job {job.job_id} across nodes")
     if any(len(slot.gpu_indices) != job.per_worker.gpus for slot in placement):
         raise RuntimeError(f"policy gave a worker of {job.job_id} the wrong number of GPUs")
-
-
-def _by_end(rj: RunningJob) -> tuple[float, str]:
-    return rj.end_s, rj.job.job_id

@@ -10,6 +10,7 @@ from llmos.scheduler import (
     Cluster,
     Job,
     Node,
+    Occupancy,
     Owner,
     Quota,
     Resources,
@@ -124,11 +125,20 @@ def test_every_feasible_job_eventually_starts(nodes, jobs, owners, durations, po
 @SETTINGS
 @given(nodes=nodes_st, run=jobs_st("r"), stopping=st.lists(st.booleans(), min_size=10, max_size=10),
        queued=jobs_st("q"), owners=owners_st, policy=st.sampled_from(sorted(POLICIES)))
-def test_a_caller_kept_end_time_order_gives_the_same_decision(nodes, run, stopping, queued, owners,
-                                                              policy) -> None:
+def test_a_caller_kept_occupancy_gives_the_same_decision(nodes, run, stopping, queued, owners, policy) -> None:
+    """As the simulator keeps it: free capacity set node by node, jobs started in order, the
+    stopping ones marked stopping afterwards. (Running jobs sorted by end time, as the kept
+    index breaks end-time ties by job id and the round's own ranking by running order.)"""
     from dataclasses import replace
 
     running = sorted(_place_running(nodes, run, stopping), key=lambda r: (r.end_s, r.job.job_id))
     snap = Snapshot.build(100.0, nodes, running, queued, owners)
-    ordered = replace(snap, running_by_end=snap.running)
-    assert schedule(ordered, POLICIES[policy]) == schedule(snap, POLICIES[policy])
+    kept = Occupancy(snap.cluster)
+    for i, free in enumerate(snap.free):
+        kept.set_free(i, free)
+    for rj in running:
+        kept.add(replace(rj, stopping=False, expected_end_s=None) if rj.stopping else rj)
+    for rj in running:
+        if rj.stopping:
+            kept.replace(next(r for r in kept.by_end if r.job.job_id == rj.job.job_id), rj)
+    assert schedule(replace(snap, occupancy=kept), POLICIES[policy]) == schedule(snap, POLICIES[policy])
