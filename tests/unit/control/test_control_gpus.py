@@ -7,7 +7,6 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from tests.unit.control._fake_gpu import (
     Answer,
     install_nvidia_smi,
 )
+from tests.unit.control.test_control_loop import until
 
 from llmos.control._auth import Caller
 from llmos.control._config import ControlConfig
@@ -186,14 +186,6 @@ def test_the_daemon_path_never_imports_a_cuda_library(four_gpus: Path) -> None:
 def gpu_command(release: Path, gpus: int, name: str = "g") -> dict:
     return {"kind": "command", "name": name, "run": [PY, "-c", PROBE, str(release)],
             "resources": {"cpus": 1, "gpus": gpus}}
-
-
-def until(loop: ControlLoop, done: Callable[[], bool], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, "condition not reached"
-        loop.tick()
-        time.sleep(0.05)
 
 
 def seen(service, job_id: int) -> str:
