@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration._util import llmos, weights, write_job
+from tests.integration._util import llmos, tiny_bert_job, weights, write_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 PY = sys.executable
@@ -217,23 +217,11 @@ def _step(folder: Path, n: int) -> int:
         return 0
 
 
-def _train_yaml(folder: Path, train: Path, test: Path, out: Path) -> Path:
-    # 100 steps: the preemption (checkpoint at step 10, then a high-priority submission) lands
-    # mid-run even on an idle machine, where a step takes ~15 ms.
-    return write_job(folder, f"name: low\noutput: {out}\nmodel: {{name: tiny-bert, max_length: 32}}\n"
-                             f"data: {{train: {train}, eval: {test}}}\n"
-                             "train: {epochs: 4, batch_size: 8, lr: 0.005, precision: fp32, log_every_steps: 10}\n"
-                             "checkpoint: {every_steps: 5}\ntracking: {enabled: false}\n"
-                             "resources: {cpus_per_proc: 2}\n")
-
-
-@pytest.mark.timeout(480)  # ~40 s on an idle 2-core machine; three training processes under load take longer
+@pytest.mark.timeout(480)  # two training processes beside a daemon: under load they take minutes
 def test_preempted_training_resumes_to_the_weights_of_an_undisturbed_run(
-        plane, tmp_path: Path, sentiment_csv: tuple[Path, Path]) -> None:
-    train, test = sentiment_csv
-    job = _train_yaml(tmp_path / "spec", train, test, tmp_path / "preempted")
-    llmos("train", str(job), f"output={tmp_path / 'straight'}", timeout_s=300)
-
+        plane, tmp_path: Path, sentiment_csv: tuple[Path, Path], undisturbed_run: Path) -> None:
+    # 100 steps: the preemption (checkpoint at step 10, then a high-priority submission) lands mid-run.
+    job = tiny_bert_job(tmp_path / "spec", sentiment_csv, tmp_path / "preempted", name="low")
     plane("--grace-s", "120")
     with client() as c:
         low = c.submit_file(job, priority="low")["id"]
@@ -250,7 +238,7 @@ def test_preempted_training_resumes_to_the_weights_of_an_undisturbed_run(
     assert [a["exit_code"] for a in low_shown["attempts"]] == [75, 0]
     assert high_shown["attempts"][0]["started_s"] >= low_shown["attempts"][0]["ended_s"] - 0.05
     assert "resumed from step-" in logs
-    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "preempted")
+    straight, resumed = weights(undisturbed_run), weights(tmp_path / "preempted")
     import torch
 
     for name in straight:
@@ -261,7 +249,9 @@ def _all_logs(c, job_id: int) -> str:
     return "".join(c.read_log(job_id, f["name"])["text"] for f in c.log_files(job_id))
 
 
-def test_deployment_holds_cores_serves_and_rolls(plane, tmp_path: Path, llmos_home: Path) -> None:
+@pytest.mark.timeout(360)  # two replica start-ups (a roll) and two jobs beside a daemon
+def test_a_deployment_preempts_low_work_holds_one_core_serves_and_rolls(plane, tmp_path: Path,
+                                                                        llmos_home: Path) -> None:
     import httpx
 
     from llmos.deploy._process import free_port
@@ -269,22 +259,33 @@ def test_deployment_holds_cores_serves_and_rolls(plane, tmp_path: Path, llmos_ho
 
     assert register_tiny(llmos_home, ["negative", "positive"]) == "1"
     plane()
+    marker = tmp_path / "ran"
+    # Sleeps on its first run (until preempted); succeeds at once when it runs again.
+    prog = f"import os, sys, time\nif os.path.exists({str(marker)!r}): sys.exit(0)\n" \
+           f"open({str(marker)!r}, 'w').close(); time.sleep(600)\n"
     port = free_port()
-    out = llmos("deploy", "tiny@prod", "--port", str(port), "batching.max_wait_ms=1", timeout_s=120).stdout
-    assert "deployed tiny" in out
     url = f"http://127.0.0.1:{port}/v1/classify"
     with client() as c:
+        low = c.submit_file(command_job(tmp_path, "low", [PY, "-c", prog], cpus=2), priority="low")["id"]
+        wait_for(lambda: c.job(low)["state"] == "RUNNING" and marker.exists(), timeout_s=60, what="the low job")
+        # The machine is full: the replica preempts the low job for a core instead of sharing one.
+        out = llmos("deploy", "tiny@prod", "--port", str(port), "batching.max_wait_ms=1", timeout_s=120).stdout
+        assert "deployed tiny" in out
         wait_for(lambda: c.deployments()[0]["ready"] == 1, timeout_s=150, what="the replica to be ready")
         answer = httpx.post(url, json={"input": "hello"}, timeout=30)
         assert answer.status_code == 200, (answer.text, c.deployments())
-        replica_cores = c.deployments()[0]["replicas"][0]["cores"]
-        assert len(replica_cores) == 1, c.deployments()
-        # The replica holds one of the two cores: a 1-core job runs beside it, a 2-core job waits.
+        shown, deployment = c.job(low), c.deployments()[0]
+        moves = [(t["from"], t["to"]) for t in shown["transitions"]]
+        assert moves.count(("RUNNING", "PREEMPTED")) == 1 and ("PREEMPTED", "QUEUED") in moves, moves
+        assert shown["state"] == "QUEUED", shown  # 2 cores asked, 1 left beside the replica
+        replica_cores = deployment["replicas"][0]["cores"]
+        assert len(replica_cores) == 1 and deployment["waiting"] == 0, deployment
+        assert any("r1 waits for 1 free core(s)" in e for e in deployment["events"]), deployment["events"]
+
+        # The replica holds one of the two cores: a 1-core job runs beside it, the 2-core job waits.
         narrow = c.submit_file(command_job(tmp_path, "narrow", [PY, "-c", "import os; print(os.sched_getaffinity(0))"]))
         wait_for(lambda: c.job(narrow["id"])["state"] == "SUCCEEDED", what="the 1-core job")
-        wide = c.submit_file(command_job(tmp_path, "wide", ["true"], cpus=2))["id"]
-        time.sleep(2)
-        assert c.job(wide)["state"] == "QUEUED", (c.job(wide), c.deployments())
+        assert c.job(low)["state"] == "QUEUED", (c.job(low), c.deployments())
         narrow_cores = c.job(narrow["id"])["attempts"][0]["placement"]["workers"][0]["cores"]
         assert set(narrow_cores).isdisjoint(replica_cores), (narrow_cores, c.deployments())
         assert "tiny" in llmos("status").stdout and "SERVING" in llmos("top", "--once").stdout
@@ -300,6 +301,11 @@ def test_deployment_holds_cores_serves_and_rolls(plane, tmp_path: Path, llmos_ho
         label = httpx.post(url, json={"input": "hello"}, timeout=30).json()["data"][0]["label"]
         assert label in ("neg", "pos"), label  # version 2's labels; version 1 says negative/positive
         llmos("undeploy", "tiny")
-        wait_for(lambda: c.job(wide)["state"] == "SUCCEEDED", what="the 2-core job once the replica left")
+        wait_for(lambda: c.job(low)["state"] == "SUCCEEDED", timeout_s=90, what="the low job once the replica left")
+        shown = c.job(low)
         audit = [a["action"] for a in c.audit()]
+    assert [a["exit_code"] for a in shown["attempts"]] == [-15, 0]
+    assert len(shown["attempts"][0]["placement"]["workers"][0]["cores"]) == 2, shown["attempts"]
+    # preempted once, by the first replica: the roll's replica took the core the 1-core job had left
+    assert [(t["from"], t["to"]) for t in shown["transitions"]].count(("RUNNING", "PREEMPTED")) == 1
     assert {"deploy", "deploy.roll", "undeploy"} <= set(audit)

@@ -1,4 +1,4 @@
-"""`llmos serve` end to end: a model trained and registered through the real CLI, served by a real
+"""`llmos serve` end to end: a model trained through the real CLI and registered, served by a real
 process on a free port, loaded with `llmos bench serve`, and drained with SIGTERM.
 
 `python -m llmos.serve JOB.json` (what deployments start) runs in tests/integration/test_deploy_serve.py,
@@ -20,38 +20,36 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration._util import LLMOS, llmos, write_job
+from tests.integration._util import LLMOS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """`reviews@candidate`, trained by `llmos train` in a home of its own (shared by this module)."""
-    from tests.conftest import _sentiment_rows
+def registered(tmp_path_factory: pytest.TempPathFactory, undisturbed_run: Path) -> Path:
+    """`reviews@candidate` in a home of its own (shared by this module): the model that `llmos train`
+    trained for the session (`undisturbed_run`), registered as the recipe registers one (training
+    and registering through the CLI are tested in test_tracking_registry_cli.py)."""
+    import shutil
+
+    import mlflow
+
+    from llmos.registry import register_model
+    from llmos.spec import TrackingSpec
+    from llmos.tracking import start_run
 
     home = tmp_path_factory.mktemp("serve-cli-home")
-    data = home / "train.csv"
-    data.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in _sentiment_rows(64, 0)))
-    job = write_job(home / "job", f"""
-name: reviews
-output: {home / 'run'}
-model: {{name: tiny-bert, max_length: 32}}
-data: {{train: {data}}}
-train: {{epochs: 1, batch_size: 16}}
-tracking: {{system_metrics: false}}
-register: {{name: reviews, alias: candidate}}
-""")
-    old = os.environ.get("LLMOS_HOME")
-    os.environ["LLMOS_HOME"] = str(home)
-    try:
-        llmos("train", str(job))
-    finally:  # restore exactly: an empty LLMOS_HOME would mean the current folder
-        if old is None:
-            os.environ.pop("LLMOS_HOME", None)
-        else:
-            os.environ["LLMOS_HOME"] = old
-    yield home
+    model = shutil.copytree(undisturbed_run / "model", home / "trained")  # the session's folder stays as it is
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LLMOS_HOME", str(home))
+        try:
+            with start_run(TrackingSpec(system_metrics=False), run_name="reviews", job={}, tags={}) as tracker:
+                uri = tracker.log_model_dir(model)
+                register_model(name="reviews", run_id=tracker.run_id, artifact_uri=uri, alias="candidate",
+                               tags={"recipe": "train"})
+        finally:  # start_run set MLflow's global URI to this home: leave no trace for other tests
+            mlflow.set_tracking_uri(None)
+    return home
 
 
 def _start(argv: list[str], home: Path, **env: str) -> tuple[subprocess.Popen[str], str]:

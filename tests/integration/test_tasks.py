@@ -1,4 +1,7 @@
-"""The other tasks through the real recipe: causal LM with LoRA, embeddings, early stopping."""
+"""The other tasks through the real recipe: causal LM with LoRA, embeddings, early stopping.
+
+One training thread: models this small gain nothing from a second one, and two OpenMP threads
+that wait on each other are several times slower on a busy 2-core machine."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ def lm_job(tmp_path: Path, name: str, lora: str) -> Path:
 output: {tmp_path / name / 'run'}
 model: {{name: tiny-gpt2, task: causal-lm, max_length: 32{lora}}}
 data: {{train: {corpus}, label_column: null, eval_fraction: 0.25}}
-train: {{epochs: 5, batch_size: 8, lr: 0.01, log_every_steps: 6}}
+train: {{epochs: 5, batch_size: 8, lr: 0.01, log_every_steps: 6, num_threads: 1}}
 tracking: {{enabled: false}}
 """)
 
@@ -56,7 +59,8 @@ def test_embedding_task_reports_recall_and_stops_early(tmp_path: Path) -> None:
 output: {tmp_path / 'run'}
 model: {{name: tiny-bert, task: embedding, max_length: 16}}
 data: {{train: {pairs}, text_column: question, text_pair_column: answer, label_column: null}}
-train: {{epochs: 20, batch_size: 8, lr: 0.003, early_stop: {{metric: loss, mode: min, patience: 1, min_delta: 10.0}}}}
+train: {{epochs: 20, batch_size: 8, lr: 0.003, num_threads: 1,
+        early_stop: {{metric: loss, mode: min, patience: 1, min_delta: 10.0}}}}
 tracking: {{enabled: false}}
 """)
     llmos("train", str(job))

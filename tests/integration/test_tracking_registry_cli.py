@@ -21,12 +21,13 @@ def test_train_is_tracked_and_registered(tmp_path: Path, llmos_home: Path, senti
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
 
     train, test = sentiment_csv
+    # One training thread, as in test_tasks: a tiny model runs no faster on two, and slower under load.
     job = write_job(tmp_path, f"""
 name: reviews
 output: {tmp_path / 'run'}
 model: {{name: tiny-bert, max_length: 32}}
 data: {{train: {train}, eval: {test}}}
-train: {{epochs: 2, batch_size: 8, lr: 0.005, log_every_steps: 5}}
+train: {{epochs: 2, batch_size: 8, lr: 0.005, log_every_steps: 5, num_threads: 1}}
 checkpoint: {{every_steps: 20}}
 tracking: {{experiment: it}}
 register: {{name: reviews, alias: candidate}}

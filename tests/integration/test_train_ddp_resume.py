@@ -12,35 +12,64 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.integration._util import LLMOS, llmos, weights, write_job
+from tests.integration._util import LLMOS, llmos, tiny_bert_job, weights, write_job
 
 pytestmark = pytest.mark.slow
 
 
-def job_text(model: Path | str, train: Path, test: Path, out: Path, **train_cfg: object) -> str:
-    cfg = {"epochs": 2, "batch_size": 8, "lr": 0.005, "precision": "fp32", "log_every_steps": 5, **train_cfg}
-    body = ", ".join(f"{k}: {v}" for k, v in cfg.items())
-    return (f"name: t\noutput: {out}\nmodel: {{name: {model}, max_length: 32}}\n"
-            f"data: {{train: {train}, eval: {test}}}\ntrain: {{{body}}}\n"
-            f"checkpoint: {{every_steps: 10}}\ntracking: {{enabled: false}}\n")
+def sgd_job(folder: Path, model: Path, data: tuple[Path, Path]) -> Path:
+    """The job every equivalence test runs: one epoch (25 steps of global batch 8) of plain SGD.
+
+    SGD: AdamW would blow float noise in exactly-zero gradients (attention key biases) up to
+    lr-sized steps, which says nothing about whether the gradients agree. One thread per worker
+    (see `tiny_bert_job`).
+    """
+    train, test = data
+    return write_job(folder, f"name: t\noutput: {folder / 'unused'}\nmodel: {{name: {model}, max_length: 32}}\n"
+                             f"data: {{train: {train}, eval: {test}}}\n"
+                             "train: {epochs: 1, batch_size: 8, optimizer: sgd, lr: 0.2, precision: fp32, "
+                             "log_every_steps: 5, num_threads: 1}\n"
+                             "checkpoint: {every_steps: 10}\ntracking: {enabled: false}\n")
 
 
-def test_ddp_two_workers_match_one_process_with_the_same_global_batch(
-        tmp_path: Path, sentiment_csv: tuple[Path, Path], no_dropout_bert: Path) -> None:
-    train, test = sentiment_csv
-    # SGD: AdamW would blow float noise in exactly-zero gradients (attention key biases) up to
-    # lr-sized steps, which says nothing about whether the gradients agree.
-    job = write_job(tmp_path, job_text(no_dropout_bert, train, test, tmp_path / "unused", optimizer="sgd", lr=0.2,
-                                       epochs=2))
-    llmos("train", str(job), f"output={tmp_path / 'one'}")
-    llmos("train", str(job), f"output={tmp_path / 'ddp'}", "resources.procs=2", "train.batch_size=4")
-    llmos("train", str(job), f"output={tmp_path / 'accum'}", "train.batch_size=4", "train.grad_accum=2")
-    one, ddp, accum = (weights(tmp_path / n) for n in ("one", "ddp", "accum"))
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory: pytest.TempPathFactory, sentiment_csv: tuple[Path, Path],
+                no_dropout_bert: Path) -> dict[str, torch.Tensor]:
+    """The weights of the SGD job run by one process with the whole global batch, which the
+    multi-worker runs of this module must match. Trained once, in this process: the recipe itself,
+    which is what `llmos train` starts; the runs compared with it go through the CLI."""
+    from llmos.run import prepare_run_dir
+    from llmos.run.train import train
+    from llmos.spec import load_job
+
+    folder = tmp_path_factory.mktemp("one-process")
+    job = load_job(sgd_job(folder, no_dropout_bert, sentiment_csv), [f"output={folder / 'run'}"])
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    threads = torch.get_num_threads()
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("LLMOS_HOME", str(folder / "home"))
+            assert train(prepare_run_dir(job)) == 0  # type: ignore[arg-type]
+    finally:  # the recipe sets its stop handlers and thread count: give pytest its own back
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        torch.set_num_threads(threads)
+    return weights(folder / "run")
+
+
+def test_ddp_two_workers_with_grad_accum_match_one_process_with_the_same_global_batch(
+        tmp_path: Path, sentiment_csv: tuple[Path, Path], no_dropout_bert: Path,
+        one_process: dict[str, torch.Tensor]) -> None:
+    # 2 workers x 2 micro-batches of 2 = one process's batch of 8: DDP's gradient all-reduce and
+    # accumulation (no_sync on all but the last micro-batch) in one run.
+    job = sgd_job(tmp_path, no_dropout_bert, sentiment_csv)
+    llmos("train", str(job), f"output={tmp_path / 'ddp'}", "resources.procs=2", "train.batch_size=2",
+          "train.grad_accum=2")
+    one, ddp = one_process, weights(tmp_path / "ddp")
     assert one.keys() == ddp.keys()
     # Float tolerance: summation order and per-micro-batch padding differ, nothing else does.
     for name in one:
         torch.testing.assert_close(ddp[name], one[name], rtol=1e-3, atol=1e-4, msg=name)
-        torch.testing.assert_close(accum[name], one[name], rtol=1e-3, atol=1e-4, msg=name)
     moved = max((one[n] - initial).abs().max().item() for n, initial in weights_before(no_dropout_bert).items()
                 if n in one)
     assert moved > 1e-2  # the runs really trained
@@ -60,73 +89,74 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 120) -> Non
         time.sleep(0.01)
 
 
-def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(
-        tmp_path: Path, sentiment_csv: tuple[Path, Path]) -> None:
-    train, test = sentiment_csv
-    # tiny-bert keeps dropout on: per-step seeding makes even the dropout masks resume exactly.
-    job = write_job(tmp_path, job_text("tiny-bert", train, test, tmp_path / "x", epochs=6, precision="auto"))
-    llmos("train", str(job), f"output={tmp_path / 'straight'}")
+def _newest_step(checkpoints: Path) -> int:
+    return max(int(p.name.removeprefix("step-")) for p in checkpoints.glob("step-*"))
 
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen([*LLMOS, "train", str(job), f"output={killed}"], start_new_session=True,
+
+def test_sigkill_then_sigterm_mid_run_then_resume_ends_with_the_weights_of_an_undisturbed_run(
+        tmp_path: Path, sentiment_csv: tuple[Path, Path], undisturbed_run: Path) -> None:
+    run = tmp_path / "run"
+    checkpoints = run / "checkpoints"
+    # 100 steps: each interruption below lands with tens of steps still to go.
+    job = tiny_bert_job(tmp_path, sentiment_csv, run)
+
+    # SIGKILL to the whole process group, mid-epoch 2 and between checkpoints.
+    proc = subprocess.Popen([*LLMOS, "train", str(job)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(killed / "checkpoints" / "step-00000030", proc)  # 25 steps an epoch: mid-epoch 2
+    _wait_for(checkpoints / "step-00000030", proc)
     time.sleep(0.2)  # land between checkpoints, so the resumed run redoes lost steps
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (killed / "summary.json").exists()
+    assert not (run / "summary.json").exists()
+    killed_at = _newest_step(checkpoints)
     # A newer checkpoint torn by the kill must be skipped, never loaded.
-    torn = killed / "checkpoints" / "step-00000099"
+    torn = checkpoints / "step-00000099"
     torn.mkdir()
     (torn / "model.safetensors").write_bytes(b"\x00" * 64)
 
-    resumed = llmos("train", str(job), f"output={killed}")
-    assert "resumed from step-000000" in resumed.stdout
-    assert "skipping checkpoint" in resumed.stderr and "step-00000099" in resumed.stderr
-    assert json.loads((tmp_path / "straight" / "summary.json").read_text())["metrics"]["accuracy"] > 0.9
-    straight, again = weights(tmp_path / "straight"), weights(killed)
-    for name in straight:
-        torch.testing.assert_close(again[name], straight[name], rtol=0, atol=0, msg=name)
-
-
-def test_sigterm_checkpoints_and_exits_75_then_resumes(tmp_path: Path, sentiment_csv: tuple[Path, Path]) -> None:
-    train, test = sentiment_csv
-    job = write_job(tmp_path, job_text("tiny-bert", train, test, tmp_path / "run", epochs=8))
-    run = tmp_path / "run"
-    proc = subprocess.Popen([*LLMOS, "train", str(job)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for(run / "checkpoints" / "step-00000010", proc)
+    # The resumed run gets SIGTERM (to the launcher only) once it wrote a checkpoint of its own:
+    # it checkpoints where it is and exits 75.
+    proc = subprocess.Popen([*LLMOS, "train", str(job)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(checkpoints / f"step-{(killed_at // 10 + 1) * 10:08d}", proc)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 75, out
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, out + err
+    assert f"resumed from step-{killed_at:08d}" in out
+    assert "skipping checkpoint" in err and "step-00000099" in err
     state = json.loads((run / "run.json").read_text())
-    assert state["status"] == "preempted"
-    assert (run / "checkpoints" / f"step-{state['step']:08d}").is_dir()
+    assert state["status"] == "preempted" and state["step"] > killed_at
+    assert (checkpoints / f"step-{state['step']:08d}").is_dir()
     assert "resumes" in out
 
-    llmos("train", str(job))
+    resumed = llmos("train", str(job))
+    assert f"resumed from step-{state['step']:08d}" in resumed.stdout
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    assert json.loads((undisturbed_run / "summary.json").read_text())["metrics"]["accuracy"] > 0.9
+    straight, again = weights(undisturbed_run), weights(run)
+    for name in straight:
+        torch.testing.assert_close(again[name], straight[name], rtol=0, atol=0, msg=name)
     finished = llmos("train", str(job), check=False)
     assert finished.returncode == 2 and "--fresh" in finished.stderr
 
 
 def test_two_nodes_rendezvous_and_match_one_process(tmp_path: Path, sentiment_csv: tuple[Path, Path],
-                                                    no_dropout_bert: Path) -> None:
+                                                    no_dropout_bert: Path,
+                                                    one_process: dict[str, torch.Tensor]) -> None:
     """Two `llmos train` commands as node 0 and node 1 of one job, meeting at a rendezvous address
     on this machine (the same commands run on two machines sharing the output folder)."""
     import socket
 
-    train, test = sentiment_csv
-    job = write_job(tmp_path, job_text(no_dropout_bert, train, test, tmp_path / "nodes", optimizer="sgd", lr=0.2,
-                                       epochs=1))
+    job = sgd_job(tmp_path, no_dropout_bert, sentiment_csv)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    common = [str(job), "resources.nodes=2", f"resources.rdzv_endpoint=127.0.0.1:{port}", "train.batch_size=4"]
+    common = [str(job), f"output={tmp_path / 'nodes'}", "resources.nodes=2",
+              f"resources.rdzv_endpoint=127.0.0.1:{port}", "train.batch_size=4"]
     node1 = subprocess.Popen([*LLMOS, "train", *common, "resources.node_rank=1"], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     llmos("train", *common, "resources.node_rank=0")
     assert node1.wait(timeout=120) == 0, node1.stdout.read() if node1.stdout else ""
-    llmos("train", str(job), f"output={tmp_path / 'one'}")
-    one, nodes = weights(tmp_path / "one"), weights(tmp_path / "nodes")
-    for name in one:
-        torch.testing.assert_close(nodes[name], one[name], rtol=1e-3, atol=1e-4, msg=name)
+    nodes = weights(tmp_path / "nodes")
+    assert one_process.keys() == nodes.keys()
+    for name in one_process:
+        torch.testing.assert_close(nodes[name], one_process[name], rtol=1e-3, atol=1e-4, msg=name)
