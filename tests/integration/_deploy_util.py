@@ -93,5 +93,10 @@ class Load:
         for thread in self._threads:
             thread.join(timeout=30)
 
+    def wait_for_ok(self, n: int, timeout_s: float = 15) -> None:
+        """Wait until `n` more requests than now have succeeded: traffic flows, whatever the load."""
+        target = self.codes[200] + n
+        wait_until(lambda: self.codes[200] >= target, timeout_s, f"{n} more successful requests")
+
     def failures(self) -> dict[int | str, int]:
         return {code: n for code, n in self.codes.items() if code != 200}

@@ -44,12 +44,12 @@ def test_killed_replica_is_replaced_and_requests_keep_succeeding(tmp_path):
         wait_until(lambda: ctrl.status().ready == 2, 15, "two ready replicas")
         url = ctrl.status().front_url + "/work?ms=30"
         with Load(url, clients=4) as load:
-            time.sleep(0.5)
+            load.wait_for_ok(10)
             victim = ctrl.status().replicas[0]
             os.kill(victim.pid, signal.SIGKILL)
             wait_until(lambda: ctrl.status().ready == 2 and victim.replica_id not in
                        {r.replica_id for r in ctrl.status().replicas}, 15, "the killed replica's replacement")
-            time.sleep(0.3)
+            load.wait_for_ok(20)  # more requests, over the replacement too
         status = ctrl.status()
     assert load.failures() == {}, load.codes
     assert load.codes[200] > 20
@@ -66,13 +66,15 @@ def test_load_scales_up_and_idle_scales_down(tmp_path):
         with Load(ctrl.status().front_url + "/work?ms=200", clients=6) as load:
             wait_until(lambda: ctrl.status().ready == 3, 20, "three ready replicas under load")
             served = {r.replica_id: r.served for r in ctrl.status().replicas}
-            time.sleep(1.0)
-            grown = {r.replica_id: r.served - served.get(r.replica_id, 0) for r in ctrl.status().replicas}
+
+            def grown() -> dict[str, int]:
+                return {r.replica_id: r.served - served.get(r.replica_id, 0) for r in ctrl.status().replicas}
+
+            wait_until(lambda: all(n > 0 for n in grown().values()), 10, "requests on every replica")
         wait_until(lambda: len(ctrl.status().replicas) == 1, 20, "scale down to one replica when idle")
         status = ctrl.status()
     assert load.failures() == {}, load.codes
-    # least-outstanding routing spread the load over every replica
-    assert all(n > 0 for n in grown.values()), grown
+    # least-outstanding routing spread the load over every replica (waited for above)
     assert status.desired == 1
     assert any("scale up" in e for e in status.events) and any("scale down" in e for e in status.events)
 
@@ -84,11 +86,11 @@ def test_rolling_update_has_zero_failed_requests(tmp_path):
     with running(ctrl):
         wait_until(lambda: ctrl.status().ready == 2, 15, "two ready replicas")
         with Load(ctrl.status().front_url + "/work?ms=20", clients=4) as load:
-            time.sleep(0.5)
+            load.wait_for_ok(10)
             registry.versions["demo@prod"] = "demo/2"  # the alias moved
             ctrl.roll(make_job(replicas={"min": 2, "max": 2}))
             wait_until(lambda: ctrl.status().rollout.state == "done", 30, "the roll to finish")
-            time.sleep(0.3)
+            load.wait_for_ok(10)  # more requests, now on version 2 alone
         status = ctrl.status()
     assert load.failures() == {}, load.codes
     models = [reply["model"] for reply in load.replies]
