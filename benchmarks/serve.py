@@ -3,11 +3,14 @@ call, llmos vs a naive FastAPI + transformers-pipeline app, and behaviour at 3x 
 
 The model is the pretrained all-MiniLM-L6-v2 encoder with a fresh 2-label head, registered in a
 temporary registry (the figures measure serving, not accuracy, and fine-tuning would dominate the
-run time). Each server is a real process (`python -m llmos.serve JOB.json`) started alone; the load
+run time). Each server is a real process (`python -m llmos.serve JOB.json`) started before the load phases; the load
 generator (`llmos.serve._bench.run_load`, the engine of `llmos bench serve`) runs in this process.
 
-    python benchmarks/serve.py            # ~5 minutes: 30 s load phases, 2-minute overload
-    python benchmarks/serve.py --quick    # ~1.5 minutes: 6 s phases, 20 s overload
+    python benchmarks/serve.py            # ~5 minutes: 3 rounds of 10 s per server, 2-minute overload
+    python benchmarks/serve.py --quick    # ~1.5 minutes: 2 rounds of 2 s per server, 20 s overload
+
+The closed-loop servers (batch 1, dynamic batching packed and padded, the naive app) are all
+started first and take turns in rounds (`alternate`), so their ratios compare neighbouring windows.
 """
 
 from __future__ import annotations
@@ -151,6 +154,44 @@ def paired_p50_ms(folder: Path, url: str, texts: list[str], n: int) -> tuple[flo
     return statistics.median(direct) * 1000, statistics.median(served) * 1000
 
 
+def alternate(servers: dict[str, Server], texts: list[str], rounds: int, window_s: float) -> dict[str, list[Any]]:
+    """Closed-loop windows at concurrency 16, the servers taking turns round after round.
+
+    All servers are up at once, idle while another is measured, so a ratio of two of them
+    compares windows seconds apart instead of phases minutes apart: this machine's speed drifts
+    by tens of percent over minutes (other tenants), which back-to-back phases confounded."""
+    windows: dict[str, list[Any]] = {name: [] for name in servers}
+    for r in range(rounds):
+        for name, server in servers.items():
+            report = load(server.url, texts, window_s)
+            windows[name].append(report)
+            print(f"  round {r + 1}/{rounds} {name}: {report.throughput_rps} req/s, p95 {report.p95_ms} ms",
+                  flush=True)
+    return windows
+
+
+def pooled(reports: list[Any]) -> Any:
+    """One report for a server's windows: requests and time summed; latency percentiles are the
+    median of the windows' (the windows keep no samples)."""
+    from llmos.serve._bench import LoadReport
+
+    duration = sum(r.duration_s for r in reports)
+    ok = sum(r.ok for r in reports)
+    errors: dict[str, int] = {}
+    for r in reports:
+        for k, v in r.errors.items():
+            errors[k] = errors.get(k, 0) + v
+
+    def median(key: str) -> float | None:
+        values = [getattr(r, key) for r in reports if getattr(r, key) is not None]
+        return round(statistics.median(values), 2) if values else None
+
+    return LoadReport(url=reports[0].url, route=reports[0].route, mode=reports[0].mode, duration_s=duration,
+                      requests=sum(r.requests for r in reports), ok=ok, throughput_rps=round(ok / duration, 2),
+                      p50_ms=median("p50_ms"), p95_ms=median("p95_ms"), p99_ms=median("p99_ms"),
+                      mean_ms=median("mean_ms"), errors=errors)
+
+
 def mean_batch_size(url: str) -> float:
     """Inputs per forward pass so far, from the server's Prometheus histogram."""
     import httpx
@@ -215,37 +256,24 @@ def main() -> None:
         os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
         ref, folder = register_minilm(home)
 
-        single = llmos_server(ref, home, batch=1, max_queue=64)
+        servers = {"batch1": llmos_server(ref, home, batch=1, max_queue=64),
+                   "dynamic": llmos_server(ref, home, batch=32, max_queue=32),
+                   "padded": llmos_server(ref, home, batch=32, max_queue=32, packing="off"),
+                   "naive": naive_server(folder)}
         try:
-            direct, served = paired_p50_ms(folder, single.url, texts, 100 if args.quick else 400)
+            direct, served = paired_p50_ms(folder, servers["batch1"].url, texts, 100 if args.quick else 400)
             print(f"alternating: direct call p50 {direct:.2f} ms, through the server {served:.2f} ms", flush=True)
-            b1_c1 = load(single.url, texts, phase_s / 2, concurrency=1)
-            b1_c16 = load(single.url, texts, phase_s)
+            b1_c1 = load(servers["batch1"].url, texts, phase_s / 2, concurrency=1)
+            windows = alternate(servers, texts, rounds=2 if args.quick else 3, window_s=phase_s / 3)
+            mean_batch = mean_batch_size(servers["dynamic"].url)
         finally:
-            single.stop()
+            for server in servers.values():
+                server.stop()
+        b1_c16, dyn, padded, base = (pooled(windows[name]) for name in ("batch1", "dynamic", "padded", "naive"))
         print(f"batch 1: c1 p50 {b1_c1.p50_ms} ms; c16 {b1_c16.throughput_rps} req/s", flush=True)
-
-        batched = llmos_server(ref, home, batch=32, max_queue=32)
-        try:
-            dyn = load(batched.url, texts, phase_s)
-            mean_batch = mean_batch_size(batched.url)
-        finally:
-            batched.stop()
         print(f"dynamic batching: c16 {dyn.throughput_rps} req/s, p95 {dyn.p95_ms} ms, "
               f"mean batch {mean_batch:.1f}", flush=True)
-
-        unpacked = llmos_server(ref, home, batch=32, max_queue=32, packing="off")
-        try:
-            padded = load(unpacked.url, texts, phase_s)
-        finally:
-            unpacked.stop()
         print(f"dynamic batching, padded (runtime.packing: off): c16 {padded.throughput_rps} req/s", flush=True)
-
-        naive = naive_server(folder)
-        try:
-            base = load(naive.url, texts, phase_s)
-        finally:
-            naive.stop()
         print(f"naive FastAPI + pipeline: c16 {base.throughput_rps} req/s", flush=True)
 
         over = overload(ref, home, texts, rate=3 * dyn.throughput_rps, seconds=overload_s)
