@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +23,26 @@ def parse_duration_s(text: str) -> float:
     if not match or float(match[1]) <= 0:
         raise typer.BadParameter(f"expected a duration like 30s, 2m or 500ms, got {text!r}")
     return float(match[1]) * _UNITS_S[match[2]]
+
+
+@contextmanager
+def _live_progress(seconds: float) -> Iterator[Callable[[float, int], None]]:
+    """A bar on stderr (stdout may carry the JSON report) while the load runs: time measured,
+    answers so far and their rate."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("load"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total:g} s"),
+               TimeRemainingColumn(), TextColumn("{task.fields[answers]}"))
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("load", total=seconds, answers="warming up")
+
+        def update(measured_s: float, answers: int) -> None:
+            rate = f"{answers / measured_s:.1f}/s" if measured_s > 0 else ""
+            bar.update(task, completed=measured_s,
+                       answers=f"{answers} answers {rate}" if measured_s > 0 else "warming up")
+
+        yield update
 
 
 @app.command("serve")
@@ -52,8 +74,10 @@ def bench_serve(
     corpus = read_texts(texts)
     seconds, warm_s = parse_duration_s(duration), parse_duration_s(warmup) if warmup not in ("0", "0s") else 0.0
     try:
-        report = asyncio.run(run_load(url, corpus, duration_s=seconds, concurrency=concurrency, rate_rps=rate,
-                                      route=route, api_key=api_key, max_tokens=max_tokens, warmup_s=warm_s))
+        with _live_progress(seconds) as progress:
+            report = asyncio.run(run_load(url, corpus, duration_s=seconds, concurrency=concurrency, rate_rps=rate,
+                                          route=route, api_key=api_key, max_tokens=max_tokens, warmup_s=warm_s,
+                                          progress=progress))
     except (OSError, ValueError) as exc:
         raise LlmosError(f"cannot load {url}: {exc}", hint="Check that the server runs (curl URL/readyz) "
                                                             "and the URL, or pass --route.") from None

@@ -9,7 +9,7 @@ import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -87,10 +87,22 @@ def _body(route: str, text: str, model: str | None, max_tokens: int) -> bytes:
     return json.dumps(payload).encode()
 
 
+async def _tick(progress: Callable[[float, int], None], counted_from: float, stop_at: float,
+                samples: Sequence[object], every_s: float = 0.25) -> None:
+    while True:
+        now = time.perf_counter()
+        progress(max(0.0, min(now, stop_at) - counted_from), len(samples))
+        await asyncio.sleep(every_s)
+
+
 async def run_load(url: str, texts: Sequence[str], *, duration_s: float, concurrency: int = 16,
                    rate_rps: float | None = None, route: str | None = None, api_key: str | None = None,
-                   max_tokens: int = 16, warmup_s: float = 0.0) -> LoadReport:
-    """Drive `url` for `duration_s` (after `warmup_s` whose requests are not counted)."""
+                   max_tokens: int = 16, warmup_s: float = 0.0,
+                   progress: Callable[[float, int], None] | None = None) -> LoadReport:
+    """Drive `url` for `duration_s` (after `warmup_s` whose requests are not counted).
+
+    `progress`, if given, is called a few times a second with the seconds measured so far (0
+    during the warm-up) and the answers counted so far."""
     if not texts:
         raise ValueError("no texts to send")
     host, port, base = parse_url(url)
@@ -118,6 +130,7 @@ async def run_load(url: str, texts: Sequence[str], *, duration_s: float, concurr
         if sent >= counted_from:
             samples.append((status, time.perf_counter() - sent))
 
+    ticker = asyncio.create_task(_tick(progress, counted_from, stop_at, samples)) if progress else None
     if rate_rps is None:
         async def client() -> None:
             conn = Connection(host, port, headers)
@@ -157,5 +170,8 @@ async def run_load(url: str, texts: Sequence[str], *, duration_s: float, concurr
         for conn in idle:
             await conn.close()
         mode = f"open, {rate_rps:g} req/s"
+    if ticker is not None:
+        ticker.cancel()
+        progress(duration_s, len(samples))
     elapsed = min(time.perf_counter(), stop_at) - counted_from
     return summarize(samples, max(elapsed, 1e-9), url=url, route=route, mode=mode)

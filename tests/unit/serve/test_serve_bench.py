@@ -49,3 +49,43 @@ def test_texts_from_txt_tsv_and_csv_with_header(tmp_path: Path) -> None:
     assert len(read_texts(None)) > 100  # the bundled support-intents messages
     with pytest.raises(DataError, match="does not exist"):
         read_texts(tmp_path / "missing.txt")
+
+
+async def _answer_ok(reader, writer) -> None:
+    """A keep-alive HTTP/1.1 peer that answers every POST with a small JSON body."""
+    import asyncio
+
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length")), 0)
+            await reader.readexactly(length)
+            await asyncio.sleep(0.002)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def test_run_load_reports_progress_until_the_end() -> None:
+    import asyncio
+
+    from llmos.serve._bench import run_load
+
+    calls: list[tuple[float, int]] = []
+
+    async def main():
+        server = await asyncio.start_server(_answer_ok, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await run_load(f"http://127.0.0.1:{port}", ["a", "b"], duration_s=0.8, concurrency=2,
+                                  route="/v1/classify", warmup_s=0.3,
+                                  progress=lambda s, n: calls.append((s, n)))
+
+    report = asyncio.run(main())
+    assert report.ok > 10 and report.errors == {}
+    assert calls[0] == (0.0, 0)  # the warm-up counts nothing
+    measured = [s for s, _ in calls]
+    assert measured == sorted(measured) and 0.0 < measured[-2] <= 0.8
+    assert calls[-1] == (0.8, report.requests)
