@@ -80,3 +80,20 @@ def test_an_int8_model_is_compiled_and_answers_as_the_eager_one(int8_ref: str, e
     for got in (whole, np.array(singles), np.concatenate(pairs)):
         assert np.abs(got - want).max() < 2e-3
         assert (got.argmax(1) == want.argmax(1))[np.abs(want[:, 1] - want[:, 0]) > 0.02].all()
+
+
+def test_a_full_precision_encoder_is_compiled_when_asked(tiny_refs: dict[str, str], start_server: Any) -> None:
+    """`on` for a plain encoder, in the precision `auto` picks here (bf16 autocast inside the
+    compiled graph on a CPU with bf16 units, fp32 elsewhere): same answers as the eager server."""
+    ref = tiny_refs["classification"]
+    with start_server(serve_job(ref, runtime={"num_threads": 1})) as plain:
+        precision = httpx.get(f"{plain.url}/v1/models").json()["data"][0]["precision"]
+        want = _probs(plain, TEXTS)
+    with start_server(serve_job(ref, runtime={"num_threads": 1, "compile": "on"})) as compiled:
+        card = httpx.get(f"{compiled.url}/v1/models").json()["data"][0]
+        assert card["compiled"] == "on" and card["precision"] == precision
+        whole = _probs(compiled, TEXTS)
+        singles = np.array([_probs(compiled, [t])[0] for t in TEXTS[:4]])
+    tolerance = 2e-3 if precision == "fp32" else 3e-2  # bf16 rounds differently once ops are fused
+    assert np.abs(whole - want).max() < tolerance
+    assert np.abs(singles - want[:4]).max() < tolerance
