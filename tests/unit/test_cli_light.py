@@ -8,6 +8,7 @@ import sys
 from typer.testing import CliRunner
 
 from llmos.cli.main import app
+from llmos.errors import DataError
 
 runner = CliRunner()
 
@@ -103,3 +104,21 @@ def test_a_second_launcher_on_the_same_run_folder_is_refused(tmp_path) -> None:
         pass
     with _exclusive(job):  # released when the first launcher ends
         pass
+
+
+def test_train_refuses_a_missing_data_file_before_starting_anything(tmp_path, monkeypatch) -> None:
+    import llmos.run
+
+    def launch(*args, **kwargs):
+        raise AssertionError("a training process was started for a job whose data file is missing")
+
+    monkeypatch.setattr(llmos.run, "launch", launch)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "job.yaml"
+    path.write_text(runner.invoke(app, ["spec", "example", "train"]).output)
+    result = runner.invoke(app, ["train", str(path), "data.train=gone/train.csv", "data.eval=null"])
+    assert isinstance(result.exception, DataError)  # the CLI's entry point prints it with its fix
+    assert result.exception.message.startswith("data.train: file not found") and str(tmp_path) in result.exception.hint
+    (tmp_path / "t.csv").write_text("text,label\na,b\n")
+    result = runner.invoke(app, ["train", str(path), "data.train=t.csv", "data.eval=e.tsv"])
+    assert isinstance(result.exception, DataError) and result.exception.message.startswith("data.eval: file not found")

@@ -26,6 +26,10 @@ def train(
     from llmos.spec import load_job
 
     job = load_job(file, overrides)
+    if getattr(job, "data", None) is not None:
+        from llmos.data import check_sources
+
+        check_sources(job.data)  # seconds before the training process would find out
     _run(job, fresh=fresh, again=f"llmos train {file} {' '.join(overrides or [])}".strip())
 
 

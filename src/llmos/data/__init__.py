@@ -6,6 +6,7 @@ from llmos.data._bundled import bundled_dataset_path
 from llmos.data._encode import Encoded, encode
 from llmos.data._hash import data_hash
 from llmos.data._load import load_dataset
+from llmos.data._sources import check_sources
 from llmos.data._types import Dataset, Split
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "Encoded",
     "Split",
     "bundled_dataset_path",
+    "check_sources",
     "collate",
     "data_hash",
     "encode",

@@ -15,7 +15,7 @@ from llmos.errors import DataError
 if TYPE_CHECKING:
     from llmos.spec import DataSpec
 
-__all__ = ["Source", "data_format", "read_source"]
+__all__ = ["Source", "check_sources", "data_format", "read_source"]
 
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                ".parquet": "parquet", ".pq": "parquet"}
@@ -43,6 +43,14 @@ def data_format(ref: str, fmt: str, field: str) -> str:
     raise DataError(f"{field}: cannot tell the format of '{ref}' from its extension.",
                     hint="Set data.format to csv, tsv, jsonl or parquet, or name the file .csv, .tsv, "
                          ".jsonl or .parquet (hub datasets: hf:DATASET_ID).")
+
+
+def check_sources(spec: DataSpec) -> None:
+    """Fail fast, before any process starts, on a data file that is missing or of no known format
+    (what `read_source` would find seconds later, inside the training process)."""
+    for field, ref in (("data.train", spec.train), ("data.eval", spec.eval)):
+        if ref is not None and data_format(ref, spec.format, field) != "hf":
+            _existing_file(ref, field)
 
 
 def _existing_file(ref: str, field: str) -> Path:
