@@ -20,7 +20,7 @@ from llmos.control._executor import LocalExecutor, Proc, attempt_dir
 from llmos.control._inventory import Inventory
 from llmos.control._outcome import after_exit
 from llmos.control._schema import attempts, jobs
-from llmos.control._snapshot import assign_cores, build_snapshot, used_cores
+from llmos.control._snapshot import assign_cores, build_snapshot, used_cores, waited_before
 from llmos.control._states import JobState
 from llmos.control._transition import transition
 from llmos.errors import LlmosError
@@ -91,12 +91,13 @@ class ControlLoop:
         with read(self.engine) as conn:
             queued = conn.execute(select(jobs).where(and_(jobs.c.state == JobState.QUEUED.value,
                                                           jobs.c.not_before_s <= now))).all()
+            waited = _waited(conn, queued)
         # Replicas are placed from the API thread too: snapshot and placement see one state of them.
         with self.deployments.lock if self.deployments is not None else nullcontext():
             extra = self.deployments.running(now) if self.deployments is not None else []
             waiting = self.deployments.waiting(now) if self.deployments is not None else []
             snapshot = build_snapshot(now, self.inventory, queued, holding, self.config.grace_s, extra, self.usage,
-                                      self.owed, waiting)
+                                      self.owed, waiting, waited)
             self._decay(snapshot, now)
             decision = schedule(snapshot, self.policy) if queued or waiting else Decision()
             self._apply(decision, {str(r.id): r for r in queued}, holding, now)
@@ -264,3 +265,15 @@ def _job_model(row: Any) -> Any:
 
     raw = json.loads(row.spec)
     return CommandJob.model_validate(raw) if raw.get("kind") == "command" else validate_dict(raw, f"job {row.id}")
+
+
+def _waited(conn: Any, queued: list[Any]) -> dict[int, float]:
+    """Earlier time in the queue of the queued rows that ran before (requeued), for aging."""
+    ids = [row.id for row in queued if row.attempt]
+    if not ids:
+        return {}
+    runs: dict[int, list[tuple[float, float | None]]] = {}
+    for a in conn.execute(select(attempts.c.job_id, attempts.c.started_s, attempts.c.ended_s)
+                          .where(attempts.c.job_id.in_(ids)).order_by(attempts.c.job_id, attempts.c.number)):
+        runs.setdefault(a.job_id, []).append((a.started_s, a.ended_s))
+    return {row.id: waited_before(row.submit_s, runs.get(row.id, ())) for row in queued if row.attempt}

@@ -4,7 +4,7 @@ Within a (class, owner) group jobs keep queue order, so only the group heads com
 heads yields the next job in O(log groups) and a round that stops early never touches the
 rest of a 10,000-job queue. The key of a head is
 
-    (-class,  beyond,  standing(owner) - waited_s / aging_s,  submit_s, job_id)
+    (-class,  beyond,  standing(owner) - waited / aging_s,  submit_s, job_id)
 
 Classes are strict. Within a class, jobs that keep their owner within its guarantee or fair
 share come before jobs that would take it beyond (otherwise capacity reclaimed for an owner
@@ -14,7 +14,10 @@ entitlement, the weighted max-min fair share of its demand (see `_owed`). Dividi
 entitlement rather than the bare weight makes an owner with 3 of its 4 entitled GPUs wait
 behind one with 10 of 20, where plain DRF would send the small owner first and leave the big
 one below its share for as long as the small one has work. Waiting lowers the key (aging)
-until even a job of a heavy user is first within its class.
+until even a job of a heavy user is first within its class. `waited` is time spent in the queue
+(`Job.waited_s` plus this stay): a preempted job keeps its place (`submit_s`) but not credit for
+the time it ran, or it would outrank the job it was preempted for and take the freed capacity
+straight back, a checkpoint for nothing.
 When an owner's holdings change mid-round (it started a job) its heads are re-keyed lazily;
 keys only grow within a round, so a stale entry is always popped early and re-keyed.
 """
@@ -64,7 +67,8 @@ class QueueOrder:
         standing = self._standing.get(group[1], 0.0)
         aging_s = self._aging_s
         if aging_s is not None:
-            standing -= (self._now_s - submit_s) / aging_s
+            queued_s = job.queued_s
+            standing -= (job.waited_s + self._now_s - (submit_s if queued_s is None else queued_s)) / aging_s
         return (rank, standing, submit_s, job.job_id, group, pos, version, jobs)
 
     def pop(self) -> Job | None:

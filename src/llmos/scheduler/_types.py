@@ -48,6 +48,9 @@ class Job:
     `submit_s` is the job's place in the queue: a preempted job is requeued with its original
     value so it keeps its place. `runtime_estimate_s` is the remaining run time the user expects
     (None: unknown, so backfill treats the job as if it never ends).
+    Aging counts the time a job has waited, not the time since it was submitted: `queued_s` is
+    when it entered the queue this time (None: at `submit_s`) and `waited_s` what it waited in
+    the queue before that (a requeued job's earlier waits; the time it ran is not waiting).
     """
 
     job_id: str
@@ -61,6 +64,8 @@ class Job:
     gpu_type: str | None = None
     runtime_estimate_s: float | None = None
     checkpoint_s: float = 0.0
+    queued_s: float | None = None
+    waited_s: float = 0.0
     total: Resources = field(init=False, repr=False, compare=False)
     # What decides whether any placement can hold it (the key `can_ever_fit` remembers).
     shape: tuple = field(init=False, repr=False, compare=False)
@@ -72,6 +77,8 @@ class Job:
         if w.cpus < 0 or w.memory_gb < 0 or w.gpus < 0 or w.gpus != int(w.gpus):
             raise SchedulerError(f"job {self.job_id!r}: per-worker resources must be >= 0 "
                                  "and GPUs a whole number.")
+        if self.waited_s < 0 or (self.queued_s is not None and self.queued_s < self.submit_s):
+            raise SchedulerError(f"job {self.job_id!r}: waited_s must be >= 0 and queued_s >= submit_s.")
         if self.priority not in PRIORITY_CLASSES.values():
             raise SchedulerError(f"job {self.job_id!r}: unknown priority rank {self.priority}.")
         # Cached because the policy reads it in its innermost loops.

@@ -99,6 +99,17 @@ def test_priority_preempts_with_sigterm_and_the_victim_resumes(service, loop, tm
     # The high job started only once the low one had let go of the cores.
     high_start = service.job(high)["attempts"][0]["started_s"]
     assert high_start >= low_shown["attempts"][0]["ended_s"] - 0.05
+    # Aging counts the low job's time in the queue, not the time it ran before the preemption.
+    from sqlalchemy import select
+
+    from llmos.control._db import read
+    from llmos.control._loop import _waited
+    from llmos.control._schema import jobs
+
+    with read(service.engine) as conn:
+        waited = _waited(conn, [conn.execute(select(jobs).where(jobs.c.id == low)).one()])[low]
+    first, second = low_shown["attempts"]
+    assert waited == pytest.approx(first["started_s"] - low_shown["submit_s"] + second["started_s"] - first["ended_s"])
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -11,7 +11,7 @@ from llmos.control._command import CommandJob
 from llmos.control._errors import Rejected
 from llmos.control._inventory import Gpu, Inventory
 from llmos.control._outcome import after_exit, retry_delay_s
-from llmos.control._snapshot import assign_cores, build_snapshot
+from llmos.control._snapshot import assign_cores, build_snapshot, sched_job, waited_before
 from llmos.control._states import ALLOWED, TERMINAL, JobState
 from llmos.control._submit import Request, check_fits, request_of
 from llmos.scheduler import PRIORITY_CLASSES, Slot, schedule
@@ -121,3 +121,13 @@ def test_configuration_errors_name_the_key_and_the_machine(llmos_home) -> None:
     with pytest.raises(LlmosError, match="may use"):
         detect(load_config(cpus=10_000))
     assert len(detect(load_config(cpus=1)).cores) == 1
+
+
+def test_waited_before_counts_queue_time_between_attempts_not_run_time() -> None:
+    assert waited_before(100.0, []) == 0.0
+    # queued 100 -> 130, ran to 500, requeued, started again at 560 and ran to 900
+    assert waited_before(100.0, [(130.0, 500.0), (560.0, 900.0)]) == 30.0 + 60.0
+    # a row whose queued stay began at its last attempt's end waits from there (queued_s)
+    job = sched_job(SimpleNamespace(id=7, project="p", submit_s=100.0, updated_s=900.0, cpus=1, memory_gb=0.0,
+                                    gpus=0, workers=1, priority=1), waited_s=90.0)
+    assert (job.queued_s, job.waited_s) == (900.0, 90.0)

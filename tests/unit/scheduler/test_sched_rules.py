@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sched_helpers import gpus, job, node, running, started
 
@@ -124,6 +126,24 @@ def test_aging_eventually_puts_a_heavy_users_job_first() -> None:
     snap = Snapshot.build(3e5 + 10, nodes, [heavy], queued)
     assert set(started(schedule(snap, no_aging))) == {"light-new"}
     assert set(started(schedule(snap, aging))) == {"heavy-old"}
+
+
+def test_aging_counts_time_waited_not_time_since_submission() -> None:
+    """A preempted job keeps its place but not credit for the time it ran: the job it was
+    preempted for, waiting longer, goes first (before, the requeued job's age since submission
+    outranked it and took the freed capacity straight back)."""
+    heavy = running(job("h-run", 4, owner="heavy"), ("n1", gpus(0, 4)))
+    aging = FULL.model_copy(update={"aging_s": 86_400.0, "preemption": False})
+    requeued = replace(job("heavy-old", 4, owner="heavy", submit_s=0.0), queued_s=3e5, waited_s=60.0)
+    waiting = job("light-new", 4, owner="light", submit_s=2e5)
+    snap = Snapshot.build(3e5 + 10, [node("n1", 4), node("n2", 4)], [heavy], [requeued, waiting])
+    assert set(started(schedule(snap, aging))) == {"light-new"}
+    # Waited long enough in earlier stays, it goes first again.
+    snap = Snapshot.build(3e5 + 10, [node("n1", 4), node("n2", 4)], [heavy],
+                          [replace(requeued, waited_s=2.5e5), waiting])
+    assert set(started(schedule(snap, aging))) == {"heavy-old"}
+    with pytest.raises(SchedulerError, match="waited_s"):
+        replace(requeued, waited_s=-1.0)
 
 
 def test_a_job_that_can_never_fit_is_rejected_with_the_reason() -> None:
