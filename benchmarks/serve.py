@@ -135,10 +135,12 @@ def paired_p50_ms(folder: Path, url: str, texts: list[str], n: int) -> tuple[flo
     import torch
 
     from llmos.models import load_trained
-    from llmos.serve._rt_torch import default_threads
+    from llmos.serve._rt_torch import cast_linear_weights, default_threads
 
     torch.set_num_threads(THREADS or default_threads())
     built = load_trained(folder)
+    if PRECISION == "bf16":  # prepared as the server prepares it
+        cast_linear_weights(built.model, torch.bfloat16)
     direct, served = [], []
     with httpx.Client(timeout=30) as client, torch.inference_mode(), \
             torch.autocast("cpu", dtype=torch.bfloat16, enabled=PRECISION == "bf16"):

@@ -18,6 +18,7 @@ from _common import sst2
 from llmos._cpu import cpu_has_bf16
 from llmos.models import build
 from llmos.serve._packing import enable_packing
+from llmos.serve._rt_torch import cast_linear_weights
 
 
 def rate(model, tokenizer, texts: list[str], batch: int, threads: int, bf16: bool, packed=None, n: int = 160) -> float:
@@ -46,6 +47,8 @@ def main() -> None:
     rate(model, tokenizer, texts, 16, 2, False, n=32)  # warm-up
     # Without bf16 units (AVX512-BF16/AMX) bf16 is emulated, several times slower than fp32: skipped.
     for bf16 in (False, True) if cpu_has_bf16() else (False,):
+        if bf16:  # as the server prepares a bf16 model (the fp32 runs are done by now)
+            cast_linear_weights(model, torch.bfloat16)
         for threads in (1, 2):
             r1, r16, r32 = (rate(model, tokenizer, texts, b, threads, bf16) for b in (1, 16, 32))
             p16, p32 = (rate(model, tokenizer, texts, b, threads, bf16, packed) for b in (16, 32))

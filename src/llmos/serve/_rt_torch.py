@@ -11,7 +11,7 @@ from typing import Any
 from llmos._cpu import cpu_has_bf16
 from llmos.serve._runtime import ModelInfo, Padded
 
-__all__ = ["TorchRuntime", "default_threads", "usable_cores"]
+__all__ = ["TorchRuntime", "cast_linear_weights", "default_threads", "usable_cores"]
 
 _log = logging.getLogger(__name__)
 
@@ -21,6 +21,23 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def cast_linear_weights(model: Any, dtype: Any) -> None:
+    """Cast each linear layer's weight and bias to the autocast dtype once, in place.
+
+    Under bf16 autocast every linear layer casts its fp32 weight and bias on every call; cast
+    once, autocast finds them cast, so the answers are the same bit for bit and each pass skips
+    reading and writing every weight again (MiniLM-L6 in-process: +13-18% at batch 1, +0-7% at
+    16). Weights an embedding shares (a tied LM head) stay fp32, as autocast leaves embedding
+    lookups in fp32. Only plain `nn.Linear` layers: quantized or wrapped ones keep their own.
+    """
+    import torch
+
+    tied = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    for module in model.modules():
+        if type(module) is torch.nn.Linear and id(module.weight) not in tied:
+            module.to(dtype)
 
 
 def default_threads() -> int:
@@ -62,6 +79,8 @@ class TorchRuntime:
         self.packing = "off (runtime.packing: off)"
         if spec.packing == "auto" and info.task != "causal-lm":
             self.packing = self._pack()
+        if self._dtype is not None and not info.format.startswith("torchao"):
+            cast_linear_weights(self.model, self._dtype)
         self.compiled = self._compile(spec.compile)
 
     def _pack(self) -> str:
