@@ -3,8 +3,8 @@ call, llmos vs a naive FastAPI + transformers-pipeline app, and behaviour at 3x 
 
 The model is the pretrained all-MiniLM-L6-v2 encoder with a fresh 2-label head, registered in a
 temporary registry (the figures measure serving, not accuracy, and fine-tuning would dominate the
-run time). Each server is a real process (`python -m llmos.serve JOB.json`) started before the load phases; the load
-generator (`llmos.serve._bench.run_load`, the engine of `llmos bench serve`) runs in this process.
+run time). Each server is a real process (`python -m llmos.serve JOB.json`); the load generator
+(`llmos.serve._bench.run_load`, the engine of `llmos bench serve`) runs in this process.
 
     python benchmarks/serve.py            # ~5 minutes: 3 rounds of 10 s per server, 2-minute overload
     python benchmarks/serve.py --quick    # ~1.5 minutes: 2 rounds of 2 s per server, 20 s overload

@@ -67,8 +67,7 @@ class QueueOrder:
         standing = self._standing.get(group[1], 0.0)
         aging_s = self._aging_s
         if aging_s is not None:
-            queued_s = job.queued_s
-            standing -= (job.waited_s + self._now_s - (submit_s if queued_s is None else queued_s)) / aging_s
+            standing -= job.waited_by(self._now_s) / aging_s
         return (rank, standing, submit_s, job.job_id, group, pos, version, jobs)
 
     def pop(self) -> Job | None:

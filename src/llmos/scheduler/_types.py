@@ -85,6 +85,10 @@ class Job:
         object.__setattr__(self, "total", w.times(self.workers))
         object.__setattr__(self, "shape", (w.cpus, w.memory_gb, w.gpus, self.workers, self.same_node, self.gpu_type))
 
+    def waited_by(self, now_s: float) -> float:
+        """Seconds in the queue by `now_s`: earlier stays plus this one (for aging; not run time)."""
+        return self.waited_s + now_s - (self.submit_s if self.queued_s is None else self.queued_s)
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:

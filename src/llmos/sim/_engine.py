@@ -118,9 +118,8 @@ class _Simulation:
             estimate = rj.job.runtime_estimate_s
             if estimate is not None:  # what is left of it
                 estimate = max(estimate - (self.now_s - rj.start_s - rj.job.checkpoint_s), 0.0)
-            job = rj.job
-            waited_s = job.waited_s + rj.start_s - (job.submit_s if job.queued_s is None else job.queued_s)
-            self.state.enqueue(replace(job, runtime_estimate_s=estimate, queued_s=self.now_s, waited_s=waited_s))
+            self.state.enqueue(replace(rj.job, runtime_estimate_s=estimate, queued_s=self.now_s,
+                                       waited_s=rj.job.waited_by(rj.start_s)))
 
     def _round(self) -> Decision:
         snap = self.state.snapshot(self.now_s, self.usage, self.owed)
