@@ -28,7 +28,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from llmos.scheduler import POLICIES, Node
+from llmos.scheduler import POLICIES, Node, PolicyConfig
 from llmos.sim import (
     TraceJob,
     generate_trace,
@@ -74,6 +74,9 @@ def policies_on_trace(runtimes: list[float] | None, seed: int) -> dict:
     return {"reports": {k: v.model_dump() for k, v in reports.items()}, "floors": floors}
 
 
+SEED_POLICY = POLICIES["full"]  # --set KEY=VALUE changes it, for sweeps of a knob over the seed table
+
+
 def fair_seeds(runtimes: list[float] | None, seeds: int) -> list[dict]:
     """Worst owner ratio (time-averaged and instant-wise) and full/fifo figures, seed by seed."""
     nodes = load_cluster(ROOT / "examples" / "sim" / "cluster-64gpu.csv")
@@ -84,7 +87,7 @@ def fair_seeds(runtimes: list[float] | None, seeds: int) -> list[dict]:
     rows = []
     for seed in range(seeds):
         trace = generate_trace(5000, 0.85, nodes, seed=seed, runtimes=runtimes)
-        fifo, full = (summarize(simulate(trace, nodes, POLICIES[name])) for name in ("fifo", "full"))
+        fifo, full = (summarize(simulate(trace, nodes, policy)) for policy in (POLICIES["fifo"], SEED_POLICY))
         worst = min(full.owners, key=lambda o: o.ratio)
         worst_running = min(full.owners, key=lambda o: o.ratio_running)
         row = {"seed": seed, "worst_ratio": worst.ratio, "owner": worst.owner,
@@ -155,12 +158,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="skip the growth grid and the seed table")
     parser.add_argument("--fair-seeds", type=int, default=8, help="seeds 0..N-1 for the fair-share table (0: skip)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a PolicyConfig field of the seed table's full policy, e.g. settle_s=900 (repeatable)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     runtimes = load_runtimes(args.runtimes) if args.runtimes.is_file() else None
     if runtimes is None:
         console.print(f"[yellow]{args.runtimes} not found: using the built-in log-normal run times[/]")
     began = time.perf_counter()
+    global SEED_POLICY
+    if bad := [kv for kv in args.set if "=" not in kv]:
+        parser.error(f"--set takes KEY=VALUE (a PolicyConfig field), got {bad[0]!r}")
+    changes = dict(kv.split("=", 1) for kv in args.set)
+    SEED_POLICY = PolicyConfig.model_validate({**POLICIES["full"].model_dump(), **changes})
     record = policies_on_trace(runtimes, args.seed)
     record_tp = throughput_section(args.quick)
     floors = {**record["floors"], **record_tp["floors"]}
