@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from llmos.serve._errors import HttpError, error_body
+from llmos.serve._errors import HttpError, error_body, validation_error
 from llmos.serve._guard import Guard
 from llmos.serve._schemas import ModelList
 
@@ -59,10 +59,7 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Any, exc: RequestValidationError) -> Response:
-        problems = [(".".join(str(p) for p in err["loc"] if p != "body") or "body", err["msg"])
-                    for err in exc.errors()]
-        message = "; ".join(f"{where}: {msg}" for where, msg in problems)
-        return Response(error_body(422, message, problems[0][0] if problems else None), status_code=422,
+        return Response(error_body(422, *validation_error(exc.errors())), status_code=422,
                         media_type="application/json")
 
     @app.get("/healthz", tags=["health"], summary="200 while the process is alive")
@@ -93,16 +90,18 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
         body, content_type = service.metrics.render()
         return Response(body, media_type=content_type)
 
+    direct: dict[str, Any] = {}
     if task == "causal-lm":
         from llmos.serve._routes_generate import add_generation
 
         add_generation(app, service)
     else:
-        from llmos.serve._routes_encode import add_classify, add_embeddings
+        from llmos.serve._routes_encode import DIRECT, add_classify, add_embeddings
 
         (add_classify if task == "classification" else add_embeddings)(app, service)
+        direct = {path: DIRECT[path] for path in _TASK_ROUTES[task]}
     routes = {"/v1/models", "/metrics", "/openapi.json", *_TASK_ROUTES[task]}
-    guarded = Guard(app, service, routes, set(_TASK_ROUTES[task]))
+    guarded = Guard(app, service, routes, set(_TASK_ROUTES[task]), direct)
     guarded.fastapi = app  # type: ignore[attr-defined]  # for callers that want the FastAPI object
     return guarded
 

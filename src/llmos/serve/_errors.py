@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["HttpError", "error_body", "queue_full"]
+__all__ = ["HttpError", "error_body", "queue_full", "validation_error"]
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
           413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_exceeded",
@@ -33,3 +33,10 @@ def queue_full(max_queue: int, unit: str, retry_after_s: int) -> HttpError:
     return HttpError(429, f"the server is at capacity (limits.max_queue = {max_queue} {unit} queued or running); "
                           f"retry after {retry_after_s} s.", code="queue_full",
                      headers={"retry-after": str(retry_after_s)})
+
+
+def validation_error(errors: list[Any]) -> tuple[str, str | None]:
+    """(message, param) of a 422 from pydantic's errors: each problem as `field.path: what`, the
+    request body's own place ("body") left out of the path."""
+    problems = [(".".join(str(p) for p in err["loc"] if p != "body") or "body", err["msg"]) for err in errors]
+    return "; ".join(f"{where}: {msg}" for where, msg in problems), problems[0][0] if problems else None

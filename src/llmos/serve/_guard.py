@@ -1,6 +1,8 @@
 """One ASGI middleware in front of every route: auth, readiness and draining, a full queue, body
 size, the in-flight count and the request metrics. Pure ASGI (no per-request objects) to keep the
-overhead of a request small.
+overhead of a request small. The encoder routes' JSON requests it answers itself (`direct`), with
+the same handlers, schemas and error answers as the FastAPI app behind it, which still answers
+everything else (and any body that is not JSON, with FastAPI's own 422).
 
 A request that cannot fit in a full queue is refused here, before its body is read, parsed and
 tokenized: under a flood, the refusals must cost the event loop as little as possible, since
@@ -9,23 +11,28 @@ every cycle it spends on them is taken from the forward passes of the accepted r
 from __future__ import annotations
 
 import hmac
+import json
+import logging
 import time
 from typing import Any
 
-from llmos.serve._errors import error_body, queue_full
+from llmos.serve._errors import HttpError, error_body, queue_full, validation_error
 
 __all__ = ["HEALTH_ROUTES", "Guard"]
 
+_log = logging.getLogger("llmos.serve._app")  # request failures log as the app's do
 HEALTH_ROUTES = frozenset({"/healthz", "/readyz"})
 _OPEN_WHILE_NOT_READY = HEALTH_ROUTES | {"/metrics", "/openapi.json", "/docs", "/v1/models"}
 
 
 class Guard:
-    def __init__(self, app: Any, service: Any, routes: set[str], work_routes: set[str]) -> None:
+    def __init__(self, app: Any, service: Any, routes: set[str], work_routes: set[str],
+                 direct: dict[str, tuple[Any, Any]] | None = None) -> None:
         self.app = app
         self.service = service
         self.routes = routes  # metric labels: known paths, everything else is "other"
         self.work_routes = work_routes  # the routes that queue work for the model
+        self.direct = direct or {}  # POST path -> (request schema, handler(service, request) -> body)
         key = service.api_key
         self._expected = f"Bearer {key}".encode() if key else None
 
@@ -53,6 +60,8 @@ class Guard:
                 body = await self._read_body(scope, receive)
                 if isinstance(body, tuple):
                     refusal = body
+                elif path in self.direct and scope["method"] == "POST" and _is_json(scope):
+                    await self._answer(path, body, send_wrapper)
                 else:
                     await self.app(scope, _replay(body, receive), send_wrapper)
             if refusal is not None:
@@ -64,6 +73,30 @@ class Guard:
                 service.metrics.inflight.dec()
             route = path if path in self.routes else "other"
             service.metrics.observe_request(route, status[0], time.perf_counter() - start)
+
+    async def _answer(self, path: str, body: bytes, send: Any) -> None:
+        """Parse, run the route's handler and answer, as the app would (its error shapes included)."""
+        from pydantic import ValidationError
+
+        schema, handler = self.direct[path]
+        status, headers = 200, {}
+        try:
+            # json.loads, then validation of Python objects, as FastAPI does: the same messages.
+            content = _json(await handler(self.service, schema.model_validate(json.loads(body))))
+        except json.JSONDecodeError as exc:
+            status, content = 422, error_body(422, *validation_error([{"loc": ("body", exc.pos),
+                                                                        "msg": "JSON decode error"}]))
+        except ValidationError as exc:
+            status, content = 422, error_body(422, *validation_error(exc.errors()))
+        except HttpError as exc:
+            status, headers = exc.status, exc.headers
+            content = error_body(exc.status, exc.message, exc.param, exc.code)
+        except Exception as exc:
+            _log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+            status = 500
+            content = error_body(500, f"the server failed on this request ({type(exc).__name__}); see its log.",
+                                 code="server_error")
+        await _send(send, status, content, headers)
 
     def _refusal(self, scope: dict[str, Any]) -> tuple[int, str, dict[str, str]] | None:
         if self._expected is not None:
@@ -118,8 +151,23 @@ def _replay(body: bytes, receive: Any) -> Any:
 
 
 async def _send_error(send: Any, status: int, message: str, headers: dict[str, str]) -> None:
-    body = error_body(status, message)
+    await _send(send, status, error_body(status, message), headers)
+
+
+async def _send(send: Any, status: int, body: bytes, headers: dict[str, str]) -> None:
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+def _json(payload: Any) -> bytes:
+    # As FastAPI's JSONResponse renders: compact, UTF-8, no NaN.
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _is_json(scope: dict[str, Any]) -> bool:
+    """A JSON content type (application/json, or application/...+json), as FastAPI accepts for a body."""
+    value = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    media = value.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))

@@ -70,6 +70,7 @@ class Service:
         self.max_positions = 0
         self.load_s = 0.0
         self.width = 0  # output width (labels or embedding dimensions), known after warm-up
+        self._encoder: Any = None  # see direct_encoder
 
     # -- loading ------------------------------------------------------------------------------
     def load(self) -> None:
@@ -79,6 +80,7 @@ class Service:
         import transformers
 
         transformers.logging.set_verbosity_error()  # over-long inputs are refused by us, not truncated
+        self._encoder = direct_encoder(self.runtime.tokenizer)
         batching, limits = self.job.batching, self.job.limits
         self.max_positions = _model_positions(self.runtime, self.source.folder)
         if self.info.task == "causal-lm":
@@ -143,6 +145,14 @@ class Service:
 
     def tokenize(self, texts: list[str], pairs: list[str] | None = None,
                  special: bool = True) -> list[tuple[list[int], list[int] | None]]:
+        encoder = self._encoder
+        if encoder is not None:
+            if pairs is not None:
+                encoded = encoder.encode_batch(list(zip(texts, pairs, strict=True)), add_special_tokens=special)
+                return [(e.ids, e.type_ids) for e in encoded]
+            if len(texts) == 1:  # encode_batch would wake a thread pool for one text
+                return [(encoder.encode(texts[0], add_special_tokens=special).ids, None)]
+            return [(e.ids, None) for e in encoder.encode_batch(texts, add_special_tokens=special)]
         tok = self.runtime.tokenizer  # type: ignore[union-attr]
         if pairs is not None:
             enc = tok(texts, pairs, return_token_type_ids=True, return_attention_mask=False)
@@ -180,3 +190,40 @@ def _model_positions(runtime: Runtime, folder: Path) -> int:
         config = json.loads(path.read_text()) if path.is_file() else {}
     get = config.get if isinstance(config, dict) else (lambda key: getattr(config, key, None))
     return int(get("max_position_embeddings") or get("n_positions") or 0)
+
+
+# Texts on which the direct encoder must give what the tokenizer gives (ids and token types).
+_CHECK_TEXTS = [_WARMUP_TEXT, "  Spaces,  PUNCTUATION!!  and ÜNICODE: naïve café — 東京 🙂 ", "don't stop", "x", ""]
+
+
+def direct_encoder(tokenizer: Any) -> Any:
+    """A private copy of a fast tokenizer's Rust backend, padding and truncation off, or None.
+
+    The transformers call around the backend costs about as much again as the encoding itself
+    (0.53 vs 0.25 ms for one sentence here); requests are tokenized on the event loop, where that
+    is time taken from everything else. The copy is used only if it agrees with the tokenizer on
+    a few texts and pairs, with and without special tokens; otherwise requests keep the tokenizer.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    encoder = Tokenizer.from_str(backend.to_str())
+    encoder.no_padding()
+    encoder.no_truncation()
+    texts, pairs = _CHECK_TEXTS, _CHECK_TEXTS[::-1]
+    try:
+        for special in (True, False):
+            want = tokenizer(texts, add_special_tokens=special, return_attention_mask=False,
+                             return_token_type_ids=False)["input_ids"]
+            if want != [encoder.encode(t, add_special_tokens=special).ids for t in texts]:
+                raise ValueError(f"ids differ (special tokens {special})")
+        want_pairs = tokenizer(texts, pairs, return_token_type_ids=True, return_attention_mask=False)
+        got = encoder.encode_batch(list(zip(texts, pairs, strict=True)))
+        if want_pairs["input_ids"] != [e.ids for e in got] or want_pairs["token_type_ids"] != [e.type_ids for e in got]:
+            raise ValueError("text pairs differ")
+    except Exception as exc:  # any disagreement or failure: the tokenizer stays in charge
+        _log.info("requests are tokenized through transformers (the tokenizer's backend alone: %s)", exc)
+        return None
+    return encoder
