@@ -135,11 +135,13 @@ def paired_p50_ms(folder: Path, url: str, texts: list[str], n: int, block: int =
     spin for a while, and a call of the other side in that moment runs beside them (alternating
     call by call measured 13.5 ms direct and 16.1 ms served on an AVX-512 host where each runs in
     6.7-8 and 8.4-9.4 ms on its own). Each block starts after a 50 ms pause and its first two calls
-    are not counted; alternating blocks still cancels the machine's drift over minutes."""
-    import httpx
+    are not counted; alternating blocks still cancels the machine's drift over minutes. The served
+    calls go through the load generator's keep-alive client (`llmos bench serve --concurrency 1`),
+    not httpx, whose own ~0.5 ms per call is the client's cost, not the server's."""
     import torch
 
     from llmos.models import load_trained
+    from llmos.serve._http import Connection, parse_url
     from llmos.serve._rt_torch import cast_linear_weights, default_threads
 
     torch.set_num_threads(THREADS or default_threads())
@@ -152,10 +154,17 @@ def paired_p50_ms(folder: Path, url: str, texts: list[str], n: int, block: int =
             built.model(**built.tokenizer(text, return_tensors="pt")).logits.softmax(-1).tolist()
 
     times: dict[str, list[float]] = {"direct": [], "served": []}
-    with httpx.Client(timeout=30) as client:
-        def served(text: str) -> None:
-            client.post(f"{url}/v1/classify", json={"input": text}).raise_for_status()
+    host, port, base = parse_url(url)
+    connection = Connection(host, port)
+    loop = asyncio.new_event_loop()
 
+    def served(text: str) -> None:
+        status, _, body = loop.run_until_complete(connection.request("POST", f"{base}/v1/classify",
+                                                                     json.dumps({"input": text}).encode()))
+        if status != 200:
+            raise SystemExit(f"the batch-1 server answered {status}: {body[:200]!r}")
+
+    try:
         for b in range(-1, max(1, n // block)):  # block -1 warms both sides up
             for side, call in (("direct", direct), ("served", served)):
                 time.sleep(0.05)
@@ -165,6 +174,9 @@ def paired_p50_ms(folder: Path, url: str, texts: list[str], n: int, block: int =
                     call(text)
                     if b >= 0 and k >= 2:
                         times[side].append(time.perf_counter() - start)
+    finally:
+        loop.run_until_complete(connection.close())
+        loop.close()
     return statistics.median(times["direct"]) * 1000, statistics.median(times["served"]) * 1000
 
 

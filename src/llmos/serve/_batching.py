@@ -26,6 +26,7 @@ class BatchPolicy:
     max_batch_size: int
     max_batch_tokens: int  # padded cost: batch size x longest input
     max_wait_ms: float
+    linger_ms: float = 0.0  # see form_batch (the serve spec's default is 20)
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,22 @@ class BatchDecision:
     wait_s: float | None = None  # None with an empty `take`: nothing queued, sleep until woken
 
 
-def form_batch(queue: Sequence[Waiting], now_s: float, policy: BatchPolicy) -> BatchDecision:
+def form_batch(queue: Sequence[Waiting], now_s: float, policy: BatchPolicy,
+               pass_end_s: float | None = None) -> BatchDecision:
     """Choose the next batch from `queue` (in arrival order).
 
     The oldest input always goes first, so nothing starves. The others join by closeness of
     length to it (less padding), while the batch stays within `max_batch_size` and the padded
     token budget. The batch runs at once when it is full (no more inputs fit, or a waiting input
     could not join), else when the oldest has waited `max_wait_ms`; before that, wait the rest.
+
+    Lingering (`linger_ms` > 0; `pass_end_s`: when the previous forward pass ended): right after
+    a pass, the inputs queued during it have all waited `max_wait_ms` already, while the clients
+    that pass answered are sending their next requests. Closed-loop clients (a fixed pool that
+    sends again on each answer) would otherwise settle into two half-size batches that take
+    turns. So, up to `linger_ms` after the pass ended, a batch that is not full keeps waiting as
+    long as inputs keep arriving less than `max_wait_ms` apart (counted from the pass's end
+    or the newest arrival, whichever is later); a pause that long, or the linger, ends it.
     """
     if not queue:
         return BatchDecision()
@@ -62,11 +72,18 @@ def form_batch(queue: Sequence[Waiting], now_s: float, policy: BatchPolicy) -> B
         chosen.append(i)
         longest = grown
     full = full or len(chosen) >= policy.max_batch_size
-    waited_s = now_s - oldest.arrived_s
-    wait_left_s = policy.max_wait_ms / 1000 - waited_s
-    if full or wait_left_s <= 0:
+    if full:
         return BatchDecision(take=tuple(sorted(chosen)))
-    return BatchDecision(wait_s=wait_left_s)
+    wait_left_s = policy.max_wait_ms / 1000 - (now_s - oldest.arrived_s)
+    if wait_left_s > 0:
+        return BatchDecision(wait_s=wait_left_s)
+    if policy.linger_ms > 0 and pass_end_s is not None:
+        linger_left_s = pass_end_s + policy.linger_ms / 1000 - now_s
+        newest_s = max(pass_end_s, max(w.arrived_s for w in queue))
+        quiet_left_s = newest_s + policy.max_wait_ms / 1000 - now_s
+        if linger_left_s > 0 and quiet_left_s > 0:
+            return BatchDecision(wait_s=min(linger_left_s, quiet_left_s))
+    return BatchDecision(take=tuple(sorted(chosen)))
 
 
 def retry_after_s(outstanding: int, items_per_s: float, floor_s: int = 1, ceiling_s: int = 60) -> int:

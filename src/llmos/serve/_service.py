@@ -92,7 +92,8 @@ class Service:
         else:
             from llmos.serve._worker import BatchWorker
 
-            policy = BatchPolicy(batching.max_batch_size, batching.max_batch_tokens, batching.max_wait_ms)
+            policy = BatchPolicy(batching.max_batch_size, batching.max_batch_tokens, batching.max_wait_ms,
+                                 batching.linger_ms)
             self.worker = BatchWorker(self.runtime, policy, limits.max_queue, self.metrics,
                                       max_width=self.max_input_tokens)
         self.metrics.watch_queue(self.worker.queued)

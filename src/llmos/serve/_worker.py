@@ -95,6 +95,7 @@ class BatchWorker:
         self._cond = threading.Condition()
         self._queue: list[_Item] = []
         self._running = 0
+        self._pass_end_s: float | None = None  # when the last forward pass ended (for lingering)
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="llmos-batch-worker", daemon=True)
 
@@ -154,6 +155,7 @@ class BatchWorker:
             finally:
                 with self._cond:
                     self._running = 0
+                    self._pass_end_s = time.perf_counter()
             now = time.perf_counter()
             if now - self._trimmed_s >= _TRIM_EVERY_S:  # keep resident memory flat under shifting shapes
                 release_free_heap()
@@ -167,7 +169,8 @@ class BatchWorker:
                 if self._stop:
                     return None
                 now = time.perf_counter()
-                decision = form_batch([Waiting(i.arrived_s, len(i.ids)) for i in self._queue], now, self.policy)
+                decision = form_batch([Waiting(i.arrived_s, len(i.ids)) for i in self._queue], now, self.policy,
+                                      self._pass_end_s)
                 if decision.take:
                     taken = set(decision.take)
                     batch = [self._queue[i] for i in decision.take]

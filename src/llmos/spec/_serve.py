@@ -53,6 +53,10 @@ class BatchingSpec(_Strict):
         "padded token budget of one forward pass: batch size x longest input"))] = 8192
     max_wait_ms: Annotated[float, Field(ge=0, le=10_000, description=(
         "how long the oldest waiting request may wait for others to join its batch"))] = 5.0
+    linger_ms: Annotated[float, Field(ge=0, le=10_000, description=(
+        "after a forward pass, how long a batch that is not full may keep collecting while requests keep "
+        "arriving (each within max_wait_ms of the last): the clients just answered are sending their next "
+        "requests, and closed-loop clients then fill one batch instead of two half batches; 0 turns it off"))] = 20.0
 
 
 class LimitsSpec(_Strict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from llmos.serve import BatchDecision, BatchPolicy, Waiting, form_batch, retry_after_s
 
 POLICY = BatchPolicy(max_batch_size=4, max_batch_tokens=64, max_wait_ms=10)
@@ -62,3 +64,34 @@ def test_retry_after_is_the_time_to_work_off_the_queue_in_whole_seconds() -> Non
     assert retry_after_s(outstanding=1, items_per_s=1000.0) == 1  # at least one second
     assert retry_after_s(outstanding=10_000, items_per_s=1.0) == 60  # capped
     assert retry_after_s(outstanding=5, items_per_s=0.0) == 1  # nothing measured yet
+
+
+LINGER = BatchPolicy(max_batch_size=4, max_batch_tokens=64, max_wait_ms=10, linger_ms=50)
+
+
+def test_after_a_pass_a_partial_batch_lingers_while_inputs_keep_arriving() -> None:
+    # queued during the pass that ended at 2.000 (so past max_wait); answered clients come back
+    queue = q((1.90, 8), (1.95, 8))
+    assert form_batch(queue, now_s=2.004, policy=LINGER, pass_end_s=2.0).wait_s == pytest.approx(0.006)
+    queue += q((2.006, 8))  # one came back: the quiet window restarts from it
+    assert form_batch(queue, now_s=2.007, policy=LINGER, pass_end_s=2.0).wait_s == pytest.approx(0.009)
+    queue += q((2.012, 8))  # the batch is full: it goes at once
+    assert form_batch(queue, now_s=2.012, policy=LINGER, pass_end_s=2.0).take == (0, 1, 2, 3)
+
+
+def test_lingering_ends_after_a_quiet_max_wait_or_at_linger_ms() -> None:
+    queue = q((1.90, 8), (1.95, 8))
+    assert form_batch(queue, now_s=2.010, policy=LINGER, pass_end_s=2.0).take == (0, 1)  # nothing came in 10 ms
+    steady = q((1.90, 8), (2.041, 8))  # still arriving, but 50 ms after the pass the linger is over
+    assert form_batch(steady, now_s=2.048, policy=LINGER, pass_end_s=2.0).wait_s == pytest.approx(0.002)
+    assert form_batch(steady, now_s=2.050, policy=LINGER, pass_end_s=2.0).take == (0, 1)
+
+
+def test_without_linger_or_a_previous_pass_the_old_rule_holds() -> None:
+    queue = q((1.90, 8), (2.005, 8))
+    assert form_batch(queue, now_s=2.006, policy=POLICY, pass_end_s=2.0).take == (0, 1)  # linger_ms 0
+    assert form_batch(queue, now_s=2.006, policy=LINGER).take == (0, 1)  # no pass yet
+    # a young oldest input still waits out max_wait_ms first, lingering or not
+    assert form_batch(q((2.001, 8)), now_s=2.002, policy=LINGER, pass_end_s=2.0).wait_s == pytest.approx(0.009)
+    no_wait = BatchPolicy(max_batch_size=4, max_batch_tokens=64, max_wait_ms=0, linger_ms=50)
+    assert form_batch(queue, now_s=2.006, policy=no_wait, pass_end_s=2.0).take == (0, 1)  # max_wait 0: never

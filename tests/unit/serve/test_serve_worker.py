@@ -4,6 +4,7 @@ marked token: one bad input fails alone, the worker survives, and stopping answe
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -88,3 +89,41 @@ def test_max_input_tokens_never_exceeds_the_position_embeddings(tiny_refs: dict[
         assert long.status_code == 422 and "limits.max_input_tokens" in long.json()["error"]["message"]
         unknown = httpx.get(f"{running.url}/v1/nothing-here")
         assert unknown.status_code == 404 and unknown.json()["error"]["message"] == "Not Found"
+
+
+def test_closed_loop_clients_fill_one_batch_when_the_worker_lingers() -> None:
+    """Eight clients, each sending its next input when answered, against a pass of 30 ms, half of
+    them starting while the first pass runs: without lingering the halves take turns in batches
+    of four; lingering after a pass lets the half just answered join the other."""
+
+    class _Slow(_Runtime):
+        def infer(self, batch: Any) -> Any:
+            time.sleep(0.03)
+            return super().infer(batch)
+
+    def run(linger_ms: float) -> list[int]:
+        runtime = _Slow()
+        worker = BatchWorker(runtime, BatchPolicy(max_batch_size=16, max_batch_tokens=1024, max_wait_ms=5,
+                                                  linger_ms=linger_ms), max_queue=16, metrics=Metrics())
+        worker._trimmed_s = time.perf_counter() + 60  # no heap trim pausing the worker between passes
+        worker.start()
+
+        async def client(k: int) -> None:
+            await asyncio.sleep(0.010 * (k >= 4))  # half of them start while the first pass runs
+            for _ in range(8):
+                await asyncio.gather(*worker.submit([([k + 1], None)]))
+                await asyncio.sleep(0.002)  # the answer's way back and the next request's way in
+
+        async def scenario() -> None:
+            await asyncio.gather(*(client(k) for k in range(8)))
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            worker.stop()
+        return runtime.passes
+
+    plain, lingering = run(0), run(40)
+    assert sum(plain) == sum(lingering) == 64
+    assert max(plain) == 4  # two half batches taking turns
+    assert sorted(lingering)[len(lingering) // 2] == 8 and len(lingering) <= 10  # most passes hold every client
