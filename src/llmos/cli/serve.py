@@ -43,7 +43,7 @@ def serve(
     precision: Annotated[str | None, typer.Option(help="auto, fp32 or bf16 (default fp32)")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default auto)")] = None,
     threads: Annotated[int | None, typer.Option(
-        help="CPU threads for the model (default the usable cores but one)")] = None,
+        help="CPU threads for the model (default every usable core)")] = None,
     api_key: Annotated[str | None, typer.Option(
         help="bearer token every non-health route requires (else read from $LLMOS_API_KEY)")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the token")] = None,

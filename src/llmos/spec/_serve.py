@@ -38,8 +38,7 @@ class RuntimeSpec(_Strict):
         "auto: an encoder with absolute positions runs a batch's inputs packed end to end instead of "
         "padded to the longest (checked against the padded outputs at load; off where they differ)"))] = "auto"
     num_threads: Annotated[int | None, Field(gt=0, description=(
-        "CPU threads for the forward pass; null: every core this process may use but one, left to "
-        "the event loop"))] = None
+        "CPU threads for the forward pass; null: every core this process may use"))] = None
     compile: Annotated[Literal["auto", "on", "off"], Field(description=(
         "torch.compile an encoder's layer stack (inductor, frozen weights) while warming up; auto: for "
         "torchao-quantized models on CPU, whose eager int8 kernels are many times slower than fp32 "
