@@ -74,3 +74,18 @@ def test_cli_bad_flag_value_names_the_field() -> None:
     assert result.exit_code != 0
     assert isinstance(result.exception, SpecError)
     assert "batching.max_batch_size" in str(result.exception)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "10000"), ("300000", "300000")])
+def test_the_server_sets_openmp_spinning_unless_the_user_did(given: str | None, expected: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if given is not None:
+        env["GOMP_SPINCOUNT"] = given
+    code = ("import os, sys; from llmos.serve._run import _openmp_defaults; _openmp_defaults(); "
+            "print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [expected, "False"]  # and torch (libgomp) not yet loaded, so it takes effect
