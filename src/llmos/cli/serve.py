@@ -16,7 +16,8 @@ import typer
 _FLAG_FIELDS = {
     "host": "server.host", "port": "server.port", "max_batch_size": "batching.max_batch_size",
     "max_batch_tokens": "batching.max_batch_tokens", "max_wait_ms": "batching.max_wait_ms",
-    "max_queue": "limits.max_queue", "timeout_s": "limits.timeout_s", "runtime": "runtime.kind",
+    "linger_ms": "batching.linger_ms", "max_queue": "limits.max_queue", "timeout_s": "limits.timeout_s",
+    "runtime": "runtime.kind",
     "precision": "runtime.precision", "device": "runtime.device", "threads": "runtime.num_threads",
     "api_key_env": "server.api_key_env", "name": "name",
 }
@@ -37,6 +38,8 @@ def serve(
     max_batch_size: Annotated[int | None, typer.Option(help="inputs per forward pass (default 32)")] = None,
     max_batch_tokens: Annotated[int | None, typer.Option(help="padded tokens per forward pass (default 8192)")] = None,
     max_wait_ms: Annotated[float | None, typer.Option(help="longest wait for a batch to fill (default 5)")] = None,
+    linger_ms: Annotated[float | None, typer.Option(
+        help="after a pass, collect answered clients' next requests up to this long (default 20; 0: off)")] = None,
     max_queue: Annotated[int | None, typer.Option(help="queued + running inputs before 429 (default 256)")] = None,
     timeout_s: Annotated[float | None, typer.Option(help="deadline per request, then 504 (default 30)")] = None,
     runtime: Annotated[str | None, typer.Option(help="auto, torch or onnx (default auto)")] = None,
