@@ -9,8 +9,9 @@ run time). Each server is a real process (`python -m llmos.serve JOB.json`); the
     python benchmarks/serve.py            # ~5 minutes: 3 rounds of 10 s per server, 2-minute overload
     python benchmarks/serve.py --quick    # ~1.5 minutes: 2 rounds of 2 s per server, 20 s overload
 
-The closed-loop servers (batch 1, dynamic batching packed and padded, the naive app) are all
-started first and take turns in rounds (`alternate`), so their ratios compare neighbouring windows.
+The closed-loop servers (batch 1, dynamic batching packed, padded and without lingering, the
+naive app) are all started first and take turns in rounds (`alternate`), so their ratios compare
+neighbouring windows.
 """
 
 from __future__ import annotations
@@ -102,12 +103,15 @@ MAX_WAIT_MS = 5.0  # --max-wait-ms: batching.max_wait_ms of every llmos server
 PRECISION = "fp32"  # --precision: the llmos server's runtime.precision (and the direct call's autocast)
 
 
-def llmos_server(ref: str, home: Path, batch: int, max_queue: int, packing: str = "auto") -> Server:
+def llmos_server(ref: str, home: Path, batch: int, max_queue: int, packing: str = "auto",
+                 linger_ms: float | None = None) -> Server:
+    batching = {"max_batch_size": batch, "max_wait_ms": MAX_WAIT_MS, "max_batch_tokens": 2048}
+    if linger_ms is not None:  # else the spec's default
+        batching["linger_ms"] = linger_ms
     job = {"kind": "serve", "model": ref, "name": "sst2-minilm", "server": {"port": 0, "api_key_env": None},
            "runtime": {"num_threads": THREADS, "precision": PRECISION, "packing": packing},
-           "batching": {"max_batch_size": batch, "max_wait_ms": MAX_WAIT_MS, "max_batch_tokens": 2048},
-           "limits": {"max_queue": max_queue}}
-    path = home / f"serve-{batch}-{packing}.json"
+           "batching": batching, "limits": {"max_queue": max_queue}}
+    path = home / f"serve-{batch}-{packing}-{linger_ms}.json"
     path.write_text(json.dumps(job))
     return Server([sys.executable, "-m", "llmos.serve", str(path)], {**os.environ, "LLMOS_HOME": str(home)})
 
@@ -285,6 +289,7 @@ def main() -> None:
         servers = {"batch1": llmos_server(ref, home, batch=1, max_queue=64),
                    "dynamic": llmos_server(ref, home, batch=32, max_queue=32),
                    "padded": llmos_server(ref, home, batch=32, max_queue=32, packing="off"),
+                   "no-linger": llmos_server(ref, home, batch=32, max_queue=32, linger_ms=0),
                    "naive": naive_server(folder)}
         try:
             direct, served = paired_p50_ms(folder, servers["batch1"].url, texts, 100 if args.quick else 400)
@@ -292,19 +297,26 @@ def main() -> None:
             b1_c1 = load(servers["batch1"].url, texts, phase_s / 2, concurrency=1)
             windows = alternate(servers, texts, rounds=2 if args.quick else 3, window_s=phase_s / 3)
             mean_batch = mean_batch_size(servers["dynamic"].url)
+            mean_batch_no_linger = mean_batch_size(servers["no-linger"].url)
         finally:
             for server in servers.values():
                 server.stop()
-        b1_c16, dyn, padded, base = (pooled(windows[name]) for name in ("batch1", "dynamic", "padded", "naive"))
+        b1_c16, dyn, padded, base, no_linger = (pooled(windows[name]) for name in
+                                                ("batch1", "dynamic", "padded", "naive", "no-linger"))
         print(f"batch 1: c1 p50 {b1_c1.p50_ms} ms; c16 {b1_c16.throughput_rps} req/s", flush=True)
         print(f"dynamic batching: c16 {dyn.throughput_rps} req/s, p95 {dyn.p95_ms} ms, "
               f"mean batch {mean_batch:.1f}", flush=True)
         print(f"dynamic batching, padded (runtime.packing: off): c16 {padded.throughput_rps} req/s", flush=True)
+        print(f"dynamic batching, no lingering (batching.linger_ms: 0): c16 {no_linger.throughput_rps} req/s, "
+              f"mean batch {mean_batch_no_linger:.1f}", flush=True)
         print(f"naive FastAPI + pipeline: c16 {base.throughput_rps} req/s", flush=True)
 
         over = overload(ref, home, texts, rate=3 * dyn.throughput_rps, seconds=overload_s)
     results = _figures(direct, served, b1_c1, b1_c16, dyn, padded, base, over, args.quick)
     results["dynamic_mean_batch"] = round(mean_batch, 2)
+    results["dynamic_no_linger_c16"] = vars(no_linger)
+    results["dynamic_no_linger_mean_batch"] = round(mean_batch_no_linger, 2)
+    results["ratios"]["linger_x_no_linger"] = round(dyn.throughput_rps / no_linger.throughput_rps, 2)
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / ("serve-quick.json" if args.quick else "serve.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -350,6 +362,8 @@ def _print(r: dict[str, Any]) -> None:
             ("llmos dynamic batching (32), concurrency 16", _load(r["dynamic_c16"])),
             ("  inputs per forward pass (mean)", f"{r.get('dynamic_mean_batch', 0):.1f}"),
             ("  the same, padded (runtime.packing: off)", _load(r["dynamic_padded_c16"])),
+            ("  the same, no lingering (batching.linger_ms: 0)", _load(r["dynamic_no_linger_c16"])),
+            ("    its inputs per forward pass (mean)", f"{r['dynamic_no_linger_mean_batch']:.1f}"),
             ("naive FastAPI + pipeline, concurrency 16", _load(r["naive_c16"]))]
     o = r["overload"]
     rows.append((f"overload {o['rate_rps']:.0f} req/s open loop, {o['report']['duration_s']:.0f} s",
