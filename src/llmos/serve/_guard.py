@@ -86,6 +86,8 @@ class Guard:
         except json.JSONDecodeError as exc:
             status, content = 422, error_body(422, *validation_error([{"loc": ("body", exc.pos),
                                                                         "msg": "JSON decode error"}]))
+        except UnicodeDecodeError:
+            status, content = 400, error_body(400, "the request body is not UTF-8 text; send JSON.", "body")
         except ValidationError as exc:
             status, content = 422, error_body(422, *validation_error(exc.errors()))
         except HttpError as exc:

@@ -72,12 +72,15 @@ def test_direct_answers_are_the_fastapi_routes_answers(cls_server: Any) -> None:
             assert body == want  # the same error shape, message and field
 
 
-def test_bodies_that_are_not_json_still_get_fastapis_answer(cls_server: Any) -> None:
+def test_bodies_that_are_not_json_get_a_clear_answer(cls_server: Any) -> None:
     with httpx.Client(base_url=cls_server.url, timeout=30) as client:
         plain = client.post("/v1/classify", content=b'{"input": "x"}', headers={"content-type": "text/plain"})
         bad = client.post("/v1/classify", content=b"{not json", headers={"content-type": "application/json"})
+        binary = client.post("/v1/classify", content=b'{"input": "\xff\xfe"}',
+                             headers={"content-type": "application/json"})
     assert plain.status_code == 422 and plain.json()["error"]["type"] == "invalid_request_error"
     assert bad.status_code == 422 and "JSON decode error" in bad.json()["error"]["message"]
+    assert binary.status_code == 400 and "UTF-8" in binary.json()["error"]["message"]
 
 
 def test_the_backend_alone_tokenizes_as_the_tokenizer(cls_server: Any) -> None:
