@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from llmos.serve._errors import HttpError, error_body, validation_error
+from llmos.serve._errors import HttpError, error_body, server_error_body, validation_error
 from llmos.serve._guard import Guard
 from llmos.serve._schemas import ModelList
 
@@ -42,8 +42,7 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
 
     @app.exception_handler(HttpError)
     async def http_error(_: Any, exc: HttpError) -> Response:
-        return Response(error_body(exc.status, exc.message, exc.param, exc.code), status_code=exc.status,
-                        media_type="application/json", headers=exc.headers)
+        return Response(exc.body(), status_code=exc.status, media_type="application/json", headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_exception(_: Any, exc: StarletteHTTPException) -> Response:
@@ -54,8 +53,7 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
     @app.exception_handler(Exception)
     async def crashed(_: Any, exc: Exception) -> Response:
         _log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-        return Response(error_body(500, f"the server failed on this request ({type(exc).__name__}); see its log.",
-                                   code="server_error"), status_code=500, media_type="application/json")
+        return Response(server_error_body(exc), status_code=500, media_type="application/json")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Any, exc: RequestValidationError) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["HttpError", "error_body", "queue_full", "validation_error"]
+__all__ = ["HttpError", "error_body", "queue_full", "server_error_body", "validation_error"]
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
           413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_exceeded",
@@ -20,6 +20,9 @@ class HttpError(Exception):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
         self.headers = headers or {}
+
+    def body(self) -> bytes:
+        return error_body(self.status, self.message, self.param, self.code)
 
 
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> bytes:
@@ -40,3 +43,9 @@ def validation_error(errors: list[Any]) -> tuple[str, str | None]:
     request body's own place ("body") left out of the path."""
     problems = [(".".join(str(p) for p in err["loc"] if p != "body") or "body", err["msg"]) for err in errors]
     return "; ".join(f"{where}: {msg}" for where, msg in problems), problems[0][0] if problems else None
+
+
+def server_error_body(exc: BaseException) -> bytes:
+    """The 500 of a request that failed in the server (the details go to its log, not the client)."""
+    return error_body(500, f"the server failed on this request ({type(exc).__name__}); see its log.",
+                      code="server_error")

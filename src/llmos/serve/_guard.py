@@ -16,7 +16,9 @@ import logging
 import time
 from typing import Any
 
-from llmos.serve._errors import HttpError, error_body, queue_full, validation_error
+from pydantic import ValidationError
+
+from llmos.serve._errors import HttpError, error_body, queue_full, server_error_body, validation_error
 
 __all__ = ["HEALTH_ROUTES", "Guard"]
 
@@ -76,8 +78,6 @@ class Guard:
 
     async def _answer(self, path: str, body: bytes, send: Any) -> None:
         """Parse, run the route's handler and answer, as the app would (its error shapes included)."""
-        from pydantic import ValidationError
-
         schema, handler = self.direct[path]
         status, headers = 200, {}
         try:
@@ -91,13 +91,10 @@ class Guard:
         except ValidationError as exc:
             status, content = 422, error_body(422, *validation_error(exc.errors()))
         except HttpError as exc:
-            status, headers = exc.status, exc.headers
-            content = error_body(exc.status, exc.message, exc.param, exc.code)
+            status, content, headers = exc.status, exc.body(), exc.headers
         except Exception as exc:
             _log.error("request failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-            status = 500
-            content = error_body(500, f"the server failed on this request ({type(exc).__name__}); see its log.",
-                                 code="server_error")
+            status, content = 500, server_error_body(exc)
         await _send(send, status, content, headers)
 
     def _refusal(self, scope: dict[str, Any]) -> tuple[int, str, dict[str, str]] | None:
