@@ -13,6 +13,7 @@ __all__ = [
     "LlmosError",
     "ModelError",
     "RegistryError",
+    "RunFailed",
     "SpecError",
     "TrackingError",
 ]
@@ -69,3 +70,11 @@ class RegistryError(LlmosError):
 
 class DependencyError(LlmosError):
     """An optional dependency is missing; the hint names the pip command."""
+
+
+class RunFailed(LlmosError):
+    """A training or compression run ended with a failure; its output says why."""
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int = 1) -> None:
+        super().__init__(message, hint)
+        self.exit_code = exit_code

@@ -59,20 +59,9 @@ def compress(
 
 
 def _job(target: str, overrides: list[str], **flags: Any) -> Any:
-    from llmos.spec import load_job, parse_job
+    from llmos.api import compress_job
 
-    dotted = _flag_overrides(**flags)
-    if target.endswith((".yaml", ".yml", ".json")) or Path(target).is_file():
-        job = load_job(target, [*dotted, *overrides])
-    else:
-        job = parse_job({"kind": "compress", "model": target, "recipe": flags["recipe"] or []},
-                        [*dotted, *overrides], source="the command line")
-    if job.kind != "compress":
-        from llmos.errors import SpecError
-
-        raise SpecError(f"{target} is a '{job.kind}' spec; llmos compress runs kind: compress.",
-                        hint="Start from: llmos spec example compress")
-    return job
+    return compress_job(target, [*_flag_overrides(**flags), *overrides])
 
 
 def _flag_overrides(*, recipe: list[str] | None, eval_data: str | None, calib: str | None, train: str | None,

@@ -1,6 +1,6 @@
 """`llmos serve MODEL_REF` / `llmos serve --spec FILE`: one replica in the foreground.
 
-Flags are shorthands for spec fields (`--max-batch-size` is `batching.max_batch_size`); dotted
+Flags are named after spec fields (`--max-batch-size` is `batching.max_batch_size`); dotted
 overrides reach every other field. Everything is validated as one `kind: serve` spec.
 """
 
@@ -18,7 +18,7 @@ _FLAG_FIELDS = {
     "max_batch_tokens": "batching.max_batch_tokens", "max_wait_ms": "batching.max_wait_ms",
     "linger_ms": "batching.linger_ms", "max_queue": "limits.max_queue", "timeout_s": "limits.timeout_s",
     "runtime": "runtime.kind",
-    "precision": "runtime.precision", "device": "runtime.device", "threads": "runtime.num_threads",
+    "precision": "runtime.precision", "device": "runtime.device", "num_threads": "runtime.num_threads",
     "api_key_env": "server.api_key_env", "name": "name",
 }
 
@@ -33,29 +33,35 @@ def serve(
         help="dotted spec overrides, e.g. limits.max_inputs=16")] = None,
     spec: Annotated[Path | None, typer.Option(
         help="a kind: serve spec (YAML); flags and overrides apply on top")] = None,
-    host: Annotated[str | None, typer.Option(help="address to listen on (default 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port; 0 picks a free one (default 8000)")] = None,
-    max_batch_size: Annotated[int | None, typer.Option(help="inputs per forward pass (default 32)")] = None,
-    max_batch_tokens: Annotated[int | None, typer.Option(help="padded tokens per forward pass (default 8192)")] = None,
-    max_wait_ms: Annotated[float | None, typer.Option(help="longest wait for a batch to fill (default 5)")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on", show_default="127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port; 0 picks a free one", show_default="8000")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="inputs per forward pass", show_default="32")] = None,
+    max_batch_tokens: Annotated[int | None, typer.Option(
+        help="padded tokens per forward pass", show_default="8192")] = None,
+    max_wait_ms: Annotated[float | None, typer.Option(
+        help="longest wait for a batch to fill", show_default="5")] = None,
     linger_ms: Annotated[float | None, typer.Option(
-        help="after a pass, collect answered clients' next requests up to this long (default 20; 0: off)")] = None,
-    max_queue: Annotated[int | None, typer.Option(help="queued + running inputs before 429 (default 256)")] = None,
-    timeout_s: Annotated[float | None, typer.Option(help="deadline per request, then 504 (default 30)")] = None,
-    runtime: Annotated[str | None, typer.Option(help="auto, torch or onnx (default auto)")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto, fp32 or bf16 (default fp32)")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default auto)")] = None,
-    threads: Annotated[int | None, typer.Option(
-        help="CPU threads for the model (default every usable core)")] = None,
+        help="after a pass, collect answered clients' next requests up to this long (0: off)",
+        show_default="20")] = None,
+    max_queue: Annotated[int | None, typer.Option(
+        help="queued + running inputs before 429", show_default="256")] = None,
+    timeout_s: Annotated[float | None, typer.Option(help="deadline per request, then 504", show_default="30")] = None,
+    runtime: Annotated[str | None, typer.Option(help="runtime.kind: auto, torch or onnx", show_default="auto")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, fp32 or bf16", show_default="fp32")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda", show_default="auto")] = None,
+    num_threads: Annotated[int | None, typer.Option(
+        help="CPU threads for the model", show_default="every usable core")] = None,
+    threads: Annotated[int | None, typer.Option(hidden=True, help="old name of --num-threads")] = None,
     api_key: Annotated[str | None, typer.Option(
-        help="bearer token every non-health route requires (else read from $LLMOS_API_KEY)")] = None,
+        help="bearer token every non-health route requires", show_default="$LLMOS_API_KEY")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the token")] = None,
     name: Annotated[str | None, typer.Option(
-        help="model name the routes report (default the registered name)")] = None,
+        help="model name the routes report", show_default="the registered name")] = None,
     print_job: Annotated[bool, typer.Option(
         help="print the resolved job as JSON (for python -m llmos.serve JOB.json) and exit")] = False,
 ) -> None:
     """Serve a registered model over HTTP with dynamic batching (OpenAI-compatible routes, /metrics)."""
+    num_threads = num_threads if num_threads is not None else threads
     flags = {k: v for k, v in locals().items() if k in _FLAG_FIELDS and v is not None}
     job = _job(model, spec, flags, overrides or [])
     if print_job:
@@ -67,26 +73,9 @@ def serve(
 
 
 def _job(model: str | None, spec: Path | None, flags: dict[str, Any], overrides: list[str]) -> Any:
-    from llmos.errors import SpecError
-    from llmos.spec import apply_overrides, load_job, validate_dict
+    from llmos.api import serve_job
 
-    if spec is None and model is None:
-        raise SpecError("say which model to serve.", hint="llmos serve NAME@ALIAS (see llmos models ls), "
-                                                          "or llmos serve --spec job.yaml")
     if model is not None and "=" in model:  # `llmos serve --spec job.yaml a.b=1`: no model, only overrides
         overrides, model = [model, *overrides], None
-    base: dict[str, Any] = {"kind": "serve"}
-    if spec is not None:
-        loaded = load_job(spec)
-        if loaded.kind != "serve":  # type: ignore[attr-defined]
-            raise SpecError(f"{spec} is a '{loaded.kind}' spec; llmos serve needs kind: serve.",  # type: ignore[attr-defined]
-                            hint="llmos spec example serve > serve.yaml")
-        base = loaded.model_dump(mode="json", exclude_unset=True)
-        base["kind"] = "serve"
-    if model is not None:
-        base["model"] = model
-    if "name" not in base and "name" not in flags and isinstance(base.get("model"), str):
-        # The registered name is what OpenAI clients will pass as `model`.
-        base["name"] = base["model"].removeprefix("models:/").split("@")[0].split("/")[0]
     sets = [f"{_FLAG_FIELDS[k]}={v}" for k, v in flags.items()]
-    return validate_dict(apply_overrides(base, [*sets, *overrides]), source=str(spec) if spec else "llmos serve")
+    return serve_job(model, spec, [*sets, *overrides], source=str(spec) if spec else "llmos serve")

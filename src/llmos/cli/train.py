@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from llmos.cli._render import console
+
+if TYPE_CHECKING:
+    from llmos.api import TrainResult
 
 
 def register(app: typer.Typer) -> None:
@@ -21,16 +25,13 @@ def train(
         help="dotted overrides, e.g. train.lr=3e-5 resources.procs=2")] = None,
     fresh: Annotated[bool, typer.Option(help="start over even if the output folder holds a finished run "
                                              "(the old folder is kept beside it)")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON at the end")] = False,
 ) -> None:
     """Run a training job in the foreground; resumes if its output folder holds an unfinished run."""
-    from llmos.spec import load_job
+    from llmos.api import train_job
 
-    job = load_job(file, overrides)
-    if getattr(job, "data", None) is not None:
-        from llmos.data import check_sources
-
-        check_sources(job.data)  # seconds before the training process would find out
-    _run(job, fresh=fresh, again=f"llmos train {file} {' '.join(overrides or [])}".strip())
+    job = train_job(file, list(overrides or []))
+    _run(job, fresh=fresh, again=f"llmos train {file} {' '.join(overrides or [])}".strip(), json_out=json_out)
 
 
 def quickstart(
@@ -50,46 +51,46 @@ def quickstart(
          again="llmos quickstart", resumable=False)
 
 
-def _run(job: Any, *, fresh: bool, again: str, resumable: bool = True) -> None:
+def _run(job: Any, *, fresh: bool, again: str, resumable: bool = True, json_out: bool = False) -> None:
     from rich.markup import escape
 
-    from llmos.paths import tracking_uri
-    from llmos.run import EXIT_PREEMPTED, launch
+    from llmos.api import run_train
+    from llmos.run import EXIT_PREEMPTED
 
-    result = launch(job, fresh=fresh)
-    if result.exit_code == EXIT_PREEMPTED:
+    result = run_train(job, fresh=fresh)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    if result.status == "preempted":
         then = "resumes from it" if resumable else "starts over"
         console.print(f"[yellow]stopped[/] with a checkpoint in {escape(str(result.run_dir))}.\n"
                       f"next: {escape(again)}  ({then})")
         raise typer.Exit(EXIT_PREEMPTED)
-    summary = result.summary
-    if result.exit_code != 0 or summary is None:
+    if result.status == "failed":
         console.print(f"[red]training failed[/] (exit code {result.exit_code}); its output is above.\n"
                       f"next: fix the cause and run `{escape(again)}` again"
                       + (" (it resumes from the last checkpoint)" if resumable else ""))
-        raise typer.Exit(result.exit_code or 1)
-    _print_summary(summary, result.run_dir, tracking_uri(job.tracking.uri))
+        raise typer.Exit(result.exit_code)
+    if not json_out:
+        _print_summary(result)
 
 
-def _print_summary(summary: dict[str, Any], run_dir: Path, uri: str) -> None:
+def _print_summary(result: TrainResult) -> None:
     from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)
-    for key, value in summary["metrics"].items():
+    for key, value in result.metrics.items():
         table.add_row(f"eval {key}", f"{value:.4f}")
-    table.add_row("steps", str(summary["steps"]))
-    table.add_row("wall time", f"{summary['wall_s']:.1f} s")
-    table.add_row("run folder", str(run_dir))
-    table.add_row("MLflow", f"{uri}  (run {summary['run_id'] or 'not tracked'})")
-    reg = summary.get("registered")
+    table.add_row("steps", str(result.steps))
+    table.add_row("wall time", f"{result.wall_s:.1f} s")
+    table.add_row("run folder", str(result.run_dir))
+    table.add_row("MLflow", f"{result.tracking_uri}  (run {result.run_id or 'not tracked'})")
+    reg = result.registered
     if reg:
-        table.add_row("registered", f"{reg['name']} version {reg['version']}"
-                                    + (f" @{reg['alias']}" if reg.get("alias") else ""))
+        table.add_row("registered", f"{reg.name} version {reg.version}" + (f" @{reg.alias}" if reg.alias else ""))
     console.print("[green]done[/]")
     console.print(table)
     console.print("next:")
     if reg:
-        ref = f"{reg['name']}@{reg['alias']}" if reg.get("alias") else f"{reg['name']}/{reg['version']}"
-        console.print(f"  llmos models show {ref}")
-    console.print(f"  mlflow ui --backend-store-uri {uri}")
+        console.print(f"  llmos models show {reg.ref}")
+    console.print(f"  mlflow ui --backend-store-uri {result.tracking_uri}")
     console.print("  llmos spec example train > job.yaml   # your own data and model")

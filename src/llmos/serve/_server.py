@@ -113,13 +113,14 @@ class Running:
 
 @contextlib.contextmanager
 def serve_in_thread(service: Any, host: str = "127.0.0.1", ready_timeout_s: float = 120,
-                    wait_ready: bool = True) -> Iterator[Running]:
-    """Start a real HTTP server on a free port in a background thread; yields once it is ready
+                    wait_ready: bool = True, port: int = 0) -> Iterator[Running]:
+    """Start a real HTTP server in a background thread (on a free port unless `port` names one);
+    yields once it is ready
     (or, with `wait_ready=False`, once it listens, while the model may still be loading).
     Signals are not handled there (they belong to the main thread): drain with `begin_drain`."""
     from llmos.serve._app import create_app
 
-    sock = bind(host, 0)
+    sock = bind(host, port)
     app = create_app(service)
     server = _make_server(service, app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="llmos-serve", daemon=True)
