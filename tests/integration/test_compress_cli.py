@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 # Short measurements on one thread: a tiny model gains nothing from a second one, and two that wait
 # on each other are several times slower on a busy 2-core machine.
 FAST_REPORT = ["report.latency_runs=5", "report.throughput_batches=2", "report.warmup=1", "report.compile=never",
-               "report.num_threads=1"]
+               "report.num_threads=1", "report.runtime.num_threads=1"]
 
 
 def _register_parent(llmos_home: Path, folder: Path) -> None:
@@ -64,6 +64,11 @@ def test_compress_registers_children_and_gates_the_alias(tmp_path: Path, llmos_h
         m = row["measured"]
         assert m["throughput"] > 0 and 0 < m["latency_p50_ms"] <= m["latency_p95_ms"] and m["params"] > 0
         assert m["size_mb"] > 0 and m["peak_rss_mb"] > 0 and 0 <= m["metrics"]["accuracy"] <= 1
+        # the gate's figures are the served ones; the fixed-length figure stays beside them
+        assert m["speed_from"] == "served" and m["throughput"] == m["served"]["throughput"]
+        assert m["fixed_length"]["throughput"] > 0 and m["served"]["runtime"]["threads"] == 1
+    assert int8["measured"]["served"]["runtime"]["name"] == "torch"
+    assert onnx["measured"]["served"]["runtime"]["name"] == "onnx"
     assert (tmp_path / "work" / "pareto.png").stat().st_size > 10_000
 
     failed, passed = client.get_model_version("reviews", "2"), client.get_model_version("reviews", "3")

@@ -28,6 +28,7 @@ class CompressData:
     data_hash: str  # sha256 over the calibration, eval (and training) files: lineage
     sources: dict[str, str]  # role (eval, calib, train) -> file or hf: reference
     train: Split | None  # `train` rows (at most data.train_limit), for recipes that train; else None
+    eval_texts: Split | None = None  # the eval rows as text: what the served figures send as requests
 
     @property
     def eval_source(self) -> str:
@@ -83,7 +84,7 @@ def load_data(job: CompressJob, parent: Parent, tokenizer: Any) -> CompressData:
     sources = {"eval": job.eval, "calib": calib_source, **({"train": job.train} if job.train else {})}
     return CompressData(eval=enc_eval, calib=enc_calib, label_names=data.label_names,
                         pad_id=tokenizer.pad_token_id or 0, task=task, data_hash=combine_digests(digests),
-                        sources=sources, train=train)
+                        sources=sources, train=train, eval_texts=eval_split)
 
 
 def _data_spec(job: CompressJob, parent: Parent, *, train: str, limit: int | None) -> DataSpec:

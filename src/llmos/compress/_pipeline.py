@@ -1,8 +1,9 @@
 """`compress`: the compression job, top to bottom.
 
 set-up (fetch and verify the parent, check every recipe and the data: all errors before any
-work) → run each recipe into its own child folder → measure the parent and every child, one
-process each → report (table, JSON, Pareto plot) → register every child with its lineage →
+work) → run each recipe into its own child folder → measure the parent and every child (the
+metric and a fixed-length figure in one process, the served figures, which the gate judges, in
+another) → report (table, JSON, Pareto plot) → register every child with its lineage →
 the gate moves the alias to the best passing child and tags the others with the reason.
 
 The parent is only read: its registry version and files are never touched.
@@ -21,7 +22,7 @@ from typing import Any
 from llmos.compress._data import check_sources, load_data
 from llmos.compress._recipe import Parent, RecipeContext, slug
 from llmos.compress._recipes import get_recipe
-from llmos.compress._report import compiles, measure, plot_pareto, seq_len_for, summarize
+from llmos.compress._report import SERVED_TASKS, compiles, measure, plot_pareto, seq_len_for, summarize
 from llmos.errors import LlmosError, ModelError, SpecError
 from llmos.spec import CompressJob
 from llmos.tracking._store import quiet_downloads
@@ -89,8 +90,11 @@ def _run(job: CompressJob, parent: Parent, plans: list[tuple[Any, Any, Any]], da
     # ---- measure: the parent and every child, same machine, same inputs, one process each ----------
     measure_dir = run_dir / "measure"
     measure_dir.mkdir(exist_ok=True)
-    note(f"measuring {len(children) + 1} models (metric on {len(data.eval)} rows, latency at batch 1, "
-         f"throughput at batch {job.report.batch_size}, seq_len {seq_len_for(job, data)})")
+    rep = job.report
+    how = (f"served as llmos serve runs each: one-text requests, then requests of {rep.batch_size} eval texts, "
+           f"{rep.clients} in flight" if parent.task in SERVED_TASKS else "generation is timed at fixed length only")
+    note(f"measuring {len(children) + 1} models (metric on {len(data.eval)} rows; speed {how}; fixed-length "
+         f"figure at batch {rep.batch_size} x {seq_len_for(job, data)} tokens)")
     parent_row = {"label": "parent", "ref": parent.ref, "version": parent.version, "format": parent.format,
                   "measured": measure(parent.folder, job=job, data=data, work_dir=measure_dir, label="parent",
                                       fmt=parent.format)}
@@ -99,7 +103,8 @@ def _run(job: CompressJob, parent: Parent, plans: list[tuple[Any, Any, Any]], da
         # fp32 too, and the report must not credit quantization with that.
         note("[parent] measuring compiled, as the reference for compiled children")
         parent_row["measured_compiled"] = measure(parent.folder, job=job, data=data, work_dir=measure_dir,
-                                                  label="parent-compiled", fmt=parent.format, force_compile=True)
+                                                  label="parent-compiled", fmt=parent.format, force_compile=True,
+                                                  served=False)
     for child in children:
         note(f"[{child['label']}] measuring")
         child["measured"] = measure(Path(child["folder"]), job=job, data=data, work_dir=measure_dir,
@@ -221,6 +226,7 @@ def _log_report(tracker: Any, report: dict[str, Any]) -> None:
         values = {metric: m["metrics"][metric], "latency_p50_ms": m["latency_p50_ms"],
                   "latency_p95_ms": m["latency_p95_ms"], "throughput": m["throughput"], "size_mb": m["size_mb"],
                   "params": m["params"], "peak_rss_mb": m["peak_rss_mb"]}
+        values["fixed_length_throughput"] = m.get("fixed_length", m)["throughput"]
         values.update(row.get("vs_parent", {}))
         if "gate" in row:
             values["gate_passed"] = 1.0 if row["gate"]["passed"] else 0.0
@@ -239,7 +245,8 @@ def _register(job: CompressJob, tracker: Any, parent: Parent, data: Any, child: 
             "eval_data": data.sources["eval"], "calib_data": data.sources["calib"],
             "gate": "passed" if gate["passed"] else "failed", "gate_reason": gate["reason"],
             "metric_drop": f"{vs['metric_drop']:.3f}", "speedup": f"{vs['speedup']:.3f}",
-            "latency_ratio": f"{vs['latency_ratio']:.3f}", "size_ratio": f"{vs['size_ratio']:.3f}"}
+            "latency_ratio": f"{vs['latency_ratio']:.3f}", "size_ratio": f"{vs['size_ratio']:.3f}",
+            "speed_from": gate["speed_from"]}
     return register_model(name=name, run_id=tracker.run_id, artifact_uri=uri, alias=None, tags=tags,
                           description=f"{child['label']} of {parent.ref}", tracking_uri=job.tracking.uri)
 

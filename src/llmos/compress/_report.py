@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from llmos.compress._data import CompressData
     from llmos.spec import CompressJob
 
-__all__ = ["compiles", "measure", "plot_pareto", "render_table", "seq_len_for", "summarize"]
+__all__ = ["SERVED_TASKS", "compiles", "fixed_only", "fixed_view", "measure", "plot_pareto", "render_table",
+           "seq_len_for", "summarize", "with_served"]
 
 _MEASURE_TIMEOUT_S = 1800  # one model's measurement; compiling a large model on 2 cores is slow
 
@@ -34,28 +35,77 @@ def seq_len_for(job: CompressJob, data: CompressData) -> int:
 
 
 def compiles(job: CompressJob, fmt: str) -> bool:
-    """Whether the report compiles a model of this format before timing it."""
+    """Whether the fixed-length figure compiles a model of this format before timing it."""
     if fmt == "onnx-int8":
         return False  # ONNX Runtime optimises its own graph
     return job.report.compile == "always" or (job.report.compile == "auto" and fmt.startswith("torchao-"))
 
 
 def measure(folder: Path, *, job: CompressJob, data: CompressData, work_dir: Path, label: str,
-            fmt: str, force_compile: bool = False) -> dict[str, Any]:
-    """Measure `folder` in a fresh Python process; returns `_measure.measure_folder`'s result."""
+            fmt: str, force_compile: bool = False, served: bool = True) -> dict[str, Any]:
+    """Measure `folder`: the metric and the fixed-length figure in one fresh process (`_measure`),
+    then, for a task the server answers, the served figures in another (`_served`). The served
+    figures are the gate's: they become the row's `latency_p50_ms`, `latency_p95_ms` and
+    `throughput`; the fixed-length ones stay under `fixed_length`. `served=False`: the
+    fixed-length measurement alone, flat (the compiled parent's reference)."""
     rep = job.report
     compile_it = force_compile or compiles(job, fmt)
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
     request = {"folder": str(folder), "task": data.task, "pad_id": data.pad_id, "label_names": data.label_names,
                "eval": asdict(data.eval), "seq_len": seq_len_for(job, data), "batch_size": rep.batch_size,
                "latency_runs": rep.latency_runs, "throughput_batches": rep.throughput_batches,
                "warmup": rep.warmup, "num_threads": rep.num_threads or _cores(), "compile": compile_it}
+    env = {**os.environ, "OMP_NUM_THREADS": str(request["num_threads"]), "TOKENIZERS_PARALLELISM": "false"}
+    fixed = _in_process_of_its_own("llmos.compress._measure", request, env, work_dir, label)
+    if not served:
+        return fixed
+    if data.task not in SERVED_TASKS or data.eval_texts is None:
+        return fixed_only(fixed, request)
+    split = data.eval_texts
+    served_request = {"folder": str(folder), "texts": split.texts,
+                      "pairs": split.pairs if data.task == "classification" else None,
+                      "runtime": rep.runtime.model_dump(), "batching": rep.batching.model_dump(),
+                      "batch_size": rep.batch_size, "clients": rep.clients, "latency_runs": rep.latency_runs,
+                      "requests": rep.throughput_batches, "warmup": rep.warmup}
+    # The environment `llmos serve` would get from here: the server's own thread settings apply.
+    figures = _in_process_of_its_own("llmos.compress._served", served_request, dict(os.environ), work_dir,
+                                     label + "-served")
+    return with_served(fixed, figures, request)
+
+
+SERVED_TASKS = ("classification", "embedding")  # what `llmos.serve.answer` answers (not generation)
+_SPEED = ("latency_p50_ms", "latency_p95_ms", "throughput")
+
+
+def with_served(fixed: dict[str, Any], served: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """One model's row: the served figures in front (the gate's inputs), the fixed-length ones beside."""
+    row = fixed_only(fixed, request)
+    row.update({k: served[k] for k in _SPEED}, served=served, speed_from="served")
+    return row
+
+
+def fixed_only(fixed: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """A row whose only speed figures are the fixed-length ones (generation is not served here)."""
+    row = {k: v for k, v in fixed.items() if k not in ("threads", "compiled")}
+    row["fixed_length"] = {**{k: fixed[k] for k in _SPEED}, "seq_len": request["seq_len"],
+                           "batch_size": request["batch_size"], "threads": fixed["threads"],
+                           "compiled": fixed["compiled"]}
+    row["speed_from"] = "fixed-length"
+    return row
+
+
+def fixed_view(measured: dict[str, Any]) -> dict[str, Any]:
+    """A row as the fixed-length figure saw it (for comparing with the compiled parent)."""
+    return {**measured, **measured["fixed_length"]} if "fixed_length" in measured else measured
+
+
+def _in_process_of_its_own(module: str, request: dict[str, Any], env: dict[str, str], work_dir: Path,
+                           label: str) -> dict[str, Any]:
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
     req_file, out_file = work_dir / f"measure-{slug}.json", work_dir / f"measured-{slug}.json"
     req_file.write_text(json.dumps(request))
     out_file.unlink(missing_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(request["num_threads"]), "TOKENIZERS_PARALLELISM": "false"}
     try:
-        proc = subprocess.run([sys.executable, "-m", "llmos.compress._measure", str(req_file), str(out_file)],
+        proc = subprocess.run([sys.executable, "-m", module, str(req_file), str(out_file)],
                               capture_output=True, text=True, env=env, timeout=_MEASURE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         raise LlmosError(f"measuring {label} took over {_MEASURE_TIMEOUT_S} s and was stopped.",
@@ -77,32 +127,37 @@ def summarize(job: CompressJob, task: str, parent: dict[str, Any], children: lis
         comparison = compare(parent["measured"], child["measured"], task)
         result = decide(job.gate, comparison)
         extra = {}
-        if "measured_compiled" in parent and child["measured"]["compiled"]:
+        if child["measured"].get("speed_from") == "served":
+            # shown beside the served figures, never the gate's input
+            extra["vs_parent_fixed_length"] = asdict(compare(fixed_view(parent["measured"]),
+                                                             fixed_view(child["measured"]), task))
+        if "measured_compiled" in parent and child["measured"]["fixed_length"]["compiled"]:
             # the same compiler on both sides: what quantizing gains beyond what compiling gains
-            extra["vs_parent_compiled"] = asdict(compare(parent["measured_compiled"], child["measured"], task))
+            extra["vs_parent_compiled"] = asdict(compare(parent["measured_compiled"], fixed_view(child["measured"]),
+                                                         task))
         rows.append({**child, "vs_parent": asdict(comparison), **extra,
-                     "gate": {"passed": result.passed, "reasons": list(result.reasons), "reason": result.reason}})
+                     "gate": {"passed": result.passed, "reasons": list(result.reasons), "reason": result.reason,
+                              "speed_from": child["measured"].get("speed_from", "fixed-length")}})
     return {"task": task, "metric": metric, "higher_is_better": higher_better, "metric_points_per_unit": scale,
             "parent": parent, "children": rows, "gate": job.gate.model_dump() if job.gate else None,
             "settings": {**job.report.model_dump(), "seq_len": seq_len}, "machine": _machine()}
 
 
 def render_table(report: dict[str, Any]) -> Any:
-    """A Rich table: one row for the parent, one per child, with its ratio to the parent."""
+    """A Rich table: one row for the parent, one per child, with its ratio to the parent. The
+    gate's figures are the served ones; the fixed-length throughput is shown beside them."""
     from rich.table import Table
 
     metric, scale = report["metric"], report["metric_points_per_unit"]
-    settings = report["settings"]
-    table = Table(title=f"{metric} on the eval data; speed at seq_len {settings['seq_len']}, "
-                        f"{report['machine']['cores']} cores", title_justify="left", pad_edge=False)
-    for col in ("model", metric, "p50/p95 ms", f"ex/s b={settings['batch_size']}", "MB", "params", "mem MB",
+    table = Table(title=speed_caption(report), title_justify="left", pad_edge=False)
+    for col in ("model", metric, "p50/p95 ms", "ex/s", "fixed ex/s", "MB", "params", "mem MB", "served as",
                 "gate"):
-        table.add_column(col, justify="left" if col in ("model", "gate") else "right")
+        table.add_column(col, justify="left" if col in ("model", "served as", "gate") else "right")
     parent = report["parent"]
     table.add_row(*_cells(parent, None, metric, scale), "parent")
     if "measured_compiled" in parent:
         compiled = {"label": "parent, compiled", "measured": parent["measured_compiled"]}
-        vs = compare(parent["measured"], parent["measured_compiled"], report["task"])
+        vs = compare(fixed_view(parent["measured"]), parent["measured_compiled"], report["task"])
         table.add_row(*_cells(compiled, asdict(vs), metric, scale), "reference")
     for child in report["children"]:
         table.add_row(*_cells(child, child["vs_parent"], metric, scale),
@@ -110,18 +165,48 @@ def render_table(report: dict[str, Any]) -> Any:
     return table
 
 
+def speed_caption(report: dict[str, Any]) -> str:
+    """Which load and settings the speed columns used (the runtime of each model is in its row)."""
+    s, cores = report["settings"], report["machine"]["cores"]
+    fixed = f"fixed ex/s: batch {s['batch_size']} x {s['seq_len']} tokens, {s['num_threads'] or cores} threads"
+    if report["parent"]["measured"].get("speed_from") != "served":
+        return (f"{report['metric']} on the eval data; speed at fixed length only (generation is not timed as "
+                f"served); p50 at batch 1 and ex/s at batch {s['batch_size']} x {s['seq_len']} tokens; {cores} cores")
+    b = s["batching"]
+    return (f"{report['metric']} on the eval data; served as llmos serve runs each model (its runtime, packing, "
+            f"threads and batching: max_batch_size {b['max_batch_size']}, max_wait_ms {b['max_wait_ms']:g}, "
+            f"linger_ms {b['linger_ms']:g}): p50/p95 of one-text requests, ex/s of requests of {s['batch_size']} "
+            f"eval texts, {s['clients']} in flight; {fixed}; {cores} cores; the gate judges the served figures")
+
+
+def served_as(measured: dict[str, Any]) -> str:
+    """`torch fp32, 2 threads, packing on, 12% padding, 32 per pass`: what a served figure ran on."""
+    served = measured.get("served")
+    if served is None:
+        return "(not served: fixed length)"
+    rt = served["runtime"]
+    packing = "packed" if rt["packing"] == "on" else "padded"
+    compiled = ", compiled" if rt["compiled"] == "on" else ""
+    return (f"{rt['name']} {rt['precision']}{compiled}, {rt['threads']} thr, {packing}: "
+            f"{served['padding']:.0%} padding, {served['inputs_per_pass']:.0f}/pass")
+
+
 def _cells(row: dict[str, Any], vs: dict[str, float] | None, metric: str, scale: float) -> list[str]:
     """Values, and under a child's values its change against the parent (Δ points, × ratios)."""
     m = row["measured"]
+    fixed = m.get("fixed_length", {"throughput": m["throughput"]})
     cells = [_escape(row["label"]) + (f" v{row['version']}" if row.get("version") else ""),
              f"{m['metrics'][metric] * scale:.2f}", f"{m['latency_p50_ms']:.1f}/{m['latency_p95_ms']:.1f}",
-             f"{m['throughput']:.1f}", f"{m['size_mb']:.1f}", f"{m['params'] / 1e6:.2f}M",
-             f"{max(0.0, m['peak_rss_mb'] - m['runtime_rss_mb']):.0f}"]
+             f"{m['throughput']:.1f}", f"{fixed['throughput']:.1f}", f"{m['size_mb']:.1f}",
+             f"{m['params'] / 1e6:.2f}M", f"{max(0.0, m['peak_rss_mb'] - m['runtime_rss_mb']):.0f}",
+             _escape(served_as(m) if "fixed_length" in m else "(fixed length, compiled)")]
     if vs is not None:
         cells[1] += f"\n[dim]{-vs['metric_drop']:+.2f}[/]"
         cells[2] += f"\n[dim]{vs['latency_ratio']:.2f}x[/]"
         cells[3] += f"\n[dim]{vs['speedup']:.2f}x[/]"
-        cells[4] += f"\n[dim]{vs['size_ratio']:.2f}x[/]"
+        cells[5] += f"\n[dim]{vs['size_ratio']:.2f}x[/]"
+    if "vs_parent_fixed_length" in row:
+        cells[4] += f"\n[dim]{row['vs_parent_fixed_length']['speedup']:.2f}x[/]"
     return cells
 
 
@@ -140,7 +225,7 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path:
     plt = require("matplotlib.pyplot")
     metric, scale, higher = report["metric"], report["metric_points_per_unit"], report["higher_is_better"]
     rows = [report["parent"], *report["children"]]
-    xs = [r["measured"]["throughput"] for r in rows]
+    xs = [r["measured"]["throughput"] for r in rows]  # the served figure, where there is one
     ys = [r["measured"]["metrics"][metric] * scale for r in rows]
     sizes = [r["measured"]["size_mb"] for r in rows]
     biggest = max(sizes) or 1.0
@@ -151,7 +236,9 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path:
         ax.annotate(r["label"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     front = _pareto_front(list(zip(xs, ys, strict=True)), higher)
     ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", linewidth=1, label="Pareto front")
-    ax.set_xlabel(f"throughput, examples/s (batch {report['settings']['batch_size']})")
+    served = report["parent"]["measured"].get("speed_from") == "served"
+    ax.set_xlabel(f"{'served ' if served else ''}throughput, examples/s "
+                  f"({'requests' if served else 'batches'} of {report['settings']['batch_size']})")
     ax.set_ylabel(metric + (" (points)" if scale != 1 else ""))
     ax.set_title("compression tradeoff (point area = size on disk; green passed the gate)")
     ax.legend(loc="best", fontsize=8)

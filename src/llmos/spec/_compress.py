@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from llmos.spec._models import TrackingSpec, _Strict
+from llmos.spec._serve import BatchingSpec, RuntimeSpec
 
 __all__ = ["CompressDataSpec", "CompressJob", "CompressResources", "GateSpec", "RecipeSpec", "ReportSpec",
            "parse_recipe"]
@@ -87,9 +88,9 @@ class GateSpec(_Strict):
     max_metric_drop: Annotated[float | None, Field(ge=0, description=(
         "largest drop of the task metric allowed, in points (accuracy 0.912 → 0.907 is a 0.5-point drop)"))] = None
     min_speedup: Annotated[float | None, Field(gt=0, description=(
-        "smallest throughput at the report batch size, as a multiple of the parent's"))] = None
+        "smallest served throughput (requests of report.batch_size eval texts), as a multiple of the parent's"))] = None
     max_latency_ratio: Annotated[float | None, Field(gt=0, description=(
-        "largest p50 latency at batch 1, as a fraction of the parent's"))] = None
+        "largest served p50 latency of one-text requests, as a fraction of the parent's"))] = None
     max_size_ratio: Annotated[float | None, Field(gt=0, description=(
         "largest size on disk, as a fraction of the parent's"))] = None
 
@@ -111,18 +112,43 @@ class CompressDataSpec(_Strict):
 
 
 class ReportSpec(_Strict):
-    batch_size: Annotated[int, Field(gt=0, description="batch size of the throughput measurement")] = 32
+    """How models are timed. The gate judges the served figures: each model run as `llmos serve`
+    runs it (`runtime`, `batching`: a serve spec's sections, same keys and defaults), answering
+    requests of the eval texts in-process. A fixed-length figure (`seq_len`) is shown beside them."""
+
+    batch_size: Annotated[int, Field(gt=0, description=(
+        "eval texts per request in the served throughput load; also the batch of the fixed-length figure"))] = 32
+    clients: Annotated[int, Field(gt=0, le=64, description=(
+        "requests in flight at once in the served throughput load (1: one request at a time)"))] = 1
+    runtime: Annotated[RuntimeSpec, Field(description=(
+        "how every model runs for the served figures: a serve spec's runtime section (defaults: llmos serve's)"))] = (
+        RuntimeSpec())
+    batching: Annotated[BatchingSpec, Field(description=(
+        "dynamic batching for the served figures: a serve spec's batching section (defaults: llmos serve's)"))] = (
+        BatchingSpec())
     seq_len: Annotated[int | None, Field(gt=0, description=(
-        "tokens per example in latency/throughput runs (eval texts, padded or cut); "
+        "tokens per example of the fixed-length figure (eval texts, padded or cut); "
         "null: the eval data's 90th-percentile length"))] = None
-    latency_runs: Annotated[int, Field(gt=0, description="timed batch-1 calls for p50/p95 latency")] = 50
-    throughput_batches: Annotated[int, Field(gt=0, description="timed batches for throughput")] = 10
-    warmup: Annotated[int, Field(ge=0, description="untimed calls before each measurement")] = 3
+    latency_runs: Annotated[int, Field(gt=0, description="timed batch-1 calls (one-text requests) for p50/p95")] = 50
+    throughput_batches: Annotated[int, Field(gt=0, description=(
+        "timed batches of the fixed-length figure; the served load sends every eval text once, and at least "
+        "this many requests"))] = 10
+    warmup: Annotated[int, Field(ge=0, description="untimed calls (requests) before each measurement")] = 3
     num_threads: Annotated[int | None, Field(gt=0, description=(
-        "CPU threads for every model; null: the cores this process may use"))] = None
+        "CPU threads of the fixed-length figure; null: the cores this process may use (the served figures use "
+        "runtime.num_threads)"))] = None
     compile: Annotated[Literal["auto", "always", "never"], Field(description=(
-        "torch.compile (inductor, frozen weights) before timing: auto does it for torchao-quantized "
-        "models only, whose eager CPU path is slower than fp32"))] = "auto"
+        "torch.compile (inductor, frozen weights) before the fixed-length timing: auto does it for "
+        "torchao-quantized models only, whose eager CPU path is slower than fp32 (the served figures use "
+        "runtime.compile)"))] = "auto"
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime_per_model(cls, value: RuntimeSpec) -> RuntimeSpec:
+        if value.kind != "auto":
+            raise ValueError(f"kind {value.kind!r} cannot run every model: each is served by the runtime its "
+                             "format needs (ONNX Runtime for onnx-int8, PyTorch for the rest); leave it auto")
+        return value
 
 
 class CompressResources(_Strict):
