@@ -6,7 +6,7 @@ adds no behaviour of its own beyond reading specs the way the CLI does."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ def deploy_spec(model: str | None, spec: str | Path | None, *, name: str | None 
         raise SpecError("give a MODEL reference or --spec FILE (one of them).",
                         hint="e.g. llmos deploy sentiment@production")
     if spec is not None:
-        from llmos.control._submit import load_submission
+        from llmos.control import load_submission
 
         raw = load_submission(Path(spec)).model_dump(mode="json", by_alias=True)
         return raw | ({"name": name} if name else {})
@@ -99,26 +99,13 @@ class Client:
 
     def logs(self, job_id: int) -> str:
         """Everything the job has printed so far: each attempt's and worker's log after its name."""
-        return "".join(f"==> {c.file} <==\n{c.text}" + ("" if c.text.endswith("\n") else "\n")
-                       for c in self.log_chunks(job_id))
+        return _joined(self.log_chunks(job_id))
 
     def log_chunks(self, job_id: int, follow: bool = False, poll_s: float = 0.5) -> Iterator[LogChunk]:
         """New text of each log file as it comes; with `follow`, until the job has finished."""
-        offsets: dict[str, int] = {}
-        while True:
-            state = self._rest.job(job_id)["state"] if follow else None
-            files = self._rest.log_files(job_id)
-            for f in files:
-                start = offsets.get(f["name"], 0)
-                if f["size"] <= start:
-                    continue
-                chunk = self._rest.read_log(job_id, f["name"], start)
-                offsets[f["name"]] = chunk["offset"]
-                if chunk["text"]:
-                    yield LogChunk(f["name"], chunk["text"], len(files))
-            if not follow or state in ("SUCCEEDED", "FAILED", "CANCELLED"):
-                return
-            time.sleep(poll_s)
+        finished = (lambda: self._rest.job(job_id)["state"] in _FINAL) if follow else None
+        yield from _chunks(lambda: self._rest.log_files(job_id), lambda f, at: self._rest.read_log(job_id, f, at),
+                           finished, poll_s)
 
     # ---- deployments -----------------------------------------------------------------------------
     def deploy(self, model: str | None = None, *, spec: str | Path | None = None, name: str | None = None,
@@ -134,6 +121,16 @@ class Client:
 
     def deployment(self, name: str) -> Deployment:
         return Deployment.from_dict(self._rest.deployment(name))
+
+    def deployment_logs(self, name: str) -> str:
+        """What the deployment's front router and replicas have printed, each file after its name."""
+        return _joined(self.deployment_log_chunks(name))
+
+    def deployment_log_chunks(self, name: str, follow: bool = False, poll_s: float = 0.5) -> Iterator[LogChunk]:
+        """New text of the front router's and each replica's log; with `follow`, until interrupted."""
+        yield from _chunks(lambda: self._rest.deployment_log_files(name),
+                           lambda f, at: self._rest.read_deployment_log(name, f, at),
+                           (lambda: False) if follow else None, poll_s)
 
     def undeploy(self, name: str) -> None:
         """Stop a deployment: its replicas finish what is in flight, then exit."""
@@ -153,3 +150,31 @@ class Client:
         from llmos.registry import show
 
         return show(ref)
+
+
+_FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+def _chunks(files: Callable[[], list[dict]], read: Callable[[str, int], dict], finished: Callable[[], bool] | None,
+            poll_s: float) -> Iterator[LogChunk]:
+    """Read every log file from where the last pass stopped; again every `poll_s` until `finished()`
+    (asked before reading, so the last pass sees everything) or at once without it."""
+    offsets: dict[str, int] = {}
+    while True:
+        last = finished is None or finished()
+        listing = files()
+        for f in listing:
+            start = offsets.get(f["name"], 0)
+            if f["size"] <= start:
+                continue
+            chunk = read(f["name"], start)
+            offsets[f["name"]] = chunk["offset"]
+            if chunk["text"]:
+                yield LogChunk(f["name"], chunk["text"], len(listing))
+        if last:
+            return
+        time.sleep(poll_s)
+
+
+def _joined(chunks: Iterable[LogChunk]) -> str:
+    return "".join(f"==> {c.file} <==\n{c.text}" + ("" if c.text.endswith("\n") else "\n") for c in chunks)

@@ -1,16 +1,38 @@
-"""Shared terminal rendering: one console, error printing without tracebacks."""
+"""Shared terminal rendering: one console, error printing without tracebacks, JSON output."""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 from llmos.errors import LlmosError
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+# The `--json` flag of every command that lists or shows: the same records the Python API returns.
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of a table (for scripts)")]
+
+
+def print_json(data: Any) -> None:
+    """Records (anything with `to_dict()`, dataclasses, lists of them) as indented JSON on stdout."""
+    import dataclasses
+    import json
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "to_dict"):
+            return value.to_dict()
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
+        if hasattr(value, "model_dump"):
+            return value.model_dump(mode="json")
+        return str(value)
+
+    typer.echo(json.dumps(data, indent=2, default=plain))
 
 
 def debug() -> bool:

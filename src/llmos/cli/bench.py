@@ -54,9 +54,10 @@ def bench_serve(
     rate: Annotated[float | None, typer.Option(
         min=0.001, help="open loop instead: this many requests per second, whatever the answers")] = None,
     texts: Annotated[Path | None, typer.Option(
-        help=".txt (one per line) or .csv/.tsv (first column); default: the bundled support-intents messages")] = None,
+        help=".txt (one per line) or .csv/.tsv (first column)",
+        show_default="the bundled support-intents messages")] = None,
     route: Annotated[str | None, typer.Option(
-        help="POST route; default: found from GET /v1/models (classify, embeddings or completions)")] = None,
+        help="POST route (classify, embeddings or completions)", show_default="found from GET /v1/models")] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of completion requests")] = 16,
     api_key: Annotated[str | None, typer.Option(envvar="LLMOS_API_KEY", help="bearer token")] = None,
     json_out: Annotated[Path | None, typer.Option(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from llmos.cli._render import console
+from llmos.cli._render import console, err_console, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -27,21 +27,23 @@ def compress(
     ] = None,
     eval_data: Annotated[str | None, typer.Option("--eval", help="eval data (file or hf:ID) for the task metric")
                          ] = None,
-    calib: Annotated[str | None, typer.Option(help="calibration data; default: --train, else --eval")] = None,
+    calib: Annotated[str | None, typer.Option(help="calibration data", show_default="--train, else --eval")] = None,
     train: Annotated[str | None, typer.Option(help="training data, for recipes that train (distill, recovery)")] = None,
     gate: Annotated[str | None, typer.Option(
         help="promotion rules, e.g. max_metric_drop=0.5,min_speedup=1.5,max_size_ratio=0.5")] = None,
     alias: Annotated[str | None, typer.Option(help="alias for the best child that passes the gate")] = None,
-    name: Annotated[str | None, typer.Option(help="register the children under this name (default: the parent's)")
-                    ] = None,
+    name: Annotated[str | None, typer.Option(help="register the children under this name",
+                                                      show_default="the parent's")] = None,
     output: Annotated[Path | None, typer.Option(help="work folder (children, report.json, pareto.png)")] = None,
     list_recipes: Annotated[bool, typer.Option("--list", help="list the recipes and their parameters, then exit")
                             ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the recipes (--list) or the report as JSON")
+                        ] = False,
 ) -> None:
     """Compress a registered model with one or more recipes, measure every child against it, register
     them with lineage, and move --alias to the best child that passes --gate."""
     if list_recipes:
-        _print_recipes()
+        _print_recipes(json_out)
         return
     if target is None:
         from llmos.errors import SpecError
@@ -53,7 +55,12 @@ def compress(
     from llmos.compress import compress as run_compress
     from llmos.compress._report import render_table
 
-    result = run_compress(job, note=lambda text: console.print(f"[dim]{_escape(text)}[/]"))
+    progress = err_console if json_out else console  # stdout carries only the JSON
+    result = run_compress(job, note=lambda text: progress.print(f"[dim]{_escape(text)}[/]"))
+    if json_out:
+        print_json({"registered_name": result.registered_name, "report": result.report, "run_id": result.run_id,
+                    "report_file": str(result.report_file), "plot_file": str(result.plot_file)})
+        return
     console.print(render_table(result.report))
     _print_outcome(result)
 
@@ -93,24 +100,36 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def _print_recipes() -> None:
-    from rich.table import Table
-
+def _recipes() -> list[dict[str, Any]]:
     from llmos.compress import RECIPE_NAMES, get_recipe
     from llmos.errors import SpecError
 
-    table = Table(show_header=True, box=None, pad_edge=False)
-    for col in ("recipe", "what it does", "parameters (name=default)"):
-        table.add_column(col)
+    rows: list[dict[str, Any]] = []
     for recipe_name in RECIPE_NAMES:
         try:
             recipe = get_recipe(recipe_name)
         except SpecError:
-            table.add_row(recipe_name, "(not available in this version)", "")
+            rows.append({"name": recipe_name, "summary": "(not available in this version)", "params": {}})
             continue
-        params = ", ".join(f"{k}={f.default!r}" if not f.is_required() else f"{k} (required)"
-                           for k, f in recipe.params.model_fields.items())
-        table.add_row(recipe.name, recipe.summary, _escape(params or "-"))
+        params = {k: "(required)" if f.is_required() else f.default for k, f in recipe.params.model_fields.items()}
+        rows.append({"name": recipe.name, "summary": recipe.summary, "params": params})
+    return rows
+
+
+def _print_recipes(json_out: bool = False) -> None:
+    from rich.table import Table
+
+    rows = _recipes()
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(show_header=True, box=None, pad_edge=False)
+    for col in ("recipe", "what it does", "parameters (name=default)"):
+        table.add_column(col)
+    for row in rows:
+        params = ", ".join(f"{k} (required)" if v == "(required)" else f"{k}={v!r}" for k, v in row["params"].items())
+        table.add_row(row["name"], row["summary"], _escape(params or ("-" if "not available" not in row["summary"]
+                                                                      else "")))
     console.print(table)
     console.print("example: llmos compress sentiment@candidate --recipe int8 --recipe "
                   "prune-structured:heads=0.3 --eval dev.csv --gate max_metric_drop=0.5,min_speedup=1.5")

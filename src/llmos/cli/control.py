@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from llmos.cli._render import console
+from llmos.cli._render import JsonFlag, console, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -28,18 +28,22 @@ def register(app: typer.Typer) -> None:
 
 
 def up(
-    port: Annotated[int | None, typer.Option(help="REST API port (0: any free port) [default: 8470]")] = None,
-    host: Annotated[str | None, typer.Option(help="address to bind [default: 127.0.0.1]")] = None,
-    db: Annotated[str | None, typer.Option(help="state database: postgresql://USER@HOST:PORT/DB or "
-                                                "sqlite:///PATH [default: SQLite under LLMOS_HOME]")] = None,
-    cpus: Annotated[int | None, typer.Option(help="cores jobs may use [default: all]")] = None,
-    reserve_cpus: Annotated[int | None, typer.Option(help="cores kept for the system")] = None,
-    gpus: Annotated[str | None, typer.Option(help="GPU indices jobs may use, e.g. 0,1 [default: all]")] = None,
-    policy: Annotated[str | None, typer.Option(help="fifo, priority, fair or full [default: full]")] = None,
-    interval_s: Annotated[float | None, typer.Option(help="scheduling interval in seconds")] = None,
-    grace_s: Annotated[float | None, typer.Option(help="seconds between SIGTERM and SIGKILL")] = None,
-    retry_base_s: Annotated[float | None, typer.Option(help="first retry delay; doubles per failure")] = None,
-    config: Annotated[Path | None, typer.Option(help="configuration file [default: LLMOS_HOME/control.yaml]")] = None,
+    port: Annotated[int | None, typer.Option(help="REST API port (0: any free port)", show_default="8470")] = None,
+    host: Annotated[str | None, typer.Option(help="address to bind", show_default="127.0.0.1")] = None,
+    db: Annotated[str | None, typer.Option(help="state database: postgresql://USER@HOST:PORT/DB or sqlite:///PATH",
+                                           show_default="SQLite under LLMOS_HOME")] = None,
+    cpus: Annotated[int | None, typer.Option(help="cores jobs may use", show_default="all")] = None,
+    reserve_cpus: Annotated[int | None, typer.Option(help="cores kept for the system", show_default="0")] = None,
+    gpus: Annotated[str | None, typer.Option(help="GPU indices jobs may use, e.g. 0,1", show_default="all")] = None,
+    policy: Annotated[str | None, typer.Option(help="fifo, priority, fair or full", show_default="full")] = None,
+    interval_s: Annotated[float | None, typer.Option(help="scheduling interval in seconds",
+                                                     show_default="0.5")] = None,
+    grace_s: Annotated[float | None, typer.Option(help="seconds between SIGTERM and SIGKILL",
+                                                  show_default="30")] = None,
+    retry_base_s: Annotated[float | None, typer.Option(help="first retry delay; doubles per failure",
+                                                       show_default="2")] = None,
+    config: Annotated[Path | None, typer.Option(help="configuration file",
+                                                show_default="LLMOS_HOME/control.yaml")] = None,
 ) -> None:
     """Start the control plane in the background (REST API, scheduler, executor)."""
     from llmos.control import load_config
@@ -65,15 +69,21 @@ def down(timeout_s: Annotated[float, typer.Option(help="how long to wait for it 
     console.print(f"control plane stopped (pid {info['pid']}).\nnext: llmos up   (queued jobs wait until then)")
 
 
-def status() -> None:
+def status(json_out: JsonFlag = False) -> None:
     """Whether the control plane runs, on what machine, and what it manages."""
     from llmos.control import Client, running
 
     if running() is None:
-        console.print("control plane: [red]not running[/]\nnext: llmos up")
+        if json_out:
+            print_json({"running": False})
+        else:
+            console.print("control plane: [red]not running[/]\nnext: llmos up")
         raise typer.Exit(1)
     with Client.local() as client:
         s = client.status()
+    if json_out:
+        print_json({"running": True, **s})
+        return
     inv = s["inventory"]
     gpus = ", ".join(f"{g['index']}: {g['name']} ({_gb(g['memory_gb'])})" for g in inv["gpus"]) or "none"
     console.print(f"control plane: [green]running[/] at {s['url']} (pid {s['pid']}, up "
@@ -86,12 +96,13 @@ def status() -> None:
         console.print(f"  deployment {d['name']}: {d.get('model', '')} {d.get('ready', '?')}/{d.get('desired', '?')} "
                       f"replicas ready at {d.get('url', '?')}"
                       + (f"; {d['waiting']} waiting for free cores" if d.get("waiting") else ""))
-    console.print("next: llmos jobs   (or: llmos top)")
+    console.print("next: llmos jobs ls   (or: llmos top)")
 
 
 def top(
     once: Annotated[bool, typer.Option(help="print one view and exit")] = False,
     interval_s: Annotated[float, typer.Option(help="refresh period")] = 1.0,
+    json_out: Annotated[bool, typer.Option("--json", help="print one view as JSON and exit (for scripts)")] = False,
 ) -> None:
     """A live view of the machine (cores, memory, GPUs) and of which job holds what."""
     from rich.live import Live
@@ -99,6 +110,9 @@ def top(
     from llmos.control import Client
 
     with Client.local() as client:
+        if json_out:
+            print_json(client.top())
+            return
         if once:
             console.print(_top_view(client.top()))
             return

@@ -1,64 +1,139 @@
-"""`llmos deploy MODEL_REF` and `llmos undeploy NAME`: deployments on the control plane."""
+"""`llmos deploy MODEL_REF | ls | show | logs` and `llmos undeploy NAME`: deployments on the control plane."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from llmos.cli._render import console
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(deploy)
-    app.command()(undeploy)
+from llmos.cli._render import JsonFlag, console, print_json
 
 
+class _DeployGroup(TyperGroup):
+    """`llmos deploy sentiment@production` is `llmos deploy create sentiment@production`; ls, show and
+    logs are the other subcommands."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=_DeployGroup, no_args_is_help=True,
+                  help="Deploy a model (`llmos deploy MODEL`, short for `llmos deploy create MODEL`); list, "
+                       "show and read the logs of deployments.")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="deploy")
+    root.command()(undeploy)
+
+
+@app.command("create")
 def deploy(
     model: Annotated[str | None, typer.Argument(help="registry reference, e.g. sentiment@production")] = None,
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. replicas.max=3")] = None,
     spec: Annotated[Path | None, typer.Option(help="a kind: serve spec instead of MODEL")] = None,
-    name: Annotated[str | None, typer.Option(help="deployment name [default: the model's name]")] = None,
-    port: Annotated[int | None, typer.Option(help="front port clients call [default: the spec's server.port]")] = None,
-    replicas: Annotated[str | None, typer.Option(help="MIN or MIN:MAX replicas, e.g. 1:4")] = None,
+    name: Annotated[str | None, typer.Option(help="deployment name", show_default="the model's name")] = None,
+    port: Annotated[int | None, typer.Option(help="front port clients call (server.port)",
+                                             show_default="the spec's server.port")] = None,
+    replicas: Annotated[str | None, typer.Option(help="MIN or MIN:MAX replicas (replicas.min, replicas.max), "
+                                                      "e.g. 1:4")] = None,
+    json_out: JsonFlag = False,
 ) -> None:
-    """Deploy a model version with 1..N replicas behind one address; deploying the same name again
-    rolls it to the version the reference points at now (no failed request)."""
-    from llmos.control import Client
-    from llmos.errors import SpecError
+    """Deploy a model version with 1..N replicas behind one address (`llmos deploy MODEL` for short);
+    deploying the same name again rolls it to the version the reference points at now."""
+    from llmos.api import Client
 
-    if (model is None) == (spec is None):
-        raise SpecError("give a MODEL reference or --spec FILE (one of them).",
-                        hint="e.g. llmos deploy sentiment@production")
-    raw: dict = {"kind": "serve"}
-    if spec is not None:
-        from llmos.control._submit import load_submission
-
-        raw = load_submission(spec).model_dump(mode="json", by_alias=True)
-    else:
-        raw["model"] = model
-        raw["name"] = name or model.split("@")[0].split("/")[0].removeprefix("models:")  # type: ignore[union-attr]
     extra = list(overrides or [])
-    if name and spec is not None:
-        extra.append(f"name={name}")
     if port is not None:
         extra.append(f"server.port={port}")
     if replicas:
         low, _, high = replicas.partition(":")
         extra += [f"replicas.min={low}", f"replicas.max={high or low}"]
-    with Client.local() as client:
-        d = client.deploy(raw, extra)
-    verb = "rolling" if d.get("rolled") else "deployed"
-    console.print(f"{verb} [bold]{d['name']}[/] ({d.get('model')}) at {d.get('url')}")
-    console.print(f"next: llmos status   (stop it with: llmos undeploy {d['name']})")
+    with Client() as client:
+        d = client.deploy(model, spec=spec, name=name, dotted=extra)
+    if json_out:
+        print_json(d)
+        return
+    verb = "rolling" if d.rolled else "deployed"
+    console.print(f"{verb} [bold]{d.name}[/] ({d.model}) at {d.url}")
+    console.print(f"next: llmos deploy show {d.name}   (stop it with: llmos undeploy {d.name})")
+
+
+@app.command("ls")
+def ls(json_out: JsonFlag = False) -> None:
+    """List deployments: model and version, address, replicas ready of desired, rollout."""
+    from rich.table import Table
+
+    from llmos.api import Client
+
+    with Client() as client:
+        rows = client.deployments()
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no deployments.\nnext: llmos deploy NAME@ALIAS   (see llmos models ls)")
+        return
+    table = Table("name", "model", "version", "url", "replicas", "owner", "rollout")
+    for d in rows:
+        table.add_row(d.name, d.model, d.model_version, d.url, f"{d.ready}/{d.desired} ({d.min}..{d.max})"
+                      + (f", {d.waiting} waiting" if d.waiting else ""), d.owner, d.rollout or "-")
+    console.print(table)
+    console.print(f"next: llmos deploy show {rows[0].name}")
+
+
+@app.command("show")
+def show(name: Annotated[str, typer.Argument(help="deployment name")], json_out: JsonFlag = False) -> None:
+    """One deployment: its replicas (state, version, port, cores), scaling and latest events."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from llmos.api import Client
+
+    with Client() as client:
+        d = client.deployment(name)
+    if json_out:
+        print_json(d)
+        return
+    console.print(f"deployment [bold]{d.name}[/]: {d.model} → {d.model_version} at {d.url}, owner {d.owner}")
+    console.print(f"  replicas  {d.ready} ready of {d.desired} desired ({d.min}..{d.max})"
+                  + (f"; {d.waiting} waiting for free cores" if d.waiting else ""))
+    if d.scaling:
+        console.print(f"  scaling   {escape(d.scaling)}")
+    if d.rollout:
+        console.print(f"  rollout   {d.rollout}")
+    table = Table("replica", "state", "version", "pid", "port", "cores")
+    for r in d.replicas:
+        table.add_row(r.id, r.state, r.version, str(r.pid), str(r.port), ",".join(map(str, r.cores)) or "-")
+    console.print(table)
+    for event in d.events:
+        console.print(f"  event  {escape(event)}")
+    console.print(f"next: llmos deploy logs {d.name}   (stop it with: llmos undeploy {d.name})")
+
+
+@app.command("logs")
+def logs(
+    name: Annotated[str, typer.Argument(help="deployment name")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep streaming until Ctrl-C")] = False,
+) -> None:
+    """Print a deployment's logs: its front router's and each replica's."""
+    from llmos.api import Client
+    from llmos.cli.jobs import write_chunks
+
+    with Client() as client, contextlib.suppress(KeyboardInterrupt):
+        write_chunks(client.deployment_log_chunks(name, follow=follow), follow)
 
 
 def undeploy(name: Annotated[str, typer.Argument(help="deployment name")]) -> None:
     """Stop a deployment: its replicas drain in-flight requests, then exit."""
-    from llmos.control import Client
+    from llmos.api import Client
 
-    with Client.local() as client:
+    with Client() as client:
         client.undeploy(name)
     console.print(f"deployment {name} stopping: its replicas finish in-flight requests, then exit.\n"
-                  "next: llmos status")
+                  "next: llmos deploy ls")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from llmos import __version__
@@ -21,7 +23,8 @@ app = typer.Typer(
     help="An operating system for language models: fine-tune, track, register, compress, serve, schedule.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell (Typer's).
+    add_completion=True,
 )
 app.add_typer(spec_cli.app, name="spec")
 app.add_typer(models_cli.app, name="models")
@@ -33,9 +36,23 @@ serve_cli.register(app)
 control_cli.register(app)
 
 
-@app.command()
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the llmos version and exit")] = False,
+) -> None:
+    """An operating system for language models: fine-tune, track, register, compress, serve, schedule."""
+
+
+@app.command(hidden=True)
 def version() -> None:
-    """Print the llmos version."""
+    """Print the llmos version (as llmos --version)."""
     typer.echo(__version__)
 
 

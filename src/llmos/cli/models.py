@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llmos.cli._render import console
+from llmos.cli._render import JsonFlag, console, print_json
 
 if TYPE_CHECKING:
     from llmos.registry import ModelDetails, VersionInfo
@@ -27,7 +27,7 @@ def _when(ms: int) -> str:
 
 
 @app.command("ls")
-def ls() -> None:
+def ls(json_out: JsonFlag = False) -> None:
     """List registered models with their latest version and aliases."""
     from rich.markup import escape
     from rich.table import Table
@@ -35,6 +35,9 @@ def ls() -> None:
     from llmos.registry import list_models
 
     models = list_models()
+    if json_out:
+        print_json(models)
+        return
     if not models:
         console.print("no registered models yet.\nnext: llmos quickstart  (trains and registers one)")
         return
@@ -48,11 +51,15 @@ def ls() -> None:
 
 
 @app.command("show")
-def show_cmd(ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME/VERSION")]) -> None:
+def show_cmd(ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME/VERSION")],
+             json_out: JsonFlag = False) -> None:
     """Show a model's versions (or one version) with aliases, lineage and run metrics."""
     from llmos.registry import show as show_model
 
     details = show_model(ref)
+    if json_out:
+        print_json(details)
+        return
     if details.ref.alias or details.ref.version:
         _one_version(details, details.versions[0])
         console.print(f"next: llmos models alias {details.name} {details.versions[0].version} ALIAS")
@@ -131,12 +138,15 @@ def rollback_cmd(
 
 
 @app.command("presets")
-def presets() -> None:
+def presets(json_out: JsonFlag = False) -> None:
     """List the model presets that `model.name` accepts besides folders and hub ids."""
     from rich.table import Table
 
     from llmos.models import PRESETS
 
+    if json_out:
+        print_json([{"name": p.name, "tasks": list(p.tasks), "description": p.description} for p in PRESETS.values()])
+        return
     table = Table("name", "tasks", "description")
     for preset in PRESETS.values():
         table.add_row(preset.name, ", ".join(preset.tasks), preset.description)

@@ -81,8 +81,8 @@ def generate(
     out: Annotated[Path, typer.Option(help="Where to write the trace CSV.")],
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same trace).")] = 0,
     runtimes: Annotated[Path | None, typer.Option(
-        help="CSV of observed run times in seconds (column runtime, runtime_s or duration_s); "
-             "default: a log-normal with the Philly trace's median and mean.")] = None,
+        help="CSV of observed run times in seconds (column runtime, runtime_s or duration_s).",
+        show_default="a log-normal with the Philly trace's median and mean")] = None,
 ) -> None:
     """Make a synthetic trace: Poisson arrivals at the given load, a realistic mix of job sizes."""
     from llmos.sim import generate_trace, load_cluster, load_runtimes, write_trace

@@ -1,4 +1,4 @@
-"""`llmos tokens create | list | revoke`: API tokens for people and scripts (admins only)."""
+"""`llmos tokens create | ls | revoke`: API tokens for people and scripts (admins only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from llmos.cli._render import console
+from llmos.cli._render import JsonFlag, console, print_json
 
 app = typer.Typer(help="API tokens of the control plane (admins only).", no_args_is_help=True)
 
@@ -27,9 +27,10 @@ def create(
     console.print(f"next: export LLMOS_TOKEN={made['token']}   (the CLI then acts as {made['owner']})")
 
 
-@app.command("list")
+@app.command("ls")
 def list_tokens(
     include_revoked: Annotated[bool, typer.Option("--all", help="also revoked tokens")] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Tokens: id, name, owner, role, the token's first characters, when made and last used (never a secret)."""
     from rich.markup import escape
@@ -39,6 +40,9 @@ def list_tokens(
 
     with Client.local() as client:
         rows = client.tokens(include_revoked)
+    if json_out:
+        print_json(rows)
+        return
     columns = ["id", "name", "owner", "role", "prefix", "created", "last used"]
     columns += ["revoked"] if include_revoked else []
     table = Table()
@@ -52,8 +56,11 @@ def list_tokens(
     console.print("next: llmos tokens revoke ID   (or: llmos tokens create --role viewer --name NAME)")
 
 
+app.command("list", hidden=True, help="old name of `llmos tokens ls`")(list_tokens)
+
+
 @app.command()
-def revoke(token_id: Annotated[int, typer.Argument(help="the token's id (llmos tokens list)")]) -> None:
+def revoke(token_id: Annotated[int, typer.Argument(help="the token's id (llmos tokens ls)")]) -> None:
     """Revoke a token: every request with it answers 401 from now on. The last admin token cannot be revoked."""
     from llmos.control import Client
 
@@ -61,7 +68,7 @@ def revoke(token_id: Annotated[int, typer.Argument(help="the token's id (llmos t
         gone = client.revoke_token(token_id)
     console.print(f"revoked token {gone['id']} ({gone['role']} token {gone['name']} of {gone['owner']}, "
                   f"{gone['prefix'] or '?'}...); it is refused from now on")
-    console.print("next: llmos tokens list")
+    console.print("next: llmos tokens ls")
 
 
 def _ago(at_s: float | None, none: str = "-") -> str:

@@ -12,6 +12,7 @@ from llmos.control._config import ControlConfig, load_config
 from llmos.control._errors import Conflict, ControlError, Forbidden, NotFound, NotRunning, Rejected, Unauthorized
 from llmos.control._lifecycle import down, running, up
 from llmos.control._states import JobState
+from llmos.control._submit import load_submission
 
 __all__ = [
     "Client",
@@ -28,6 +29,7 @@ __all__ = [
     "Unauthorized",
     "down",
     "load_config",
+    "load_submission",
     "running",
     "up",
 ]

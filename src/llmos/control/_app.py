@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmos import __version__
 from llmos.control._auth import ROLES, Caller
+from llmos.control._errors import NotFound
 from llmos.errors import LlmosError, SpecError
 
 if TYPE_CHECKING:
@@ -127,6 +128,23 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
     @app.get("/v1/deployments", summary="deployments and their replicas")
     def deployments(who: Who) -> list[dict]:
         return service.deployments.list() if service.deployments is not None else []
+
+    @app.get("/v1/deployments/{name}", summary="one deployment, its replicas and its latest events")
+    def deployment(name: str, who: Who) -> dict:
+        return _deployments().show(name)
+
+    @app.get("/v1/deployments/{name}/logs", summary="a deployment's log files (front router, replicas)")
+    def deployment_logs(name: str, who: Who) -> list[dict]:
+        return _deployments().log_files(name)
+
+    @app.get("/v1/deployments/{name}/logs/{file:path}", summary="a deployment's log file from `offset` on")
+    def deployment_log_text(name: str, file: str, who: Who, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+        return _deployments().read_log(name, file, offset)
+
+    def _deployments() -> Any:
+        if service.deployments is None:
+            raise NotFound("this control plane runs no deployments.", hint="See: llmos status")
+        return service.deployments
 
     @app.post("/v1/deployments", status_code=201, summary="create or roll a deployment (a kind: serve spec)")
     def deploy(body: DeployBody, who: Who) -> dict:

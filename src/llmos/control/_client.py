@@ -116,6 +116,15 @@ class Client:
     def deployments(self) -> list[dict]:
         return self._call("GET", "/v1/deployments")
 
+    def deployment(self, name: str) -> dict:
+        return self._call("GET", f"/v1/deployments/{name}")
+
+    def deployment_log_files(self, name: str) -> list[dict]:
+        return self._call("GET", f"/v1/deployments/{name}/logs")
+
+    def read_deployment_log(self, name: str, file: str, offset: int = 0) -> dict:
+        return self._call("GET", f"/v1/deployments/{name}/logs/{file}", params={"offset": offset})
+
     def undeploy(self, name: str) -> dict:
         return self._call("DELETE", f"/v1/deployments/{name}")
 

@@ -28,6 +28,7 @@ from llmos.control._capacity import Need, demand_jobs, held_by, place_replica, t
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict, NotFound
 from llmos.control._inventory import NODE, Inventory
+from llmos.control._logfiles import list_logs, read_chunk
 from llmos.control._paths import control_dir
 from llmos.control._schema import deployments, jobs
 from llmos.control._submit import check_fits, request_of
@@ -138,6 +139,24 @@ class DeploymentManager:
     def list(self) -> list[dict]:
         with self.lock:
             return [self._view(name) for name in sorted(self.controllers)]
+
+    def show(self, name: str) -> dict:
+        with self.lock:
+            if name not in self.controllers:
+                raise NotFound(f"no deployment {name}.", hint="List them with: llmos deploy ls")
+            return self._view(name)
+
+    def log_files(self, name: str) -> list[dict]:
+        """The front router's and every replica's log (the latest replicas'), of a deployment that
+        runs or ran."""
+        folder = control_dir() / "deployments" / name / "logs"
+        if name not in self.controllers and not folder.is_dir():
+            raise NotFound(f"no deployment {name}.", hint="List them with: llmos deploy ls")
+        return list_logs(sorted(folder.glob("*.log")), folder) if folder.is_dir() else []
+
+    def read_log(self, name: str, file: str, offset: int = 0) -> dict:
+        return read_chunk(control_dir() / "deployments" / name / "logs", file, offset, f"deployment {name}",
+                          f"llmos deploy logs {name}")
 
     # ---- the loop's side -----------------------------------------------------------------------
     def restore(self) -> None:

@@ -21,6 +21,7 @@ from llmos.control._command import CommandJob
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict, ControlError, NotFound
 from llmos.control._inventory import Inventory
+from llmos.control._logfiles import read_chunk
 from llmos.control._paths import job_dir
 from llmos.control._schema import attempts, audit, jobs, transitions
 from llmos.control._states import HOLDING, TERMINAL, JobState
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["Service"]
 
 _MAX_PAGE = 10_000
-_LOG_CHUNK = 1 << 20
 _TOUCH_EVERY_S = 60.0  # how stale a token's `last_used_s` may get: at most one write a minute per token
 
 
@@ -191,14 +191,7 @@ class Service:
         return [{"name": f"{p.parent.name}/{p.name}", "size": p.stat().st_size} for p in files]
 
     def read_log(self, job_id: int, name: str, offset: int = 0) -> dict:
-        folder = job_dir(job_id).resolve()
-        path = (folder / name).resolve()
-        if folder not in path.parents or path.suffix != ".log" or not path.is_file():
-            raise NotFound(f"job {job_id} has no log {name!r}.", hint=f"List its logs with: llmos jobs show {job_id}")
-        with open(path, "rb") as f:
-            f.seek(max(0, offset))
-            data = f.read(_LOG_CHUNK)
-        return {"name": name, "offset": offset + len(data), "text": data.decode("utf-8", "replace")}
+        return read_chunk(job_dir(job_id), name, offset, f"job {job_id}", f"llmos jobs show {job_id}")
 
     # ---- tokens and audit ----------------------------------------------------------------------
     def create_token(self, caller: auth.Caller, role: str, name: str, owner: str | None) -> dict:

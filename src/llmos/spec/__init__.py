@@ -3,6 +3,7 @@
 Nothing below this package sees a raw dict: callers get Pydantic models.
 """
 
+from llmos.spec._command import CommandJob, CommandResources
 from llmos.spec._compress import CompressDataSpec, CompressJob, GateSpec, RecipeSpec, ReportSpec
 from llmos.spec._example import example_yaml
 from llmos.spec._load import KINDS, apply_overrides, load_job, parse_job, validate_dict
@@ -25,6 +26,8 @@ __all__ = [
     "KINDS",
     "AutoscaleSpec",
     "CheckpointSpec",
+    "CommandJob",
+    "CommandResources",
     "CompressDataSpec",
     "CompressJob",
     "DataSpec",

@@ -23,6 +23,7 @@ _SAMPLES: dict[str, dict[str, Any]] = {
     "serve": {"name": "sentiment", "model": "sentiment@production"},
     "compress": {"model": "sentiment@candidate", "recipe": ["int8", "onnx-int8", "bf16"], "eval": "data/dev.csv",
                  "gate": {"max_metric_drop": 0.5, "min_speedup": 1.5, "max_size_ratio": 0.5}, "alias": "fast"},
+    "command": {"name": "preprocess", "run": ["python", "prep.py", "--shard", "3"]},
 }
 
 

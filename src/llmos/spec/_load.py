@@ -11,14 +11,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from llmos.errors import SpecError
+from llmos.spec._command import CommandJob
 from llmos.spec._compress import CompressJob
 from llmos.spec._models import TrainJob
 from llmos.spec._serve import ServeJob
 
 __all__ = ["KINDS", "apply_overrides", "load_job", "parse_job", "validate_dict"]
 
-# kind -> model; compress, evaluate and pipeline join this table as they land.
-KINDS: dict[str, type[BaseModel]] = {"train": TrainJob, "serve": ServeJob, "compress": CompressJob}
+# kind -> model; evaluate and pipeline join this table as they land.
+KINDS: dict[str, type[BaseModel]] = {"train": TrainJob, "serve": ServeJob, "compress": CompressJob,
+                                     "command": CommandJob}
 _PLANNED_KINDS = ("evaluate", "pipeline")
 # spec fields holding file paths, resolved against the spec file's folder
 _PATH_FIELDS = (("data", "train"), ("data", "eval"), ("output",), ("distill", "teacher"),
