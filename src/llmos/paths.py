@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["artifacts_dir", "home", "runs_dir", "tracking_uri"]
+__all__ = ["artifacts_dir", "held_cores_file", "home", "runs_dir", "tracking_uri"]
 
 
 def home() -> Path:
@@ -37,3 +37,10 @@ def tracking_uri(override: str | None = None) -> str:
     if env:
         return env
     return f"sqlite:///{home() / 'mlflow.db'}"
+
+
+def held_cores_file(*, create: bool = True) -> Path:
+    """Written by a running daemon: the cores its jobs and replicas hold, so that a process
+    started by hand beside it keeps off them (llmos._threads reads it)."""
+    root = Path(os.environ.get("LLMOS_HOME", "~/.llmos")).expanduser().resolve() if not create else home()
+    return root / "control" / "held-cores.json"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 
+from llmos._threads import usable_cores
 from llmos.control._config import ControlConfig
 from llmos.errors import LlmosError
 
@@ -45,7 +45,7 @@ def detect(config: ControlConfig) -> Inventory:
     """Detect this host and apply `config`'s overrides (fewer cores, reserved cores/memory, some GPUs)."""
     import psutil
 
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = usable_cores()
     cores = cores[config.reserve_cpus:]  # the first cores are where the system is busiest
     if config.cpus is not None:
         if config.cpus > len(cores):

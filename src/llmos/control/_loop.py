@@ -8,6 +8,7 @@ STARTING (with its placement) before its process is spawned, PREEMPTED before it
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ class ControlLoop:
         self.owed: dict[str, float] = {}  # fair share owed to owners whose jobs could not be placed
         self._signalled: set[tuple[int, int]] = set()  # (job, attempt) already sent SIGTERM
         self._last_s: float | None = None
+        self._held: set[int] | None = None  # the cores last published to held_cores_file()
 
     # ---- start-up ------------------------------------------------------------------------------
     def recover(self) -> None:
@@ -100,10 +102,27 @@ class ControlLoop:
                                       self.owed, waiting, waited)
             self._decay(snapshot, now)
             decision = schedule(snapshot, self.policy) if queued or waiting else Decision()
-            self._apply(decision, {str(r.id): r for r in queued}, holding, now)
+            held = self._apply(decision, {str(r.id): r for r in queued}, holding, now)
         if self.deployments is not None:
             self.deployments.tick(now)
+        self._publish_held(held)
         return decision
+
+    def _publish_held(self, held: set[int]) -> None:
+        """Tell processes started by hand beside the daemon which cores its work holds (read by
+        llmos._threads), whenever that changes; atomic, so a reader never sees half a file."""
+        if held == self._held:
+            return
+        import psutil
+
+        from llmos.paths import held_cores_file
+
+        path = held_cores_file()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "started_s": psutil.Process().create_time(),
+                                   "held": sorted(held)}))
+        os.replace(tmp, path)
+        self._held = held
 
     def _reap(self, holding: list[Any], now: float) -> bool:
         changed = False
@@ -150,7 +169,8 @@ class ControlLoop:
                 self.log(f"job {row.id}: still running {self.config.grace_s:g} s after SIGTERM; SIGKILL")
                 self.executor.kill(proc)
 
-    def _apply(self, decision: Decision, queued: dict[str, Any], holding: list[Any], now: float) -> None:
+    def _apply(self, decision: Decision, queued: dict[str, Any], holding: list[Any], now: float) -> set[int]:
+        """Carry out a decision; returns the cores held afterwards by jobs and replicas."""
         for reject in decision.rejects:
             if self._owned(reject.job_id):
                 continue  # a replica too big for the machine: its spawn reports that, not the queue
@@ -179,6 +199,7 @@ class ControlLoop:
             placement = assign_cores(start.placement, self.inventory, used)
             used |= {c for w in placement["workers"] for c in w["cores"]}
             self._start(row, placement, now)
+        return used
 
     def _owned(self, job_id: str) -> bool:
         return self.deployments is not None and self.deployments.owns(job_id)

@@ -6,12 +6,12 @@ the compression report and serving call it exactly like the PyTorch models.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmos._lazy import require
+from llmos._threads import usable_cores
 from llmos.errors import ModelError
 
 __all__ = ["OnnxModel", "OnnxOutput"]
@@ -30,7 +30,7 @@ class OnnxModel:
         if not path.is_file():
             raise ModelError(f"{path} does not exist.", hint="The folder is incomplete; fetch it again.")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or _cores()
+        options.intra_op_num_threads = num_threads or len(usable_cores())
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initializers are not for users
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
@@ -61,9 +61,3 @@ class OnnxModel:
     def parameters(self) -> Any:
         return iter(())
 
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

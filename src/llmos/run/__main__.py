@@ -15,6 +15,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m llmos.run JOB.json", file=sys.stderr)
         return 2
+    from llmos._threads import prepare_process
+
+    prepare_process()  # before torch loads: libgomp reads its settings once
     from llmos.errors import SpecError
     from llmos.spec import validate_dict
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,16 +87,40 @@ def worker_command(job: TrainJob, job_file: Path) -> list[str]:
     return cmd + entry
 
 
-def launch(job: TrainJob, *, fresh: bool = False, env: dict[str, str] | None = None) -> Launch:
+def launch(job: TrainJob, *, fresh: bool = False, env: dict[str, str] | None = None,
+           say: Callable[[str], None] | None = None) -> Launch:
     """Run the job in the foreground until it ends; returns its exit code (75 when preempted)."""
     with _exclusive(job):
         job = prepare_run_dir(job, fresh=fresh)
         run_dir = Path(job.output)  # type: ignore[arg-type]
         child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        child_env.update(_cpu_env(job, child_env, say or _say))
         code = _run_child(worker_command(job, job_file(job)), child_env)
     if code != 0 and runfile.read(run_dir).get("status") == "preempted":
         code = EXIT_PREEMPTED
     return Launch(exit_code=code, run_dir=run_dir)
+
+
+def _cpu_env(job: TrainJob, env: dict[str, str], say: Callable[[str], None]) -> dict[str, str]:
+    """The workers' threading, decided once here by the one rule (llmos._threads): OpenMP waiting,
+    and threads per worker unless the spec or the user's OMP_NUM_THREADS says; torchrun would
+    otherwise give each worker one thread. Beside a daemon's jobs the workers keep to free cores."""
+    from llmos._threads import openmp_env, plan_threads
+
+    extra = openmp_env(env)
+    if "OMP_NUM_THREADS" in env or job.train.num_threads or job.resources.cpus_per_proc:
+        return extra
+    plan = plan_threads(workers=job.resources.procs, environ=env)
+    extra["OMP_NUM_THREADS"] = str(plan.threads)
+    if plan.beside_daemon:
+        say(f"llmos train: {plan.why}: {plan.threads} thread(s) per worker")
+    if plan.cores is not None:
+        extra["LLMOS_WORKER_CORES"] = ";".join([",".join(map(str, plan.cores))] * job.resources.procs)
+    return extra
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ its children or none, and a rerun never registers a second set.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -87,11 +86,10 @@ def run_compress(job: CompressJob) -> int:
     """Run the compression stage; 0 when done, EXIT_PREEMPTED when stopped before registering."""
     stop = StopOrHold().install()
     try:
-        import torch
-
+        from llmos._threads import apply_plan, plan_threads
         from llmos.compress import compress
 
-        torch.set_num_threads(job.report.num_threads or _cores())
+        apply_plan(plan_threads(job.report.num_threads, field="report.num_threads"))
         if job.output is not None and (aside := fresh_output(Path(job.output))) is not None:
             _say(f"{job.output} held an earlier attempt's work, moved to {aside}; starting over")
         result = compress(job, note=_say, hold=stop.hold)
@@ -117,9 +115,3 @@ def _report(result: Any) -> None:
 def _say(text: str) -> None:
     print(text, flush=True)
 
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from contextlib import nullcontext
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from llmos._threads import apply_plan, plan_threads
 from llmos.data import BatchPlan, collate, encode, load_dataset
 from llmos.errors import CheckpointError, DataError, SpecError
 from llmos.models import build, save_trained
@@ -55,7 +55,9 @@ def train(job: TrainJob) -> int:
     dist = init(job.resources.device)
     cfg, task = job.train, job.model.task
     run_dir = Path(job.output)  # type: ignore[arg-type]  # resolved by the launcher
-    torch.set_num_threads(cfg.num_threads or _cores_per_worker(job, dist))
+    threads = plan_threads(cfg.num_threads or job.resources.cpus_per_proc, workers=dist.local_world_size,
+                           field="train.num_threads" if cfg.num_threads else "resources.cpus_per_proc")
+    apply_plan(threads)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     random.seed(cfg.seed)
 
@@ -120,7 +122,8 @@ def train(job: TrainJob) -> int:
         runfile.update(run_dir, run_id=tracker.run_id, status="running")
         if last is None:
             tracker.log_params({"data.train_examples": len(enc_train.lengths), "run.total_steps": total_steps,
-                                "run.world_size": dist.world_size, "run.precision": str(autocast_dtype or "fp32")})
+                                "run.world_size": dist.world_size, "run.precision": str(autocast_dtype or "fp32"),
+                                "run.threads_per_worker": threads.threads})
         else:
             progress.note(f"resumed from {last.path.name} (step {state.step}, epoch {state.epoch})")
 
@@ -224,13 +227,6 @@ def train(job: TrainJob) -> int:
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
-
-
-def _cores_per_worker(job: TrainJob, dist: Dist) -> int:
-    if job.resources.cpus_per_proc:
-        return job.resources.cpus_per_proc
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // dist.local_world_size)
 
 
 def _items_in_step(enc: Any, indices: list[int], task: str) -> int:

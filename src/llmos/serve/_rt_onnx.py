@@ -18,8 +18,9 @@ class OnnxRuntime:
         from transformers import AutoTokenizer
 
         from llmos._lazy import require
+        from llmos._threads import keep_to_cores
         from llmos.errors import ModelError, SpecError
-        from llmos.serve._rt_torch import default_threads
+        from llmos.serve._rt_torch import serving_threads
 
         ort = require("onnxruntime")
         files = sorted(folder.glob("*.onnx"))
@@ -27,7 +28,9 @@ class OnnxRuntime:
             raise ModelError(f"{folder} is stored as '{info.format}' but holds no .onnx file.",
                              hint="Register the ONNX export again; the folder is incomplete.")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = spec.num_threads or default_threads()
+        threads = serving_threads(spec.num_threads)
+        keep_to_cores(threads)
+        options.intra_op_num_threads = threads.threads
         options.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
         if spec.device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from llmos._cpu import cpu_has_bf16
+from llmos._threads import ThreadPlan, apply_plan, plan_threads
 from llmos.serve._runtime import ModelInfo, Padded
 
-__all__ = ["TorchRuntime", "cast_linear_weights", "default_threads", "usable_cores"]
+__all__ = ["TorchRuntime", "cast_linear_weights", "default_threads", "serving_threads"]
 
 _log = logging.getLogger(__name__)
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def cast_linear_weights(model: Any, dtype: Any) -> None:
@@ -40,8 +33,10 @@ def cast_linear_weights(model: Any, dtype: Any) -> None:
             module.to(dtype)
 
 
-def default_threads() -> int:
-    """Model threads when runtime.num_threads is null: every usable core.
+def serving_threads(num_threads: int | None) -> ThreadPlan:
+    """Model threads: runtime.num_threads, else OMP_NUM_THREADS, else every usable core (the
+    cores a daemon in this LLMOS_HOME has not handed out, when one runs beside a hand-started
+    server).
 
     Leaving a core to the event loop (HTTP, JSON, tokenizing) looks right on paper, but the loop
     needs a small part of a core per request, and on a small machine one core fewer is a large
@@ -50,7 +45,12 @@ def default_threads() -> int:
     req/s with dynamic batching (concurrency 16), and the 3x flood's accepted p99 was 561 vs
     486 ms. On a machine shared with other busy processes, set runtime.num_threads lower.
     """
-    return usable_cores()
+    return plan_threads(num_threads, field="runtime.num_threads")
+
+
+def default_threads() -> int:
+    """The model threads a server with runtime.num_threads null runs (for the benchmarks)."""
+    return serving_threads(None).threads
 
 
 class TorchRuntime:
@@ -70,7 +70,7 @@ class TorchRuntime:
         if self.device == "cpu":
             # One intra-op pool sized to the cores we were given; one inter-op thread, since batches
             # run one at a time from the worker thread.
-            torch.set_num_threads(spec.num_threads or default_threads())
+            apply_plan(serving_threads(spec.num_threads))
             with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
                 torch.set_num_interop_threads(1)
         self.info = info

@@ -8,13 +8,6 @@ from typing import Any
 
 __all__ = ["run_job"]
 
-# How long an OpenMP thread spins after a parallel region before it sleeps, when the user has not
-# said (libgomp's own default is 300,000). A server's intra-op threads spin on after every forward
-# pass, on the cores the event loop needs to send the answers and read the next requests: on a
-# 2-core host a pass's answer reached the client 0.84-1.06 ms after the pass instead of 1.3-1.9 ms,
-# with the same throughput at batch 1 and with dynamic batching (0 spins made every pass slower).
-_GOMP_SPINCOUNT = "10000"
-
 
 def run_job(job: Any, *, api_key: str | None = None, echo: Callable[[str], None] | None = None) -> int:
     """Fetch, listen, load, serve; returns the exit code (0 after a drain). Errors in the model,
@@ -46,10 +39,10 @@ def run_job(job: Any, *, api_key: str | None = None, echo: Callable[[str], None]
 
 
 def _openmp_defaults() -> None:
-    """Set the server's OpenMP spinning where the user has not; it takes effect only if torch (and
-    with it libgomp, which reads the variable once) is not loaded yet, as in `llmos serve` and
-    `python -m llmos.serve`, whose imports stay light until here."""
-    import os
+    """The server's OpenMP waiting (llmos._threads); it takes effect only if torch (and with it
+    libgomp, which reads it once) is not loaded yet, as in `llmos serve` and `python -m
+    llmos.serve`, whose imports stay light until here."""
+    from llmos._threads import prepare_process
 
     if "torch" not in sys.modules:
-        os.environ.setdefault("GOMP_SPINCOUNT", _GOMP_SPINCOUNT)
+        prepare_process(role="server")

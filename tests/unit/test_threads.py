@@ -1,0 +1,111 @@
+"""The one threading rule (llmos._threads): literals in, a plan out; the user's settings win."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from llmos._threads import SERVER_SPIN_COUNT, SPIN_COUNT, decide_threads, held_by_daemon, openmp_env
+from llmos.paths import held_cores_file
+
+
+def test_every_usable_core_divided_among_the_workers() -> None:
+    assert decide_threads(None, None, [0, 1, 2, 3]).threads == 4
+    assert decide_threads(None, None, [0, 1, 2, 3], workers=2).threads == 2
+    assert decide_threads(None, None, [0, 1], workers=3).threads == 1  # never zero
+    assert decide_threads(None, None, [0, 1, 2, 3]).cores is None  # nothing to keep off: no pinning
+
+
+def test_an_explicit_field_then_omp_num_threads_win() -> None:
+    plan = decide_threads(3, "2", [0, 1], held=[0, 1], field="train.num_threads")
+    assert (plan.threads, plan.cores, plan.why) == (3, None, "train.num_threads: 3")
+    plan = decide_threads(None, "2", [0, 1, 2, 3], held=[0, 1])
+    assert (plan.threads, plan.cores, plan.beside_daemon) == (2, None, False)
+    assert decide_threads(None, "zero", [0, 1]).threads == 2  # not a count: ignored
+
+
+def test_beside_a_daemon_a_process_keeps_to_the_cores_it_has_not_handed_out() -> None:
+    plan = decide_threads(None, None, [0, 1, 2, 3], held=[0, 1, 9])
+    assert (plan.threads, plan.cores, plan.beside_daemon) == (2, (2, 3), True)
+    assert "holds core(s) 0,1" in plan.why and "keeping to core(s) 2,3" in plan.why
+
+
+def test_when_the_daemon_holds_every_core_one_thread_per_worker_runs_beside_it() -> None:
+    plan = decide_threads(None, None, [0, 1], workers=2, held=[0, 1])
+    assert (plan.threads, plan.cores, plan.beside_daemon) == (1, None, True)
+    assert "llmos submit" in plan.why
+
+
+@pytest.mark.parametrize(("env", "role", "expected"), [
+    ({}, "batch", {"GOMP_SPINCOUNT": SPIN_COUNT}),
+    ({}, "server", {"GOMP_SPINCOUNT": SERVER_SPIN_COUNT}),
+    ({"GOMP_SPINCOUNT": "300000"}, "batch", {}),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "server", {}),
+])
+def test_openmp_waiting_is_set_only_where_the_user_has_not(env: dict, role: str, expected: dict) -> None:
+    assert openmp_env(env, role=role) == expected  # type: ignore[arg-type]
+
+
+def _publish(held: list[int], pid: int, started_s: float) -> Path:
+    path = held_cores_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": pid, "started_s": started_s, "held": held}))
+    return path
+
+
+def test_held_cores_count_only_while_the_daemon_that_wrote_them_lives() -> None:
+    assert held_by_daemon() == set()  # no daemon
+    me = psutil.Process()
+    _publish([0, 1], me.pid, me.create_time())
+    assert held_by_daemon() == {0, 1}
+    _publish([0, 1], me.pid, me.create_time() - 100)  # the pid was reused by another process
+    assert held_by_daemon() == set()
+    held_cores_file().write_text("{not json")
+    assert held_by_daemon() == set()
+
+
+def test_a_worker_process_starts_with_the_spin_count_libgomp_reads_at_load() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = ("import os, sys; from llmos._threads import prepare_process; prepare_process(); "
+            "print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [SPIN_COUNT, "False"]  # set before torch (and libgomp) loads
+
+
+def _job(**resources: int):
+    from llmos.spec import parse_job
+
+    return parse_job({"name": "t", "model": {"name": "tiny-bert"}, "data": {"train": "x.csv"},
+                      "resources": resources})
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two usable cores")
+def test_a_hand_started_training_keeps_off_the_daemons_cores_and_says_so() -> None:
+    from llmos.run._launch import _cpu_env
+
+    cores = sorted(os.sched_getaffinity(0))
+    me = psutil.Process()
+    _publish(cores[:1], me.pid, me.create_time())
+    said: list[str] = []
+    env = _cpu_env(_job(), {}, said.append)
+    free = ",".join(map(str, cores[1:]))
+    assert env == {"GOMP_SPINCOUNT": SPIN_COUNT, "OMP_NUM_THREADS": str(len(cores) - 1), "LLMOS_WORKER_CORES": free}
+    assert len(said) == 1 and f"keeping to core(s) {free}" in said[0]
+    # The user's own OMP_NUM_THREADS and OpenMP waiting are left as they are, and nothing is said.
+    said.clear()
+    assert _cpu_env(_job(), {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}, said.append) == {}
+    assert said == []
+
+
+def test_without_a_daemon_each_of_several_workers_gets_its_share_of_the_cores() -> None:
+    from llmos.run._launch import _cpu_env
+
+    env = _cpu_env(_job(procs=2), {}, print)
+    assert env["OMP_NUM_THREADS"] == str(max(1, len(os.sched_getaffinity(0)) // 2))
+    assert "LLMOS_WORKER_CORES" not in env
