@@ -21,12 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import SHARED  # noqa: E402
 
 from llmos.scheduler import POLICIES, Node, PolicyConfig
 from llmos.sim import (
@@ -44,7 +48,7 @@ from llmos.sim import (
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
-PHILLY = Path("/work/shared/datasets/traces/philly_runtime.csv")
+PHILLY = SHARED / "datasets" / "traces" / "philly_runtime.csv"
 console = Console(width=150)  # the tables are wide; keep them whole in logs
 
 

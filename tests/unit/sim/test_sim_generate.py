@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ from llmos.scheduler import Node
 from llmos.sim import TraceError, generate_trace, load_runtimes
 
 NODES = [Node(f"n{i}", 64, 512, 8) for i in range(8)]
-PHILLY = Path("/work/shared/datasets/traces/philly_runtime.csv")  # a benchmark input, not a product one
+# A benchmark input, not a product one: the team's shared folder beside the checkout, or LLMOS_SHARED.
+SHARED = Path(os.environ.get("LLMOS_SHARED", Path(__file__).resolve().parents[4] / "shared"))
+PHILLY = SHARED / "datasets" / "traces" / "philly_runtime.csv"
 
 
 def _offered_load(trace, nodes) -> float:
