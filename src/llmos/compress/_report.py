@@ -110,7 +110,7 @@ def _in_process_of_its_own(module: str, request: dict[str, Any], env: dict[str, 
     except subprocess.TimeoutExpired:
         raise LlmosError(f"measuring {label} took over {_MEASURE_TIMEOUT_S} s and was stopped.",
                          hint="Lower report.latency_runs / report.throughput_batches, or set report.compile: "
-                              "never.") from None
+                              "never (fixed length) / report.runtime.compile: off (served).") from None
     if proc.returncode != 0 or not out_file.is_file():
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
         raise LlmosError(f"measuring {label} failed (exit {proc.returncode}):\n{tail}",
