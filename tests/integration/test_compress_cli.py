@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 # Short measurements on one thread: a tiny model gains nothing from a second one, and two that wait
 # on each other are several times slower on a busy 2-core machine.
 FAST_REPORT = ["report.latency_runs=5", "report.throughput_batches=2", "report.warmup=1", "report.compile=never",
-               "report.num_threads=1", "report.runtime.num_threads=1", "report.runtime.compile=off"]
+               "report.num_threads=1", "report.runtime.num_threads=1", 'report.runtime.compile="off"']
 
 
 def _register_parent(llmos_home: Path, folder: Path) -> None:
