@@ -7,11 +7,14 @@ from types import ModuleType
 
 from llmos.errors import DependencyError
 
-# package to import -> the pip requirement that provides it
+# package to import -> the pip requirement that provides it: each names an extra in pyproject.toml
+# (tests/unit/test_packaging.py holds them to it).
 _EXTRAS = {
     "datasets": "pip install 'llmos[hf]'",
-    "ray": "pip install 'llmos[ray]'",
+    "onnx": "pip install 'llmos[onnx]'",
+    "onnxscript": "pip install 'llmos[onnx]'",
     "onnxruntime": "pip install 'llmos[onnx]'",
+    "psycopg": "pip install 'llmos[postgres]'",
 }
 
 

@@ -43,6 +43,9 @@ def open_db(url: str | None = None, *, create: bool = True) -> Engine:
                                pool_size=8, max_overflow=24)
         _sqlite_events(engine)
     elif url.startswith("postgresql"):
+        from llmos._lazy import require
+
+        require("psycopg")  # names the extra; SQLAlchemy would only say "No module named 'psycopg'"
         engine = create_engine(url, pool_size=8, max_overflow=24, pool_pre_ping=True)
     else:
         raise LlmosError(f"unsupported state database {redact(url)!r}.",
