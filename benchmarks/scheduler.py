@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED  # noqa: E402
+from _common import SHARED
 
 from llmos.scheduler import POLICIES, Node, PolicyConfig
 from llmos.sim import (
