@@ -181,7 +181,7 @@ def readme_commands() -> list[str]:
 def test_every_readme_command_names_real_commands_and_flags(command: str) -> None:
     """Resolved and parsed, not run (tests/integration/test_readme.py runs them): a renamed
     command or flag fails here in milliseconds."""
-    args = [a for a in shlex.split(command)[1:] if a != "--help"]  # --help would print and exit
+    args = [a for a in shlex.split(command)[1:] if a not in ("--help", "--version")]  # they print and exit
     if not args:
         return
     cmd: Any = typer.main.get_command(app)
