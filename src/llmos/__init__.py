@@ -7,6 +7,7 @@ Fine-tune, compress, track, register, serve and schedule language models with on
     llmos.compress(result.registered.ref, recipe=["int8"], eval="dev.csv")
     with llmos.serve(result.registered.ref) as server: ...
     with llmos.Client() as client: client.submit("job.yaml")
+    llmos.export(result.registered.ref, format="onnx")
 
 Importing this package is cheap: the names above load on first use (`llmos.api` holds them),
 and torch, transformers and mlflow only when a function runs. See docs/python-api.md.
@@ -25,16 +26,16 @@ __version__ = "0.1.0"
 drop_known_noise()
 
 if TYPE_CHECKING:
-    from llmos.api import Client, Deployment, Job, JobDetails, Registered, Server, TrainResult, train
+    from llmos.api import Client, Deployment, Job, JobDetails, Registered, Server, TrainResult, export, train
 
 # Loaded from llmos.api on first use (PEP 562), so that `import llmos` stays light.
-_LAZY = ("Client", "Deployment", "Job", "JobDetails", "Registered", "Server", "TrainResult", "train")
+_LAZY = ("Client", "Deployment", "Job", "JobDetails", "Registered", "Server", "TrainResult", "export", "train")
 # `llmos.compress` and `llmos.serve` are also the packages of those stages; calling one runs the
 # front-door function of that name (llmos.api.compress, llmos.api.serve).
 _CALLABLE_PACKAGES = ("compress", "serve")
 
 __all__ = ["Client", "Deployment", "Job", "JobDetails", "Registered", "Server", "TrainResult", "__version__",
-           "compress", "serve", "train"]
+           "compress", "export", "serve", "train"]
 
 
 class _CallablePackage(ModuleType):

@@ -10,6 +10,7 @@ from llmos import __version__
 from llmos.cli import bench as bench_cli
 from llmos.cli import compress as compress_cli
 from llmos.cli import control as control_cli
+from llmos.cli import export as export_cli
 from llmos.cli import models as models_cli
 from llmos.cli import serve as serve_cli
 from llmos.cli import sim as sim_cli
@@ -33,6 +34,7 @@ app.add_typer(bench_cli.app, name="bench")
 train_cli.register(app)
 compress_cli.register(app)
 serve_cli.register(app)
+export_cli.register(app)
 control_cli.register(app)
 
 

@@ -1,0 +1,111 @@
+"""`llmos export`: a registered version loaded by plain transformers and plain ONNX Runtime in a
+process that never imports llmos, answering as llmos does; the formats they cannot load are refused
+with the fix."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.unit.serve.conftest import register_tiny
+from typer.testing import CliRunner
+
+from llmos.cli.main import app
+from llmos.errors import ModelError
+from llmos.registry import export
+
+TEXTS = ["a wonderful film", "the ending felt dull to me, and long"]
+# Run in a fresh interpreter: loads the export with transformers or onnxruntime alone.
+PLAIN = """
+import json, sys
+kind, folder, task = sys.argv[1:4]
+texts = json.loads(sys.argv[4])
+from transformers import AutoTokenizer
+tokens = AutoTokenizer.from_pretrained(folder)(texts, padding=True, return_tensors="np" if kind == "onnx" else "pt")
+if kind == "hf":
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+    model = (AutoModelForSequenceClassification if task == "classification" else AutoModel).from_pretrained(folder)
+    with torch.no_grad():
+        out = model(**tokens)
+    if task == "classification":
+        answer = out.logits
+    else:  # mean pooling, L2-normalised: what the export's README.md says
+        mask = tokens["attention_mask"].unsqueeze(-1).float()
+        answer = torch.nn.functional.normalize((out.last_hidden_state * mask).sum(1) / mask.sum(1), dim=-1)
+    answer = answer.tolist()
+else:
+    import onnxruntime
+    session = onnxruntime.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    answer = session.run(None, {n: tokens[n] for n in names})[0].tolist()
+assert not any(m == "llmos" or m.startswith("llmos.") for m in sys.modules), "llmos was imported"
+print(json.dumps(answer))
+"""
+
+
+def llmos_answer(ref: str) -> list[list[float]]:
+    import torch
+
+    from llmos.models import load_trained
+    from llmos.registry import fetch
+
+    built = load_trained(fetch(ref))
+    tokens = built.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = built.model(**tokens)
+    return (out if isinstance(out, torch.Tensor) else out.logits).tolist()
+
+
+def plain_answer(kind: str, folder: Path, task: str) -> list[list[float]]:
+    done = subprocess.run([sys.executable, "-c", PLAIN, kind, str(folder), task, json.dumps(TEXTS)],
+                          capture_output=True, text=True, timeout=300, cwd="/")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("task", ["classification", "embedding"])
+@pytest.mark.parametrize("fmt", ["hf", "onnx"])
+def test_export_loads_without_llmos_and_answers_alike(llmos_home: Path, tmp_path: Path, task: str, fmt: str) -> None:
+    import numpy as np
+
+    ref = register_tiny(llmos_home, task, f"exp-{task[:3]}")
+    done = export(ref, format=fmt, out=tmp_path / "out")  # type: ignore[arg-type]
+    assert "llmos_model.json" not in done.files and "manifest.json" not in done.files
+    assert ("model.onnx" if fmt == "onnx" else "model.safetensors") in done.files
+    np.testing.assert_allclose(plain_answer(fmt, done.out, task), llmos_answer(ref), atol=1e-4)
+
+
+def test_cli_export_json_and_refusals(llmos_home: Path, tmp_path: Path) -> None:
+    ref = register_tiny(llmos_home, "classification", "exp-cli")
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", ref, "--format", "hf", "--out", str(tmp_path / "a"), "--json"])
+    assert result.exit_code == 0, result.output
+    files = json.loads(result.output)["files"]
+    assert {"config.json", "model.safetensors", "README.md"} <= set(files)
+    assert "0: negative, 1: positive" in (tmp_path / "a" / "README.md").read_text()
+    again = runner.invoke(app, ["export", ref, "--out", str(tmp_path / "a")])
+    assert isinstance(again.exception, ModelError) and "not empty" in again.exception.message
+    bad = runner.invoke(app, ["export", ref, "--format", "gguf", "--out", str(tmp_path / "b")])
+    assert "--format hf or --format onnx" in bad.exception.hint
+
+
+def test_formats_plain_tools_cannot_load_are_refused_with_the_fix(tmp_path: Path) -> None:
+    from llmos.registry._export import _to_hf, _to_onnx
+
+    folder = tmp_path / "stored"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"llmos_structure": {"heads": [2, 1]}}))
+    with pytest.raises(ModelError, match="structurally pruned") as pruned:
+        _to_hf(folder, "hf-safetensors", "m/3", tmp_path / "o1")
+    assert "--format onnx" in pruned.value.hint
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="stored as torchao-int8"):
+        _to_hf(folder, "torchao-int8", "m/4", tmp_path / "o2")
+    with pytest.raises(ModelError, match="do not export to ONNX"):
+        _to_onnx(folder, "classification", "torchao-int8-weight", "m/5", tmp_path / "o3")
+    with pytest.raises(ModelError, match="--format onnx"):
+        _to_hf(folder, "onnx-int8", "m/6", tmp_path / "o4")
