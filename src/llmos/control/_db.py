@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llmos.errors import LlmosError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, MetaData
 
-__all__ = ["default_url", "open_db", "read", "redact", "write"]
+__all__ = ["default_url", "migrate", "open_db", "read", "redact", "write"]
 
 _BUSY_TIMEOUT_MS = 30_000
-_APPEND_ONLY = ("transitions", "completions", "audit")
+_BASELINE = "0001"  # the revision that is llmos 0.1.0's schema (migrations/versions/0001_baseline.py)
 
 
 def default_url() -> str:
@@ -102,31 +102,40 @@ def _sqlite_events(engine: Engine) -> None:
 
 
 def _create(engine: Engine) -> None:
-    """Create missing tables, and make the history tables refuse UPDATE and DELETE."""
-    from sqlalchemy import text
-
-    from llmos.control._schema import metadata
-
+    """Bring the schema to the newest revision of `llmos.control.migrations` (Alembic), in one
+    write transaction: a new database gets every table, an older one its missing revisions."""
     with write(engine) as conn:
-        metadata.create_all(conn)
-        _add_missing_columns(conn, metadata)
-        for table in _APPEND_ONLY:
-            if engine.dialect.name == "sqlite":
-                for op in ("UPDATE", "DELETE"):
-                    conn.execute(text(
-                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-                        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"))
-            else:
-                conn.execute(text(
-                    "CREATE OR REPLACE FUNCTION llmos_append_only() RETURNS trigger AS $$ BEGIN "
-                    "RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql"))
-                conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
-                conn.execute(text(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                                  "FOR EACH ROW EXECUTE FUNCTION llmos_append_only()"))
+        migrate(conn)
+
+
+def migrate(conn: Connection, revision: str = "head") -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    config = _alembic_config(conn)
+    present = set(inspect(conn).get_table_names())
+    if "jobs" in present and "alembic_version" not in present:  # written before versioned migrations (0.1.0)
+        from alembic.script import ScriptDirectory
+
+        baseline = ScriptDirectory.from_config(config).get_revision(_BASELINE).module
+        _add_missing_columns(conn, baseline.tables())  # older 0.1.0 databases lack the later token columns
+        command.stamp(config, _BASELINE)
+    command.upgrade(config, revision)
+
+
+def _alembic_config(conn: Connection) -> Any:
+    from pathlib import Path
+
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    config.attributes["connection"] = conn
+    return config
 
 
 def _add_missing_columns(conn: Connection, metadata: MetaData) -> None:
-    """Bring a database made by an older llmos up to date: columns added since are all nullable."""
+    """Bring a database made by an older 0.1.0 up to its final schema: columns added then are all nullable."""
     from sqlalchemy import inspect, text
 
     inspector = inspect(conn)

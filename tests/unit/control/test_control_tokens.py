@@ -136,9 +136,10 @@ def test_a_database_from_before_the_new_columns_is_upgraded(engine, db_url: str)
     from llmos.control._auth import digest
     from llmos.control._db import open_db
 
-    with write(engine) as conn:  # the tokens table as an older llmos made it
+    with write(engine) as conn:  # the tokens table as an older llmos made it, before versioned migrations
         for column in ("prefix", "last_used_s", "revoked_s"):
             conn.execute(text(f"ALTER TABLE tokens DROP COLUMN {column}"))
+        conn.execute(text("DROP TABLE alembic_version"))
         conn.execute(text("INSERT INTO tokens (name, owner, role, digest, created_s) VALUES "
                           "('old', 'old', 'admin', :digest, 1.0)"), {"digest": digest("llmos_old")})
     upgraded = open_db(db_url)
