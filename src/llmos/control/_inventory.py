@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 
 from llmos._threads import usable_cores
+from llmos.control import _nvml
 from llmos.control._config import ControlConfig
 from llmos.errors import LlmosError
 
@@ -71,7 +72,7 @@ def detect(config: ControlConfig) -> Inventory:
     return Inventory(tuple(cores), memory_gb, tuple(gpus))
 
 
-# nvidia-smi rather than torch: the daemon must not initialise CUDA (it would hold GPU memory).
+# NVML or nvidia-smi rather than torch: the daemon must not initialise CUDA (it would hold GPU memory).
 _QUERY = "index,name,memory.total,mig.mode.current"
 _QUERY_OLD = "index,name,memory.total"  # drivers before MIG (R450) reject the MIG field
 _SMI_TIMEOUT_S = 20.0  # a wedged driver can hang nvidia-smi; the daemon starts without GPUs instead
@@ -113,6 +114,25 @@ def _parse_line(line: str) -> Gpu | str:
 
 
 def _gpus() -> list[Gpu]:
+    """From NVML (nvidia-ml-py); from nvidia-smi's text only where NVML cannot be loaded."""
+    found = _nvml.devices(_SMI_TIMEOUT_S)
+    if found is not None:
+        return _from_nvml(found)
+    return _gpus_from_smi()
+
+
+def _from_nvml(found: list[_nvml.Device]) -> list[Gpu]:
+    gpus = []
+    for index, name, memory_gb, mig in found:
+        if mig:  # as for nvidia-smi: CUDA_VISIBLE_DEVICES=INDEX cannot give a job the whole of it
+            _log.warning("GPU %d is in MIG mode and cannot be given to a job whole; to schedule it, disable MIG "
+                         "with: nvidia-smi -i %d -mig 0", index, index)
+            continue
+        gpus.append(Gpu(index, name, memory_gb))
+    return gpus
+
+
+def _gpus_from_smi() -> list[Gpu]:
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return []  # a machine without NVIDIA's driver: no GPUs, nothing to warn about

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from llmos.control import _nvml
 from llmos.control._db import read
 from llmos.control._schema import jobs
 
@@ -58,15 +59,19 @@ def machine_view(service: Service) -> dict[str, Any]:
 def _gpu_use(inv: Any) -> list[dict[str, Any]]:
     gpus = [{"index": g.index, "name": g.name, "memory_gb": g.memory_gb, "util_percent": None, "memory_used_gb": None}
             for g in inv.gpus]
+    if not gpus:
+        return gpus
+    live = _nvml.use(timeout_s=10)
     exe = shutil.which("nvidia-smi")
-    if not gpus or exe is None:
+    if live is None and exe is None:
         return gpus
     try:
-        out = subprocess.run([exe, "--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, errors="replace", timeout=10).stdout
+        if live is None:  # NVML cannot be loaded here: nvidia-smi's text
+            live = parse_gpu_use(subprocess.run(
+                [str(exe), "--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+                capture_output=True, text=True, errors="replace", timeout=10).stdout)
     except (OSError, subprocess.SubprocessError):
         return gpus  # a live view: "?" for this refresh rather than an error
-    live = parse_gpu_use(out)
     for g in gpus:
         if g["index"] in live:
             g["util_percent"], g["memory_used_gb"] = live[g["index"]]

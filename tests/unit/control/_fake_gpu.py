@@ -1,5 +1,6 @@
 """A stand-in `nvidia-smi` for machines without a GPU: a script put first on PATH that answers the
-`--query-gpu=...` queries the control plane makes with fixed text, as the real tool prints it."""
+`--query-gpu=...` queries the control plane makes with fixed text, as the real tool prints it
+(NVML is hidden while it is installed)."""
 
 from __future__ import annotations
 
@@ -54,4 +55,7 @@ def install_nvidia_smi(folder: Path, monkeypatch: pytest.MonkeyPatch, answers: d
     exe.write_text(_SCRIPT.format(python=sys.executable, answers=json.dumps(table), calls=str(calls)))
     exe.chmod(0o755)
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    # NVML comes first when it loads: hide it, so that this stand-in is what is read even on a GPU host
+    # (tests of the NVML path put their own `pynvml` in sys.modules after this).
+    monkeypatch.setitem(sys.modules, "pynvml", None)
     return calls
