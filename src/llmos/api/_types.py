@@ -24,7 +24,7 @@ class _Record:
 
 @dataclass(frozen=True)
 class Job(_Record):
-    """A job as `llmos jobs` lists it. `placement` holds the `cores` and `gpus` it runs on."""
+    """A job as `llmos jobs ls` lists it. `placement` holds the `cores` and `gpus` it runs on."""
 
     id: int
     name: str

@@ -1,7 +1,7 @@
 """API tokens, roles and the audit log.
 
 A token is shown once, when it is made; the store keeps only its sha256 and its first characters
-(so that its holder can tell it apart in `llmos tokens list`). Roles are ordered: viewers read,
+(so that its holder can tell it apart in `llmos tokens ls`). Roles are ordered: viewers read,
 developers also submit and cancel their own jobs, admins do everything. A revoked token keeps its
 row, marked revoked, and is refused from then on; the last admin token cannot be revoked. Every
 state-changing call, allowed or not, is appended to `audit` (who, what, when, from where).
@@ -106,9 +106,9 @@ def revocation_error(token_id: int, known: Sequence[TokenState]) -> ControlError
     """Why token `token_id` may not be revoked, given the tokens `known` (it and every active admin)."""
     target = next((t for t in known if t.id == token_id), None)
     if target is None:
-        return NotFound(f"no token {token_id}.", hint="List them with: llmos tokens list")
+        return NotFound(f"no token {token_id}.", hint="List them with: llmos tokens ls")
     if target.revoked:
-        return Conflict(f"token {token_id} is already revoked.", hint="List them with: llmos tokens list --all")
+        return Conflict(f"token {token_id} is already revoked.", hint="List them with: llmos tokens ls --all")
     admins = [t for t in known if t.role == "admin" and not t.revoked]
     if target.role == "admin" and len(admins) == 1:
         return Conflict(f"token {token_id} is the last admin token; without it no one could manage tokens "

@@ -149,7 +149,7 @@ class Service:
         with read(self.engine) as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
             if row is None:
-                raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs")
+                raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs ls")
             history = conn.execute(select(transitions).where(transitions.c.job_id == job_id)
                                    .order_by(transitions.c.id)).all()
             tries = conn.execute(select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)).all()
@@ -170,7 +170,7 @@ class Service:
             with write(self.engine) as conn:
                 row = conn.execute(select(jobs.c.owner, jobs.c.state, jobs.c.holds).where(jobs.c.id == job_id)).first()
                 if row is None:
-                    raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs")
+                    raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs ls")
                 if not caller.is_admin and row.owner != caller.owner:
                     raise auth.Forbidden(f"job {job_id} belongs to {row.owner}; {caller.owner} (developer) may "
                                          "cancel only their own jobs.", hint="Ask its owner or an admin.")

@@ -33,7 +33,7 @@ def transition(conn: Connection, job_id: int, to: JobState, reason: str, *, now_
     """
     row = conn.execute(select(jobs.c.state, jobs.c.attempt, jobs.c.exit_code).where(jobs.c.id == job_id)).first()
     if row is None:
-        raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs")
+        raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs ls")
     current = JobState(row.state)
     if to not in ALLOWED[current] or (expect is not None and current not in set(expect)):
         raise Conflict(f"job {job_id} is {current}; it cannot become {to}.",
