@@ -21,8 +21,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["SERVER_SPIN_COUNT", "SPIN_COUNT", "Role", "ThreadPlan", "apply_plan", "decide_threads", "held_by_daemon",
-           "keep_to_cores", "openmp_env", "plan_threads", "prepare_process", "usable_cores"]
+__all__ = ["SERVER_SPIN_COUNT", "SPIN_COUNT", "CoreWatch", "Role", "ThreadPlan", "apply_plan", "decide_threads",
+           "held_by_daemon", "keep_to_cores", "openmp_env", "plan_threads", "prepare_process", "threads_beside",
+           "usable_cores"]
 
 Role = Literal["batch", "server"]  # training, compression, evaluation | a server between requests
 SPIN_COUNT = "1000"  # libgomp's own value for oversubscribed processes; see the module docstring
@@ -60,17 +61,20 @@ class ThreadPlan:
     cores: tuple[int, ...] | None  # keep the process to these cores (None: leave its affinity)
     why: str  # one line a person reads: where the number came from
     beside_daemon: bool = False  # a daemon in this LLMOS_HOME holds some of the cores for its work
+    adaptive: bool = True  # llmos chose the count, so it may shrink it while cores are busy (CoreWatch)
 
 
 def decide_threads(requested: int | None, env_threads: str | None, cores: Iterable[int], *, workers: int = 1,
-                   held: Iterable[int] = (), field: str = "num_threads") -> ThreadPlan:
+                   held: Iterable[int] = (), field: str = "num_threads", placed: bool = False) -> ThreadPlan:
     """Threads per worker for `workers` processes on `cores`, of which a running daemon holds
-    `held` for its jobs and replicas. Pure: every input is an argument."""
+    `held` for its jobs and replicas. `placed`: llmos itself (the daemon, the launcher) set
+    OMP_NUM_THREADS, so it is not the user's. Pure: every input is an argument."""
     cores, workers = sorted(set(cores)), max(1, workers)
     if requested:
-        return ThreadPlan(requested, None, f"{field}: {requested}")
+        return ThreadPlan(requested, None, f"{field}: {requested}", adaptive=False)
     if env_threads and env_threads.strip().isdigit() and int(env_threads) > 0:
-        return ThreadPlan(int(env_threads), None, f"OMP_NUM_THREADS={int(env_threads)}")
+        source = "placed by llmos" if placed else "the user's"
+        return ThreadPlan(int(env_threads), None, f"OMP_NUM_THREADS={int(env_threads)} ({source})", adaptive=placed)
     taken = set(held) & set(cores)
     if not taken:
         return ThreadPlan(max(1, len(cores) // workers), None, f"{len(cores)} usable core(s)")
@@ -93,7 +97,7 @@ def plan_threads(requested: int | None = None, *, workers: int = 1, field: str =
     env = os.environ if environ is None else environ
     placed = "LLMOS_JOB_ID" in env or "LLMOS_WORKER_CORES" in env
     return decide_threads(requested, env.get("OMP_NUM_THREADS"), usable_cores(), workers=workers,
-                          held=() if placed else held_by_daemon(), field=field)
+                          held=() if placed else held_by_daemon(), field=field, placed=placed)
 
 
 def keep_to_cores(plan: ThreadPlan) -> None:
@@ -136,3 +140,68 @@ def _alive(pid: int, started_s: float) -> bool:
 
 def _span(cores: Iterable[int]) -> str:
     return ",".join(map(str, sorted(cores)))
+
+
+def threads_beside(base: int, cores: int, others_busy: float) -> int:
+    """Threads for a process planned at `base` threads on `cores` cores while other processes keep
+    `others_busy` of those cores busy: the cores left to it, rounded, at least one, at most base.
+
+    A thread team larger than the cores left waits at every barrier for a member that is
+    descheduled; one thread per free core never waits for anybody. Pure."""
+    return max(1, min(base, round(cores - others_busy)))
+
+
+class CoreWatch:
+    """Keeps torch's thread count to the cores other processes leave free, re-checked at most
+    every `interval_s` (a step loop calls `adjust()` once per step; it costs two /proc reads when
+    due). Where /proc is missing it never changes anything."""
+
+    def __init__(self, base: int, cores: Iterable[int] | None = None, interval_s: float = 1.0) -> None:
+        import time
+
+        self.base = self.threads = base
+        self._cores = sorted(cores) if cores is not None else usable_cores()
+        self._interval_s = interval_s
+        self._clock = time.monotonic
+        self._last = (self._clock(), *_busy_ticks(self._cores))
+
+    def adjust(self) -> int | None:
+        """The new thread count when it changed (torch's pool is resized), else None."""
+        now = self._clock()
+        if now - self._last[0] < self._interval_s or self._last[1] is None:
+            return None
+        busy, mine = _busy_ticks(self._cores)
+        if busy is None or mine is None:
+            return None
+        elapsed_ticks = (now - self._last[0]) * _TICKS_PER_S
+        others = max(0.0, ((busy - self._last[1]) - (mine - self._last[2])) / elapsed_ticks)
+        self._last = (now, busy, mine)
+        threads = threads_beside(self.base, len(self._cores), others)
+        if threads == self.threads:
+            return None
+        import torch
+
+        torch.set_num_threads(threads)
+        self.threads = threads
+        return threads
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _busy_ticks(cores: list[int]) -> tuple[int | None, int | None]:
+    """(busy ticks of `cores` since boot, this process's CPU ticks), or Nones without /proc."""
+    try:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None, None
+    wanted, busy = {f"cpu{c}" for c in cores}, 0
+    for line in lines:
+        name, *values = line.split()
+        if name in wanted:
+            ticks = [int(v) for v in values]
+            busy += sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+    return busy, int(fields[11]) + int(fields[12])  # utime + stime, all threads

@@ -108,4 +108,49 @@ def test_without_a_daemon_each_of_several_workers_gets_its_share_of_the_cores() 
 
     env = _cpu_env(_job(procs=2), {}, print)
     assert env["OMP_NUM_THREADS"] == str(max(1, len(os.sched_getaffinity(0)) // 2))
-    assert "LLMOS_WORKER_CORES" not in env
+    every = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    assert env["LLMOS_WORKER_CORES"] == f"{every};{every}"  # llmos's own count: the workers may shrink it
+
+
+@pytest.mark.parametrize(("base", "cores", "others", "expected"), [
+    (2, 2, 0.0, 2), (2, 2, 0.4, 2), (2, 2, 0.6, 1), (2, 2, 1.9, 1), (2, 2, 3.0, 1),
+    (4, 8, 2.0, 4), (8, 8, 2.2, 6), (1, 8, 0.0, 1),
+])
+def test_threads_shrink_to_the_cores_other_processes_leave(base: int, cores: int, others: float,
+                                                          expected: int) -> None:
+    from llmos._threads import threads_beside
+
+    assert threads_beside(base, cores, others) == expected
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="reads /proc")
+def test_a_watch_gives_up_a_thread_while_another_process_keeps_a_core_busy_and_takes_it_back() -> None:
+    import time
+
+    import torch
+
+    from llmos._threads import CoreWatch
+
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    if len(cores) < 2:
+        pytest.skip("needs two usable cores")
+    before = torch.get_num_threads()
+    watch = CoreWatch(2, cores, interval_s=0.6)
+    spin = (f"import os, time\nos.sched_setaffinity(0, {{{cores[1]}}})\n"
+            "end = time.time() + 30\nwhile time.time() < end: pass")
+    spinner = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        deadline = time.monotonic() + 10
+        while watch.threads != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            watch.adjust()
+        assert watch.threads == 1 and torch.get_num_threads() == 1
+    finally:
+        spinner.kill()
+        spinner.wait()
+    deadline = time.monotonic() + 10
+    while watch.threads != 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        watch.adjust()
+    assert watch.threads == 2 and torch.get_num_threads() == 2
+    torch.set_num_threads(before)

@@ -105,17 +105,18 @@ def _cpu_env(job: TrainJob, env: dict[str, str], say: Callable[[str], None]) -> 
     """The workers' threading, decided once here by the one rule (llmos._threads): OpenMP waiting,
     and threads per worker unless the spec or the user's OMP_NUM_THREADS says; torchrun would
     otherwise give each worker one thread. Beside a daemon's jobs the workers keep to free cores."""
-    from llmos._threads import openmp_env, plan_threads
+    from llmos._threads import openmp_env, plan_threads, usable_cores
 
     extra = openmp_env(env)
-    if "OMP_NUM_THREADS" in env or job.train.num_threads or job.resources.cpus_per_proc:
-        return extra
-    plan = plan_threads(workers=job.resources.procs, environ=env)
-    extra["OMP_NUM_THREADS"] = str(plan.threads)
+    if "OMP_NUM_THREADS" in env or job.train.num_threads:
+        return extra  # the user's choice stands
+    plan = plan_threads(job.resources.cpus_per_proc, workers=job.resources.procs, environ=env,
+                        field="resources.cpus_per_proc")
     if plan.beside_daemon:
         say(f"llmos train: {plan.why}: {plan.threads} thread(s) per worker")
-    if plan.cores is not None:
-        extra["LLMOS_WORKER_CORES"] = ";".join([",".join(map(str, plan.cores))] * job.resources.procs)
+    # Set here, the count is llmos's own (the workers may shrink it while their cores are busy).
+    extra["OMP_NUM_THREADS"] = str(plan.threads)
+    extra["LLMOS_WORKER_CORES"] = ";".join([",".join(map(str, plan.cores or usable_cores()))] * job.resources.procs)
     return extra
 
 

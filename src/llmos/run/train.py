@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from llmos._threads import apply_plan, plan_threads
+from llmos._threads import CoreWatch, apply_plan, plan_threads
 from llmos.data import BatchPlan, collate, encode, load_dataset
 from llmos.errors import CheckpointError, DataError, SpecError
 from llmos.models import build, save_trained
@@ -55,9 +55,10 @@ def train(job: TrainJob) -> int:
     dist = init(job.resources.device)
     cfg, task = job.train, job.model.task
     run_dir = Path(job.output)  # type: ignore[arg-type]  # resolved by the launcher
-    threads = plan_threads(cfg.num_threads or job.resources.cpus_per_proc, workers=dist.local_world_size,
-                           field="train.num_threads" if cfg.num_threads else "resources.cpus_per_proc")
+    threads = plan_threads(cfg.num_threads, workers=dist.local_world_size, field="train.num_threads")
     apply_plan(threads)
+    # Fewer threads while other processes keep some of our cores busy (none of them is the user's).
+    watch = CoreWatch(threads.threads, threads.cores) if threads.adaptive and dist.device.type == "cpu" else None
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     random.seed(cfg.seed)
 
@@ -192,6 +193,8 @@ def train(job: TrainJob) -> int:
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         state.step, state.position = state.step + 1, state.position + 1
+        if watch is not None:
+            watch.adjust()
         window.add(items=step_items / dist.world_size, examples=len(step_batch),
                    busy_s=time.perf_counter() - t_step)
 
@@ -276,6 +279,7 @@ def _log_window(window: _Window, grad_norm: torch.Tensor | None, tracker: Any, p
               "train/grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
               "train/epoch": state.epoch + state.position / max(1, steps_per_epoch),
               "train/samples_per_s": window.examples / max(window.busy_s, 1e-9),
+              "train/threads": torch.get_num_threads(),
               "train/wall_samples_per_s": window.examples / max(elapsed, 1e-9)}
     tracker.log_metrics(values, state.step)
     progress.update(state.step, loss=loss, lr=values["train/lr"])
