@@ -22,9 +22,20 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainSpec) -> torch.optim.Optim
         (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    kernel = _kernel(decay + no_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, **kernel)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, **kernel)
+
+
+def _kernel(params: list[torch.nn.Parameter]) -> dict[str, bool]:
+    """The fused update (one kernel over every tensor) where torch has one for the parameters'
+    device. The default on CPU is a Python loop of ~10 elementwise passes per tensor: for
+    MiniLM-L6 (22.7M parameters, 2 cores) 77-280 ms per AdamW step against 9-13 ms fused, which
+    was most of the gap to a Hugging Face Trainer (it picks fused AdamW on torch >= 2.8)."""
+    devices = {p.device.type for p in params}
+    floating = all(p.is_floating_point() for p in params)
+    return {"fused": True} if params and floating and devices <= {"cpu", "cuda"} else {}
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, cfg: TrainSpec, total_steps: int) -> Any:

@@ -43,3 +43,23 @@ def test_fp16_needs_cuda() -> None:
         precision_for("fp16", torch.device("cpu"))
     assert precision_for("fp32", torch.device("cpu")) == (None, False)
     assert precision_for("bf16", torch.device("cpu")) == (torch.bfloat16, False)
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_the_fused_update_is_used_and_matches_the_reference_loop(name: str) -> None:
+    torch.manual_seed(0)
+    fused_model, loop_model = torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)
+    loop_model.load_state_dict(fused_model.state_dict())
+    cfg = TrainSpec(optimizer=name, lr=0.01, weight_decay=0.1)
+    fused = build_optimizer(fused_model, cfg)
+    assert all(group["fused"] for group in fused.param_groups)
+    groups = [{"params": [loop_model.weight], "weight_decay": 0.1}, {"params": [loop_model.bias], "weight_decay": 0.0}]
+    reference = (torch.optim.SGD(groups, lr=0.01, momentum=cfg.momentum, foreach=False) if name == "sgd"
+                 else torch.optim.AdamW(groups, lr=0.01, foreach=False))
+    x = torch.randn(16, 8)
+    for _ in range(5):
+        for model, opt in ((fused_model, fused), (loop_model, reference)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    torch.testing.assert_close(fused_model.state_dict(), loop_model.state_dict(), rtol=1e-5, atol=1e-6)
