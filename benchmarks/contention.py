@@ -130,6 +130,79 @@ def wait_ready(url: str, server: subprocess.Popen, timeout_s: float = 180) -> No
     raise SystemExit(f"the server at {url} did not become ready")
 
 
+def daemon_phase(setup: str, root: Path, epochs: float) -> dict:
+    """A training the daemon runs on every core, alone and then with a `llmos quickstart` started by
+    hand beside it (issue 18, point 4). old: the job fixes its threads (train.num_threads) and both
+    spin as libgomp does; new: the rule (the hand-started run keeps off the daemon's cores or runs
+    one thread, the daemon's job gives up threads while its cores are busy)."""
+    import yaml
+
+    from llmos.data import bundled_dataset_path
+
+    home = Path(tempfile.mkdtemp(dir=root))
+    env = env_for(setup, home)
+    env.pop("OMP_NUM_THREADS", None)  # the daemon sets its jobs' own
+    data = bundled_dataset_path("support-intents")
+    spec = {"kind": "train", "name": "daemon-job", "model": {"name": "minilm-l6", "max_length": 64},
+            "data": {"train": str(data / "train.csv"), "eval": str(data / "test.csv"), "text_column": "text",
+                     "label_column": "label"},
+            "train": {"epochs": epochs, "batch_size": 16, "lr": 1e-4, "warmup_ratio": 0.1,
+                      **({"num_threads": int(CORES)} if setup == "old" else {})},
+            "checkpoint": {"every_steps": None}, "resources": {"cpus_per_proc": int(CORES)}}
+    (home / "job.yaml").write_text(yaml.safe_dump(spec))
+    subprocess.run([LLMOS, "up", "--port", "0"], env=env, check=True, stdout=subprocess.DEVNULL)
+    try:
+        alone_s = _daemon_job(home, env)
+        hand_home = Path(tempfile.mkdtemp(dir=root))
+        # The daemon's home, so it sees the daemon; its own MLflow store, so the two never share a SQLite file.
+        hand_env = {**env_for(setup, hand_home), "LLMOS_HOME": str(home),
+                    "LLMOS_TRACKING_URI": f"sqlite:///{hand_home / 'mlflow.db'}"}
+        job_id = _submit(home, env)
+        _wait_state(home, env, job_id, "RUNNING")
+        time.sleep(3)
+        hand = subprocess.Popen([LLMOS, "quickstart", "--epochs", str(epochs)], env=hand_env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        hand_started = time.perf_counter()
+        beside_s = _wait_state(home, env, job_id, "SUCCEEDED")
+        _, err = hand.communicate()
+        hand_s = time.perf_counter() - hand_started
+        said = [line for line in err.splitlines() if "daemon" in line]  # what it said about its cores
+    finally:
+        subprocess.run([LLMOS, "down"], env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = {"job_alone_s": alone_s, "job_beside_hand_run_s": beside_s, "hand_run_s": hand_s,
+              "job_slowdown": beside_s / alone_s, "hand_run_said": said}
+    print(f"  {setup}: the daemon's job {alone_s:.1f} s alone, {beside_s:.1f} s beside a hand-started training "
+          f"({result['job_slowdown']:.2f}x); the hand-started one {hand_s:.1f} s; it said: {said}", flush=True)
+    return result
+
+
+def _submit(home: Path, env: dict[str, str]) -> int:
+    out = subprocess.run([LLMOS, "submit", str(home / "job.yaml"), "--json"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return int(json.loads(out)["id"])
+
+
+def _daemon_job(home: Path, env: dict[str, str]) -> float:
+    job_id = _submit(home, env)
+    _wait_state(home, env, job_id, "RUNNING")
+    return _wait_state(home, env, job_id, "SUCCEEDED")
+
+
+def _wait_state(home: Path, env: dict[str, str], job_id: int, state: str, timeout_s: float = 1800) -> float:
+    """Seconds from its attempt's start until the job reaches `state` (polls `llmos jobs show`)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        show = json.loads(subprocess.run([LLMOS, "jobs", "show", str(job_id), "--json"], env=env, check=True,
+                                         capture_output=True, text=True).stdout)
+        if show["state"] == state:
+            attempt = show["attempts"][-1]
+            return (attempt.get("ended_s") or time.time()) - attempt["started_s"]
+        if show["state"] in ("FAILED", "CANCELLED"):
+            raise SystemExit(f"daemon job {job_id} {show['state']}: {show}")
+        time.sleep(0.5)
+    raise SystemExit(f"daemon job {job_id} did not reach {state}")
+
+
 def _brief(report: dict) -> dict:
     return {k: report.get(k) for k in ("throughput_rps", "p50_ms", "p95_ms", "p99_ms", "ok", "errors")}
 
@@ -143,6 +216,8 @@ def main() -> None:
     parser.add_argument("--setups", default="old,new", help=f"comma-separated, of {', '.join(SETUPS)}")
     parser.add_argument("--pair-setups", default=None, help="set-ups to run two at once (default: --setups)")
     parser.add_argument("--skip-serving", action="store_true")
+    parser.add_argument("--daemon-epochs", type=float, default=2,
+                        help="epochs of the daemon phase's trainings (0: skip the phase)")
     args = parser.parse_args()
     setups = args.setups.split(",")
     pair_setups = args.pair_setups.split(",") if args.pair_setups is not None else setups
@@ -164,10 +239,14 @@ def main() -> None:
         if not args.skip_serving:
             print("serving beside a training:", flush=True)
             served = {s: serving(s, model_home, root, args) for s in ("new", "old") if s in setups}
+        daemon = {}
+        if args.daemon_epochs:
+            print("a training started by hand while the daemon runs one:", flush=True)
+            daemon = {s: daemon_phase(s, root, args.daemon_epochs) for s in ("new", "old") if s in setups}
         print("alone again:", flush=True)
         again = {s: alone(s, root, args.epochs) for s in reversed(setups)}
     alone_s = {s: statistics.mean([first[s], again[s]]) for s in setups}
-    report.update(alone_s={s: [first[s], again[s]] for s in setups}, pairs_s=pairs, serving=served)
+    report.update(alone_s={s: [first[s], again[s]] for s in setups}, pairs_s=pairs, serving=served, daemon=daemon)
     report["pair_slowdown"] = {s: max(walls) / alone_s[s] for s, walls in pairs.items()}
     report["alone_speed_vs_old"] = {s: alone_s["old"] / alone_s[s] for s in setups if "old" in setups}
     floors = {}
@@ -186,6 +265,8 @@ def main() -> None:
         print(f"  {s}: two at once {slow:.2f}x alone")
     for s in served:
         print(f"  {s}: serving p95 beside a training {served[s]['p95_ratio']:.2f}x alone")
+    for s, d in daemon.items():
+        print(f"  {s}: the daemon's job beside a hand-started training {d['job_slowdown']:.2f}x alone")
     for name, ok in floors.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
     OUT.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,12 +41,17 @@ def usable_cores() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
+# Set beside the variables llmos chose (and inherited with them), so that a process of another
+# role may choose again: `llmos up` (batch) starts the daemon that starts servers.
+_CHOSEN = "LLMOS_OPENMP_ROLE"
+
+
 def openmp_env(environ: Mapping[str, str] | None = None, *, role: Role = "batch") -> dict[str, str]:
     """The OpenMP variables to add to a torch process's environment; none where the user chose."""
     env = os.environ if environ is None else environ
-    if "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
+    if _CHOSEN not in env and ("OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env):
         return {}
-    return {"GOMP_SPINCOUNT": SERVER_SPIN_COUNT if role == "server" else SPIN_COUNT}
+    return {"GOMP_SPINCOUNT": SERVER_SPIN_COUNT if role == "server" else SPIN_COUNT, _CHOSEN: role}
 
 
 def prepare_process(role: Role = "batch") -> None:
@@ -156,21 +161,24 @@ class CoreWatch:
     every `interval_s` (a step loop calls `adjust()` once per step; it costs two /proc reads when
     due). Where /proc is missing it never changes anything."""
 
-    def __init__(self, base: int, cores: Iterable[int] | None = None, interval_s: float = 1.0) -> None:
+    def __init__(self, base: int, cores: Iterable[int] | None = None, interval_s: float = 1.0, *,
+                 clock: Callable[[], float] | None = None,
+                 ticks: Callable[[list[int]], tuple[int | None, int | None]] | None = None) -> None:
         import time
 
         self.base = self.threads = base
         self._cores = sorted(cores) if cores is not None else usable_cores()
         self._interval_s = interval_s
-        self._clock = time.monotonic
-        self._last = (self._clock(), *_busy_ticks(self._cores))
+        self._clock = clock or time.monotonic
+        self._ticks = ticks or _busy_ticks  # (busy ticks of the cores, this process's ticks); tests pass their own
+        self._last = (self._clock(), *self._ticks(self._cores))
 
     def adjust(self) -> int | None:
         """The new thread count when it changed (torch's pool is resized), else None."""
         now = self._clock()
         if now - self._last[0] < self._interval_s or self._last[1] is None:
             return None
-        busy, mine = _busy_ticks(self._cores)
+        busy, mine = self._ticks(self._cores)
         if busy is None or mine is None:
             return None
         elapsed_ticks = (now - self._last[0]) * _TICKS_PER_S

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from llmos import __version__
+from llmos._threads import prepare_process
 from llmos.cli import bench as bench_cli
 from llmos.cli import compress as compress_cli
 from llmos.cli import control as control_cli
@@ -59,6 +60,9 @@ def version() -> None:
 
 
 def main() -> None:
+    # OpenMP's waiting for every command that runs torch in this process (compress, export) and
+    # for the processes it starts; before any import of torch, as libgomp reads it once.
+    prepare_process()
     try:
         app()
     except LlmosError as exc:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmos._threads import apply_plan, plan_threads
 from llmos.compress._data import check_sources, load_data
 from llmos.compress._recipe import Parent, RecipeContext, slug
 from llmos.compress._recipes import get_recipe
@@ -49,6 +50,7 @@ def compress(job: CompressJob, note: Callable[[str], None] = print,
     """`hold()` wraps the last stage (register, move the alias, write the report): the control plane
     defers a SIGTERM there, so that a stopped job has registered all its children or none."""
     # ---- set-up: everything that can be wrong is found here, before any work -----------------
+    apply_plan(plan_threads(job.report.num_threads, field="report.num_threads"))  # llmos._threads' rule
     parent = resolve_parent(job)
     plans = _plan(job, parent)
     from transformers import AutoTokenizer

@@ -86,10 +86,8 @@ def run_compress(job: CompressJob) -> int:
     """Run the compression stage; 0 when done, EXIT_PREEMPTED when stopped before registering."""
     stop = StopOrHold().install()
     try:
-        from llmos._threads import apply_plan, plan_threads
-        from llmos.compress import compress
+        from llmos.compress import compress  # which sizes its threads by llmos._threads' rule
 
-        apply_plan(plan_threads(job.report.num_threads, field="report.num_threads"))
         if job.output is not None and (aside := fresh_output(Path(job.output))) is not None:
             _say(f"{job.output} held an earlier attempt's work, moved to {aside}; starting over")
         result = compress(job, note=_say, hold=stop.hold)

@@ -82,7 +82,7 @@ def test_the_server_sets_openmp_spinning_unless_the_user_did(given: str | None, 
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "LLMOS_OPENMP_ROLE")}
     if given is not None:
         env["GOMP_SPINCOUNT"] = given
     code = ("import os, sys; from llmos.serve._run import _openmp_defaults; _openmp_defaults(); "
