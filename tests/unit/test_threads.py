@@ -128,9 +128,9 @@ def test_threads_shrink_to_the_cores_other_processes_leave(base: int, cores: int
 
 
 def test_a_watch_follows_what_other_processes_take_and_gives_the_threads_back() -> None:
-    from llmos._threads import _TICKS_PER_S, CoreWatch
-
     import torch
+
+    from llmos._threads import _TICKS_PER_S, CoreWatch
 
     before = torch.get_num_threads()
     now = [0.0]
