@@ -56,3 +56,48 @@ def test_a_model_swaps_its_dropouts_and_keeps_its_weights_and_eval_answers() -> 
     assert isinstance(model[1], FastDropout) and isinstance(model[2][0], FastDropout) and model[2][0].p == 0.2
     assert model.state_dict().keys() == before.keys()
     assert torch.equal(model.eval()(x), expected)
+
+
+def test_a_bert_trains_with_the_fast_attention_and_answers_as_sdpa_in_eval_and_after_restore() -> None:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from llmos.run._dropout import restore_attention
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=32, num_labels=2, attn_implementation="sdpa")
+    model = BertForSequenceClassification(config)
+    ids = torch.randint(5, 100, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0  # padding: the boolean mask path
+    expected = model.eval()(input_ids=ids, attention_mask=mask).logits
+    use_fast_dropout(model)
+    assert model.config._attn_implementation == "llmos-sdpa"
+    torch.testing.assert_close(model.eval()(input_ids=ids, attention_mask=mask).logits, expected)
+    model.train()
+    torch.manual_seed(3)
+    a = model(input_ids=ids, attention_mask=mask).logits
+    torch.manual_seed(3)
+    b = model(input_ids=ids, attention_mask=mask).logits
+    assert torch.equal(a, b) and not torch.allclose(a, expected)  # dropout drawn, repeatably
+    a.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad and p.dim() > 1)
+    restore_attention(model)
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_the_math_path_without_drops_equals_sdpa() -> None:
+    from llmos.run._dropout import _attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 7, 8) for _ in range(3))
+    mask = torch.ones(2, 1, 7, 7, dtype=torch.bool)
+    mask[0, :, :, 5:] = False
+    module = torch.nn.Module().train()
+    # p so small that no 16-bit coin falls under it: the math path, nothing dropped
+    got, _ = _attention(module, q, k, v, mask, dropout=1e-9, is_causal=False)
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    causal, _ = _attention(module, q, k, v, None, dropout=1e-9, is_causal=True)
+    torch.testing.assert_close(causal, torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, is_causal=True).transpose(1, 2), rtol=1e-5, atol=1e-5)
