@@ -69,22 +69,6 @@ def run(ctx: RecipeContext, params: OnnxInt8Params) -> Path:
     return ctx.out_dir
 
 
-def _graph(model: Any, task: str, names: list[str]) -> Any:
-    """The module exported: the model's logits (classification) or its pooled embedding."""
-    import torch
-
-    class Exported(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            out = self.model(**dict(zip(names, inputs, strict=True)))
-            return out if task == "embedding" else out.logits
-
-    return Exported().eval()
-
-
 def _sample(ctx: RecipeContext, tokenizer: Any) -> dict[str, Any]:
     """A few real calibration (else eval) rows, padded: the export's example and its check."""
     import torch
@@ -108,6 +92,8 @@ def _export(model: Any, task: str, sample: dict[str, Any], path: Path) -> list[s
 
     import torch
 
+    from llmos.models import onnx_graph
+
     names = list(sample)
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
     axes["output"] = {0: "batch"}
@@ -115,7 +101,7 @@ def _export(model: Any, task: str, sample: dict[str, Any], path: Path) -> list[s
         # The TorchScript exporter warns about tracing Python control flow on every BERT; the
         # export is checked numerically right after, which is the check that matters.
         warnings.simplefilter("ignore")
-        torch.onnx.export(_graph(model, task, names), tuple(sample[n] for n in names), str(path),
+        torch.onnx.export(onnx_graph(model, task, names), tuple(sample[n] for n in names), str(path),
                           input_names=names, output_names=["output"], dynamic_axes=axes, opset_version=_OPSET,
                           dynamo=False)
     return names

@@ -1,8 +1,8 @@
 """Models: presets, builders per task, and safetensors save/load of trained folders."""
 
 from llmos.models._build import MODEL_INFO, Built, build, load_trained, save_trained
-from llmos.models._onnx_export import export_onnx
+from llmos.models._onnx_export import export_onnx, onnx_graph
 from llmos.models._presets import PRESETS, Preset, minilm_path, resolve
 
 __all__ = ["MODEL_INFO", "PRESETS", "Built", "Preset", "build", "export_onnx", "load_trained", "minilm_path",
-           "resolve", "save_trained"]
+           "onnx_graph", "resolve", "save_trained"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from llmos.errors import ModelError
 
-__all__ = ["OPSET", "export_onnx"]
+__all__ = ["OPSET", "export_onnx", "onnx_graph"]
 
 OPSET = 17
 _TOLERANCE = 1e-3  # max |ONNX - PyTorch| on the check batch: kernels differ, a good export matches
@@ -28,7 +28,7 @@ def export_onnx(model: Any, task: str, tokenizer: Any, path: Path) -> list[str]:
                             padding=True, return_tensors="pt"))
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"output": {0: "batch"}}
-    graph = _graph(model.float(), task, names)
+    graph = onnx_graph(model.float(), task, names)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's tracing warnings; the check below matters
         torch.onnx.export(graph, tuple(sample[n] for n in names), str(path), input_names=names,
@@ -38,8 +38,9 @@ def export_onnx(model: Any, task: str, tokenizer: Any, path: Path) -> list[str]:
     return names
 
 
-def _graph(model: Any, task: str, names: list[str]) -> Any:
-    """Positional inputs to keyword inputs, and the one tensor that is exported."""
+def onnx_graph(model: Any, task: str, names: list[str]) -> Any:
+    """The module an ONNX export traces: positional inputs (`names`, in order) to keyword inputs,
+    and the one tensor exported (a classifier's logits, an embedding model's pooled output)."""
     import torch
 
     class Graph(torch.nn.Module):
