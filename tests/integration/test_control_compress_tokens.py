@@ -25,12 +25,11 @@ def test_compress_job_is_preempted_rerun_and_registers_one_set(plane, tmp_path: 
     from mlflow.tracking import MlflowClient
 
     _register_parent(llmos_home, tmp_path / "parent")
-    overrides = "\n".join(f"  {o.split('.', 1)[1].replace('=', ': ')}" for o in FAST_REPORT)
     spec = write_job(tmp_path / "spec", f"kind: compress\nmodel: reviews@candidate\nrecipe: bf16\n"
-                                        f"eval: {sentiment_csv[1]}\nalias: small\nreport:\n{overrides}\n"
+                                        f"eval: {sentiment_csv[1]}\nalias: small\n"
                                         "resources: {cpus: 2, memory_gb: 1}\n")
     plane("--retry-base-s", "0.2")
-    out = llmos("submit", str(spec), "--priority", "low").stdout
+    out = llmos("submit", str(spec), *FAST_REPORT, "--priority", "low").stdout  # the report's settings as overrides
     job_id = int(out.split("submitted job ")[1].split()[0])
     first_log = llmos_home / "control" / "jobs" / str(job_id) / "attempt-1" / "output.log"
     with client() as c:
