@@ -26,7 +26,7 @@ from llmos.run import _checkpoint as ckpt
 from llmos.run import _runfile as runfile
 from llmos.run._dist import Dist, init
 from llmos.run._distill import load_teacher
-from llmos.run._dropout import restore_attention, use_fast_dropout
+from llmos.run._dropout import use_fast_dropout
 from llmos.run._evaluate import evaluate, task_loss
 from llmos.run._optim import build_optimizer, build_schedule, precision_for
 from llmos.run._progress import Progress
@@ -223,7 +223,6 @@ def train(job: TrainJob) -> int:
     save_checkpoint()
     progress.close()
     wall_s = time.perf_counter() - started
-    restore_attention(_unwrap(model))
     if dist.is_main:
         model_dir = save_trained(_unwrap(model), tokenizer, run_dir / "model", task=task, base=built.base,
                                  label_names=data.label_names, max_length=job.model.max_length)
