@@ -10,9 +10,13 @@ __all__ = ["artifacts_dir", "held_cores_file", "home", "runs_dir", "tracking_uri
 
 def home() -> Path:
     """The llmos home folder, created on first use."""
-    root = Path(os.environ.get("LLMOS_HOME", "~/.llmos")).expanduser().resolve()
+    root = _home_path()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def _home_path() -> Path:
+    return Path(os.environ.get("LLMOS_HOME", "~/.llmos")).expanduser().resolve()
 
 
 def runs_dir() -> Path:
@@ -42,5 +46,4 @@ def tracking_uri(override: str | None = None) -> str:
 def held_cores_file(*, create: bool = True) -> Path:
     """Written by a running daemon: the cores its jobs and replicas hold, so that a process
     started by hand beside it keeps off them (llmos._threads reads it)."""
-    root = Path(os.environ.get("LLMOS_HOME", "~/.llmos")).expanduser().resolve() if not create else home()
-    return root / "control" / "held-cores.json"
+    return (home() if create else _home_path()) / "control" / "held-cores.json"
