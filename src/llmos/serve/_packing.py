@@ -17,7 +17,7 @@ import torch
 
 from llmos.serve._batching import pack_rows
 
-__all__ = ["PackedEncoder", "enable_packing", "layer_stack", "verify", "why_not"]
+__all__ = ["PackedEncoder", "disable_packing", "enable_packing", "layer_stack", "verify", "why_not"]
 
 ROW_MULTIPLE = 16
 
@@ -118,6 +118,11 @@ def enable_packing(model: Any) -> PackedEncoder | str:
     packed = PackedEncoder(base.encoder, kind)
     base.encoder = packed
     return packed
+
+
+def disable_packing(model: Any, packed: PackedEncoder) -> None:
+    """Put the model's own layer stack back where enable_packing put `packed` (packing refused)."""
+    _base(model).encoder = packed.inner
 
 
 def verify(model: Any, packed: PackedEncoder, vocab_size: int, rtol: float = 1e-4) -> str | None:

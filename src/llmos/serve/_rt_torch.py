@@ -89,7 +89,7 @@ class TorchRuntime:
 
     def _pack(self) -> str:
         """Pack batches where the model allows it and the packed outputs match the padded ones."""
-        from llmos.serve._packing import enable_packing, verify
+        from llmos.serve._packing import disable_packing, enable_packing, verify
 
         packed = enable_packing(self.model)
         if isinstance(packed, str):
@@ -97,7 +97,9 @@ class TorchRuntime:
         vocab = int(getattr(self.model.config, "vocab_size", 0) or 0) or self.tokenizer.vocab_size
         problem = verify(self.model, packed, vocab)
         if problem is not None:
-            # The stack stays in place but its lengths stay None: every batch runs padded.
+            # The model's own stack goes back: every batch runs padded, and runtime.compile finds it
+            # (an int8 model's dynamic activation scales differ packed and padded, and it compiles).
+            disable_packing(self.model, packed)
             return f"off ({problem})"
         self.packed = packed
         return "on"

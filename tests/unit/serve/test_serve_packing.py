@@ -85,3 +85,16 @@ def test_models_packing_cannot_serve_say_why() -> None:
     model.config.position_embedding_type = "rotary"
     assert "rotary" in (why_not(model) or "")
     assert "backbone" in (why_not(torch.nn.Linear(2, 2)) or "")
+
+
+def test_a_refused_packing_puts_the_models_own_stack_back_for_compiling() -> None:
+    from llmos.serve._packing import disable_packing, enable_packing, layer_stack
+
+    model = _model("classification")
+    stack = model.base_model.encoder
+    packed = enable_packing(model)
+    assert model.base_model.encoder is packed
+    disable_packing(model, packed)  # as the runtime does when the load check fails (e.g. an int8 model)
+    assert model.base_model.encoder is stack
+    owner, name, _ = layer_stack(model, None)  # runtime.compile finds the stack (it used to find none)
+    assert getattr(owner, name) is stack
