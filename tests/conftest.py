@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,15 @@ def no_dropout_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(minilm_path() / name, folder / name)
     return folder
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """SmolLM2-135M-Instruct converted from GGUF once for the session (~30 s): LLMOS_MODEL_CACHE points
+    every test's home, and every CLI process a test starts, at this one cache."""
+    from llmos.models import smollm2_path
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LLMOS_MODEL_CACHE", str(tmp_path_factory.mktemp("model-cache")))
+    yield smollm2_path()
+    patch.undo()

@@ -2,7 +2,7 @@
 
 from llmos.models._build import MODEL_INFO, Built, build, load_trained, save_trained
 from llmos.models._onnx_export import export_onnx, onnx_graph
-from llmos.models._presets import PRESETS, Preset, minilm_path, resolve
+from llmos.models._presets import PRESETS, SMOLLM2_INSTALL, Preset, minilm_path, resolve, smollm2_gguf, smollm2_path
 
-__all__ = ["MODEL_INFO", "PRESETS", "Built", "Preset", "build", "export_onnx", "load_trained", "minilm_path",
-           "onnx_graph", "resolve", "save_trained"]
+__all__ = ["MODEL_INFO", "PRESETS", "SMOLLM2_INSTALL", "Built", "Preset", "build", "export_onnx", "load_trained",
+           "minilm_path", "onnx_graph", "resolve", "save_trained", "smollm2_gguf", "smollm2_path"]

