@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from llmos.serve._errors import HttpError, error_body, server_error_body, validation_error
+from llmos.serve._errors import HttpError, error_body, request_error, server_error_body
 from llmos.serve._guard import Guard
-from llmos.serve._schemas import ModelList
+from llmos.serve._schemas import UNSUPPORTED, ModelCard, ModelList
 
 __all__ = ["create_app"]
 
@@ -57,8 +57,8 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Any, exc: RequestValidationError) -> Response:
-        return Response(error_body(422, *validation_error(exc.errors())), status_code=422,
-                        media_type="application/json")
+        status, body = request_error(exc.errors(), UNSUPPORTED)
+        return Response(body, status_code=status, media_type="application/json")
 
     @app.get("/healthz", tags=["health"], summary="200 while the process is alive")
     async def healthz() -> dict[str, str]:
@@ -72,16 +72,24 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
         return Response(f'{{"status": "{state}"}}', status_code=200 if state == "ready" else 503,
                         media_type="application/json")
 
-    @app.get("/v1/models", response_model=ModelList, tags=["models"], summary="The served model (OpenAI's shape)")
-    async def models() -> dict[str, Any]:
+    def card() -> dict[str, Any]:
         runtime = service.runtime
-        card = {"id": service.model_id, "object": "model", "created": service.created, "owned_by": "llmos",
+        return {"id": service.model_id, "object": "model", "created": service.created, "owned_by": "llmos",
                 "task": task, "version": service.source.version,
                 "runtime": runtime.name if runtime else "loading",
                 "precision": runtime.precision if runtime else "loading",
                 "packing": getattr(runtime, "packing", "off") if runtime else "loading",
                 "compiled": getattr(runtime, "compiled", "off") if runtime else "loading"}
-        return {"object": "list", "data": [card]}
+
+    @app.get("/v1/models", response_model=ModelList, tags=["models"], summary="The served model (OpenAI's shape)")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [card()]}
+
+    @app.get("/v1/models/{model:path}", response_model=ModelCard, tags=["models"],
+             summary="One model by its id (any name this server answers to); 404 for others")
+    async def model(model: str) -> dict[str, Any]:
+        service.check_model(model)
+        return card()
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
@@ -98,6 +106,17 @@ def create_app(service: Any, on_load_failure: Callable[[BaseException], None] | 
 
         (add_classify if task == "classification" else add_embeddings)(app, service)
         direct = {path: DIRECT[path] for path in _TASK_ROUTES[task]}
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            from llmos.serve._openapi import complete_document
+
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            app.openapi_schema = complete_document(doc, service)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     routes = {"/v1/models", "/metrics", "/openapi.json", *_TASK_ROUTES[task]}
     guarded = Guard(app, service, routes, set(_TASK_ROUTES[task]), direct)
     guarded.fastapi = app  # type: ignore[attr-defined]  # for callers that want the FastAPI object

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["HttpError", "error_body", "queue_full", "server_error_body", "validation_error"]
+__all__ = ["HttpError", "error_body", "queue_full", "request_error", "server_error_body", "validation_error"]
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
           413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_exceeded",
           503: "service_unavailable", 504: "timeout"}
+# Pydantic error types that OpenAI answers with 400: the body is not JSON (or not an object), a
+# parameter it does not know, text that is not Unicode.
+_BAD_REQUEST = {"json_invalid": "invalid_json", "model_attributes_type": "invalid_body",
+                "model_type": "invalid_body", "dict_type": "invalid_body", "extra_forbidden": "unknown_parameter",
+                "invalid_unicode": "invalid_unicode"}
 
 
 class HttpError(Exception):
@@ -26,8 +31,8 @@ class HttpError(Exception):
 
 
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> bytes:
-    err: dict[str, Any] = {"message": message, "type": _TYPES.get(status, "server_error"), "param": param,
-                           "code": code}
+    kind = _TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "server_error")
+    err: dict[str, Any] = {"message": message, "type": kind, "param": param, "code": code}
     return json.dumps({"error": err}).encode()
 
 
@@ -43,6 +48,31 @@ def validation_error(errors: list[Any]) -> tuple[str, str | None]:
     request body's own place ("body") left out of the path."""
     problems = [(".".join(str(p) for p in err["loc"] if p != "body") or "body", err["msg"]) for err in errors]
     return "; ".join(f"{where}: {msg}" for where, msg in problems), problems[0][0] if problems else None
+
+
+def request_error(errors: list[Any], unsupported: frozenset[str] = frozenset()) -> tuple[int, bytes]:
+    """(status, body) of a request that failed validation, as OpenAI answers it: 400 for a body that
+    is not a JSON object, an unknown parameter, a parameter llmos cannot honour (`unsupported`, set
+    to anything but its neutral value) or text that is not Unicode; 422 naming the field otherwise."""
+    for err in errors:
+        where = [p for p in err["loc"] if p != "body"]
+        kind = err.get("type", "")
+        name = str(where[0]) if where else None
+        if kind == "json_invalid":
+            return 400, error_body(400, "the request body is not valid JSON; send a JSON object "
+                                        f"({err.get('ctx', {}).get('error', 'parse error')}).", None, "invalid_json")
+        if kind in _BAD_REQUEST and not where:
+            return 400, error_body(400, f"the request body must be a JSON object: {err['msg']}.", None,
+                                   _BAD_REQUEST[kind])
+        if kind == "extra_forbidden":
+            return 400, error_body(400, f"unrecognized request argument supplied: {'.'.join(map(str, where))}.",
+                                   ".".join(map(str, where)), "unknown_parameter")
+        if kind == "invalid_unicode":
+            return 400, error_body(400, err["msg"], ".".join(map(str, where)) or None, "invalid_unicode")
+        if name in unsupported:
+            return 400, error_body(400, f"{name} is not supported by this server (llmos cannot honour it); "
+                                        "leave it out.", name, "unsupported_parameter")
+    return 422, error_body(422, *validation_error(errors))
 
 
 def server_error_body(exc: BaseException) -> bytes:

@@ -3,8 +3,12 @@ cache. Each iteration either prefills the sequences that just arrived (one left-
 pass; their cache is then merged into the running batch) or decodes one token for every running
 sequence. A finished sequence leaves at once and its place is free for the next arrival.
 
+A prompt that starts with a prefix kept in the `PrefixCache` (a shared system prompt) is prefilled
+from the prefix's end, its cache starting from the prefix's keys and values.
+
 Sequences report to their request through `sink(event)` on the event loop:
-("delta", text), ("done", finish_reason) or ("error", HttpError).
+("delta", text, choices) with the `Choice` (token, logprobs) of each token the text covers,
+("done", finish_reason) or ("error", HttpError).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 
 from llmos.serve._batching import retry_after_s
 from llmos.serve._errors import HttpError, queue_full
-from llmos.serve._sampling import sample_next, scan_stop
+from llmos.serve._prefix import PrefixCache
+from llmos.serve._sampling import Choice, RowSampling, choose, scan_stop, seeded_generator
 from llmos.serve._worker import Throughput, shutting_down
 
 __all__ = ["GenParams", "GenerationWorker", "Sequence", "loop_sink"]
@@ -36,6 +41,10 @@ class GenParams:
     temperature: float = 1.0
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    top_logprobs: int | None = None  # None: no logprobs
 
 
 @dataclass
@@ -43,17 +52,28 @@ class Sequence:
     prompt_ids: list[int]
     params: GenParams
     sink: Callable[[tuple[Any, ...]], None]  # thread-safe: posts the event to the request's loop
+    stream: int = 0  # which choice of its request (a seeded request's choices draw from different streams)
     out_ids: list[int] = field(default_factory=list)
+    choices: list[Choice] = field(default_factory=list)  # one per token of out_ids (logprobs when asked)
     sent_chars: int = 0
+    sent_tokens: int = 0
     cancelled: bool = False  # set by the request (deadline, client gone); read by the worker
     finish: str | None = None
+    sampling: RowSampling = field(init=False)
+
+    def __post_init__(self) -> None:
+        p = self.params
+        self.sampling = RowSampling(
+            temperature=p.temperature, top_p=p.top_p, presence_penalty=p.presence_penalty,
+            frequency_penalty=p.frequency_penalty, top_logprobs=p.top_logprobs,
+            generator=None if p.seed is None or p.temperature == 0 else seeded_generator(p.seed, self.stream))
 
 
 class GenerationWorker:
     unit = "sequences"  # what the queue counts, in 429 messages
 
     def __init__(self, runtime: Any, max_batch_size: int, max_batch_tokens: int, max_queue: int,
-                 max_positions: int, metrics: Any) -> None:
+                 max_positions: int, metrics: Any, prefix_cache: PrefixCache | None = None) -> None:
         self.runtime = runtime
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -61,6 +81,7 @@ class GenerationWorker:
         self.max_positions = max_positions
         self.metrics = metrics
         self.throughput = Throughput()
+        self.prefix = prefix_cache
         tok = runtime.tokenizer
         self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         eos = runtime.model.config.eos_token_id
@@ -149,23 +170,41 @@ class GenerationWorker:
         return admitted
 
     def _prefill(self, seqs: list[Sequence]) -> None:
+        """Prefill the admitted sequences, one forward pass per kept prefix they start from (or none)."""
+        groups: dict[tuple[int, ...], tuple[Any, list[Sequence]]] = {}
+        for seq in seqs:
+            found = self.prefix.lookup(seq.prompt_ids) if self.prefix is not None else None
+            key, kv = found if found is not None else ((), None)
+            groups.setdefault(key, (kv, []))[1].append(seq)
+        for key, (kv, group) in groups.items():
+            self._prefill_group(group, len(key), kv)
+
+    def _prefill_group(self, seqs: list[Sequence], start: int, kv: Any) -> None:
         torch = self.runtime._torch
         device = self.runtime.device
-        longest = max(len(s.prompt_ids) for s in seqs)
+        rows = [s.prompt_ids[start:] for s in seqs]
+        longest = max(len(r) for r in rows)
         ids = torch.full((len(seqs), longest), self._pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), longest), dtype=torch.long)
-        for i, seq in enumerate(seqs):  # left padding: every row's last token sits in the last column
-            ids[i, longest - len(seq.prompt_ids):] = torch.tensor(seq.prompt_ids)
-            mask[i, longest - len(seq.prompt_ids):] = 1
+        for i, row in enumerate(rows):  # left padding: every row's last token sits in the last column
+            ids[i, longest - len(row):] = torch.tensor(row)
+            mask[i, longest - len(row):] = 1
         ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        positions = start + (mask.cumsum(-1) - 1).clamp(min=0)
+        extra: dict[str, Any] = {}
+        if kv is not None:  # the kept prefix's cache, one copy per row; its columns are real tokens
+            extra[self._cache_kw] = self._prefix_cache(kv, len(seqs))
+            mask = torch.cat([torch.ones((len(seqs), start), dtype=mask.dtype, device=device), mask], dim=-1)
         with torch.inference_mode(), self.runtime.autocast():
-            out = self.runtime.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+            out = self.runtime.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                     **extra)
         self.metrics.batch_size.observe(len(seqs))
-        self.metrics.tokens.labels(kind="prompt").inc(int(mask.sum()))
+        self.metrics.tokens.labels(kind="prompt").inc(int(mask.sum()) - start * len(seqs))
         new = {"cache": _cache_of(out), "mask": mask}
-        tokens = sample_next(out.logits[:, -1, :], [s.params.temperature for s in seqs],
-                             [s.params.top_p for s in seqs])
+        self._keep_prefixes(seqs, new)
+        choices = choose(out.logits[:, -1, :], [s.sampling for s in seqs])
+        tokens = torch.tensor([c.token if isinstance(c, Choice) else self._pad_id for c in choices],
+                              dtype=torch.long, device=device)
         with self._cond:
             if self._state is None:
                 self._state = new
@@ -174,7 +213,27 @@ class GenerationWorker:
             self._running.extend(seqs)
             self._state["last"] = torch.cat([self._state["last"], tokens.unsqueeze(-1)]) if "last" in self._state \
                 else tokens.unsqueeze(-1)
-        self._advance(seqs, tokens.tolist())
+        self._advance(seqs, choices)
+
+    def _prefix_cache(self, kv: list[tuple[Any, Any]], rows: int) -> Any:
+        from transformers import DynamicCache
+
+        data = [(k.expand(rows, -1, -1, -1).contiguous(), v.expand(rows, -1, -1, -1).contiguous()) for k, v in kv]
+        return DynamicCache(ddp_cache_data=data, config=self.runtime.model.config)
+
+    def _keep_prefixes(self, seqs: list[Sequence], new: dict[str, Any]) -> None:
+        """Keep the keys and values of a prefix that recent prompts share, sliced from this prefill."""
+        if self.prefix is None:
+            return
+        for i, seq in enumerate(seqs):
+            if seq.stream != 0:  # the other choices of one request repeat its prompt: not a shared prefix
+                continue
+            length = self.prefix.worth_keeping(seq.prompt_ids)
+            if length:
+                real = new["mask"][i].nonzero().squeeze(-1)[:length]
+                kv = [(layer.keys[i:i + 1, :, real, :].clone(), layer.values[i:i + 1, :, real, :].clone())
+                      for layer in _layers(new["cache"])]
+                self.prefix.keep(seq.prompt_ids[:length], kv)
 
     def _decode(self) -> None:
         torch = self.runtime._torch
@@ -187,40 +246,53 @@ class GenerationWorker:
                                      use_cache=True, **{self._cache_kw: state["cache"]})
         self.metrics.batch_size.observe(len(self._running))
         state["cache"], state["mask"] = _cache_of(out), mask
-        tokens = sample_next(out.logits[:, -1, :], [s.params.temperature for s in self._running],
-                             [s.params.top_p for s in self._running])
-        state["last"] = tokens.unsqueeze(-1)
-        self._advance(list(self._running), tokens.tolist())
+        choices = choose(out.logits[:, -1, :], [s.sampling for s in self._running])
+        state["last"] = torch.tensor([c.token if isinstance(c, Choice) else self._pad_id for c in choices],
+                                     dtype=torch.long, device=mask.device).unsqueeze(-1)
+        self._advance(list(self._running), choices)
 
-    def _advance(self, seqs: list[Sequence], tokens: list[int]) -> None:
-        """Append each sequence's new token, send the text that is final, retire finished sequences."""
+    def _advance(self, seqs: list[Sequence], choices: list[Choice | Exception]) -> None:
+        """Append each sequence's new token, send the text that is final, retire finished sequences.
+        A sequence whose token could not be chosen fails alone; the others go on."""
         tok = self.runtime.tokenizer
-        self.metrics.tokens.labels(kind="completion").inc(len(tokens))
-        for seq, token in zip(seqs, tokens, strict=True):
+        self.metrics.tokens.labels(kind="completion").inc(len(choices))
+        for seq, choice in zip(seqs, choices, strict=True):
             if seq.cancelled:
                 seq.finish = "cancelled"
                 continue
-            if token in self._eos:
-                seq.finish = "stop"
-            else:
-                seq.out_ids.append(token)
-            text = tok.decode(seq.out_ids, skip_special_tokens=True)
-            safe, stopped = scan_stop(text, seq.params.stop)
-            if stopped:
-                seq.finish = "stop"
-            elif seq.finish is None and (len(seq.out_ids) >= seq.params.max_tokens
-                                         or len(seq.prompt_ids) + len(seq.out_ids) >= self.max_positions):
-                seq.finish, safe = "length", len(text)
-            elif seq.finish is not None:
-                safe = len(text)  # at EOS nothing more can complete a stop string
-            if text.endswith("\ufffd") and seq.finish is None:  # half a multi-byte character: wait
-                safe = min(safe, len(text) - 1)
-            if safe > seq.sent_chars:
-                seq.sink(("delta", text[seq.sent_chars:safe]))
-                seq.sent_chars = safe
-            if seq.finish is not None:
-                seq.sink(("done", seq.finish))
+            if isinstance(choice, Exception):
+                _log.warning("sampling failed for one sequence: %s", choice)
+                seq.finish = "error"
+                seq.sink(("error", HttpError(500, f"sampling the next token failed ({choice}); other parameters "
+                                                  "(temperature, top_p) may work.", code="server_error")))
+                continue
+            self._step(tok, seq, choice)
         self._retire()
+
+    def _step(self, tok: Any, seq: Sequence, choice: Choice) -> None:
+        if choice.token in self._eos:
+            seq.finish = "stop"
+        else:
+            seq.out_ids.append(choice.token)
+            seq.choices.append(choice)
+            if seq.sampling.presence_penalty or seq.sampling.frequency_penalty:
+                seq.sampling.counts[choice.token] = seq.sampling.counts.get(choice.token, 0) + 1
+        text = tok.decode(seq.out_ids, skip_special_tokens=True)
+        safe, stopped = scan_stop(text, seq.params.stop)
+        if stopped:
+            seq.finish = "stop"
+        elif seq.finish is None and (len(seq.out_ids) >= seq.params.max_tokens
+                                     or len(seq.prompt_ids) + len(seq.out_ids) >= self.max_positions):
+            seq.finish, safe = "length", len(text)
+        elif seq.finish is not None:
+            safe = len(text)  # at EOS nothing more can complete a stop string
+        if text.endswith("\ufffd") and seq.finish is None:  # half a multi-byte character: wait
+            safe = min(safe, len(text) - 1)
+        if safe > seq.sent_chars:
+            seq.sink(("delta", text[seq.sent_chars:safe], seq.choices[seq.sent_tokens:]))
+            seq.sent_chars, seq.sent_tokens = safe, len(seq.choices)
+        if seq.finish is not None:
+            seq.sink(("done", seq.finish))
 
     def _retire(self) -> None:
         torch = self.runtime._torch

@@ -2,7 +2,7 @@
 size, the in-flight count and the request metrics. Pure ASGI (no per-request objects) to keep the
 overhead of a request small. The encoder routes' JSON requests it answers itself (`direct`), with
 the same handlers, schemas and error answers as the FastAPI app behind it, which still answers
-everything else (and any body that is not JSON, with FastAPI's own 422).
+everything else (and any body that is not JSON, with a 400 in OpenAI's shape).
 
 A request that cannot fit in a full queue is refused here, before its body is read, parsed and
 tokenized: under a flood, the refusals must cost the event loop as little as possible, since
@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from llmos.serve._errors import HttpError, error_body, queue_full, server_error_body, validation_error
+from llmos.serve._errors import HttpError, error_body, queue_full, request_error, server_error_body
+from llmos.serve._schemas import UNSUPPORTED
 
 __all__ = ["HEALTH_ROUTES", "Guard"]
 
@@ -84,12 +85,12 @@ class Guard:
             # json.loads, then validation of Python objects, as FastAPI does: the same messages.
             content = _json(await handler(self.service, schema.model_validate(json.loads(body))))
         except json.JSONDecodeError as exc:
-            status, content = 422, error_body(422, *validation_error([{"loc": ("body", exc.pos),
-                                                                        "msg": "JSON decode error"}]))
+            status, content = request_error([{"loc": ("body",), "type": "json_invalid", "msg": "JSON decode error",
+                                              "ctx": {"error": exc.msg}}])
         except UnicodeDecodeError:
             status, content = 400, error_body(400, "the request body is not UTF-8 text; send JSON.", "body")
         except ValidationError as exc:
-            status, content = 422, error_body(422, *validation_error(exc.errors()))
+            status, content = request_error(exc.errors(), UNSUPPORTED)
         except HttpError as exc:
             status, content, headers = exc.status, exc.body(), exc.headers
         except Exception as exc:

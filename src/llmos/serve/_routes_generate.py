@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,23 +13,27 @@ from typing import Any
 
 from llmos.serve._errors import HttpError
 from llmos.serve._generate import GenParams, Sequence, loop_sink
-from llmos.serve._schemas import ChatRequest, CompletionRequest
+from llmos.serve._logprobs import chat_logprobs, completion_logprobs
+from llmos.serve._schemas import MAX_STOPS, ChatRequest, ChatResponse, CompletionRequest, CompletionResponse
 
 __all__ = ["add_generation"]
 
-_MAX_STOPS = 4
+_log = logging.getLogger(__name__)
 
 
-def _params(service: Any, request: Any, max_tokens: int) -> GenParams:
+def _params(service: Any, request: Any, max_tokens: int, top_logprobs: int | None) -> GenParams:
     limit = service.job.limits.max_new_tokens
     if max_tokens > limit:
         raise HttpError(422, f"max_tokens {max_tokens} is above the limit (limits.max_new_tokens) of {limit}.",
                         param="max_tokens", code="max_tokens_too_large")
     stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-    if len(stops) > _MAX_STOPS:
-        raise HttpError(422, f"stop holds {len(stops)} strings; at most {_MAX_STOPS} are allowed.", param="stop")
+    if len(stops) > MAX_STOPS:
+        raise HttpError(422, f"stop holds {len(stops)} strings; at most {MAX_STOPS} are allowed.", param="stop")
+    if request.user is not None:  # OpenAI's `user`: who asked, for whoever reads the server's log
+        _log.info("generation request from user %r", request.user)
     return GenParams(max_tokens=max_tokens, temperature=request.temperature, top_p=request.top_p,
-                     stop=tuple(s for s in stops if s))
+                     stop=tuple(s for s in stops if s), seed=request.seed, presence_penalty=request.presence_penalty,
+                     frequency_penalty=request.frequency_penalty, top_logprobs=top_logprobs)
 
 
 def _prompt_ids(service: Any, prompts: list[str], param: str) -> list[list[int]]:
@@ -57,7 +62,7 @@ class _Run:
     def __init__(self, service: Any, prompts: list[list[int]], params: GenParams, n: int = 1) -> None:
         loop = asyncio.get_running_loop()
         self.events: asyncio.Queue[tuple[int, tuple[Any, ...]]] = asyncio.Queue()
-        self.seqs = [Sequence(ids, params, self._sink(loop, p * n + j))
+        self.seqs = [Sequence(ids, params, self._sink(loop, p * n + j), stream=j)
                      for p, ids in enumerate(prompts) for j in range(n)]
         self.prompt_tokens = sum(len(ids) for ids in prompts)
         limits = service.job.limits
@@ -85,21 +90,24 @@ class _Run:
             raise HttpError(504, f"the request did not finish within its deadline (limits.timeout_s = "
                                  f"{self.timeout_s:g} s).", code="deadline_exceeded") from None
 
-    async def collect(self) -> tuple[list[str], list[str]]:
+    async def collect(self) -> tuple[list[str], list[str], list[list[Any]]]:
+        """Each choice's text, finish reason and the `Choice` of each token its text covers."""
         texts, finishes = [""] * len(self.seqs), [""] * len(self.seqs)
+        tokens: list[list[Any]] = [[] for _ in self.seqs]
         left = len(self.seqs)
         try:
             while left:
                 index, event = await self.next()
                 if event[0] == "delta":
                     texts[index] += event[1]
+                    tokens[index].extend(event[2])
                 elif event[0] == "done":
                     finishes[index], left = event[1], left - 1
                 else:
                     raise event[1]
         finally:
             self.cancel()  # no-op for finished sequences; frees the batch slot of the others
-        return texts, finishes
+        return texts, finishes, tokens
 
     def completion_tokens(self) -> int:
         return sum(len(seq.out_ids) for seq in self.seqs)
@@ -129,9 +137,9 @@ async def _stream(run: _Run, chunk: Any, include_usage: bool, base: dict[str, An
                 yield _sse({"error": {"message": event[1].message, "type": "server_error"}})
                 return
             if event[0] == "delta":
-                yield _sse({**base, "choices": [chunk(index, event[1], None)]})
+                yield _sse({**base, "choices": [chunk(index, event[1], None, event[2])]})
             else:
-                yield _sse({**base, "choices": [chunk(index, None, event[1])]})
+                yield _sse({**base, "choices": [chunk(index, None, event[1], [])]})
                 left -= 1
         if include_usage:
             yield _sse({**base, "choices": [], "usage": run.usage()})
@@ -143,10 +151,10 @@ async def _stream(run: _Run, chunk: Any, include_usage: bool, base: dict[str, An
 def add_generation(app: Any, service: Any) -> None:
     from fastapi.responses import JSONResponse, StreamingResponse
 
-    def start(request: Any, prompts: list[str], max_tokens: int, param: str) -> _Run:
+    def start(request: Any, prompts: list[str], max_tokens: int, param: str, top_logprobs: int | None) -> _Run:
         service.check_model(request.model)
         check_choices(len(prompts), request.n)
-        params = _params(service, request, max_tokens)
+        params = _params(service, request, max_tokens, top_logprobs)
         return _Run(service, _prompt_ids(service, prompts, param), params, request.n)
 
     def check_choices(prompts: int, n: int) -> None:
@@ -169,40 +177,51 @@ def add_generation(app: Any, service: Any) -> None:
         return StreamingResponse(_stream(run, chunk, include_usage, base), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache"})
 
-    @app.post("/v1/completions", tags=["generation"], summary="Text completion (OpenAI's shape), streaming or not")
+    @app.post("/v1/completions", response_model=CompletionResponse, tags=["generation"],
+              summary="Text completion (OpenAI's shape), streaming or not")
     async def completions(request: CompletionRequest) -> Any:
         prompts = [request.prompt] if isinstance(request.prompt, str) else list(request.prompt)
         service.check_inputs(len(prompts))
-        run = start(request, prompts, request.max_tokens or 16, "prompt")
+        want = request.logprobs is not None
+        run = start(request, prompts, request.max_tokens or 16, "prompt", request.logprobs)
         base = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_id}
+        tok = service.runtime.tokenizer
         if request.stream:
-            def chunk(i: int, text: str | None, finish: str | None) -> dict[str, Any]:
-                return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
+            sent = [0] * len(run.seqs)
+
+            def chunk(i: int, text: str | None, finish: str | None, tokens: list[Any]) -> dict[str, Any]:
+                logprobs = completion_logprobs(tok, tokens, sent[i]) if want and tokens else None
+                sent[i] += len(text or "")
+                return {"index": i, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
 
             return await respond_stream(run, chunk, request, {**base, "object": "text_completion"})
-        texts, finishes = await run.collect()
-        choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": f}
-                   for i, (t, f) in enumerate(zip(texts, finishes, strict=True))]
+        texts, finishes, tokens = await run.collect()
+        choices = [{"index": i, "text": t, "logprobs": completion_logprobs(tok, c) if want else None,
+                    "finish_reason": f} for i, (t, f, c) in enumerate(zip(texts, finishes, tokens, strict=True))]
         return JSONResponse({**base, "object": "text_completion", "choices": choices, "usage": run.usage()})
 
-    @app.post("/v1/chat/completions", tags=["generation"], summary="Chat completion (OpenAI's shape), streaming or not")
+    @app.post("/v1/chat/completions", response_model=ChatResponse, tags=["generation"],
+              summary="Chat completion (OpenAI's shape), streaming or not")
     async def chat(request: ChatRequest) -> Any:
         max_tokens = request.max_completion_tokens or request.max_tokens or service.job.limits.max_new_tokens
-        run = start(request, [_chat_prompt(service, request)], max_tokens, "messages")
+        top = (request.top_logprobs or 0) if request.logprobs else None
+        run = start(request, [_chat_prompt(service, request)], max_tokens, "messages", top)
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_id}
+        tok = service.runtime.tokenizer
         if request.stream:
             introduced: set[int] = set()  # choices whose first chunk (with the role) has gone out
 
-            def chunk(i: int, text: str | None, finish: str | None) -> dict[str, Any]:
+            def chunk(i: int, text: str | None, finish: str | None, tokens: list[Any]) -> dict[str, Any]:
                 delta: dict[str, Any] = {} if text is None else {"content": text}
                 if i not in introduced:
                     delta["role"] = "assistant"
                     introduced.add(i)
-                return {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+                logprobs = chat_logprobs(tok, tokens) if request.logprobs and tokens else None
+                return {"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
 
             return await respond_stream(run, chunk, request, {**base, "object": "chat.completion.chunk"})
-        texts, finishes = await run.collect()
-        choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None, "finish_reason": f}
-                   for i, (t, f) in enumerate(zip(texts, finishes, strict=True))]
+        texts, finishes, tokens = await run.collect()
+        choices = [{"index": i, "message": {"role": "assistant", "content": t},
+                    "logprobs": chat_logprobs(tok, c) if request.logprobs else None, "finish_reason": f}
+                   for i, (t, f, c) in enumerate(zip(texts, finishes, tokens, strict=True))]
         return JSONResponse({**base, "object": "chat.completion", "choices": choices, "usage": run.usage()})
-

@@ -87,8 +87,11 @@ class Service:
             from llmos.serve._generate import GenerationWorker
 
             self.max_positions = self.max_positions or 2048
+            from llmos.serve._prefix import PrefixCache
+
+            prefixes = PrefixCache(max_entries=batching.prefix_cache) if batching.prefix_cache else None
             self.worker = GenerationWorker(self.runtime, batching.max_batch_size, batching.max_batch_tokens,
-                                           limits.max_queue, self.max_positions, self.metrics)
+                                           limits.max_queue, self.max_positions, self.metrics, prefixes)
         else:
             from llmos.serve._worker import BatchWorker
 

@@ -56,6 +56,9 @@ class BatchingSpec(_Strict):
         "after a forward pass, how long a batch that is not full may keep collecting while requests keep "
         "arriving (each within max_wait_ms of the last): the clients just answered are sending their next "
         "requests, and closed-loop clients then fill one batch instead of two half batches; 0 turns it off"))] = 20.0
+    prefix_cache: Annotated[int, Field(ge=0, le=64, description=(
+        "causal LMs: prompt prefixes that recent prompts share (a system prompt) whose KV cache is kept, so "
+        "a new sequence starts from it instead of recomputing it; 0 turns prefix reuse off"))] = 8
 
 
 class LimitsSpec(_Strict):
