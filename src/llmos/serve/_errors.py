@@ -61,14 +61,14 @@ def request_error(errors: list[Any], unsupported: frozenset[str] = frozenset()) 
         if kind == "json_invalid":
             return 400, error_body(400, "the request body is not valid JSON; send a JSON object "
                                         f"({err.get('ctx', {}).get('error', 'parse error')}).", None, "invalid_json")
+        if kind == "invalid_unicode":
+            return 400, error_body(400, err["msg"], err.get("ctx", {}).get("where"), "invalid_unicode")
         if kind in _BAD_REQUEST and not where:
-            return 400, error_body(400, f"the request body must be a JSON object: {err['msg']}.", None,
+            return 400, error_body(400, f"the request body must be a JSON object: {err['msg']}", None,
                                    _BAD_REQUEST[kind])
         if kind == "extra_forbidden":
             return 400, error_body(400, f"unrecognized request argument supplied: {'.'.join(map(str, where))}.",
                                    ".".join(map(str, where)), "unknown_parameter")
-        if kind == "invalid_unicode":
-            return 400, error_body(400, err["msg"], ".".join(map(str, where)) or None, "invalid_unicode")
         if name in unsupported:
             return 400, error_body(400, f"{name} is not supported by this server (llmos cannot honour it); "
                                         "leave it out.", name, "unsupported_parameter")
