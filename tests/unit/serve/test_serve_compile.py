@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from tests.unit.serve.conftest import compress_child, serve_job
+from tests.unit.serve.conftest import LABELS, compress_child, register_folder, serve_job
 
 from llmos.errors import SpecError
 
@@ -97,3 +97,42 @@ def test_a_full_precision_encoder_is_compiled_when_asked(tiny_refs: dict[str, st
     tolerance = 2e-3 if precision == "fp32" else 3e-2  # bf16 rounds differently once ops are fused
     assert np.abs(whole - want).max() < tolerance
     assert np.abs(singles - want[:4]).max() < tolerance
+
+
+@pytest.fixture(scope="module")
+def deep_int8_ref(serve_home: Path, sentiment_csv: tuple[Path, Path]) -> str:
+    """An int8 child whose packing check fails, as MiniLM-L6's does: four layers of hidden 128 are
+    enough for the fp32 rounding of the packed attention to flip int8 activation rounding (the
+    tiny 2-layer model's check passes)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from llmos.models import minilm_path, save_trained
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+                        intermediate_size=512, max_position_embeddings=512, num_labels=len(LABELS),
+                        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
+    folder = save_trained(BertForSequenceClassification(config).eval(),
+                          AutoTokenizer.from_pretrained(str(minilm_path())), serve_home / "work" / "deep-cls",
+                          task="classification", base="bert-4x128", label_names=LABELS, max_length=64)
+    parent = register_folder(serve_home, folder, "deep-cls", {})
+    return compress_child(serve_home, parent, "deep-cls-int8", sentiment_csv[1], {}, recipe="int8")
+
+
+def test_an_int8_model_whose_packing_check_fails_is_still_compiled(serve_home: Path, deep_int8_ref: str) -> None:
+    """Issue 19: the failed packing check used to leave its wrapper where the layer stack was, so
+    `runtime.compile: auto` found no stack and the server refused to start. The runtime alone (a
+    server adds only its warm-up): one graph built, for a batch of several rows."""
+    from llmos.serve._runtime import load_runtime, pad_batch
+
+    folder = serve_home / "work" / "deep-cls-int8" / "child"
+    served = load_runtime(folder, serve_job(deep_int8_ref).runtime)  # the defaults: packing and compile auto
+    assert served.packing.startswith("off (packed and padded"), served.packing
+    assert served.compiled == "on", served.compiled
+    eager = load_runtime(folder, serve_job(deep_int8_ref, runtime={"num_threads": 1, "compile": "off",
+                                                                   "packing": "off"}).runtime)
+    rows = [ids for ids in served.tokenizer(TEXTS)["input_ids"]]
+    batch = pad_batch(rows, served.tokenizer.pad_token_id, multiple=8)
+    want, got = eager.infer(batch), served.infer(batch)
+    assert np.abs(got - want).max() < 2e-3
