@@ -16,7 +16,7 @@ from llmos import __version__, paths
 from llmos.errors import TrackingError
 from llmos.tracking._params import flatten
 from llmos.tracking._store import client as store_client
-from llmos.tracking._store import is_local_store, mlflow_errors, resolve_uri
+from llmos.tracking._store import is_local_store, is_server, mlflow_errors, resolve_uri
 from llmos.tracking._tracker import NullTracker, Tracker
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ def start_run(cfg: TrackingSpec, *, run_name: str, job: dict, tags: dict[str, st
             run = _resume(client, uri, resume_run_id)
         else:
             run = client.create_run(_experiment_id(client, uri, cfg.experiment), run_name=run_name)
+        if is_server(uri) and is_local_store(run.info.artifact_uri):
+            _warn_unshared_artifacts(uri, run.info.artifact_uri)
         monitor = None
         if cfg.system_metrics:
             monitor = _system_monitor(run.info.run_id, uri, resumed=bool(resume_run_id))
@@ -89,6 +91,15 @@ def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # another worker created it just now
             raise
         return client.get_experiment_by_name(name).experiment_id
+
+
+def _warn_unshared_artifacts(uri: str, artifact_uri: str) -> None:
+    # Such a server hands out a path and each client writes its own disk: a model logged on one
+    # node is then missing on the next unless that path is storage every node mounts.
+    _log.warning("the MLflow server at %s keeps this run's artifacts at %s, a path each machine writes on its own "
+                 "disk: other machines see the logged model only if every one mounts that path. Start the server "
+                 "with --serve-artifacts (artifacts then go over HTTP as mlflow-artifacts:) or an object-store "
+                 "--default-artifact-root.", uri, artifact_uri)
 
 
 def _resume(client: MlflowClient, uri: str, run_id: str) -> Run:

@@ -8,54 +8,52 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from llmos import paths
 from llmos.errors import LlmosError, TrackingError
+from llmos.tracking._server import check_server
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["client", "is_local_store", "mlflow_errors", "quiet_downloads", "resolve_uri"]
+__all__ = ["client", "is_local_store", "is_server", "mlflow_errors", "quiet_downloads", "resolve_uri"]
 
-_HINT = ("Check LLMOS_TRACKING_URI (or tracking.uri in the spec): a SQLite path such as "
-         "sqlite:////abs/path/mlflow.db, or the http(s) address of a running MLflow server.")
-_PING_TIMEOUT_S = 5.0
+_HINT = ("Check LLMOS_TRACKING_URI (`llmos up --tracking` for the daemon's jobs, or tracking.uri in the "
+         "spec): the http(s) address of a running MLflow server, or a SQLite path such as "
+         "sqlite:////abs/path/mlflow.db.")
+# Stores MLflow writes itself, with no server between: artifacts then go to a folder on this machine.
+_DIRECT_SCHEMES = frozenset({"", "file", "sqlite", "postgresql", "postgres", "mysql", "mssql"})
+# MLflow's INFO lines and printed links that would land in the middle of a command's own output.
+_QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic", "mlflow.store.model_registry.abstract_store")
 
 
 def resolve_uri(uri: str | None) -> str:
     return paths.tracking_uri(uri)
 
 
+def is_server(uri: str) -> bool:
+    return urllib.parse.urlparse(uri).scheme in ("http", "https")
+
+
 def is_local_store(uri: str) -> bool:
     """True when MLflow would keep artifacts on this machine's disk (no server decides)."""
-    scheme = urllib.parse.urlparse(uri).scheme
-    return scheme in ("", "file", "sqlite") or len(scheme) == 1  # one letter: a Windows drive
-
-
-def _ping(uri: str) -> None:
-    # MLflow retries an unreachable server with backoff for minutes; one quick probe fails fast.
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=_PING_TIMEOUT_S):
-            pass
-    except urllib.error.HTTPError:
-        pass  # it answered: a proxy or an auth layer may refuse /health, the server is up
-    except (OSError, ValueError) as exc:
-        raise TrackingError(f"cannot reach the MLflow server at {uri} ({exc}).", hint=_HINT) from exc
+    scheme = urllib.parse.urlparse(uri).scheme.split("+")[0]  # postgresql+psycopg
+    return scheme in _DIRECT_SCHEMES or len(scheme) == 1  # one letter: a Windows drive
 
 
 def client(uri: str | None = None) -> MlflowClient:
     """An MlflowClient on the resolved tracking URI (also the registry URI), checked reachable."""
     uri = resolve_uri(uri)
-    if urllib.parse.urlparse(uri).scheme in ("http", "https"):
-        _ping(uri)
-    # A new SQLite store announces its migrations at INFO level, into the user's output.
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if is_server(uri):
+        check_server(uri)
+    # A new SQLite store announces its migrations, a registration its wait for READY, at INFO level.
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Ending a run on a server prints "View run ... at URL" on stdout; llmos prints the run itself.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     with mlflow_errors(uri):
         from mlflow import MlflowClient
 
