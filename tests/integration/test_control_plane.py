@@ -72,9 +72,9 @@ def plane(llmos_home: Path) -> Iterator[Callable[..., dict]]:
             if psutil.pid_exists(pid):
                 os.kill(pid, signal.SIGKILL)
         for pid_file in (llmos_home / "control" / "jobs").glob("*/attempt-*/pid.json"):
-            from llmos.control._executor import LocalExecutor, Proc
+            from llmos.executor import LocalExecutor
 
-            LocalExecutor().kill(Proc.from_json(pid_file.read_text()))
+            LocalExecutor().kill(pid_file.read_text())
 
 
 def _submit_25(home: str, folder: str, worker: int, out) -> None:
@@ -186,9 +186,9 @@ def test_daemon_sigkill_then_up_adopts_survivors_and_retries_the_dead(plane, tmp
     survivor, dead = running
     pid_of = {i: json.loads((llmos_home / "control" / "jobs" / str(i) / "attempt-1" / "pid.json").read_text())
               for i in running}
-    from llmos.control._executor import LocalExecutor, Proc
+    from llmos.executor import LocalExecutor, Proc
 
-    LocalExecutor().kill(Proc(**pid_of[dead]))  # ... and one of the running jobs dies too
+    LocalExecutor().kill(Proc(**pid_of[dead]).to_json())  # ... and one of the running jobs dies too
     time.sleep(0.5)
 
     plane("--retry-base-s", "0.2")

@@ -7,12 +7,12 @@ round), `_executor` (placement and processes), `_app` (REST), `_auth` (tokens, r
 """
 
 from llmos.control._client import Client
-from llmos.control._command import CommandJob, CommandResources
 from llmos.control._config import ControlConfig, load_config
 from llmos.control._errors import Conflict, ControlError, Forbidden, NotFound, NotRunning, Rejected, Unauthorized
 from llmos.control._lifecycle import down, running, up
 from llmos.control._states import JobState
 from llmos.control._submit import load_submission
+from llmos.spec import CommandJob, CommandResources
 
 __all__ = [
     "Client",

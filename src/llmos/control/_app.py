@@ -73,7 +73,7 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
     @app.get("/v1/status", summary="the daemon, the machine and job counts")
     def status(who: Who) -> dict:
         deployments = service.deployments.list() if service.deployments is not None else []
-        return {**info, "inventory": service.inventory.describe(), "counts": service.counts(),
+        return {**info, "inventory": service.hosts().describe(), "counts": service.counts(),
                 "deployments": deployments, "you": {"owner": who.owner, "role": who.role}}
 
     @app.get("/v1/top", summary="the machine now and which job holds what")

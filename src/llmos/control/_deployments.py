@@ -289,7 +289,7 @@ class DeploymentManager:
         return popen
 
     def _live_pins(self) -> dict[str, dict[str, Any]]:
-        from llmos.control._executor import Proc, alive
+        from llmos.executor import Proc, alive
 
         live = {pid: pin for pid, pin in list(self._pins.items()) if alive(Proc(int(pid), pin["started"]))}
         if len(live) != len(self._pins):

@@ -6,40 +6,16 @@ import contextlib
 import logging
 import shutil
 import subprocess
-from dataclasses import dataclass
 
 from llmos._threads import usable_cores
 from llmos.control import _nvml
 from llmos.control._config import ControlConfig
 from llmos.errors import LlmosError
+from llmos.executor._hosts import NODE, Cluster, Gpu, Inventory
 
-__all__ = ["NODE", "Gpu", "Inventory", "detect", "parse_nvidia_smi"]
+__all__ = ["NODE", "Cluster", "Gpu", "Inventory", "detect", "parse_nvidia_smi"]
 
-NODE = "local"  # the one node of the local executor
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Gpu:
-    index: int  # as nvidia-smi and CUDA_VISIBLE_DEVICES number it
-    name: str
-    memory_gb: float | None  # None: the GPU does not report it (nvidia-smi prints [N/A])
-
-
-@dataclass(frozen=True)
-class Inventory:
-    cores: tuple[int, ...]  # the core ids jobs may be pinned to
-    memory_gb: float
-    gpus: tuple[Gpu, ...] = ()
-
-    def node(self):  # -> llmos.scheduler.Node
-        from llmos.scheduler import Node
-
-        return Node(NODE, float(len(self.cores)), self.memory_gb, len(self.gpus))
-
-    def describe(self) -> dict:
-        return {"cpus": len(self.cores), "cores": list(self.cores), "memory_gb": round(self.memory_gb, 2),
-                "gpus": [{"index": g.index, "name": g.name, "memory_gb": g.memory_gb} for g in self.gpus]}
 
 
 def detect(config: ControlConfig) -> Inventory:

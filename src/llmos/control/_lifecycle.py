@@ -19,8 +19,8 @@ __all__ = ["down", "running", "up"]
 
 def running() -> dict[str, Any] | None:
     """The daemon's record if its process (same pid and start time) is alive, else None."""
-    from llmos.control._executor import Proc, alive
     from llmos.control._paths import daemon_file
+    from llmos.executor import Proc, alive
 
     try:
         info = json.loads(daemon_file().read_text())
@@ -69,7 +69,7 @@ def up(config: ControlConfig, wait_s: float = 60.0) -> tuple[dict[str, Any], boo
 
 def down(timeout_s: float = 120.0) -> dict[str, Any]:
     """Stop the daemon (it checkpoints running jobs first) and wait for it to exit."""
-    from llmos.control._executor import Proc, alive
+    from llmos.executor import Proc, alive
 
     info = running()
     if info is None:

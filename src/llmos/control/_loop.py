@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +18,13 @@ from sqlalchemy import and_, insert, select, update
 
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict
-from llmos.control._executor import LocalExecutor, Proc, attempt_dir
-from llmos.control._inventory import Inventory
 from llmos.control._outcome import after_exit
 from llmos.control._schema import attempts, jobs
 from llmos.control._snapshot import assign_cores, build_snapshot, used_cores, waited_before
 from llmos.control._states import JobState
 from llmos.control._transition import transition
 from llmos.errors import LlmosError
+from llmos.executor import NODE, Cluster, Executor, Exit, Inventory, LocalExecutor, kind_of
 from llmos.scheduler import (
     Decision,
     Resources,
@@ -47,13 +47,15 @@ _HOLDING = select(jobs).where(jobs.c.holds.is_(True))
 
 
 class ControlLoop:
-    def __init__(self, engine: Engine, inventory: Inventory, config: ControlConfig,
-                 executor: LocalExecutor | None = None, log: Any = print) -> None:
+    def __init__(self, engine: Engine, inventory: Inventory | Cluster, config: ControlConfig,
+                 executor: Executor | None = None, log: Any = print,
+                 refresh: Callable[[], Cluster] | None = None) -> None:
         self.engine = engine
-        self.inventory = inventory
+        self.cluster = inventory if isinstance(inventory, Cluster) else Cluster.of(inventory)
+        self.refresh = refresh  # the hosts as they are now (Ray: nodes join and leave); None: fixed
         self.config = config
         self.policy = policy_config(config.policy)
-        self.executor = executor or LocalExecutor()
+        self.executor: Executor = executor or LocalExecutor()
         self.deployments: Any = None  # a DeploymentManager once deployments are wired in
         self.log = log
         self.usage: dict[str, Resources] = {}
@@ -69,21 +71,22 @@ class ControlLoop:
         with read(self.engine) as conn:
             holding = conn.execute(_HOLDING).all()
         for row in holding:
-            folder = attempt_dir(row.id, row.attempt)
-            if row.process is None and (folder / "pid.json").is_file():
+            folder = self.executor.attempt_dir(row.id, row.attempt)
+            handle = row.process
+            if handle is None and (folder / "pid.json").is_file():
                 # Spawned just before the crash, before the daemon could record it.
+                handle = (folder / "pid.json").read_text()
                 with write(self.engine) as conn:
-                    conn.execute(update(jobs).where(jobs.c.id == row.id).values(
-                        process=(folder / "pid.json").read_text()))
-            from llmos.control._executor import alive
-
-            proc = Proc.from_json(row.process) if row.process else None
+                    conn.execute(update(jobs).where(jobs.c.id == row.id).values(process=handle))
+            survived = handle is not None and self.executor.alive(handle)
             self.log(f"job {row.id} attempt {row.attempt}: "
-                     + ("process survived, adopted" if proc and alive(proc) else "process gone, will be reaped"))
+                     + ("process survived, adopted" if survived else "process gone, will be reaped"))
 
     # ---- one round -----------------------------------------------------------------------------
     def tick(self, now_s: float | None = None) -> Decision:
         now = time.time() if now_s is None else now_s
+        if self.refresh is not None:
+            self.cluster = self.refresh()
         with read(self.engine) as conn:
             holding = conn.execute(_HOLDING).all()
         if self._reap(holding, now):
@@ -98,7 +101,7 @@ class ControlLoop:
         with self.deployments.lock if self.deployments is not None else nullcontext():
             extra = self.deployments.running(now) if self.deployments is not None else []
             waiting = self.deployments.waiting(now) if self.deployments is not None else []
-            snapshot = build_snapshot(now, self.inventory, queued, holding, self.config.grace_s, extra, self.usage,
+            snapshot = build_snapshot(now, self.cluster, queued, holding, self.config.grace_s, extra, self.usage,
                                       self.owed, waiting, waited)
             self._decay(snapshot, now)
             decision = schedule(snapshot, self.policy) if queued or waiting else Decision()
@@ -111,7 +114,7 @@ class ControlLoop:
     def _publish_held(self, held: set[int]) -> None:
         """Tell processes started by hand beside the daemon which cores its work holds (read by
         llmos._threads), whenever that changes; atomic, so a reader never sees half a file."""
-        if held == self._held:
+        if held == self._held or self.cluster.backend != "local":
             return
         import psutil
 
@@ -127,16 +130,15 @@ class ControlLoop:
     def _reap(self, holding: list[Any], now: float) -> bool:
         changed = False
         for row in holding:
-            folder = attempt_dir(row.id, row.attempt)
-            if row.process is None:
-                ended, code, ended_s = True, None, None
-            else:
-                ended, code, ended_s = self.executor.poll(Proc.from_json(row.process), folder)
-            if not ended:
+            folder = self.executor.attempt_dir(row.id, row.attempt)
+            ended = self.executor.poll(row.process, folder) if row.process is not None else Exit(None, None)
+            if ended is None:
                 continue
             changed = True
+            code, ended_s = ended
             outcome = after_exit(JobState(row.state), code, row.attempt, row.failures, row.max_retries, now,
-                                 self.config.retry_base_s, self.config.retry_max_s, kind=row.kind)
+                                 self.config.retry_base_s, self.config.retry_max_s,
+                                 restarts=kind_of(row.kind).restarts)
             label = "ok" if code == 0 else ("stopped" if outcome.state == JobState.QUEUED and not outcome.failed
                                             else "failed" if outcome.failed else "cancelled")
             try:
@@ -161,16 +163,15 @@ class ControlLoop:
         for row in holding:
             if row.stop_s is None or row.process is None:
                 continue
-            proc = Proc.from_json(row.process)
             if (row.id, row.attempt) not in self._signalled:
-                self.executor.terminate(proc)
+                self.executor.terminate(row.process)
                 self._signalled.add((row.id, row.attempt))
             elif now > row.stop_s + self.config.grace_s:
                 self.log(f"job {row.id}: still running {self.config.grace_s:g} s after SIGTERM; SIGKILL")
-                self.executor.kill(proc)
+                self.executor.kill(row.process)
 
     def _apply(self, decision: Decision, queued: dict[str, Any], holding: list[Any], now: float) -> set[int]:
-        """Carry out a decision; returns the cores held afterwards by jobs and replicas."""
+        """Carry out a decision; returns the local host's cores held afterwards by jobs and replicas."""
         for reject in decision.rejects:
             if self._owned(reject.job_id):
                 continue  # a replica too big for the machine: its spawn reports that, not the queue
@@ -189,32 +190,29 @@ class ControlLoop:
                 self._stop(conn.execute(_HOLDING).all(), now)
         used = used_cores(r.placement for r in holding)
         if self.deployments is not None:
-            used |= self.deployments.used_cores()
+            used.setdefault(NODE, set()).update(self.deployments.used_cores())
         for start in decision.starts:
             if self._owned(start.job_id):
                 # A waiting replica fits in free room now (its preempted victims have exited). The
                 # deployment owns its replicas: it spawns it at the end of this tick, not the loop.
                 continue
             row = queued[start.job_id]
-            placement = assign_cores(start.placement, self.inventory, used)
-            used |= {c for w in placement["workers"] for c in w["cores"]}
-            self._start(row, placement, now)
-        return used
+            self._start(row, assign_cores(start.placement, self.cluster, used), now)
+        return used.get(NODE, set())
 
     def _owned(self, job_id: str) -> bool:
         return self.deployments is not None and self.deployments.owns(job_id)
 
     def _start(self, row: Any, placement: dict[str, Any], now: float) -> None:
         attempt = row.attempt + 1
-        cores = [c for w in placement["workers"] for c in w["cores"]]
         with write(self.engine) as conn:
-            transition(conn, row.id, JobState.STARTING, f"attempt {attempt} placed on cores {cores}", now_s=now,
+            transition(conn, row.id, JobState.STARTING, f"attempt {attempt} placed on {_where(placement)}", now_s=now,
                        expect=[JobState.QUEUED], placement=json.dumps(placement), holds=True, attempt=attempt,
                        stop_s=None, process=None, exit_code=None)
             conn.execute(insert(attempts).values(job_id=row.id, number=attempt, started_s=now,
                                                  placement=json.dumps(placement)))
         try:
-            proc = self.executor.launch(row.id, attempt, _job_model(row), placement)
+            handle = self.executor.launch(row.id, attempt, _job_model(row), placement)
         except (LlmosError, OSError) as exc:
             with write(self.engine) as conn:
                 conn.execute(update(attempts).where(attempts.c.job_id == row.id, attempts.c.number == attempt)
@@ -225,13 +223,13 @@ class ControlLoop:
             return
         try:
             with write(self.engine) as conn:
-                transition(conn, row.id, JobState.RUNNING, f"attempt {attempt} running (pid {proc.pid})",
-                           now_s=time.time(), expect=[JobState.STARTING], process=proc.to_json())
+                transition(conn, row.id, JobState.RUNNING, f"attempt {attempt} running ({_what(handle)})",
+                           now_s=time.time(), expect=[JobState.STARTING], process=handle)
                 conn.execute(update(attempts).where(attempts.c.job_id == row.id, attempts.c.number == attempt)
-                             .values(pid=proc.pid))
+                             .values(pid=json.loads(handle).get("pid")))
         except Conflict:  # cancelled while it was being spawned: record the process so that it is stopped
             with write(self.engine) as conn:
-                conn.execute(update(jobs).where(jobs.c.id == row.id).values(process=proc.to_json()))
+                conn.execute(update(jobs).where(jobs.c.id == row.id).values(process=handle))
 
     def _decay(self, snapshot: Any, now: float) -> None:
         """Each owner's decayed usage and owed share, for fair share between owners (as the simulator)."""
@@ -275,14 +273,26 @@ class ControlLoop:
                     return
                 for row in holding:
                     if row.process:
-                        self.executor.kill(Proc.from_json(row.process))
+                        self.executor.kill(row.process)
                 deadline, killed = time.monotonic() + 5, True  # reap what SIGKILL ended, then give up
             time.sleep(0.1)
 
 
+def _where(placement: dict[str, Any]) -> str:
+    """'cores [0, 1]' on one host; '10.0.0.2 (1 CPUs), 10.0.0.3 (1 CPUs)' across hosts."""
+    workers = placement["workers"]
+    if {w.get("node", NODE) for w in workers} == {NODE}:
+        return f"cores {[c for w in workers for c in w['cores']]}"
+    return ", ".join(f"{w.get('address', w['node'])} ({len(w['cores'])} CPUs)" for w in workers)
+
+
+def _what(handle: str) -> str:
+    info = json.loads(handle)
+    return f"pid {info['pid']}" if "pid" in info else f"{len(info.get('workers', []))} Ray worker(s)"
+
+
 def _job_model(row: Any) -> Any:
-    from llmos.control._command import CommandJob
-    from llmos.spec import validate_dict
+    from llmos.spec import CommandJob, validate_dict
 
     raw = json.loads(row.spec)
     return CommandJob.model_validate(raw) if raw.get("kind") == "command" else validate_dict(raw, f"job {row.id}")

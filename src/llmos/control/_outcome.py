@@ -25,9 +25,10 @@ def retry_delay_s(failures: int, base_s: float, max_s: float) -> float:
 
 
 def after_exit(state: JobState, exit_code: int | None, attempt: int, failures: int, max_retries: int,
-               now_s: float, base_s: float, max_s: float, kind: str = "train") -> Outcome:
+               now_s: float, base_s: float, max_s: float, restarts: bool = False) -> Outcome:
     """`exit_code` None means the process vanished without recording one (SIGKILL, out of memory).
-    `kind` is the job's: a compress job keeps no checkpoints, so its reasons say a rerun starts over."""
+    `restarts` is the job kind's (llmos.executor.KINDS): a kind that keeps no checkpoints (compress)
+    reruns from the start, and the reasons say so."""
     how = "without an exit status (killed?)" if exit_code is None else (
         f"by signal {-exit_code}" if exit_code < 0 else f"with exit code {exit_code}")
     if state == JobState.CANCELLED:
@@ -35,8 +36,6 @@ def after_exit(state: JobState, exit_code: int | None, attempt: int, failures: i
     if exit_code == 0:
         note = " (while being preempted)" if state == JobState.PREEMPTED else ""
         return Outcome(JobState.SUCCEEDED, f"attempt {attempt} finished{note}")
-    # A compress job keeps no checkpoints (a rerun redoes every recipe); training resumes from one.
-    restarts = kind == "compress"
     resumes = "it starts over (compression keeps no checkpoints)" if restarts else \
         "it resumes from its latest checkpoint"
     if state == JobState.PREEMPTED:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmos.paths import home
+from llmos.paths import home, jobs_dir
 
 __all__ = ["admin_token_file", "control_dir", "daemon_file", "daemon_log", "job_dir"]
 
@@ -30,4 +30,4 @@ def admin_token_file() -> Path:
 
 def job_dir(job_id: int) -> Path:
     """A job's logs and attempt records: attempt-N/{launcher.log, worker-R.log, exit.json}."""
-    return control_dir() / "jobs" / str(job_id)
+    return jobs_dir() / str(job_id)

@@ -39,6 +39,7 @@ jobs = Table(
     Column("cpus", Float, nullable=False),  # per worker
     Column("memory_gb", Float, nullable=False),  # per worker
     Column("gpus", Integer, nullable=False),  # per worker
+    Column("same_node", Boolean, nullable=False, default=True),  # False: the gang may span nodes (Ray)
     Column("max_retries", Integer, nullable=False),
     Column("attempt", Integer, nullable=False, default=0),  # attempts started
     Column("failures", Integer, nullable=False, default=0),  # attempts failed (counted against max_retries)

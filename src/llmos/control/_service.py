@@ -17,10 +17,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 
 from llmos.control import _auth as auth
-from llmos.control._command import CommandJob
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict, ControlError, NotFound
-from llmos.control._inventory import Inventory
 from llmos.control._logfiles import read_chunk
 from llmos.control._paths import job_dir
 from llmos.control._schema import attempts, audit, jobs, transitions
@@ -29,6 +27,8 @@ from llmos.control._submit import check_fits, request_of, validate_submission
 from llmos.control._transition import create_job, transition
 from llmos.control._views import JOB_COLUMNS, job_view
 from llmos.errors import LlmosError, SpecError
+from llmos.executor import Cluster, Inventory
+from llmos.spec import CommandJob
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -43,9 +43,10 @@ _TOUCH_EVERY_S = 60.0  # how stale a token's `last_used_s` may get: at most one 
 
 class Service:
     def __init__(self, engine: Engine, inventory: Inventory, config: ControlConfig,
-                 wake: Callable[[], None] = lambda: None) -> None:
+                 wake: Callable[[], None] = lambda: None, hosts: Callable[[], Cluster] | None = None) -> None:
         self.engine = engine
-        self.inventory = inventory
+        self.inventory = inventory  # this machine (replicas run here)
+        self.hosts = hosts or (lambda: Cluster.of(inventory))  # where jobs run: this machine, or Ray's nodes now
         self.config = config
         self.wake = wake
         self.deployments: Any = None  # set by the daemon when deployments are available
@@ -90,13 +91,14 @@ class Service:
 
         with self._audited(caller, "submit", spec.get("name", "?") if isinstance(spec, dict) else "?") as note:
             auth.require(caller, "developer", "submit jobs")
-            job = validate_submission(spec, overrides)
+            cluster = self.hosts()
+            job = validate_submission(spec, overrides, cluster=cluster.backend != "local")
             if getattr(job, "kind", None) == "serve":
                 result = self._deploy(caller, job)
                 note["audited"] = True  # the deployment recorded its own audit line
                 return result
             request = request_of(job)
-            check_fits(request, self.inventory)
+            check_fits(request, cluster)
             try:
                 rank = priority_rank(priority)
             except LlmosError as exc:
@@ -110,7 +112,7 @@ class Service:
                     "name": job.name, "kind": job.kind, "owner": caller.owner,  # type: ignore[attr-defined]
                     "project": project or caller.owner, "priority": rank, "spec": "{}",
                     "workers": request.workers, "cpus": float(request.cpus), "memory_gb": request.memory_gb,
-                    "gpus": request.gpus, "max_retries": retries},
+                    "gpus": request.gpus, "same_node": request.same_node, "max_retries": retries},
                     f"submitted by {caller.owner} from {caller.source}", now_s=now)
                 job, run_dir = _with_output(job, job_id)
                 if run_dir is not None:

@@ -1,7 +1,9 @@
 """Pure translations between stored jobs and the scheduler: snapshot in, concrete cores out.
 
 The scheduler counts CPUs; the executor pins processes to core ids. `assign_cores` picks the
-ids for a start from those no holding job uses, so two jobs never share a core.
+ids for a start from those no holding job uses on the chosen host, so two jobs never share a core.
+A placement names each worker's host (`node`, absent in placements written before cluster mode:
+the local host) and its address.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmos.control._inventory import NODE, Inventory
 from llmos.control._states import JobState
+from llmos.executor import NODE, Cluster, Inventory
 from llmos.scheduler import Job, Resources, RunningJob, Slot, Snapshot
 
 __all__ = ["assign_cores", "build_snapshot", "sched_job", "used_cores", "waited_before"]
@@ -26,7 +28,7 @@ def sched_job(row: Any, waited_s: float | None = None) -> Job:
     queued = {} if waited_s is None else {"queued_s": max(row.updated_s, row.submit_s), "waited_s": waited_s}
     return Job(job_id=str(row.id), owner=row.project, submit_s=row.submit_s,
                per_worker=Resources(float(row.cpus), float(row.memory_gb), float(row.gpus)), workers=row.workers,
-               priority=row.priority, same_node=True, **queued)
+               priority=row.priority, same_node=bool(row.same_node), **queued)
 
 
 def waited_before(submit_s: float, attempts: Iterable[tuple[float, float | None]]) -> float:
@@ -39,7 +41,7 @@ def waited_before(submit_s: float, attempts: Iterable[tuple[float, float | None]
     return waited
 
 
-def build_snapshot(now_s: float, inventory: Inventory, queued: Iterable[Any], holding: Iterable[Any],
+def build_snapshot(now_s: float, cluster: Cluster | Inventory, queued: Iterable[Any], holding: Iterable[Any],
                    grace_s: float, extra: Iterable[RunningJob] = (), usage: Mapping[str, Resources] | None = None,
                    owed: Mapping[str, float] | None = None, waiting: Iterable[Job] = (),
                    waited: Mapping[int, float] | None = None) -> Snapshot:
@@ -53,43 +55,49 @@ def build_snapshot(now_s: float, inventory: Inventory, queued: Iterable[Any], ho
     """
     running = [_running(row, now_s, grace_s) for row in holding]
     waited = waited or {}
-    return Snapshot.build(now_s, [inventory.node()], [*running, *extra],
+    hosts = cluster if isinstance(cluster, Cluster) else Cluster.of(cluster)
+    return Snapshot.build(now_s, hosts.nodes(), [*running, *extra],
                           [*(sched_job(r, waited.get(r.id, 0.0)) for r in queued), *waiting],
                           usage=usage, owed=owed)
 
 
 def _running(row: Any, now_s: float, grace_s: float) -> RunningJob:
     placement = json.loads(row.placement)
-    slots = tuple(Slot(NODE, float(len(w["cores"])), w["memory_gb"], tuple(w["gpu_slots"]))
+    slots = tuple(Slot(w.get("node", NODE), float(len(w["cores"])), w["memory_gb"], tuple(w["gpu_slots"]))
                   for w in placement["workers"])
     stopping = row.stop_s is not None or row.state in (JobState.PREEMPTED, JobState.CANCELLED)
     end = (row.stop_s or now_s) + grace_s if stopping else None
     return RunningJob(sched_job(row), slots, row.updated_s, stopping=stopping, expected_end_s=end)
 
 
-def used_cores(placements: Iterable[str | None]) -> set[int]:
-    used: set[int] = set()
+def used_cores(placements: Iterable[str | None]) -> dict[str, set[int]]:
+    """The core ids each host's holders use (host name -> ids)."""
+    used: dict[str, set[int]] = {}
     for text in placements:
         if text:
             for worker in json.loads(text)["workers"]:
-                used.update(worker["cores"])
+                used.setdefault(worker.get("node", NODE), set()).update(worker["cores"])
     return used
 
 
-def assign_cores(slots: Iterable[Slot], inventory: Inventory, used: set[int]) -> dict[str, Any]:
-    """Concrete cores and GPUs for a start: whole cores per worker, lowest free ids first.
+def assign_cores(slots: Iterable[Slot], cluster: Cluster, used: dict[str, set[int]]) -> dict[str, Any]:
+    """Concrete cores and GPUs for a start: whole cores per worker, lowest free ids of its host first.
 
-    `gpu_slots` are the scheduler's GPU numbers (0..n-1 over the exposed GPUs); `gpus` the
-    physical indices that go into CUDA_VISIBLE_DEVICES.
+    `gpu_slots` are the scheduler's GPU numbers (0..n-1 over the host's exposed GPUs); `gpus` the
+    physical indices that go into CUDA_VISIBLE_DEVICES. Updates `used` with what it hands out.
     """
-    free = [c for c in inventory.cores if c not in used]
     workers = []
     for slot in slots:
+        host = cluster.host(slot.node)
+        if host is None:
+            raise RuntimeError(f"placement on node {slot.node!r}, which is not in the inventory")
+        taken = used.setdefault(host.name, set())
+        free = [c for c in host.cores if c not in taken]
         n = max(1, math.ceil(slot.cpus - 1e-9))
         if len(free) < n:
-            raise RuntimeError(f"placement needs {n} more cores but only {free} are free: holders disagree "
-                               "with the scheduler's free capacity")
-        cores, free = free[:n], free[n:]
-        workers.append({"cores": cores, "memory_gb": slot.memory_gb, "gpu_slots": list(slot.gpu_indices),
-                        "gpus": [inventory.gpus[i].index for i in slot.gpu_indices]})
+            raise RuntimeError(f"placement needs {n} more cores on {host.name} but only {free} are free: holders "
+                               "disagree with the scheduler's free capacity")
+        taken.update(free[:n])
+        workers.append({"node": host.name, "address": host.address, "cores": free[:n], "memory_gb": slot.memory_gb,
+                        "gpu_slots": list(slot.gpu_indices), "gpus": [host.gpus[i].index for i in slot.gpu_indices]})
     return {"workers": workers}

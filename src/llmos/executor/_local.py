@@ -22,9 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llmos.control._command import CommandJob
+from llmos.executor._base import Exit, attempt_dir
+from llmos.executor._kinds import kind_of
 
-__all__ = ["LocalExecutor", "Proc", "attempt_dir"]
+__all__ = ["LocalExecutor", "Proc", "alive"]
 
 _SHIM = Path(__file__).with_name("_shim.py")
 
@@ -42,22 +43,29 @@ class Proc:
         return Proc(**json.loads(text))
 
 
-def attempt_dir(job_id: int, attempt: int) -> Path:
-    from llmos.control._paths import job_dir
-
-    return job_dir(job_id) / f"attempt-{attempt}"
-
-
 class LocalExecutor:
+    """Attempts as process trees on this machine: a shim (pinned to the job's cores, recording the
+    exit) around the kind's program, or `torchrun --standalone` over it for several workers."""
+
+    backend = "local"
+
     def __init__(self) -> None:
         self._children: dict[int, subprocess.Popen] = {}  # the attempts this daemon started
 
-    def launch(self, job_id: int, attempt: int, job: BaseModel, placement: dict[str, Any]) -> Proc:
-        """Start attempt `attempt` of `job` on `placement`; raises LlmosError for a job that cannot start."""
+    def attempt_dir(self, job_id: int, attempt: int) -> Path:
+        return attempt_dir(job_id, attempt)
+
+    def launch(self, job_id: int, attempt: int, job: BaseModel, placement: dict[str, Any]) -> str:
+        """Start attempt `attempt` of `job` on `placement`; returns its handle (JSON). Raises
+        LlmosError for a job that cannot start."""
         folder = attempt_dir(job_id, attempt)
         folder.mkdir(parents=True, exist_ok=True)
-        command, env, cwd = _program(job, placement, folder)
         workers = placement["workers"]
+        program = kind_of(job).program(job, len(workers[0]["cores"]), folder)
+        command, env, cwd = program.argv, program.env, program.cwd
+        if len(workers) > 1:  # one process per worker on this machine, rendezvous on loopback
+            command = [command[0], "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                       str(len(workers)), *command[1:]]
         cores = [c for w in workers for c in w["cores"]]
         gpus = [g for w in workers for g in w["gpus"]]
         threads = str(len(workers[0]["cores"]))
@@ -68,8 +76,9 @@ class LocalExecutor:
                "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
                "LLMOS_WORKER_CORES": ";".join(",".join(map(str, w["cores"])) for w in workers),
                "LLMOS_WORKER_LOGS": str(folder)}
-        return self.spawn([sys.executable, str(_SHIM), str(folder), ",".join(map(str, cores)), "--", *command],
+        proc = self.spawn([sys.executable, str(_SHIM), str(folder), ",".join(map(str, cores)), "--", *command],
                           env, folder / "output.log", cwd)
+        return proc.to_json()
 
     def spawn(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> Proc:
         with open(log_path, "ab") as log:
@@ -84,16 +93,17 @@ class LocalExecutor:
     def popen(self, proc: Proc) -> subprocess.Popen | None:
         return self._children.get(proc.pid)
 
-    def poll(self, proc: Proc, folder: Path) -> tuple[bool, int | None, float | None]:
-        """(ended, exit code, end time) of an attempt, ours or adopted after a restart."""
+    def poll(self, handle: str, folder: Path) -> Exit | None:
+        """How an attempt ended (ours or adopted after a restart); None while it runs."""
+        proc = Proc.from_json(handle)
         child = self._children.get(proc.pid)
         if child is not None:
             if child.poll() is None:
-                return False, None, None
+                return None
             del self._children[proc.pid]
             fallback: int | None = _signed(child.returncode)
         elif alive(proc):
-            return False, None, None
+            return None
         else:
             fallback = None
         recorded = _exit_record(folder)
@@ -102,18 +112,23 @@ class LocalExecutor:
             # its process group must not run on beside a retry.
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            return True, fallback, None
-        return True, recorded[0], recorded[1]
+            return Exit(fallback, None)
+        return Exit(*recorded)
 
-    def terminate(self, proc: Proc) -> None:
+    def alive(self, handle: str) -> bool:
+        return alive(Proc.from_json(handle))
+
+    def terminate(self, handle: str) -> None:
         """Ask for a graceful stop: SIGTERM to the shim, which passes it to the program."""
+        proc = Proc.from_json(handle)
         if alive(proc):
             _signal(proc.pid, signal.SIGTERM)
 
-    def kill(self, proc: Proc) -> None:
+    def kill(self, handle: str) -> None:
         """SIGKILL the attempt and every process under it (torchrun's workers have sessions of their own)."""
         import psutil
 
+        proc = Proc.from_json(handle)
         if not alive(proc):
             return
         try:
@@ -134,21 +149,6 @@ def alive(proc: Proc) -> bool:
         return abs(p.create_time() - proc.create_time) < 0.05 and p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-
-
-def _program(job: BaseModel, placement: dict[str, Any], folder: Path) -> tuple[list[str], dict[str, str], Path]:
-    if isinstance(job, CommandJob):
-        return list(job.run), dict(job.env), job.cwd or folder
-    if getattr(job, "kind", None) == "compress":  # one process; the shim pins it, OMP_NUM_THREADS sizes it
-        from llmos.run.compress import compress_command
-
-        return compress_command(job, folder)  # type: ignore[arg-type]
-    from llmos.run import job_file, prepare_run_dir, worker_command
-
-    cores_per_worker = len(placement["workers"][0]["cores"])
-    resources = job.resources.model_copy(update={"cpus_per_proc": cores_per_worker})  # type: ignore[attr-defined]
-    job = prepare_run_dir(job.model_copy(update={"resources": resources}))  # type: ignore[arg-type]
-    return worker_command(job, job_file(job)), {}, Path(job.output)  # type: ignore[arg-type]
 
 
 def _exit_record(folder: Path) -> tuple[int, float] | None:

@@ -81,7 +81,12 @@ def worker_command(job: TrainJob, job_file: Path) -> list[str]:
     if res.nodes == 1:
         cmd += ["--standalone"]
     else:
-        host, _, port = (res.rdzv_endpoint or "").rpartition(":")
+        if not res.rdzv_endpoint:
+            raise LlmosError("resources.nodes > 1 needs resources.rdzv_endpoint (host:port of node 0, reachable "
+                             "from every node) when each node starts its own `llmos train`.",
+                             hint="Add resources.rdzv_endpoint=HOST:PORT, or submit the job to a control plane "
+                                  "on Ray (llmos up --ray HEAD:6379), which places the nodes itself.")
+        host, _, port = res.rdzv_endpoint.rpartition(":")
         cmd += ["--nnodes", str(res.nodes), "--node-rank", str(res.node_rank),
                 "--master-addr", host, "--master-port", port]
     return cmd + entry

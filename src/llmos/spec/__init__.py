@@ -3,7 +3,7 @@
 Nothing below this package sees a raw dict: callers get Pydantic models.
 """
 
-from llmos.spec._command import CommandJob, CommandResources
+from llmos.spec._command import CommandJob, CommandResources, parse_command
 from llmos.spec._compress import CompressDataSpec, CompressJob, GateSpec, RecipeSpec, ReportSpec
 from llmos.spec._example import example_yaml
 from llmos.spec._load import KINDS, apply_overrides, load_job, parse_job, validate_dict
@@ -16,6 +16,7 @@ from llmos.spec._models import (
     ModelSpec,
     RegisterSpec,
     ResourcesSpec,
+    SftSpec,
     TrackingSpec,
     TrainJob,
     TrainSpec,
@@ -43,12 +44,14 @@ __all__ = [
     "ReportSpec",
     "ResourcesSpec",
     "ServeJob",
+    "SftSpec",
     "TrackingSpec",
     "TrainJob",
     "TrainSpec",
     "apply_overrides",
     "example_yaml",
     "load_job",
+    "parse_command",
     "parse_job",
     "validate_dict",
 ]

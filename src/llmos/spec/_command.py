@@ -12,11 +12,13 @@ It is how non-llmos work shares the machine with training jobs. It exits 0 on su
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["CommandJob", "CommandResources"]
+from llmos.errors import SpecError
+
+__all__ = ["CommandJob", "CommandResources", "parse_command"]
 
 
 class _Strict(BaseModel):
@@ -36,3 +38,28 @@ class CommandJob(_Strict):
     env: Annotated[dict[str, str], Field(description="extra environment variables")] = {}
     cwd: Annotated[Path | None, Field(description="working folder; null: the job's log folder")] = None
     resources: Annotated[CommandResources, Field(description="what it needs")] = CommandResources()
+
+
+def parse_command(raw: dict[str, Any], overrides: list[str] | None = None, source: str = "spec") -> CommandJob:
+    """Validate a command job, reporting every problem at once like `llmos spec validate`."""
+    from llmos.spec import apply_overrides
+
+    data = apply_overrides(raw, overrides or [])
+    try:
+        job = CommandJob.model_validate(data)
+    except ValidationError as exc:
+        problems = [(".".join(str(p) for p in e["loc"]) or "(spec)", _message(e)) for e in exc.errors()]
+        raise SpecError(f"{source} has {exc.error_count()} problem(s):", problems=problems,
+                        hint="Fix the fields above; docs/control-plane.md shows a command job.") from None
+    if job.cwd is not None and not job.cwd.is_absolute():
+        job = job.model_copy(update={"cwd": (Path.cwd() / job.cwd).resolve()})
+    return job
+
+
+def _message(err: dict[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        model = CommandResources if err["loc"][0] == "resources" else CommandJob
+        return "unknown field; known fields: " + ", ".join(model.model_fields)
+    if err["type"] == "missing":
+        return "required field is missing"
+    return f"{err['msg'].removeprefix('Value error, ')}, got {err.get('input')!r}"

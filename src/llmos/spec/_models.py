@@ -152,8 +152,8 @@ class ResourcesSpec(_Strict):
 
     @model_validator(mode="after")
     def _multi_node(self) -> ResourcesSpec:
-        if self.nodes > 1 and not self.rdzv_endpoint:
-            raise ValueError("nodes > 1 needs resources.rdzv_endpoint (host:port reachable from every node)")
+        # nodes > 1 without rdzv_endpoint is fine under a Ray control plane, which sets the rendezvous;
+        # `llmos train` on each node asks for it (run._launch.worker_command).
         if self.node_rank >= self.nodes:
             raise ValueError(f"node_rank {self.node_rank} must be below nodes ({self.nodes})")
         return self

@@ -55,7 +55,7 @@ def test_every_problem_at_once(eval_csv: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_rest_submission_stores_a_runnable_job(service, eval_csv: Path, llmos_home: Path) -> None:
-    from llmos.control._executor import _program
+    from llmos.executor import kind_of
     from llmos.spec import CompressJob, validate_dict
 
     with write(service.engine) as conn:
@@ -75,6 +75,7 @@ def test_rest_submission_stores_a_runnable_job(service, eval_csv: Path, llmos_ho
     stored = validate_dict(job["spec"])
     folder = llmos_home / "attempt-1"
     folder.mkdir()
-    argv, env, cwd = _program(stored, {"workers": [{"cores": [0, 1], "gpus": []}]}, folder)
+    program = kind_of(stored).program(stored, 2, folder)
+    argv, env, cwd = program.argv, program.env, program.cwd
     assert argv == [sys.executable, "-m", "llmos.run", str(folder / "job.json")] and env == {} and cwd == folder
     assert CompressJob.model_validate(json.loads((folder / "job.json").read_text())) == stored

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from llmos.control._auth import Caller
-from llmos.control._executor import LocalExecutor, Proc, attempt_dir
 from llmos.control._loop import ControlLoop
+from llmos.executor import LocalExecutor, attempt_dir
 
 pytestmark = pytest.mark.timeout(90)
 ADMIN = Caller("admin", "admin", "test")
@@ -133,7 +133,7 @@ def test_a_restarted_loop_adopts_survivors_and_retries_the_dead(engine, inventor
     doomed = service.submit(ADMIN, command(PY, "-c", "import time; time.sleep(60)", name="doomed"))["id"]
     until(first, lambda: state(service, slow) == "RUNNING" and state(service, doomed) == "RUNNING")
     # The daemon "dies" (this loop is dropped unreaped) and one job's processes die with it.
-    LocalExecutor().kill(Proc.from_json((attempt_dir(doomed, 1) / "pid.json").read_text()))
+    LocalExecutor().kill((attempt_dir(doomed, 1) / "pid.json").read_text())
     second = ControlLoop(engine, inventory, config, log=lambda _m: None)
     second.recover()
     try:

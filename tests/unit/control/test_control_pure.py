@@ -7,14 +7,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from llmos.control._command import CommandJob
 from llmos.control._errors import Rejected
 from llmos.control._inventory import Gpu, Inventory
 from llmos.control._outcome import after_exit, retry_delay_s
 from llmos.control._snapshot import assign_cores, build_snapshot, sched_job, waited_before
 from llmos.control._states import ALLOWED, TERMINAL, JobState
 from llmos.control._submit import Request, check_fits, request_of
+from llmos.executor import KINDS, Cluster
 from llmos.scheduler import PRIORITY_CLASSES, Slot, schedule
+from llmos.spec import CommandJob
 
 Q, R, P = JobState.QUEUED, JobState.RUNNING, JobState.PREEMPTED
 
@@ -39,8 +40,8 @@ def test_exit_outcomes() -> None:
 
 @pytest.mark.parametrize(("state", "code"), [(P, -15), (R, 75), (R, 1)])
 def test_requeue_reasons_say_whether_the_rerun_resumes_or_starts_over(state: JobState, code: int) -> None:
-    train = after_exit(state, code, 1, 0, 2, 0.0, 2.0, 60.0, kind="train")
-    compress = after_exit(state, code, 1, 0, 2, 0.0, 2.0, 60.0, kind="compress")
+    train = after_exit(state, code, 1, 0, 2, 0.0, 2.0, 60.0, restarts=KINDS["train"].restarts)
+    compress = after_exit(state, code, 1, 0, 2, 0.0, 2.0, 60.0, restarts=KINDS["compress"].restarts)
     assert train.state == compress.state == Q and train.failed == compress.failed
     assert "latest checkpoint" in train.reason and "over" not in train.reason
     assert "starting over" in compress.reason or "starts over" in compress.reason
@@ -55,19 +56,32 @@ def test_final_states_are_final_and_every_state_can_end() -> None:
 
 def test_cores_never_overlap_and_gpus_map_to_physical_indices() -> None:
     inv = Inventory(cores=(2, 3, 4, 5), memory_gb=16, gpus=(Gpu(1, "A", 80), Gpu(3, "B", 80)))
-    placed = assign_cores([Slot("local", 2, 1, (1,)), Slot("local", 1, 1, (0,))], inv, used={3})
+    used = {"local": {3}}
+    placed = assign_cores([Slot("local", 2, 1, (1,)), Slot("local", 1, 1, (0,))], Cluster.of(inv), used)
+    here = {"node": "local", "address": "127.0.0.1"}
     assert placed["workers"] == [
-        {"cores": [2, 4], "memory_gb": 1, "gpu_slots": [1], "gpus": [3]},
-        {"cores": [5], "memory_gb": 1, "gpu_slots": [0], "gpus": [1]}]
+        {**here, "cores": [2, 4], "memory_gb": 1, "gpu_slots": [1], "gpus": [3]},
+        {**here, "cores": [5], "memory_gb": 1, "gpu_slots": [0], "gpus": [1]}]
+    assert used == {"local": {2, 3, 4, 5}}
     with pytest.raises(RuntimeError):
-        assign_cores([Slot("local", 3, 0)], inv, used={2, 3})
+        assign_cores([Slot("local", 3, 0)], Cluster.of(inv), {"local": {2, 3}})
+
+
+def test_a_gang_across_hosts_gets_each_host_s_cores_and_address() -> None:
+    a = Inventory(cores=(0, 1), memory_gb=8, name="a", address="10.0.0.2", pin=False)
+    b = Inventory(cores=(0, 1), memory_gb=8, name="b", address="10.0.0.3", pin=False)
+    placed = assign_cores([Slot("a", 1, 1), Slot("b", 1, 1), Slot("a", 1, 1)], Cluster((a, b), "ray"), {})
+    assert [(w["node"], w["address"], w["cores"]) for w in placed["workers"]] == [
+        ("a", "10.0.0.2", [0]), ("b", "10.0.0.3", [0]), ("a", "10.0.0.2", [1])]
+    with pytest.raises(RuntimeError, match="not in the inventory"):
+        assign_cores([Slot("gone", 1, 1)], Cluster((a, b), "ray"), {})
 
 
 def _row(job_id: int, state: str, priority: str, cpus: int, cores: list[int] | None = None, stop_s=None):
     placement = json.dumps({"workers": [{"cores": cores, "memory_gb": 0, "gpu_slots": [], "gpus": []}]}) \
         if cores else None
-    return SimpleNamespace(id=job_id, state=state, project="p", submit_s=float(job_id), cpus=cpus, memory_gb=0.0,
-                           gpus=0, workers=1, priority=PRIORITY_CLASSES[priority], placement=placement,
+    return SimpleNamespace(id=job_id, same_node=True, state=state, project="p", submit_s=float(job_id), cpus=cpus,
+                           memory_gb=0.0, gpus=0, workers=1, priority=PRIORITY_CLASSES[priority], placement=placement,
                            stop_s=stop_s, updated_s=0.0)
 
 
@@ -128,6 +142,6 @@ def test_waited_before_counts_queue_time_between_attempts_not_run_time() -> None
     # queued 100 -> 130, ran to 500, requeued, started again at 560 and ran to 900
     assert waited_before(100.0, [(130.0, 500.0), (560.0, 900.0)]) == 30.0 + 60.0
     # a row whose queued stay began at its last attempt's end waits from there (queued_s)
-    job = sched_job(SimpleNamespace(id=7, project="p", submit_s=100.0, updated_s=900.0, cpus=1, memory_gb=0.0,
-                                    gpus=0, workers=1, priority=1), waited_s=90.0)
+    job = sched_job(SimpleNamespace(id=7, same_node=True, project="p", submit_s=100.0, updated_s=900.0, cpus=1,
+                                    memory_gb=0.0, gpus=0, workers=1, priority=1), waited_s=90.0)
     assert (job.queued_s, job.waited_s) == (900.0, 90.0)

@@ -68,8 +68,13 @@ def test_cross_field_rules() -> None:
         parse_job({"data": {"train": "a.csv"}, "model": {"task": "embedding"}})
     with pytest.raises(SpecError, match="register needs the model in MLflow"):
         parse_job({"data": {"train": "a.csv"}, "register": {"name": "m"}, "tracking": {"enabled": False}})
-    with pytest.raises(SpecError, match="rdzv_endpoint"):
-        parse_job({"data": {"train": "a.csv"}, "resources": {"nodes": 2}})
+    # nodes > 1 needs no rendezvous under a Ray control plane; `llmos train` on each node asks for one
+    two = parse_job({"data": {"train": "a.csv"}, "resources": {"nodes": 2}})
+    from llmos.errors import LlmosError
+    from llmos.run import worker_command
+
+    with pytest.raises(LlmosError, match="rdzv_endpoint"):
+        worker_command(two, Path("job.json"))
 
 
 def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
