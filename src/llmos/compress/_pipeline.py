@@ -23,7 +23,7 @@ from llmos._threads import apply_plan, plan_threads
 from llmos.compress._data import check_sources, load_data
 from llmos.compress._recipe import Parent, RecipeContext, slug
 from llmos.compress._recipes import get_recipe
-from llmos.compress._report import SERVED_TASKS, compiles, measure, plot_pareto, seq_len_for, summarize
+from llmos.compress._report import compiles, measure, plot_pareto, seq_len_for, summarize
 from llmos.errors import LlmosError, ModelError, SpecError
 from llmos.spec import CompressJob
 from llmos.tracking._store import quiet_downloads
@@ -93,14 +93,18 @@ def _run(job: CompressJob, parent: Parent, plans: list[tuple[Any, Any, Any]], da
     measure_dir = run_dir / "measure"
     measure_dir.mkdir(exist_ok=True)
     rep = job.report
-    how = (f"served as llmos serve runs each: one-text requests, then requests of {rep.batch_size} eval texts, "
-           f"{rep.clients} in flight" if parent.task in SERVED_TASKS else "generation is timed at fixed length only")
+    if parent.task == "causal-lm":
+        how = (f"served as llmos serve runs each: {rep.prompts} greedy /v1/completions requests of "
+               f"{rep.max_new_tokens} tokens, {rep.clients} in flight")
+    else:
+        how = (f"served as llmos serve runs each: one-text requests, then requests of {rep.batch_size} eval texts, "
+               f"{rep.clients} in flight")
     note(f"measuring {len(children) + 1} models (metric on {len(data.eval)} rows; speed {how}; fixed-length "
          f"figure at batch {rep.batch_size} x {seq_len_for(job, data)} tokens)")
     parent_row = {"label": "parent", "ref": parent.ref, "version": parent.version, "format": parent.format,
                   "measured": measure(parent.folder, job=job, data=data, work_dir=measure_dir, label="parent",
                                       fmt=parent.format)}
-    if job.report.compile == "auto" and any(compiles(job, c["format"]) for c in children):
+    if job.report.compile == "auto" and any(compiles(job, c["format"], parent.task) for c in children):
         # Compiled children are also compared with the compiled parent: compiling alone speeds up
         # fp32 too, and the report must not credit quantization with that.
         note("[parent] measuring compiled, as the reference for compiled children")
@@ -172,10 +176,19 @@ def _plan(job: CompressJob, parent: Parent) -> list[tuple[Any, Any, Any]]:
             continue
         plans.append((spec, recipe, params))
     problems.extend(check_sources(job))
+    problems.extend(_gate_problems(job, parent))
     if problems:
         raise SpecError(f"cannot compress {parent.ref} as asked (nothing was done):", problems=problems,
                         hint="Fix the items above; llmos compress --list shows every recipe and its parameters.")
     return plans
+
+
+def _gate_problems(job: CompressJob, parent: Parent) -> list[tuple[str, str]]:
+    """Gate rules that cannot apply to the parent's task."""
+    if job.gate is not None and job.gate.max_ppl_increase is not None and parent.task != "causal-lm":
+        return [("gate.max_ppl_increase", f"bounds perplexity, which only causal LMs have; {parent.ref} is a "
+                                          f"{parent.task} model: bound its metric with gate.max_metric_drop (points)")]
+    return []
 
 
 def _run_dir(job: CompressJob, parent: Parent) -> Path:
@@ -249,6 +262,9 @@ def _register(job: CompressJob, tracker: Any, parent: Parent, data: Any, child: 
             "metric_drop": f"{vs['metric_drop']:.3f}", "speedup": f"{vs['speedup']:.3f}",
             "latency_ratio": f"{vs['latency_ratio']:.3f}", "size_ratio": f"{vs['size_ratio']:.3f}",
             "speed_from": gate["speed_from"]}
+    if parent.task == "causal-lm":  # the figures a perplexity bound judges, and what speed means here
+        tags.update(perplexity=f"{child['measured']['metrics']['perplexity']:.4f}",
+                    ppl_increase_pct=f"{vs['metric_change_pct']:.3f}", speed_unit="generated tokens/s")
     return register_model(name=name, run_id=tracker.run_id, artifact_uri=uri, alias=None, tags=tags,
                           description=f"{child['label']} of {parent.ref}", tracking_uri=job.tracking.uri)
 

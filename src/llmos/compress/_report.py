@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from llmos.spec import CompressJob
 
 __all__ = ["SERVED_TASKS", "compiles", "fixed_only", "fixed_view", "measure", "plot_pareto", "render_table",
-           "seq_len_for", "summarize", "with_served"]
+           "same_answers", "seq_len_for", "summarize", "with_served"]
 
 _MEASURE_TIMEOUT_S = 1800  # one model's measurement; compiling a large model on 2 cores is slow
 
@@ -34,10 +34,12 @@ def seq_len_for(job: CompressJob, data: CompressData) -> int:
     return max(8, -(-p90 // 8) * 8)
 
 
-def compiles(job: CompressJob, fmt: str) -> bool:
+def compiles(job: CompressJob, fmt: str, task: str = "classification") -> bool:
     """Whether the fixed-length figure compiles a model of this format before timing it."""
     if fmt == "onnx-int8":
         return False  # ONNX Runtime optimises its own graph
+    if job.report.compile == "auto" and task == "causal-lm":
+        return False  # the server generates eagerly; the fixed-length figure times what it runs
     return job.report.compile == "always" or (job.report.compile == "auto" and fmt.startswith("torchao-"))
 
 
@@ -49,7 +51,7 @@ def measure(folder: Path, *, job: CompressJob, data: CompressData, work_dir: Pat
     `throughput`; the fixed-length ones stay under `fixed_length`. `served=False`: the
     fixed-length measurement alone, flat (the compiled parent's reference)."""
     rep = job.report
-    compile_it = force_compile or compiles(job, fmt)
+    compile_it = force_compile or compiles(job, fmt, data.task)
     request = {"folder": str(folder), "task": data.task, "pad_id": data.pad_id, "label_names": data.label_names,
                "eval": asdict(data.eval), "seq_len": seq_len_for(job, data), "batch_size": rep.batch_size,
                "latency_runs": rep.latency_runs, "throughput_batches": rep.throughput_batches,
@@ -58,8 +60,16 @@ def measure(folder: Path, *, job: CompressJob, data: CompressData, work_dir: Pat
     fixed = _in_process_of_its_own("llmos.compress._measure", request, env, work_dir, label)
     if not served:
         return fixed
-    if data.task not in SERVED_TASKS or data.eval_texts is None:
+    if data.eval_texts is None:
         return fixed_only(fixed, request)
+    if data.task == "causal-lm":
+        gen_request = {"folder": str(folder), "texts": data.eval_texts.texts, "prompts": rep.prompts,
+                       "prompt_tokens": rep.prompt_tokens, "max_new_tokens": rep.max_new_tokens,
+                       "runtime": rep.runtime.model_dump(), "batching": rep.batching.model_dump(),
+                       "clients": rep.clients, "warmup": rep.warmup}
+        figures = _in_process_of_its_own("llmos.compress._served_generate", gen_request, dict(os.environ),
+                                         work_dir, label + "-served")
+        return with_served(fixed, figures, request)
     split = data.eval_texts
     served_request = {"folder": str(folder), "texts": split.texts,
                       "pairs": split.pairs if data.task == "classification" else None,
@@ -72,7 +82,8 @@ def measure(folder: Path, *, job: CompressJob, data: CompressData, work_dir: Pat
     return with_served(fixed, figures, request)
 
 
-SERVED_TASKS = ("classification", "embedding")  # what `llmos.serve.answer` answers (not generation)
+# Timed as served: encoders through `llmos.serve.answer`, causal LMs generating through the server's app.
+SERVED_TASKS = ("classification", "embedding", "causal-lm")
 _SPEED = ("latency_p50_ms", "latency_p95_ms", "throughput")
 
 
@@ -125,7 +136,7 @@ def summarize(job: CompressJob, task: str, parent: dict[str, Any], children: lis
     rows = []
     for child in children:
         comparison = compare(parent["measured"], child["measured"], task)
-        result = decide(job.gate, comparison)
+        result = decide(job.gate, comparison, task)
         extra = {}
         if child["measured"].get("speed_from") == "served":
             # shown beside the served figures, never the gate's input
@@ -135,12 +146,23 @@ def summarize(job: CompressJob, task: str, parent: dict[str, Any], children: lis
             # the same compiler on both sides: what quantizing gains beyond what compiling gains
             extra["vs_parent_compiled"] = asdict(compare(parent["measured_compiled"], fixed_view(child["measured"]),
                                                          task))
-        rows.append({**child, "vs_parent": asdict(comparison), **extra,
+        if task == "causal-lm":
+            extra["same_answers"] = same_answers(parent["measured"], child["measured"])
+        rows.append({**child, "vs_parent": {**asdict(comparison), "metric_change_pct": comparison.metric_change_pct},
+                     **extra,
                      "gate": {"passed": result.passed, "reasons": list(result.reasons), "reason": result.reason,
                               "speed_from": child["measured"].get("speed_from", "fixed-length")}})
     return {"task": task, "metric": metric, "higher_is_better": higher_better, "metric_points_per_unit": scale,
             "parent": parent, "children": rows, "gate": job.gate.model_dump() if job.gate else None,
             "settings": {**job.report.model_dump(), "seq_len": seq_len}, "machine": _machine()}
+
+
+def same_answers(parent: dict[str, Any], child: dict[str, Any]) -> float | None:
+    """The share of the served greedy answers a child gives word for word as the parent does."""
+    mine, theirs = child.get("served", {}).get("answers"), parent.get("served", {}).get("answers")
+    if not mine or not theirs or len(mine) != len(theirs):
+        return None
+    return sum(a == b for a, b in zip(mine, theirs, strict=True)) / len(mine)
 
 
 def render_table(report: dict[str, Any]) -> Any:
@@ -150,8 +172,9 @@ def render_table(report: dict[str, Any]) -> Any:
 
     metric, scale = report["metric"], report["metric_points_per_unit"]
     table = Table(title=speed_caption(report), title_justify="left", pad_edge=False)
-    for col in ("model", metric, "p50/p95 ms", "ex/s", "fixed ex/s", "MB", "params", "mem MB", "served as",
-                "gate"):
+    generation = report["task"] == "causal-lm"
+    speed = ("ms/tok p50/p95", "tok/s") if generation else ("p50/p95 ms", "ex/s")
+    for col in ("model", metric, *speed, "fixed ex/s", "MB", "params", "mem MB", "served as", "gate"):
         table.add_column(col, justify="left" if col in ("model", "served as", "gate") else "right")
     parent = report["parent"]
     table.add_row(*_cells(parent, None, metric, scale), "parent")
@@ -169,6 +192,14 @@ def speed_caption(report: dict[str, Any]) -> str:
     """Which load and settings the speed columns used (the runtime of each model is in its row)."""
     s, cores = report["settings"], report["machine"]["cores"]
     fixed = f"fixed ex/s: batch {s['batch_size']} x {s['seq_len']} tokens, {s['num_threads'] or cores} threads"
+    if report["task"] == "causal-lm" and report["parent"]["measured"].get("speed_from") == "served":
+        load = report["parent"]["measured"]["served"]["load"]
+        return (f"perplexity on the eval text (lower is better); served as llmos serve runs each model (its "
+                f"runtime, threads, continuous batching with a KV cache, over HTTP): {load['prompts']} greedy "
+                f"/v1/completions requests of {load['prompt_tokens']}-token prompts for up to "
+                f"{load['max_new_tokens']} tokens, {load['clients']} in flight; tok/s: generated tokens per second; "
+                f"ms/tok: a request's time over its tokens; {fixed}; {cores} cores; the gate judges the served "
+                "figures")
     if report["parent"]["measured"].get("speed_from") != "served":
         return (f"{report['metric']} on the eval data; speed at fixed length only (generation is not timed as "
                 f"served); p50 at batch 1 and ex/s at batch {s['batch_size']} x {s['seq_len']} tokens; {cores} cores")
@@ -185,6 +216,8 @@ def served_as(measured: dict[str, Any]) -> str:
     if served is None:
         return "(not served: fixed length)"
     rt = served["runtime"]
+    if "answers" in served:  # generation
+        return f"{rt['name']} {rt['precision']}, {rt['threads']} thr, eager, KV cache"
     packing = "packed" if rt["packing"] == "on" else "padded"
     compiled = ", compiled" if rt["compiled"] == "on" else ""
     return (f"{rt['name']} {rt['precision']}{compiled}, {rt['threads']} thr, {packing}: "
@@ -200,8 +233,14 @@ def _cells(row: dict[str, Any], vs: dict[str, float] | None, metric: str, scale:
              f"{m['throughput']:.1f}", f"{fixed['throughput']:.1f}", f"{m['size_mb']:.1f}",
              f"{m['params'] / 1e6:.2f}M", f"{max(0.0, m['peak_rss_mb'] - m['runtime_rss_mb']):.0f}",
              _escape(served_as(m) if "fixed_length" in m else "(fixed length, compiled)")]
-    if vs is not None:
+    if row.get("same_answers") is not None:
+        cells[8] += f"; same answers as parent: {row['same_answers']:.0%}"
+    if vs is not None and metric == "perplexity":  # lower is better: show the increase, and in percent
+        pct = vs.get("metric_change_pct")
+        cells[1] += f"\n[dim]{vs['metric_drop']:+.2f}" + (f" ({pct:+.1f}%)" if pct is not None else "") + "[/]"
+    elif vs is not None:
         cells[1] += f"\n[dim]{-vs['metric_drop']:+.2f}[/]"
+    if vs is not None:
         cells[2] += f"\n[dim]{vs['latency_ratio']:.2f}x[/]"
         cells[3] += f"\n[dim]{vs['speedup']:.2f}x[/]"
         cells[5] += f"\n[dim]{vs['size_ratio']:.2f}x[/]"
@@ -237,8 +276,11 @@ def plot_pareto(report: dict[str, Any], path: Path) -> Path:
     front = _pareto_front(list(zip(xs, ys, strict=True)), higher)
     ax.plot([p[0] for p in front], [p[1] for p in front], "--", color="gray", linewidth=1, label="Pareto front")
     served = report["parent"]["measured"].get("speed_from") == "served"
-    ax.set_xlabel(f"{'served ' if served else ''}throughput, examples/s "
-                  f"({'requests' if served else 'batches'} of {report['settings']['batch_size']})")
+    if report["task"] == "causal-lm" and served:
+        ax.set_xlabel("served generation, tokens/s (greedy /v1/completions requests)")
+    else:
+        ax.set_xlabel(f"{'served ' if served else ''}throughput, examples/s "
+                      f"({'requests' if served else 'batches'} of {report['settings']['batch_size']})")
     ax.set_ylabel(metric + (" (points)" if scale != 1 else ""))
     ax.set_title("compression tradeoff (point area = size on disk; green passed the gate)")
     ax.legend(loc="best", fontsize=8)

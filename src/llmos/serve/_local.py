@@ -24,21 +24,23 @@ def openmp_defaults() -> None:
     _openmp_defaults()
 
 
-def load_local(job: Any, folder: Path) -> Any:
+def load_local(job: Any, folder: Path, load: bool = True) -> Any:
     """The `Service` of `job` (a `ServeJob`; its `model` is only a name here) over `folder`, loaded,
     warmed up and its batch worker running, as a replica has it when /readyz turns 200.
-    Call `service.stop()` when done."""
+    Call `service.stop()` when done. `load=False`: not loaded yet, for `serve_in_thread`, which
+    loads it as a server does (a causal LM's is driven that way: `answer` takes encoder routes only)."""
     from llmos.errors import SpecError
     from llmos.serve._runtime import read_info
     from llmos.serve._service import Service, Source
 
     info = read_info(folder)
-    if info.task not in ROUTES:
+    if info.task not in ROUTES and info.task != "causal-lm":
         raise SpecError(f"{folder} is a {info.task} model; only encoder models (classification, embedding) are "
                         "answered in-process.", hint="Serve it with llmos serve and drive it with llmos bench serve.")
     source = Source(ref=job.model, name=job.model, version=folder.name, folder=folder, info=info)
     service = Service(job, source)
-    service.load()
+    if load:
+        service.load()
     return service
 
 

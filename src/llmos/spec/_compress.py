@@ -93,6 +93,21 @@ class GateSpec(_Strict):
         "largest served p50 latency of one-text requests, as a fraction of the parent's"))] = None
     max_size_ratio: Annotated[float | None, Field(gt=0, description=(
         "largest size on disk, as a fraction of the parent's"))] = None
+    max_ppl_increase: Annotated[float | None, Field(ge=0, description=(
+        "causal LMs: largest perplexity increase on the eval text, in percent of the parent's "
+        "(5 or '5%': 12.0 -> 12.6 passes); max_metric_drop bounds the absolute increase"))] = None
+
+    @field_validator("max_ppl_increase", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        """`5%` (as written after --gate) or 5: both mean five percent."""
+        if isinstance(value, str):
+            text = value.strip().removesuffix("%").strip()
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"expected a percentage such as 5 or '5%', got {value!r}") from None
+        return value
 
 
 class CompressDataSpec(_Strict):
@@ -139,8 +154,15 @@ class ReportSpec(_Strict):
         "runtime.num_threads)"))] = None
     compile: Annotated[Literal["auto", "always", "never"], Field(description=(
         "torch.compile (inductor, frozen weights) before the fixed-length timing: auto does it for "
-        "torchao-quantized models only, whose eager CPU path is slower than fp32 (the served figures use "
-        "runtime.compile)"))] = "auto"
+        "torchao-quantized encoders only, whose eager CPU path is slower than fp32 (the served figures use "
+        "runtime.compile; generation runs eagerly)"))] = "auto"
+    prompts: Annotated[int, Field(gt=0, le=256, description=(
+        "causal LMs: eval texts sent as generation prompts (greedy, one request each) for tokens/s"))] = 8
+    prompt_tokens: Annotated[int, Field(gt=0, description=(
+        "causal LMs: each prompt is its eval text's first this many tokens"))] = 32
+    max_new_tokens: Annotated[int, Field(gt=0, le=4096, description=(
+        "causal LMs: tokens each generation request asks for (max_tokens; fewer where the model ends "
+        "its answer)"))] = 32
 
     @field_validator("runtime")
     @classmethod
