@@ -103,6 +103,7 @@ def test_train_logs_and_registers_over_http(trained: Trained, mlflow_server: Mlf
     # MLflow's own chatter stays out of the command's output
     assert "registered     reviews version 1 @candidate" in trained.stdout
     assert "View run" not in trained.stdout and "Waiting up to" not in trained.stdout
+    assert f"open {mlflow_server.url}" in trained.stdout and "mlflow ui" not in trained.stdout
 
 
 def test_models_ls_show_alias_and_lineage(trained: Trained, mlflow_server: MlflowServer,  # noqa: F811
@@ -178,14 +179,23 @@ def test_compress_registers_a_child_with_lineage(trained: Trained, mlflow_server
 
 
 class _NotMlflow(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # a web server that is up, and not MLflow
-        self.send_response(200)
+    """A web server that is up, and not MLflow: 404 for the API (a proxy's default site), or a
+    200 page for every path (`answer_all`)."""
+
+    answer_all = False
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.answer_all else 404)
         self.send_header("content-type", "text/html")
         self.end_headers()
         self.wfile.write(b"<html><body>welcome to nginx</body></html>")
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+class _PageForAll(_NotMlflow):
+    answer_all = True
 
 
 def _closed_port() -> int:
@@ -202,15 +212,15 @@ def test_unreachable_or_foreign_server_is_one_clear_error(tmp_path: Path) -> Non
     assert "cannot reach the MLflow tracking server" in down.stderr
     assert "--tracking" in down.stderr and "LLMOS_TRACKING_URI" in down.stderr and "mlflow server" in down.stderr
 
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotMlflow)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    try:
-        uri = f"http://127.0.0.1:{web.server_address[1]}"
-        for args in (("models", "ls"), ("serve", "reviews@candidate", "--port", "0")):
-            wrong = cli(*args, uri=uri, home=tmp_path, check=False, timeout_s=60)
-            assert wrong.returncode == 2 and "Traceback" not in wrong.stderr, wrong.stderr
-            assert "answers, but not as an MLflow tracking server" in wrong.stderr
-            assert "welcome to nginx" in wrong.stderr and "LLMOS_TRACKING_URI" in wrong.stderr
-    finally:
-        web.shutdown()
-        web.server_close()
+    for handler, args in ((_NotMlflow, ("models", "ls")), (_PageForAll, ("serve", "reviews@candidate", "--port", "0"))):
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        try:
+            wrong = cli(*args, uri=f"http://127.0.0.1:{web.server_address[1]}", home=tmp_path, check=False,
+                        timeout_s=60)
+        finally:
+            web.shutdown()
+            web.server_close()
+        assert wrong.returncode == 2 and "Traceback" not in wrong.stderr, wrong.stderr
+        assert "answers, but not as an MLflow tracking server" in wrong.stderr
+        assert "welcome to nginx" in wrong.stderr and "LLMOS_TRACKING_URI" in wrong.stderr

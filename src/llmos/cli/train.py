@@ -92,5 +92,8 @@ def _print_summary(result: TrainResult) -> None:
     console.print("next:")
     if reg:
         console.print(f"  llmos models show {reg.ref}")
-    console.print(f"  mlflow ui --backend-store-uri {result.tracking_uri}")
+    if result.tracking_uri.startswith(("http://", "https://")):  # a tracking server has its own UI
+        console.print(f"  open {result.tracking_uri}   # the run in the MLflow UI")
+    else:
+        console.print(f"  mlflow ui --backend-store-uri {result.tracking_uri}")
     console.print("  llmos spec example train > job.yaml   # your own data and model")
