@@ -1,0 +1,56 @@
+"""The Ray cluster that every test in tests/cluster shares: a head (no CPUs: the driver's machine) and
+worker nodes n1 and n2 (1 CPU each) with their own IP addresses, started once per test run and torn
+down at its end (also on failure or Ctrl-C; a run killed outright leaves processes and namespaces
+that the next run removes first). See _testcluster.py."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.cluster._testcluster import TestCluster, start_cluster
+
+WORKERS = ["n1", "n2"]
+HERE = Path(__file__).parent
+
+# The GCS checks each node once a second (Ray's default: every 3 s), so a lost node is dead after ~5 s
+# instead of ~15 s: the node-loss tests wait that much less. A real deployment keeps Ray's default.
+HEALTH_CHECK_PERIOD_MS = 1000
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test in this folder is slow: it drives a real multi-node Ray cluster."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
+    pytest.importorskip("ray", reason="the cluster tests need Ray: pip install 'llmos[ray]'")
+    cluster = start_cluster(WORKERS, storage=tmp_path_factory.mktemp("cluster-storage"),
+                            health_check_period_ms=HEALTH_CHECK_PERIOD_MS)
+    if cluster.mode != "netns":
+        warnings.warn(f"test cluster: Ray's one-host test cluster (every node on 127.0.0.1), not network "
+                      f"namespaces: {cluster.mode_reason}", stacklevel=1)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_driver(ray_cluster: TestCluster) -> Iterator[ModuleType]:
+    """This process as the cluster's Ray driver for one test module; disconnected after it, so the next
+    module (or a daemon under test) may connect its own way."""
+    import ray
+
+    ray.init(address=ray_cluster.address, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
