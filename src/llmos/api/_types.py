@@ -24,7 +24,8 @@ class _Record:
 
 @dataclass(frozen=True)
 class Job(_Record):
-    """A job as `llmos jobs ls` lists it. `placement` holds the `cores` and `gpus` it runs on."""
+    """A job as `llmos jobs ls` lists it. `placement` holds the `cores` and `gpus` it runs on and, in
+    cluster mode, each worker's `nodes` (Ray node ids) and `addresses`."""
 
     id: int
     name: str
@@ -42,7 +43,7 @@ class Job(_Record):
     failures: int = 0
     submit_s: float = 0.0
     updated_s: float = 0.0
-    placement: dict[str, list[int]] | None = None
+    placement: dict[str, list[int] | list[str]] | None = None
     reason: str | None = None
     run_dir: str | None = None
     exit_code: int | None = None

@@ -44,6 +44,11 @@ def up(
                                                        show_default="2")] = None,
     config: Annotated[Path | None, typer.Option(help="configuration file",
                                                 show_default="LLMOS_HOME/control.yaml")] = None,
+    ray: Annotated[str | None, typer.Option(help="run jobs on this Ray cluster, HEAD:6379 (docs/cluster.md)",
+                                            show_default="this machine only")] = None,
+    storage: Annotated[str | None, typer.Option(help="with --ray: a folder every node sees at this path")] = None,
+    tracking: Annotated[str | None, typer.Option(help="MLflow tracking server URL for every job and deployment",
+                                                 show_default="SQLite under LLMOS_HOME")] = None,
 ) -> None:
     """Start the control plane in the background (REST API, scheduler, executor)."""
     from llmos.control import load_config
@@ -52,7 +57,8 @@ def up(
 
     gpu_list = None if gpus is None else [int(g) for g in gpus.split(",") if g.strip()]
     cfg = load_config(config, port=port, host=host, db=db, cpus=cpus, reserve_cpus=reserve_cpus, gpus=gpu_list,
-                      policy=policy, interval_s=interval_s, grace_s=grace_s, retry_base_s=retry_base_s)
+                      policy=policy, interval_s=interval_s, grace_s=grace_s, retry_base_s=retry_base_s, ray=ray,
+                      storage=storage, tracking=tracking)
     info, started = start(cfg)
     word = "[green]up[/]" if started else "[yellow]already running[/]"
     console.print(f"control plane {word} at {info['url']} (pid {info['pid']})")

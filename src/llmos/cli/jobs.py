@@ -87,7 +87,8 @@ def ls(state: _State = None, owner: _Owner = None, limit: _Limit = 50, json_out:
         res = f"{j.workers}x{j.cpus:g}cpu" + (f" {j.gpus}gpu" if j.gpus else "") + (
             f" {j.memory_gb:g}GB" if j.memory_gb else "")
         place = j.placement
-        where = "-" if place is None else f"cores {_ranges(place['cores'])}" + (
+        where = "-" if place is None else (", ".join(place["addresses"]) if place.get("addresses") else
+                                           f"cores {_ranges(place['cores'])}") + (
             f" gpu {_ranges(place['gpus'])}" if place["gpus"] else "")
         table.add_row(str(j.id), j.name, _colour(j.state), j.owner, j.priority, res, where, str(j.attempt),
                       _age(j.submit_s))
@@ -123,13 +124,14 @@ def show(job_id: Annotated[int, typer.Argument(help="job id")], json_out: JsonFl
         history.add_row(_clock(t.at_s), t.from_state or "-", _colour(t.to), str(t.attempt), escape(t.reason))
     console.print(history)
     if j.attempts:
-        tries = Table("attempt", "started", "ended", "exit", "outcome", "pid", "cores", title="attempts",
+        tries = Table("attempt", "started", "ended", "exit", "outcome", "pid", "cores / nodes", title="attempts",
                       title_justify="left")
         for a in j.attempts:
-            cores = [c for w in (a.placement or {"workers": []})["workers"] for c in w["cores"]]
+            placed = (a.placement or {"workers": []})["workers"]
+            where = ",".join(w["address"] if "address" in w else ",".join(map(str, w["cores"])) for w in placed)
             tries.add_row(str(a.number), _clock(a.started_s), _clock(a.ended_s) if a.ended_s else "-",
                           "-" if a.exit_code is None else str(a.exit_code), a.outcome or "-",
-                          str(a.pid or "-"), ",".join(map(str, cores)))
+                          str(a.pid or "-"), where)
         console.print(tries)
     for f in j.logs:
         console.print(f"  log  {f['name']}  ({f['size']} bytes)")

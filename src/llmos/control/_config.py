@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmos.errors import SpecError
 
@@ -36,6 +36,21 @@ class ControlConfig(BaseModel):
     reserve_memory_gb: Annotated[float, Field(ge=0, description="memory kept back for the system")] = 0.0
     gpus: Annotated[list[int] | None, Field(description=(
         "GPU indices (as nvidia-smi numbers them) jobs may use; null: every GPU found"))] = None
+    ray: Annotated[str | None, Field(description=(
+        "a Ray cluster to run jobs on, HEAD:6379 (cluster mode, docs/cluster.md); null: this machine only"))] = None
+    storage: Annotated[str | None, Field(description=(
+        "with ray: a folder every node sees at this same path (run folders, checkpoints, logs, models)"))] = None
+    tracking: Annotated[str | None, Field(description=(
+        "MLflow tracking server every job and deployment logs and registers through, e.g. http://mlflow:5000; "
+        "null: SQLite under LLMOS_HOME (under storage in cluster mode)"))] = None
+
+    @model_validator(mode="after")
+    def _cluster_needs_storage(self) -> ControlConfig:
+        if self.ray and not self.storage:
+            raise ValueError("ray needs storage: a folder every node sees at the same path (--storage /shared/llmos)")
+        if self.storage and not self.ray:
+            raise ValueError("storage is for cluster mode; give --ray HEAD:6379 too, or drop --storage")
+        return self
 
 
 def load_config(file: Path | None = None, **overrides: Any) -> ControlConfig:

@@ -42,7 +42,13 @@ def main(argv: list[str]) -> int:
     except BlockingIOError:
         _log("another control plane runs for this LLMOS_HOME; exiting")
         return 3
-    return _serve(config)
+    from llmos.errors import LlmosError
+
+    try:
+        return _serve(config)
+    except LlmosError as exc:  # a set-up the daemon cannot run with: said in its log, which `llmos up` shows
+        _log(f"error: {exc.message}" + (f"\n{exc.hint}" if exc.hint else ""))
+        return 2
 
 
 def _serve(config: ControlConfig) -> int:
@@ -60,10 +66,11 @@ def _serve(config: ControlConfig) -> int:
 
     engine = open_db(config.db)
     inventory = detect(config)
+    hosts, executor = _executor(config)
     ensure_admin_token(engine, admin_token_file())
     waker = _Waker()
-    service = Service(engine, inventory, config, waker.wake)
-    loop = ControlLoop(engine, inventory, config, log=_log)
+    service = Service(engine, inventory, config, waker.wake, hosts=hosts)
+    loop = ControlLoop(engine, hosts() if hosts else inventory, config, executor=executor, log=_log, refresh=hosts)
     _wire_deployments(service, loop, inventory, config)
     loop.recover()
 
@@ -95,8 +102,13 @@ def _serve(config: ControlConfig) -> int:
         time.sleep(0.01)
     psutil.cpu_percent(percpu=True)  # prime `llmos top`'s per-core sample
     _write_json(daemon_file(), info)
-    _log(f"control plane up at {info['url']} (pid {info['pid']}, db {info['db']}, {len(inventory.cores)} cores, "
-         f"{len(inventory.gpus)} GPUs, policy {config.policy})")
+    if hosts is None:
+        where = f"{len(inventory.cores)} cores, {len(inventory.gpus)} GPUs"
+    else:
+        nodes = hosts().hosts
+        where = (f"Ray at {config.ray}: {len(nodes)} node(s), {sum(len(h.cores) for h in nodes)} CPUs, "
+                 f"{sum(len(h.gpus) for h in nodes)} GPUs, storage {config.storage}")
+    _log(f"control plane up at {info['url']} (pid {info['pid']}, db {info['db']}, {where}, policy {config.policy})")
 
     stopping: list[int] = []
 
@@ -151,6 +163,31 @@ class _Waker:
         with contextlib.suppress(BlockingIOError):
             while os.read(self.read_fd, 4096):
                 pass
+
+
+def _executor(config: ControlConfig) -> tuple[Any, Any]:
+    """(hosts, executor): (None, the local executor) on this machine; on Ray, its nodes as they are
+    now and the Ray executor, after proving every node sees the storage. The tracking URI (the
+    server's, or SQLite on the storage in cluster mode) goes to the daemon's own registry calls and,
+    through the environment, to every job."""
+    if config.tracking:
+        os.environ["LLMOS_TRACKING_URI"] = config.tracking
+    if not config.ray:
+        return None, None
+    from llmos.executor._ray import RayExecutor, connect, worker_environ
+    from llmos.executor._ray_inventory import RayHosts
+    from llmos.executor._storage import prove_storage
+
+    storage = Path(config.storage or "").expanduser().resolve()
+    storage.mkdir(parents=True, exist_ok=True)
+    os.environ["LLMOS_STORAGE"] = str(storage)  # run and attempt folders (llmos.paths) move there
+    tracking = config.tracking or f"sqlite:///{storage / 'home' / 'mlflow.db'}"
+    (storage / "home").mkdir(exist_ok=True)
+    os.environ["LLMOS_TRACKING_URI"] = tracking
+    connect(config.ray, storage)
+    hosts = RayHosts()
+    prove_storage(storage, hosts())
+    return hosts, RayExecutor(worker_environ(storage, tracking))
 
 
 def _wire_deployments(service: Any, loop: Any, inventory: Any, config: ControlConfig) -> None:

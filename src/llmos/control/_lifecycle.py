@@ -48,7 +48,7 @@ def up(config: ControlConfig, wait_s: float = 60.0) -> tuple[dict[str, Any], boo
         proc = subprocess.Popen([sys.executable, "-m", "llmos.control._daemon", str(config_file)], cwd=home(),
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + wait_s * (3 if config.ray else 1)  # joining Ray and probing storage take longer
     while time.monotonic() < deadline:
         info = running()
         if info is not None and info["pid"] == proc.pid:

@@ -21,5 +21,9 @@ def job_view(row: Any) -> dict[str, Any]:
     placement = json.loads(row.placement) if row.placement else None
     view["placement"] = None if placement is None else {
         "cores": [c for w in placement["workers"] for c in w["cores"]],
-        "gpus": [g for w in placement["workers"] for g in w["gpus"]]}
+        "gpus": [g for w in placement["workers"] for g in w["gpus"]],
+        # cluster mode: each worker's node (Ray node id) and address; absent on one machine
+        **({"nodes": [w["node"] for w in placement["workers"]],
+            "addresses": [w["address"] for w in placement["workers"]]}
+           if any(w.get("node", "local") != "local" for w in placement["workers"]) else {})}
     return view

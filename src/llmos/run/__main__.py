@@ -55,8 +55,9 @@ def _control_plane_placement(worker_logs: bool = True) -> None:
     if rank < len(cores) and cores[rank] and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in cores[rank].split(",")})
     logs = os.environ.get("LLMOS_WORKER_LOGS")
-    if logs and worker_logs:
-        fd = os.open(os.path.join(logs, f"worker-{rank}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    if logs and worker_logs:  # named by global rank: workers on several nodes share the attempt folder
+        name = f"worker-{os.environ.get('RANK', rank)}.log"
+        fd = os.open(os.path.join(logs, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)

@@ -1,0 +1,246 @@
+"""The Ray executor: each worker of an attempt on the node the policy chose, through a placement
+group (one bundle per worker, pinned to its node by Ray's `ray.io/node-id` label) and a detached,
+named actor per worker that runs the same entrypoint as locally (`python -m llmos.run JOB.json`).
+
+The torch.distributed environment is set per worker (RANK, WORLD_SIZE, LOCAL_RANK,
+LOCAL_WORLD_SIZE; rendezvous at rank 0's node address on a port free there), with the thread count
+of its bundle and the GPU indices the policy chose. Run folders, checkpoints and logs are on the
+shared storage. The handle names the placement group and the actors, so a restarted daemon adopts
+what runs: actors and placement group are detached and outlive it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from llmos.errors import LlmosError
+from llmos.executor._base import Exit, attempt_dir
+from llmos.executor._kinds import kind_of
+
+__all__ = ["RayExecutor", "connect", "namespace_for", "worker_environ"]
+
+_RESERVE_TIMEOUT_S = 60.0  # Ray reserves what the policy chose; longer means the node is gone or busy elsewhere
+_CALL_TIMEOUT_S = 10.0
+
+
+def namespace_for(storage: Path) -> str:
+    """One Ray namespace per control plane (its storage), so two daemons' actor names never collide."""
+    return "llmos-" + hashlib.sha256(str(storage).encode()).hexdigest()[:10]
+
+
+def connect(address: str, storage: Path) -> None:
+    """Join the Ray cluster at HEAD:PORT as a driver, or fail with what to do."""
+    try:
+        import ray
+    except ImportError:
+        raise LlmosError("cluster mode needs Ray.", hint="pip install 'llmos[ray]'") from None
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, namespace=namespace_for(storage), log_to_driver=False, logging_level="WARNING",
+                 configure_logging=False)
+    except Exception as exc:  # ConnectionError, RuntimeError, ValueError: Ray's messages say which
+        raise LlmosError(f"cannot join the Ray cluster at {address}: {exc}",
+                         hint="Start it with `ray start --head --port 6379` on the head machine (docs/cluster.md), "
+                              "and give llmos up --ray HEAD_ADDRESS:6379 from a machine of the cluster.") from None
+
+
+class RayExecutor:
+    backend = "ray"
+
+    def __init__(self, environ: dict[str, str]) -> None:
+        self.environ = environ  # what every worker gets: storage, home, tracking URI
+        self._actors: dict[str, Any] = {}  # actor name -> handle, for the actors this daemon has looked up
+
+    def attempt_dir(self, job_id: int, attempt: int) -> Path:
+        return attempt_dir(job_id, attempt)
+
+    # ---- start ---------------------------------------------------------------------------------
+    def launch(self, job_id: int, attempt: int, job: BaseModel, placement: dict[str, Any]) -> str:
+        import ray
+        from ray.util import placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from llmos.executor._ray_worker import Worker
+
+        folder = attempt_dir(job_id, attempt)
+        folder.mkdir(parents=True, exist_ok=True)
+        workers = placement["workers"]
+        program = kind_of(job).program(job, len(workers[0]["cores"]), folder)
+        name = f"llmos-{job_id}-{attempt}"
+        handle = {"backend": "ray", "pg": name, "workers": [f"{name}-{r}" for r in range(len(workers))]}
+        (folder / "pid.json").write_text(json.dumps(handle))  # before anything starts: a crash leaves it adoptable
+        bundles = [_bundle(w) for w in workers]
+        pg = placement_group(bundles, strategy="PACK", name=name, lifetime="detached",
+                             bundle_label_selector=[{"ray.io/node-id": w["node"]} for w in workers])
+        try:
+            ray.get(pg.ready(), timeout=_RESERVE_TIMEOUT_S)
+        except Exception as exc:
+            remove_placement_group(pg)
+            raise LlmosError(f"Ray could not reserve {bundles} on nodes {[w['node'][:8] for w in workers]} within "
+                             f"{_RESERVE_TIMEOUT_S:g} s ({type(exc).__name__}).",
+                             hint="Another Ray user may hold those resources, or a node left; the job is retried.") \
+                from None
+        remote = ray.remote(Worker)
+        actors = []
+        for rank, bundle in enumerate(bundles):
+            actors.append(remote.options(
+                name=handle["workers"][rank], lifetime="detached", max_restarts=0, num_cpus=bundle["CPU"],
+                num_gpus=bundle.get("GPU", 0), memory=bundle.get("memory"),
+                scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=rank),
+            ).remote())
+            self._actors[handle["workers"][rank]] = actors[-1]
+        master_addr, master_port = ray.get(actors[0].address.remote(), timeout=_RESERVE_TIMEOUT_S)
+        local = _local_ranks(workers)
+        starts = []
+        for rank, worker in enumerate(workers):
+            env = {**self.environ, **program.env, **_worker_env(job_id, worker, rank, len(workers), local[rank],
+                                                                   master_addr, master_port, folder)}
+            log = folder / ("output.log" if rank == 0 else f"output-{rank}.log")
+            starts.append(actors[rank].start.remote(program.argv, env, str(program.cwd), str(log),
+                                                    str(folder / f"exit-{rank}.json")))
+        ray.get(starts, timeout=_RESERVE_TIMEOUT_S)
+        return json.dumps(handle)
+
+    # ---- watch ---------------------------------------------------------------------------------
+    def poll(self, handle: str, folder: Path) -> Exit | None:
+        info = json.loads(handle)
+        codes, ended = [], []
+        for rank, name in enumerate(info["workers"]):
+            record = _exit_record(folder / f"exit-{rank}.json")
+            if record is not None:
+                codes.append(record[0])
+                ended.append(record[1])
+                continue
+            state = self._state(name)
+            if state == "running":
+                if any(c not in (0, 75) for c in codes):  # a worker failed: the others would wait on it forever
+                    self.kill(handle)
+                    return self._ended(info, Exit(next(c for c in codes if c not in (0, 75)), max(ended)))
+                return None
+            if state == "gone":  # its node was lost (or the actor killed) before the program ended
+                self.kill(handle)
+                return self._ended(info, Exit(None, None))
+            return None  # ended, its record is being written
+        return self._ended(info, Exit(_combined(codes), max(ended) if ended else None))
+
+    def alive(self, handle: str) -> bool:
+        return any(self._state(name) == "running" for name in json.loads(handle)["workers"])
+
+    # ---- stop ----------------------------------------------------------------------------------
+    def terminate(self, handle: str) -> None:
+        self._signal(handle, signal.SIGTERM)
+
+    def kill(self, handle: str) -> None:
+        self._signal(handle, signal.SIGKILL)
+
+    def _signal(self, handle: str, signum: int) -> None:
+        import ray
+
+        calls = []
+        for name in json.loads(handle)["workers"]:
+            actor = self._actor(name)
+            if actor is not None:
+                calls.append(actor.signal.remote(signum))
+        with contextlib.suppress(Exception):  # an actor on a lost node cannot be signalled: it is gone
+            ray.get(calls, timeout=_CALL_TIMEOUT_S)
+
+    def _ended(self, info: dict[str, Any], result: Exit) -> Exit:
+        """Give back what the attempt held in Ray: its actors and placement group."""
+        import ray
+        from ray.util import get_placement_group, remove_placement_group
+
+        for name in info["workers"]:
+            actor = self._actors.pop(name, None) or self._actor(name)
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor)
+            self._actors.pop(name, None)
+        with contextlib.suppress(Exception):
+            remove_placement_group(get_placement_group(info["pg"]))
+        return result
+
+    def _actor(self, name: str) -> Any:
+        import ray
+
+        if name not in self._actors:
+            try:
+                self._actors[name] = ray.get_actor(name)
+            except ValueError:  # no such (live) actor
+                return None
+        return self._actors[name]
+
+    def _state(self, name: str) -> str:
+        """'running', 'ended' (exit record on its way) or 'gone' (actor dead or unknown)."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        actor = self._actor(name)
+        if actor is None:
+            return "gone"
+        try:
+            code = ray.get(actor.state.remote(), timeout=_CALL_TIMEOUT_S)
+        except GetTimeoutError:
+            return "running"  # slow to answer is not lost: the node's death shows as an actor error
+        except RayActorError:
+            self._actors.pop(name, None)
+            return "gone"
+        return "running" if code is None else "ended"
+
+
+def _bundle(worker: dict[str, Any]) -> dict[str, float]:
+    bundle: dict[str, float] = {"CPU": float(len(worker["cores"]))}
+    if worker["gpus"]:
+        bundle["GPU"] = float(len(worker["gpus"]))
+    if worker.get("memory_gb"):
+        bundle["memory"] = float(int(worker["memory_gb"] * 1e9))
+    return bundle
+
+
+def _local_ranks(workers: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(local rank, local world size) of each worker: its index among the workers on its node."""
+    on_node: dict[str, list[int]] = {}
+    for rank, w in enumerate(workers):
+        on_node.setdefault(w["node"], []).append(rank)
+    return [(on_node[w["node"]].index(rank), len(on_node[w["node"]])) for rank, w in enumerate(workers)]
+
+
+def _worker_env(job_id: int, worker: dict[str, Any], rank: int, world: int, local: tuple[int, int],
+                master_addr: str, master_port: int, folder: Path) -> dict[str, str]:
+    threads = str(len(worker["cores"]))
+    return {"PYTHONUNBUFFERED": "1", "LLMOS_JOB_ID": str(job_id), "LLMOS_WORKER_LOGS": str(folder),
+            "RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(local[0]),
+            "LOCAL_WORLD_SIZE": str(local[1]), "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port),
+            # The policy's GPU indices, in nvidia-smi's order, as locally (Ray's own choice is overridden).
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ",".join(map(str, worker["gpus"])),
+            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+def _combined(codes: list[int]) -> int:
+    """One exit code for the attempt: 0 when every worker succeeded, 75 when they stopped with a
+    checkpoint, else the first failure's."""
+    if all(c == 0 for c in codes):
+        return 0
+    failures = [c for c in codes if c not in (0, 75)]
+    return failures[0] if failures else 75
+
+
+def _exit_record(path: Path) -> tuple[int, float] | None:
+    try:
+        data = json.loads(path.read_text())
+        return int(data["exit_code"]), float(data["ended_s"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def worker_environ(storage: Path, tracking: str) -> dict[str, str]:
+    """What every worker on every node gets: the storage, its own llmos home there (model cache),
+    and the tracking server (or the SQLite store on the storage)."""
+    return {"LLMOS_STORAGE": str(storage), "LLMOS_HOME": str(storage / "home"), "LLMOS_TRACKING_URI": tracking}

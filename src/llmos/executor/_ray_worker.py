@@ -1,0 +1,65 @@
+"""One worker of a Ray attempt: a detached, named actor on the node the policy chose, which starts
+the worker's program there and records how it ended.
+
+It outlives the daemon (detached): a restarted daemon finds it by name and adopts it. The program
+runs in a session of its own, so a signal reaches it and everything it started; its exit is
+written to the attempt folder on shared storage (`exit-RANK.json`), where the daemon reads it
+even after the actor is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+__all__ = ["Worker"]
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+
+    def address(self) -> tuple[str, int]:
+        """This node's address and a port free on it now, for the rank-0 rendezvous."""
+        import ray
+
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def start(self, argv: list[str], env: dict[str, str], cwd: str, log: str, exit_file: str) -> int:
+        """Start the program; returns its pid."""
+        Path(exit_file).unlink(missing_ok=True)
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=cwd, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        threading.Thread(target=self._record, args=(self.proc, exit_file), daemon=True).start()
+        return self.proc.pid
+
+    def state(self) -> int | None:
+        """The program's exit code (negative: killed by that signal), or None while it runs."""
+        return None if self.proc is None else self.proc.poll()
+
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signum)
+
+    @staticmethod
+    def _record(proc: subprocess.Popen, exit_file: str) -> None:
+        code = proc.wait()
+        tmp = f"{exit_file}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"exit_code": code, "ended_s": time.time()}, f)
+        os.replace(tmp, exit_file)
+        # Keep nothing of the program running after it (its own children, in its session).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
