@@ -281,3 +281,32 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_roll_right_after_the_first_answer_keeps_the_old_replica_until_the_new_one_is_ready(tmp_path):
+    """The front knows a replica is ready before the controller does (the front's report is up to
+    0.2 s old, read once a tick): a roll then saw the old replica as "starting", drained it at once
+    and left nothing to route to until the new one was ready (issue 19: the flaky roll test)."""
+    registry = Registry()
+    ctrl = controller(tmp_path, make_job(), registry, spawn=standin_spawn({"STANDIN_READY_DELAY_S": "1"}))
+    ctrl.start()
+    try:
+        url = ctrl.status().front_url + "/work?ms=5"
+        wait_until(lambda: httpx.post(url, timeout=5).status_code == 200, 15, "the first answer through the front")
+        with Load(url, clients=2) as load:
+            registry.versions["demo@prod"] = "demo/2"
+            ctrl.roll(make_job())
+            old = ctrl.status().replicas[0]
+            deadline = time.monotonic() + 20
+            while ctrl.status().rollout.state != "done" and time.monotonic() < deadline:
+                ctrl.tick(time.monotonic())
+                states = {r.replica_id: r.state for r in ctrl.status().replicas}
+                new_ready = any(r.state == "ready" and r.replica_id != old.replica_id for r in ctrl.status().replicas)
+                assert states.get(old.replica_id) != "draining" or new_ready, states
+                time.sleep(0.1)
+            load.wait_for_ok(5)
+        status = ctrl.status()
+    finally:
+        ctrl.stop(drain_timeout_s=5)
+    assert status.rollout.state == "done", status.events
+    assert load.failures() == {}, load.codes

@@ -4,7 +4,7 @@ One rule serves scaling, restarts and rolling updates. The deployment wants `des
 replicas of the target revision (model version + settings); any other revision is old. New ones
 start while the total stays within `desired + max_surge`; an old one is drained only when enough
 ready ones stay behind, so a rolling update never lowers the ready count below `desired`
-(max-unavailable 0).
+(max-unavailable 0); an old one not yet known to be ready counts as possibly serving.
 """
 
 from __future__ import annotations
@@ -41,12 +41,14 @@ def reconcile(replicas: list[ReplicaView], target: str, desired: int, max_surge:
     live = [r for r in replicas if r.phase != "draining"]
     new = [r for r in live if r.revision == target]
     old = [r for r in live if r.revision != target]
-    # An old replica that is still starting serves nobody: drop it at once.
-    drain = [r.replica_id for r in old if r.phase == "starting"]
     old_ready = [r for r in old if r.phase == "ready"]
     new_ready = [r for r in new if r.phase == "ready"]
-
     spare = len(old_ready) + len(new_ready) - desired
+    # An old replica not yet seen ready may serve already: the front learns readiness from its own
+    # probes and reports it up to a tick later, so one that "is starting" here can be the only one
+    # the front routes to. Drop it only once `desired` others are ready (at once, if they are).
+    drain = [r.replica_id for r in old if r.phase == "starting"] if spare >= 0 else []
+    kept = sum(r.phase == "starting" for r in old) - len(drain)
     for replica in sorted(old_ready, key=_drain_order)[:max(0, spare)]:
         drain.append(replica.replica_id)
     old_left = len(old_ready) - max(0, min(spare, len(old_ready)))
@@ -54,9 +56,9 @@ def reconcile(replicas: list[ReplicaView], target: str, desired: int, max_surge:
     start = 0
     if len(new) < desired:
         # Without old replicas to carry the traffic, start everything at once; during a roll, the
-        # surge budget counts draining replicas too, as they hold their cores until they exit.
+        # surge budget counts draining and kept starting ones too, as they hold their cores.
         draining = sum(r.phase == "draining" for r in replicas) + len(drain)
-        room = desired + max_surge - len(new) - old_left - draining if old_left else desired - len(new)
+        room = desired + max_surge - len(new) - old_left - kept - draining if old_left else desired - len(new)
         start = max(0, min(desired - len(new), room))
     elif len(new) > desired:
         extra = sorted(new, key=lambda r: (r.phase == "ready", *_drain_order(r)))[: len(new) - desired]

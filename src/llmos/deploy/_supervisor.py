@@ -222,8 +222,8 @@ class Supervisor:
                 continue
             self._table.add(ReplicaRecord(s.replica_id, s.revision, s.port, handle, None, draining=s.draining))
             # Probed now, before the first plan: an adopted replica not yet known to be ready counts as
-            # starting, and reconcile drops old-revision replicas that are starting, which after a
-            # restart mid-roll (or with an edited spec) would drain every replica that serves.
+            # starting, and an old-revision one that is starting is kept only until `desired` others are
+            # ready: after a restart mid-roll (or with an edited spec) it would be drained too early.
             ready = _answers_ready(s.port)
             self._table.set_probed(s.replica_id, ready)
             notes.append(f"adopted {s.replica_id} (pid {s.pid}, port {s.port}{'' if ready else ', not ready yet'})")

@@ -101,3 +101,16 @@ def test_abort_only_when_the_old_version_still_serves():
     assert should_abort(target_failures=3, old_ready=1)
     assert not should_abort(target_failures=2, old_ready=1)
     assert not should_abort(target_failures=9, old_ready=0)
+
+
+def test_an_old_replica_not_yet_seen_ready_is_kept_until_enough_others_are_ready():
+    # The front may already route to r1 (it learns readiness first): keep it, start the new one.
+    plan = reconcile([view("r1", "v1", "starting")], "v2", desired=1)
+    assert (plan.start, plan.drain) == (1, ())
+    plan = reconcile([view("r1", "v1", "starting"), view("r2", "v2", "starting")], "v2", desired=1)
+    assert (plan.start, plan.drain) == (0, ())
+    plan = reconcile([view("r1", "v1", "starting"), view("r2", "v2")], "v2", desired=1)
+    assert (plan.start, plan.drain) == (0, ("r1",))
+    # Beside a ready old one, it holds its cores: the surge budget counts it.
+    plan = reconcile([view("o1", "v1"), view("o2", "v1", "starting")], "v2", desired=2)
+    assert (plan.start, plan.drain) == (1, ())
