@@ -152,6 +152,15 @@ def _top_view(view: dict):  # -> rich renderable
     for j in view["jobs"]:
         jobs.add_row(j["id"], j["name"], j["owner"], j["state"], _ranges(j["cores"]), _ranges(j["gpus"]) or "-")
     parts = [cores, memory] + ([gpus] if view["gpus"] else []) + [jobs]
+    if view.get("nodes"):  # cluster mode: the cluster's nodes first; the rest is this (head) machine
+        nodes = Table("node", "address", "cpus held", "memory held", "gpus held", "jobs",
+                      title="cluster nodes (Ray)", title_justify="left")
+        for n in view["nodes"]:
+            h = n["held"]
+            nodes.add_row(n["name"][:12], n["address"], f"{h['cpus']}/{n['cpus']}",
+                          f"{h['memory_gb']:g}/{n['memory_gb']:g} GB", f"{h['gpus']}/{len(n['gpus'])}",
+                          ",".join(h["jobs"]) or "-")
+        parts = [nodes, "this machine (the head):", *parts]
     return Group(*parts)
 
 

@@ -53,7 +53,27 @@ def machine_view(service: Service) -> dict[str, Any]:
                    "reserved_by_jobs_gb": round(sum(h["memory_gb"] for h in held), 2)},
         "gpus": [{**g, "job": gpu_job.get(g["index"])} for g in _gpu_use(inv)],
         "jobs": held,
+        "nodes": _nodes(service.hosts(), holding),
     }
+
+
+def _nodes(cluster: Any, holding: list[Any]) -> list[dict[str, Any]]:
+    """Cluster mode: each node's capacity and what the jobs hold of it (empty on one machine)."""
+    if cluster.backend == "local":
+        return []
+    held: dict[str, dict[str, Any]] = {h.name: {"cpus": 0, "memory_gb": 0.0, "gpus": 0, "jobs": []}
+                                       for h in cluster.hosts}
+    for row in holding:
+        for w in (json.loads(row.placement) if row.placement else {"workers": []})["workers"]:
+            use = held.get(w.get("node", ""))
+            if use is not None:
+                use["cpus"] += len(w["cores"])
+                use["memory_gb"] += w["memory_gb"]
+                use["gpus"] += len(w["gpus"])
+                use["jobs"].append(str(row.id))
+    return [{"name": h.name, "address": h.address, "cpus": len(h.cores), "memory_gb": round(h.memory_gb, 2),
+             "gpus": [{"index": g.index, "name": g.name} for g in h.gpus],
+             "held": {**held[h.name], "jobs": sorted(set(held[h.name]["jobs"]), key=int)}} for h in cluster.hosts]
 
 
 def _gpu_use(inv: Any) -> list[dict[str, Any]]:
