@@ -34,7 +34,7 @@ __all__ = ["TestCluster", "gcs_nodes", "start_cluster"]
 AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 MARK = "LLMOS_TESTCLUSTER"  # in the environment of every Ray process a cluster starts: "<slot>:<node>"
 SLOTS = 4
-NODE_CPUS = 1
+NODE_CPUS = 2  # Ray logical CPUs: the cluster-mode tests need a node that holds a 2-worker gang after another is lost
 NODE_MEMORY_BYTES = 4 << 30
 OBJECT_STORE_BYTES = 100 << 20  # Ray's floor is 75 MiB; the default (30% of RAM per node) is far too much here
 START_TIMEOUT_S = 120.0
@@ -344,13 +344,14 @@ class _Local:
 
     mode = "local"
 
-    def __init__(self, names: list[str], memory_bytes: int) -> None:
+    def __init__(self, names: list[str], memory_bytes: int, health_check_period_ms: int | None) -> None:
         from ray.cluster_utils import Cluster
 
         self._memory_bytes = memory_bytes
+        config = {} if health_check_period_ms is None else {"health_check_period_ms": health_check_period_ms}
         self._cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 0, "port": _free_port(6380), "include_dashboard": False,
-            "object_store_memory": OBJECT_STORE_BYTES})
+            "num_cpus": 0, "include_dashboard": False, "object_store_memory": OBJECT_STORE_BYTES,
+            "_system_config": config})
         self.address = self._cluster.address
         self.head_ip = self.address.rsplit(":", 1)[0]
         self.nodes = dict.fromkeys(names, self.head_ip)
@@ -365,14 +366,22 @@ class _Local:
             self.start(name)
 
     def kill(self, name: str) -> None:
-        self._cluster.remove_node(self._ray_nodes.pop(name), allow_graceful=False)
+        """The node's own processes, and everything its raylet started (workers and their children, which
+        on a lost machine die with it)."""
+        import psutil
+
+        node = self._ray_nodes.pop(name)
+        raylet = psutil.Process(node.all_processes["raylet"][0].process.pid)
+        started = [p.pid for p in raylet.children(recursive=True)]
+        self._cluster.remove_node(node, allow_graceful=False)
+        _kill(started)
 
     def node_id(self, name: str) -> str | None:
         node = self._ray_nodes.get(name)
         if node is None:
             return None
         alive = {row["node_id"] for row in gcs_nodes(self.address) if row["alive"]}
-        return node.unique_id if node.unique_id in alive else None
+        return node.node_id if node.node_id in alive else None
 
     def command_on(self, name: str, argv: list[str]) -> list[str]:
         return argv
@@ -388,14 +397,13 @@ def start_cluster(names: list[str], storage: Path, memory_bytes: int = NODE_MEMO
                   health_check_period_ms: int | None = None) -> TestCluster:
     """Head plus one worker node per name (NODE_CPUS CPUs, `memory_bytes` of Ray memory each), all alive
     when this returns. Namespaces where possible; LLMOS_TESTCLUSTER_MODE=local forces the fallback.
-    health_check_period_ms: None keeps Ray's default (3000 ms, a lost node is dead after ~15 s); the
-    namespace mode only."""
+    health_check_period_ms: None keeps Ray's default (3000 ms, a lost node is dead after ~15 s)."""
     reason = "LLMOS_TESTCLUSTER_MODE=local" if os.environ.get("LLMOS_TESTCLUSTER_MODE") == "local" else \
         _netns.unavailable_reason()
     token_dir = Path(tempfile.mkdtemp(prefix="llmos-tc-token-"))
     old_env = _use_token(token_dir / "auth_token")
     try:
-        backend: _Namespaces | _Local = _Local(names, memory_bytes) if reason else \
+        backend: _Namespaces | _Local = _Local(names, memory_bytes, health_check_period_ms) if reason else \
             _Namespaces(names, memory_bytes, health_check_period_ms)
     except BaseException:
         _restore(old_env)

@@ -35,8 +35,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluste
     cluster = start_cluster(WORKERS, storage=tmp_path_factory.mktemp("cluster-storage"),
                             health_check_period_ms=HEALTH_CHECK_PERIOD_MS)
     if cluster.mode != "netns":
-        warnings.warn(f"test cluster: Ray's one-host test cluster (every node on 127.0.0.1), not network "
-                      f"namespaces: {cluster.mode_reason}", stacklevel=1)
+        warnings.warn(f"test cluster: Ray's one-host test cluster (every node on this host's address), not "
+                      f"network namespaces: {cluster.mode_reason}", stacklevel=1)
     try:
         yield cluster
     finally:
