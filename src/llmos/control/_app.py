@@ -1,6 +1,7 @@
 """The REST API: a thin FastAPI shell over `Service` (OpenAPI document at /openapi.json, docs at /docs).
 
-Every route but /healthz and the OpenAPI pages needs `Authorization: Bearer TOKEN`. Errors come
+Every route but /healthz, /metrics (Prometheus: counts and timings only, no job names or specs)
+and the OpenAPI pages needs `Authorization: Bearer TOKEN`. Errors come
 back as {"error", "hint", "problems"} with the status of the error (401 no, unknown or revoked
 token, 403 a role too low, 404 unknown job or token, 409 a cancel of a finished job or the
 revocation of the last admin token, 422 an invalid spec or a job larger than the machine).
@@ -9,12 +10,13 @@ revocation of the last admin token, 422 an invalid spec or a job larger than the
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmos import __version__
 from llmos.control._auth import ROLES, Caller
 from llmos.control._errors import NotFound
+from llmos.control._metrics import registry_for, render
 from llmos.errors import LlmosError, SpecError
 
 if TYPE_CHECKING:
@@ -69,6 +71,14 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
     @app.get("/healthz", summary="liveness (no token needed)")
     def healthz() -> dict:
         return {"ok": True, "version": __version__, "pid": info.get("pid")}
+
+    registry = registry_for(service)
+
+    @app.get("/metrics", summary="Prometheus metrics (no token needed: counts and timings only)",
+             response_class=PlainTextResponse)
+    def metrics() -> Response:
+        body, content_type = render(registry)
+        return Response(body, media_type=content_type)
 
     @app.get("/v1/status", summary="the daemon, the machine and job counts")
     def status(who: Who) -> dict:

@@ -13,11 +13,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from llmos.deploy._pick import Candidate, pick_replica
 from llmos.deploy._routes import FrontReport, ReplicaReport, RouteSet
 
-__all__ = ["UNHEALTHY_AFTER", "RouteState", "RouteTable"]
+__all__ = ["UNHEALTHY_AFTER", "RouteNow", "RouteState", "RouteTable"]
 
 # Probes in a row that must fail before a ready replica stops receiving requests: one slow
 # answer on a busy machine is not a dead replica.
@@ -68,6 +69,14 @@ class RouteState:
         return 1000 * recent[min(len(recent) - 1, math.ceil(0.95 * len(recent)) - 1)]
 
 
+class RouteNow(NamedTuple):
+    """One replica as the front sees it now (for the metrics)."""
+
+    replica_id: str
+    routable: bool
+    outstanding: int
+
+
 class RouteTable:
     def __init__(self, name: str = "", load_window_s: float = 5.0) -> None:
         self.lock = threading.Lock()
@@ -91,6 +100,10 @@ class RouteTable:
                     state = self._routes[r.replica_id] = RouteState(r.replica_id, r.port, ever_ready=r.ready,
                                                                     healthy=r.ready)
                 state.draining = state.draining or r.draining
+
+    def states(self) -> list[RouteNow]:
+        with self.lock:
+            return [RouteNow(r.replica_id, r.routable, r.outstanding) for r in self._routes.values()]
 
     def get(self, replica_id: str) -> RouteState | None:
         with self.lock:

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from llmos.deploy._front_metrics import NO_REPLICA, FrontMetrics
 from llmos.deploy._pick import Failure, retry_allowed
 from llmos.deploy._route_table import RouteTable
 from llmos.deploy._routes import REPORT_FILE, ROUTES_FILE, decode_routes, encode_report, write_atomic
@@ -29,6 +30,9 @@ __all__ = ["FrontRouter"]
 PROBE_INTERVAL_S = 0.2
 SYNC_INTERVAL_S = 0.2  # how stale the replica set and the report may get
 PROBE_TIMEOUT_S = 2.0
+# The front's own Prometheus metrics (per-replica requests, latency, errors). Each replica keeps
+# its own /metrics on its own port; through the front, GET /metrics is the front's.
+METRICS_PATH = "/metrics"
 # Requests are read whole before forwarding (a retry must be able to resend them). Model servers
 # refuse far smaller bodies themselves; this only stops the router holding an unbounded upload.
 MAX_BODY_BYTES = 32 * 2**20
@@ -43,6 +47,7 @@ Scope = dict[str, Any]
 class FrontRouter:
     def __init__(self, table: RouteTable, state_dir: Path, log: Any = print) -> None:
         self.table = table
+        self.metrics = FrontMetrics(table)
         self._dir, self._log = state_dir, log
         self._client: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task] = []
@@ -53,6 +58,9 @@ class FrontRouter:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] == "http" and scope["path"] == METRICS_PATH and scope["method"] == "GET":
+            body, content_type = self.metrics.render()
+            await _respond(send, 200, body, content_type.encode())
         elif scope["type"] == "http":
             await self._forward(scope, receive, send)
 
@@ -149,6 +157,7 @@ class FrontRouter:
         while True:
             picked = self.table.acquire(frozenset(tried))
             if picked is None:
+                self.metrics.failed(NO_REPLICA, "unavailable")
                 what = "no other replica" if tried else "no replica"
                 await _error(send, 503, f"{what} of deployment '{self.table.name}' is ready; retry shortly",
                              "unavailable", retry_after_s=1)
@@ -159,7 +168,9 @@ class FrontRouter:
             failure = await self._exchange(scope, receive, send, replica_id, port, body)
             if failure is None:
                 return
+            self.metrics.failed(replica_id, failure)
             if not retry_allowed(failure, attempt, no_response_retries):
+                self.metrics.failed(replica_id, "bad_gateway")
                 await _error(send, 502, f"replica {replica_id} of deployment '{self.table.name}' failed before "
                                         "answering", "bad_gateway")
                 return
@@ -186,6 +197,7 @@ class FrontRouter:
         # Latency to the response headers: what a request waited for its replica. The whole
         # duration of a stream measures how much the client asked for, not how busy the replica is.
         waited_s = time.perf_counter() - started
+        self.metrics.answered(replica_id, upstream.status_code, waited_s)
         try:
             await _relay(upstream, replica_id, receive, send)
         finally:
@@ -259,8 +271,12 @@ async def _read_body(receive: Any) -> bytes | None:
 async def _error(send: Any, status: int, message: str, kind: str, retry_after_s: int | None = None) -> None:
     # The OpenAI error shape, as the replicas answer their own errors.
     body = json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if retry_after_s is not None:
-        headers.append((b"retry-after", str(retry_after_s).encode()))
+    extra = [] if retry_after_s is None else [(b"retry-after", str(retry_after_s).encode())]
+    await _respond(send, status, body, b"application/json", extra)
+
+
+async def _respond(send: Any, status: int, body: bytes, content_type: bytes,
+                   extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
