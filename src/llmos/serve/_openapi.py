@@ -21,7 +21,10 @@ _DESCRIPTIONS = {
     422: "a field's value is invalid (the message names the field and the limit)",
     429: "the queue is full; retry after the Retry-After header's seconds", 500: "the server failed (see its log)",
     503: "the model is loading or the server is draining", 504: "the request's deadline passed"}
-_SSE = {"schema": {"type": "string", "description": "server-sent events: `data: {chunk}` lines, then `data: [DONE]`"}}
+# Before OpenAPI 3.2 (itemSchema), an event stream's `schema` describes one event.
+_SSE = {"schema": {"type": "object", "required": ["data"], "description": (
+    "server-sent events: one `data: {chunk}` per piece of text (a JSON chunk in OpenAI's shape), then `data: [DONE]`"),
+    "properties": {"data": {"type": "string"}, "event": {"type": "string", "enum": ["message"]}}}}
 
 
 def _statuses(path: str, method: str, keyed: bool) -> set[int]:
@@ -80,11 +83,28 @@ def complete_document(doc: dict[str, Any], service: Any) -> dict[str, Any]:
     for path, methods in doc.get("paths", {}).items():
         for method, op in methods.items():
             responses = op.setdefault("responses", {})
-            for code in sorted(_statuses(path, method, keyed)):
+            codes = _statuses(path, method, keyed)
+            if 422 not in codes:  # FastAPI declares one for any parameter; ours cannot fail validation
+                responses.pop("422", None)
+            for code in sorted(codes):
                 responses[str(code)] = {"description": _DESCRIPTIONS.get(code, "error"), "content": error}
             if path in _STREAMING and "200" in responses:
                 responses["200"].setdefault("content", {})["text/event-stream"] = _SSE
             if keyed:
                 op["security"] = [] if path in _HEALTH else [{"bearer": []}]
     _limits(schemas, service.job.limits)
+    _names(doc, schemas, sorted(service.names))
     return doc
+
+
+def _names(doc: dict[str, Any], schemas: dict[str, Any], names: list[str]) -> None:
+    """`model` takes the names this server answers to (any other is a 404): say which."""
+    for schema in schemas.values():
+        prop = schema.get("properties", {}).get("model")
+        if prop is not None:
+            for branch in prop.get("anyOf", [prop]):
+                if branch.get("type") == "string":
+                    branch["enum"] = names
+    for param in doc.get("paths", {}).get("/v1/models/{model}", {}).get("get", {}).get("parameters", []):
+        if param.get("name") == "model":
+            param["schema"]["enum"] = names

@@ -23,9 +23,11 @@ _log = logging.getLogger(__name__)
 
 def _params(service: Any, request: Any, max_tokens: int, top_logprobs: int | None) -> GenParams:
     limit = service.job.limits.max_new_tokens
-    if max_tokens > limit:
-        raise HttpError(422, f"max_tokens {max_tokens} is above the limit (limits.max_new_tokens) of {limit}.",
-                        param="max_tokens", code="max_tokens_too_large")
+    for name in ("max_tokens", "max_completion_tokens"):  # chat has both: neither may pass the limit
+        value = getattr(request, name, None)
+        if value is not None and value > limit:
+            raise HttpError(422, f"{name} {value} is above the limit (limits.max_new_tokens) of {limit}.",
+                            param=name, code="max_tokens_too_large")
     stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     if len(stops) > MAX_STOPS:
         raise HttpError(422, f"stop holds {len(stops)} strings; at most {MAX_STOPS} are allowed.", param="stop")

@@ -4,14 +4,15 @@ exists (embeddings, completions, chat completions, models).
 
 OpenAI parameters that llmos cannot honour are declared with the only values that change nothing
 (null, false, an empty list): any other value is a 400 naming the parameter (`UNSUPPORTED`), never
-silently dropped. A string holding a lone UTF-16 surrogate (JSON's "\\ud800") is a 400 too: it is not
-text, and no tokenizer can encode it."""
+silently dropped. Values are not coerced ("3" is not a number, 0 is not false). A string holding
+a lone UTF-16 surrogate (JSON's "\\ud800") is a 400 too: it is not text, and no tokenizer can
+encode it."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 __all__ = [
@@ -55,7 +56,8 @@ def _bad_text(value: Any, where: str) -> str | None:
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a value is valid exactly when the JSON schema says so (no "3" for 3, no 0 for false).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -119,6 +121,19 @@ class StreamOptions(_Request):
     include_usage: bool = False
 
 
+# A Literal compares with ==, so 0 would pass for false and true for 1: these keep the types apart.
+def _only_bool(value: Any) -> Any:
+    if value is not None and not isinstance(value, bool):
+        raise PydanticCustomError("bool_type", "Input should be a valid boolean")
+    return value
+
+
+def _only_int(value: Any) -> Any:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
 def _nothing(what: str) -> Any:
     return Field(description=f"not supported by llmos: {what}; any other value is a 400")
 
@@ -151,8 +166,8 @@ class CompletionRequest(_Sampling):
     max_tokens: Annotated[int | None, Field(ge=1, description="tokens to generate at most (default 16)")] = 16
     logprobs: Annotated[int | None, Field(ge=0, le=MAX_COMPLETION_LOGPROBS, description=(
         "the log-probability of each generated token and of this many most likely ones"))] = None
-    echo: Annotated[Literal[False] | None, _nothing("echo: false")] = None
-    best_of: Annotated[Literal[1] | None, _nothing("best_of: 1")] = None
+    echo: Annotated[Literal[False] | None, BeforeValidator(_only_bool), _nothing("echo: false")] = None
+    best_of: Annotated[Literal[1] | None, BeforeValidator(_only_int), _nothing("best_of: 1")] = None
     suffix: Annotated[None, _nothing("suffix: null")] = None
 
 
@@ -176,7 +191,7 @@ class ChatRequest(_Sampling):
     max_completion_tokens: Annotated[int | None, Field(ge=1, description="alias of max_tokens")] = None
     logprobs: Annotated[bool, Field(description="return the log-probability of each generated token")] = False
     top_logprobs: Annotated[int | None, Field(ge=0, le=MAX_TOP_LOGPROBS, description=(
-        "with logprobs: also this many most likely tokens at each position"))] = None
+        "with logprobs: true, also this many most likely tokens at each position"))] = None
     response_format: Annotated[ResponseFormatText | None, _nothing("response_format: {type: text}")] = None
     tools: Annotated[list[Any] | None, Field(max_length=0), _nothing("tools: []")] = None
     tool_choice: Annotated[Literal["none"] | None, _nothing("tool_choice: none")] = None
@@ -187,14 +202,8 @@ class ChatRequest(_Sampling):
     audio: Annotated[None, _nothing("audio: null")] = None
     prediction: Annotated[None, _nothing("prediction: null")] = None
     reasoning_effort: Annotated[None, _nothing("reasoning_effort: null")] = None
-    store: Annotated[Literal[False] | None, _nothing("store: false")] = None
+    store: Annotated[Literal[False] | None, BeforeValidator(_only_bool), _nothing("store: false")] = None
     metadata: Annotated[None, _nothing("metadata: null")] = None
-
-    @model_validator(mode="after")
-    def _top_logprobs_needs_logprobs(self) -> ChatRequest:
-        if self.top_logprobs and not self.logprobs:
-            raise PydanticCustomError("unsupported_value", "top_logprobs needs logprobs: true", {})
-        return self
 
 
 # Declared parameters that llmos cannot honour: a value other than the neutral one is a 400.

@@ -78,8 +78,8 @@ def test_bodies_that_are_not_json_get_a_clear_answer(cls_server: Any) -> None:
         bad = client.post("/v1/classify", content=b"{not json", headers={"content-type": "application/json"})
         binary = client.post("/v1/classify", content=b'{"input": "\xff\xfe"}',
                              headers={"content-type": "application/json"})
-    assert plain.status_code == 422 and plain.json()["error"]["type"] == "invalid_request_error"
-    assert bad.status_code == 422 and "JSON decode error" in bad.json()["error"]["message"]
+    assert plain.status_code == 400 and plain.json()["error"]["type"] == "invalid_request_error"
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]  # as OpenAI answers
     assert binary.status_code == 400 and "UTF-8" in binary.json()["error"]["message"]
 
 
