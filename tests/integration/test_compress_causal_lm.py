@@ -1,5 +1,5 @@
 """`llmos compress` of a causal LM end to end, on the tiny random GPT-2 (SmolLM2 runs in
-benchmarks/compress_llm.py): bf16, int8-weight and int4-weight children through the real CLI and
+benchmarks/compress_llm.py): bf16 and int4-weight children through the real CLI and
 a real MLflow store; perplexity on held-out JSONL text, generation tokens/s measured through the
 server's app, the perplexity gate's verdict and reason, children that reload from safetensors."""
 
@@ -53,7 +53,8 @@ def test_causal_lm_children_report_perplexity_tokens_per_s_and_gate(tmp_path: Pa
 
     _register_parent(tmp_path / "parent")
     eval_file = _eval_jsonl(tmp_path / "heldout.jsonl")
-    out = llmos("compress", "lm@candidate", "--recipe", "bf16", "--recipe", "int8-weight", "--recipe", "int4-weight",
+    # two children keep the test short (int8-weight is int4-weight's format and code path: tests/unit/compress)
+    out = llmos("compress", "lm@candidate", "--recipe", "bf16", "--recipe", "int4-weight",
                 "--eval", str(eval_file), "data.text_column=body", "--gate", "max_ppl_increase=0%",
                 "--output", str(tmp_path / "work"), *FAST_REPORT, timeout_s=500).stdout
     assert "tok/s" in out and "perplexity" in out
@@ -63,7 +64,7 @@ def test_causal_lm_children_report_perplexity_tokens_per_s_and_gate(tmp_path: Pa
     parent = report["parent"]["measured"]
     assert parent["served"]["load"]["route"] == "/v1/completions" and parent["served"]["runtime"]["threads"] == 1
     formats = {c["recipe"]: c["measured"]["format"] for c in report["children"]}
-    assert formats == {"bf16": "bf16", "int8-weight": "torchao-int8-weight", "int4-weight": "torchao-int4-weight"}
+    assert formats == {"bf16": "bf16", "int4-weight": "torchao-int4-weight"}
     for row in (report["parent"], *report["children"]):
         m = row["measured"]
         assert m["speed_from"] == "served" and m["throughput"] == m["served"]["throughput"] > 0
@@ -73,7 +74,7 @@ def test_causal_lm_children_report_perplexity_tokens_per_s_and_gate(tmp_path: Pa
         assert 1 < m["metrics"]["perplexity"] < 1e6
     client = MlflowClient(f"sqlite:///{llmos_home / 'mlflow.db'}")
     sizes = {c["recipe"]: c["vs_parent"]["size_ratio"] for c in report["children"]}
-    assert sizes["bf16"] < 0.6 and sizes["int4-weight"] < sizes["int8-weight"] < 1
+    assert sizes["bf16"] < 0.6 and sizes["int4-weight"] < 1
     for child in report["children"]:
         vs, gate = child["vs_parent"], child["gate"]
         increase = (child["measured"]["metrics"]["perplexity"] / parent["metrics"]["perplexity"] - 1) * 100
@@ -94,15 +95,3 @@ def test_causal_lm_children_report_perplexity_tokens_per_s_and_gate(tmp_path: Pa
         logits = built.model(input_ids=torch.tensor([[101, 2000, 2001]])).logits
         assert logits.shape == (1, 3, 30522)
 
-
-def test_a_perplexity_bound_on_a_classifier_is_refused_naming_the_field(tmp_path: Path, llmos_home: Path,
-                                                                         sentiment_csv: tuple[Path, Path]) -> None:
-    from tests.integration.test_compress_cli import _register_parent as register_classifier
-
-    register_classifier(llmos_home, tmp_path / "parent")
-    result = llmos("compress", "reviews@candidate", "--recipe", "bf16", "--eval", str(sentiment_csv[1]),
-                   "--gate", "max_ppl_increase=5%", check=False)
-    assert result.returncode != 0
-    text = result.stdout + result.stderr
-    assert "gate.max_ppl_increase" in text and "max_metric_drop" in text and "Traceback" not in text
-    assert not (llmos_home / "runs").exists() or not any((llmos_home / "runs").iterdir())

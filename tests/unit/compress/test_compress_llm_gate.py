@@ -51,6 +51,22 @@ def test_a_bad_ppl_bound_names_the_field(value: object, message: str) -> None:
     assert "gate.max_ppl_increase" in fields and message in fields["gate.max_ppl_increase"]
 
 
+def test_a_ppl_bound_on_a_classifier_is_refused_with_the_other_problems(tmp_path: Path) -> None:
+    from llmos.compress import Parent
+    from llmos.compress._pipeline import _plan
+
+    parent = Parent(name="reviews", version="1", folder=tmp_path, config={},
+                    info={"task": "classification", "format": "hf-safetensors", "label_names": ["a", "b"]})
+    job = parse_job({"kind": "compress", "model": "reviews/1", "recipe": ["bf16"], "eval": str(tmp_path / "no.csv"),
+                     "gate": {"max_ppl_increase": "5%"}})
+    with pytest.raises(SpecError) as err:
+        _plan(job, parent)  # type: ignore[arg-type]
+    fields = dict(err.value.problems or [])
+    assert fields.keys() == {"eval", "gate.max_ppl_increase"}  # every problem at once, before any work
+    assert "reviews/1 is a classification model" in fields["gate.max_ppl_increase"]
+    assert "gate.max_metric_drop" in fields["gate.max_ppl_increase"]
+
+
 def _fixed(ppl: float, size: float) -> dict:
     return {"metrics": {"perplexity": ppl, "loss": 2.5}, "throughput": 30.0, "latency_p50_ms": 40.0,
             "latency_p95_ms": 50.0, "size_mb": size, "params": 134_515_008, "peak_rss_mb": 900.0,
