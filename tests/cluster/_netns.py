@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Net", "command_on", "create", "destroy", "pids_on", "unavailable_reason"]
+__all__ = ["Net", "command_on", "create", "destroy", "namespaces", "pids_on", "unavailable_reason"]
 
 ETC_NETNS = Path("/etc/netns")
 
@@ -73,15 +73,17 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def namespaces(net: Net) -> list[str]:
+    """The slot's namespaces that exist now."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
+    return [name for line in listing.splitlines() if (name := line.split(" ", 1)[0]).startswith(net.prefix)]
+
+
 def destroy(net: Net) -> None:
     """Remove every namespace, hosts file and the bridge of this slot (leftovers of a crashed run too).
     Deleting a namespace deletes its end of each veth pair and with it the other end."""
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
-    for line in listing.splitlines():
-        namespace = line.split(" ", 1)[0]
-        if namespace.startswith(net.prefix):
-            _ip("netns", "del", namespace)
-        shutil.rmtree(ETC_NETNS / namespace, ignore_errors=True)
+    for namespace in namespaces(net):
+        _ip("netns", "del", namespace)
     for stale in ETC_NETNS.glob(net.prefix + "*") if ETC_NETNS.is_dir() else ():
         shutil.rmtree(stale, ignore_errors=True)
     # A namespace outlives its name while a process still holds it, and its veth pair with it.
@@ -123,8 +125,7 @@ def command_on(net: Net, name: str, argv: list[str]) -> list[str]:
             namespace, *argv]
 
 
-def pids_on(net: Net, name: str) -> list[int]:
-    """Every process in host `name`'s namespace: what dies when that machine is lost."""
-    result = subprocess.run(["ip", "netns", "pids", net.namespace(name)], capture_output=True, text=True,
-                            timeout=30)
+def pids_on(namespace: str) -> list[int]:
+    """Every process in a namespace (`Net.namespace(name)`): what dies when that machine is lost."""
+    result = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, timeout=30)
     return [int(p) for p in result.stdout.split()]

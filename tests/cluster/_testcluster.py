@@ -298,7 +298,7 @@ class _Namespaces:
                 f"--temp-dir={self.temp_root / name}", "--disable-usage-stats"]
 
     def kill(self, name: str) -> None:
-        _kill(_netns.pids_on(self.net, name) + _pids(f"{self.slot}:{name}", self.temp_root / name))
+        _kill(_netns.pids_on(self.net.namespace(name)) + _pids(f"{self.slot}:{name}", self.temp_root / name))
 
     def node_id(self, name: str) -> str | None:
         ip = self.nodes[name]
@@ -316,9 +316,11 @@ class _Namespaces:
         self._lock.close()
 
     def _cleanup(self) -> None:
-        """End every process of this slot (ours or a crashed run's), then its namespaces, bridge and files."""
+        """End every process of this slot (ours or a crashed run's; Ray's and whatever tests started on its
+        nodes), then its namespaces, bridge and files."""
         for _ in range(3):  # a process may fork while we kill its siblings
-            _kill(_pids(f"{self.slot}:", self.temp_root))
+            on_nodes = [pid for namespace in _netns.namespaces(self.net) for pid in _netns.pids_on(namespace)]
+            _kill(on_nodes + _pids(f"{self.slot}:", self.temp_root))
         _netns.destroy(self.net)
         shutil.rmtree(self.temp_root, ignore_errors=True)
 
