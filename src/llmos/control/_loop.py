@@ -24,7 +24,7 @@ from llmos.control._snapshot import assign_cores, build_snapshot, used_cores, wa
 from llmos.control._states import JobState
 from llmos.control._transition import transition
 from llmos.errors import LlmosError
-from llmos.executor import NODE, Cluster, Executor, Exit, Inventory, LocalExecutor, kind_of
+from llmos.executor import NODE, Cluster, Executor, Exit, Inventory, LocalExecutor, NotPlaced, kind_of
 from llmos.scheduler import (
     Decision,
     Resources,
@@ -214,11 +214,20 @@ class ControlLoop:
         try:
             handle = self.executor.launch(row.id, attempt, _job_model(row), placement)
         except (LlmosError, OSError) as exc:
+            ended = time.time()
+            # Not placed (a chosen node left): a failed attempt, retried on the nodes there are then.
+            retry = after_exit(JobState.RUNNING, None, attempt, row.failures, row.max_retries, ended,
+                               self.config.retry_base_s, self.config.retry_max_s) if isinstance(exc, NotPlaced) \
+                else None
             with write(self.engine) as conn:
                 conn.execute(update(attempts).where(attempts.c.job_id == row.id, attempts.c.number == attempt)
-                             .values(ended_s=time.time(), outcome="failed"))
-                transition(conn, row.id, JobState.FAILED, f"could not start: {exc}", now_s=time.time(),
-                           holds=False)
+                             .values(ended_s=ended, outcome="failed"))
+                if retry is not None and retry.state == JobState.QUEUED:
+                    transition(conn, row.id, JobState.QUEUED, f"{exc.message} {retry.reason}", now_s=ended,
+                               holds=False, failures=row.failures + 1, not_before_s=retry.not_before_s)
+                else:
+                    transition(conn, row.id, JobState.FAILED, f"could not start: {exc}", now_s=ended, holds=False,
+                               failures=row.failures + int(retry is not None))
             self.log(f"job {row.id}: could not start: {exc}")
             return
         try:

@@ -6,7 +6,7 @@ placement groups; `pip install 'llmos[ray]'`, imported only when asked for). The
 (`KINDS`) says, for each kind, its request, its program and what a stop means.
 """
 
-from llmos.executor._base import Executor, Exit, attempt_dir
+from llmos.executor._base import Executor, Exit, NotPlaced, attempt_dir
 from llmos.executor._hosts import NODE, Cluster, Gpu, Inventory
 from llmos.executor._kinds import KINDS, Kind, Program, Request, kind_of, parse_spec
 from llmos.executor._local import LocalExecutor, Proc, alive
@@ -21,6 +21,7 @@ __all__ = [
     "Inventory",
     "Kind",
     "LocalExecutor",
+    "NotPlaced",
     "Proc",
     "Program",
     "Request",

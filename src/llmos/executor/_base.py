@@ -13,7 +13,14 @@ from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel
 
-__all__ = ["Executor", "Exit", "attempt_dir"]
+from llmos.errors import LlmosError
+
+__all__ = ["Executor", "Exit", "NotPlaced", "attempt_dir"]
+
+
+class NotPlaced(LlmosError):
+    """The attempt could not start for a reason of the cluster's, not the job's (a chosen node left
+    before its resources were reserved): the loop counts it as a failed attempt and retries it."""
 
 
 class Exit(NamedTuple):

@@ -15,13 +15,14 @@ import contextlib
 import hashlib
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from llmos.errors import LlmosError
-from llmos.executor._base import Exit, attempt_dir
+from llmos.executor._base import Exit, NotPlaced, attempt_dir
 from llmos.executor._kinds import kind_of
 
 __all__ = ["RayExecutor", "connect", "namespace_for", "worker_environ"]
@@ -65,7 +66,7 @@ class RayExecutor:
     # ---- start ---------------------------------------------------------------------------------
     def launch(self, job_id: int, attempt: int, job: BaseModel, placement: dict[str, Any]) -> str:
         import ray
-        from ray.util import placement_group, remove_placement_group
+        from ray.util import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         from llmos.executor._ray_worker import Worker
@@ -80,14 +81,7 @@ class RayExecutor:
         bundles = [_bundle(w) for w in workers]
         pg = placement_group(bundles, strategy="PACK", name=name, lifetime="detached",
                              bundle_label_selector=[{"ray.io/node-id": w["node"]} for w in workers])
-        try:
-            ray.get(pg.ready(), timeout=_RESERVE_TIMEOUT_S)
-        except Exception as exc:
-            remove_placement_group(pg)
-            raise LlmosError(f"Ray could not reserve {bundles} on nodes {[w['node'][:8] for w in workers]} within "
-                             f"{_RESERVE_TIMEOUT_S:g} s ({type(exc).__name__}).",
-                             hint="Another Ray user may hold those resources, or a node left; the job is retried.") \
-                from None
+        _reserve(pg, [w["node"] for w in workers], bundles)
         remote = ray.remote(Worker)
         actors = []
         for rank, bundle in enumerate(bundles):
@@ -193,6 +187,23 @@ class RayExecutor:
             self._actors.pop(name, None)
             return "gone"
         return "running" if code is None else "ended"
+
+
+def _reserve(pg: Any, nodes: list[str], bundles: list[dict[str, float]]) -> None:
+    """Wait until Ray has reserved every bundle on its node; give up at once if a chosen node dies
+    (Ray would wait for it forever), or after `_RESERVE_TIMEOUT_S` (Ray's resources held by others)."""
+    import ray
+    from ray.util import remove_placement_group
+
+    ready, deadline = pg.ready(), time.monotonic() + _RESERVE_TIMEOUT_S
+    while not ray.wait([ready], timeout=1.0)[0]:
+        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+        lost = sorted({n[:8] for n in nodes if n not in alive})
+        if lost or time.monotonic() > deadline:
+            remove_placement_group(pg)
+            why = f"node(s) {', '.join(lost)} left the cluster" if lost else \
+                f"Ray could not reserve {bundles} within {_RESERVE_TIMEOUT_S:g} s (held by other Ray work?)"
+            raise NotPlaced(f"the attempt was not placed: {why}.", hint="It is retried on the nodes there are then.")
 
 
 def _bundle(worker: dict[str, Any]) -> dict[str, float]:

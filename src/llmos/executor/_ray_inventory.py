@@ -46,7 +46,7 @@ class RayHosts:
         self._clock = clock
         self._at = -float("inf")
         self._cluster = Cluster((), backend="ray")
-        self._state_api = True  # Ray's state API answers (it needs the dashboard's API server)
+        self._drain_api = True  # this Ray answers which nodes it drains
 
     def __call__(self) -> Cluster:
         now = self._clock()
@@ -58,14 +58,15 @@ class RayHosts:
         return self._cluster
 
     def _draining(self) -> list[str]:
-        """Ids of the nodes Ray is draining (`ray drain-node`, the autoscaler, KubeRay scale-down)."""
-        if not self._state_api:
+        """Ids of the nodes Ray is draining (`ray drain-node`, the autoscaler, KubeRay scale-down),
+        from the GCS that `ray.nodes()` reads. Ray has no public call for it in 2.x: the private
+        one is used while it exists, and a Ray without it simply reports no draining nodes."""
+        if not self._drain_api:
             return []
         try:
-            from ray.util.state import list_nodes
+            from ray._private.state import state
 
-            nodes = list_nodes(filters=[("state", "=", "ALIVE")], raise_on_missing_output=False, timeout=2)
-        except Exception:  # any failure means "no state API here": ask once, not every second
-            self._state_api = False
+            return list(state.get_draining_nodes())
+        except (ImportError, AttributeError):
+            self._drain_api = False
             return []
-        return [n.node_id for n in nodes if getattr(n, "is_draining", False)]
