@@ -35,23 +35,51 @@ def train(
 
 
 def quickstart(
-    model: Annotated[str, typer.Option(help="model preset, folder or hub id")] = "minilm-l6",
+    model: Annotated[str | None, typer.Option(help="model preset, folder or hub id (default: minilm-l6, with "
+                                                   "--llm smollm2-135m)")] = None,
     epochs: Annotated[float, typer.Option(min=0.01, help="passes over the training data")] = 4,
-    max_steps: Annotated[int | None, typer.Option(min=1, help="stop after this many steps")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="stop after this many steps (--llm: 40)")] = None,
     procs: Annotated[int, typer.Option(min=1, help="DDP worker processes")] = 1,
+    llm: Annotated[bool, typer.Option("--llm", help="instruction-tune SmolLM2-135M-Instruct with LoRA on the "
+                                                    "bundled support-routing conversations instead")] = False,
 ) -> None:
     """Fine-tune MiniLM-L6 on the bundled support-intents data, track it in MLflow and register it
-    as quickstart@candidate."""
+    as quickstart@candidate; with --llm, tune SmolLM2 to route support messages, register it as
+    support-router@candidate and ask it one."""
+    if llm:
+        _quickstart_llm(model or "smollm2-135m", max_steps or 40, procs)
+        return
     from llmos.quickstart import quickstart_job
 
     console.print("[bold]llmos quickstart[/]: fine-tuning MiniLM-L6 on support-intents "
                   "(8 intents, bundled with llmos)")
     # Always a new run: the quickstart's folder is scratch, its model lives in the registry.
-    _run(quickstart_job(model=model, epochs=epochs, max_steps=max_steps, procs=procs), fresh=True,
+    _run(quickstart_job(model=model or "minilm-l6", epochs=epochs, max_steps=max_steps, procs=procs), fresh=True,
          again="llmos quickstart", resumable=False)
 
 
-def _run(job: Any, *, fresh: bool, again: str, resumable: bool = True, json_out: bool = False) -> None:
+def _quickstart_llm(model: str, max_steps: int, procs: int) -> None:
+    from rich.markup import escape
+
+    from llmos.quickstart import LLM_MODEL_NAME, ask, quickstart_llm_job, routing_prompt
+
+    console.print(f"[bold]llmos quickstart --llm[/]: LoRA instruction tuning of {escape(model)} on "
+                  "support-routing (chat conversations bundled with llmos), a few minutes on 2 cores")
+    _run(quickstart_llm_job(model=model, max_steps=max_steps, procs=procs), fresh=True,
+         again="llmos quickstart --llm", resumable=False, next_steps=False)
+    ref = f"{LLM_MODEL_NAME}@candidate"
+    message = "I was charged twice for my coffee subscription this month."
+    console.print(f"\nasking {ref}: [italic]{escape(message)}[/]")
+    console.print(f"answer: [bold]{escape(ask(ref, routing_prompt(message)))}[/]")
+    console.print("next:")
+    console.print(f"  llmos models show {ref}")
+    console.print(f"  llmos serve {ref}   # OpenAI-compatible chat completions")
+    console.print(f"  llmos compress {ref} --recipe int8-weight   # a smaller child")
+    console.print("  llmos spec example train > job.yaml   # your own chat JSONL: see examples/sft-smollm2.yaml")
+
+
+def _run(job: Any, *, fresh: bool, again: str, resumable: bool = True, json_out: bool = False,
+         next_steps: bool = True) -> None:
     from rich.markup import escape
 
     from llmos.api import run_train
@@ -71,10 +99,10 @@ def _run(job: Any, *, fresh: bool, again: str, resumable: bool = True, json_out:
                       + (" (it resumes from the last checkpoint)" if resumable else ""))
         raise typer.Exit(result.exit_code)
     if not json_out:
-        _print_summary(result)
+        _print_summary(result, next_steps)
 
 
-def _print_summary(result: TrainResult) -> None:
+def _print_summary(result: TrainResult, next_steps: bool = True) -> None:
     from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -89,6 +117,8 @@ def _print_summary(result: TrainResult) -> None:
         table.add_row("registered", f"{reg.name} version {reg.version}" + (f" @{reg.alias}" if reg.alias else ""))
     console.print("[green]done[/]")
     console.print(table)
+    if not next_steps:  # the caller goes on and prints its own
+        return
     console.print("next:")
     if reg:
         console.print(f"  llmos models show {reg.ref}")

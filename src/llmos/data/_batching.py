@@ -75,6 +75,10 @@ def _split(items: list[int], parts: int) -> list[list[int]]:
 def collate(encoded: Any, indices: list[int], *, pad_id: int, task: str,
             pad_to_multiple_of: int | None = None) -> dict[str, Any]:
     """Tensors for one micro-batch, padded to its own longest example (dynamic padding)."""
+    if getattr(encoded, "label_mask", None) is not None:  # chat rows for instruction tuning
+        from llmos.data._chat_encode import collate_chat
+
+        return collate_chat(encoded, indices, pad_id=pad_id)
     batch = _pad([encoded.input_ids[i] for i in indices], pad_id, pad_to_multiple_of)
     if encoded.token_type_ids is not None:
         batch["token_type_ids"] = _pad([encoded.token_type_ids[i] for i in indices], 0,

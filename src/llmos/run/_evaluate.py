@@ -35,7 +35,12 @@ def task_loss(model: Any, batch: dict[str, torch.Tensor], task: str
         target = torch.arange(len(scores), device=scores.device)
         loss = torch.nn.functional.cross_entropy(scores, target, reduction="sum")
         return loss, target.new_tensor(len(target)), scores
-    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if task == "causal-lm":
+        # No KV cache when computing a loss; with one, transformers would also ignore the restarting
+        # position ids of packed sft rows and let their conversations attend to each other.
+        inputs["use_cache"] = False
+    logits = model(**inputs).logits.float()
     labels = batch["labels"]
     if task == "causal-lm":
         logits, labels = logits[:, :-1], labels[:, 1:]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from llmos._threads import CoreWatch, apply_plan, plan_threads
-from llmos.data import BatchPlan, collate, encode, load_dataset
+from llmos.data import BatchPlan, collate, encode, encode_chat, load_chat, load_dataset
 from llmos.errors import CheckpointError, DataError, SpecError
 from llmos.models import build, save_trained
 from llmos.run import _checkpoint as ckpt
@@ -28,6 +28,7 @@ from llmos.run._dist import Dist, init
 from llmos.run._distill import load_teacher
 from llmos.run._dropout import use_fast_dropout
 from llmos.run._evaluate import evaluate, task_loss
+from llmos.run._exact_match import exact_match
 from llmos.run._optim import build_optimizer, build_schedule, precision_for
 from llmos.run._progress import Progress
 from llmos.run._signals import EXIT_PREEMPTED, StopRequest
@@ -63,16 +64,14 @@ def train(job: TrainJob) -> int:
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     random.seed(cfg.seed)
 
-    data = load_dataset(job.data, task)
+    # Instruction tuning (sft) reads conversations; every other run reads texts (and labels).
+    data = load_chat(job.data, job.sft) if job.sft else load_dataset(job.data, task)
     built = build(job.model.name, task, label_names=data.label_names, lora=job.model.lora,
                   trust_remote_code=job.model.trust_remote_code)
     model, tokenizer = built.model.to(dist.device), built.tokenizer
     if dist.device.type == "cpu":
         use_fast_dropout(model)  # same masks' distribution, ~3x cheaper random bits (run/_dropout.py)
-    enc_train = encode(data.train, tokenizer, max_length=job.model.max_length, task=task,
-                       cache_key=f"{data.data_hash}:train")
-    enc_eval = encode(data.eval, tokenizer, max_length=job.model.max_length, task=task,
-                      cache_key=f"{data.data_hash}:eval")
+    enc_train, enc_eval = _encode_splits(job, data, tokenizer)
     pad_id = tokenizer.pad_token_id or 0
     num_labels = len(data.label_names or [])
     # Distillation: a frozen teacher whose outputs the loss also follows (None: plain fine-tuning).
@@ -148,6 +147,9 @@ def train(job: TrainJob) -> int:
                            pad_id=pad_id, autocast=autocast_dtype, num_labels=num_labels)
         state.last_eval_step = state.step
         state.stopped_early = _should_stop(job, metrics, state)
+        if job.sft and job.sft.exact_match_examples:  # greedy answers against the reference turns
+            metrics.update(exact_match(_unwrap(model), tokenizer, data.eval, limit=job.sft.exact_match_examples,
+                                       max_new_tokens=job.sft.max_new_tokens, dist=dist))
         tracker.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, state.step)
         progress.note("eval " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return metrics
@@ -160,6 +162,9 @@ def train(job: TrainJob) -> int:
     first_step = state.step
     metrics: dict[str, float] = {}
     batches = plan.epoch(state.epoch)
+    before: dict[str, float] = {}  # the base model's eval metrics, for a before/after comparison
+    if job.sft and job.sft.eval_before and state.step == 0:
+        before = {f"before_{k}": v for k, v in evaluate_now().items()}
     while state.step < total_steps and not state.stopped_early:
         if state.position == len(batches):  # the epoch is done: evaluate, checkpoint, next one
             state.epoch, state.position = state.epoch + 1, 0
@@ -227,7 +232,7 @@ def train(job: TrainJob) -> int:
         model_dir = save_trained(_unwrap(model), tokenizer, run_dir / "model", task=task, base=built.base,
                                  label_names=data.label_names, max_length=job.model.max_length)
         rate = steady.examples * dist.world_size / steady.busy_s if steady.busy_s else None
-        _finish(job, data, model_dir, built.base, tracker, metrics or {}, wall_s, state, rate)
+        _finish(job, data, model_dir, built.base, tracker, {**before, **metrics}, wall_s, state, rate)
     dist.barrier()
     dist.close()
     return 0
@@ -242,8 +247,21 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def _encode_splits(job: TrainJob, data: Any, tokenizer: Any) -> tuple[Any, Any]:
+    """Token rows of both splits: chat-templated (and packed) conversations for sft, else texts."""
+    if job.sft:
+        return tuple(encode_chat(split, tokenizer, max_length=job.model.max_length, packing=job.sft.packing)
+                     for split in (data.train, data.eval))  # type: ignore[return-value]
+    return tuple(encode(split, tokenizer, max_length=job.model.max_length, task=job.model.task,
+                        cache_key=f"{data.data_hash}:{name}")
+                 for name, split in (("train", data.train), ("eval", data.eval)))  # type: ignore[return-value]
+
+
 def _items_in_step(enc: Any, indices: list[int], task: str) -> int:
-    """What the step's loss is averaged over: examples, or predicted tokens for causal LMs."""
+    """What the step's loss is averaged over: examples, or predicted tokens for causal LMs (only the
+    learned ones, the assistant's, for sft rows)."""
+    if getattr(enc, "label_mask", None) is not None:
+        return max(1, sum(sum(enc.label_mask[i][1:]) for i in indices))
     if task == "causal-lm":
         return max(1, sum(len(enc.input_ids[i]) - 1 for i in indices))
     return len(indices)
@@ -310,7 +328,7 @@ def _tracker(job: TrainJob, data: Any, run_dir: Path, dist: Dist) -> Any:
 
 
 def _recipe_name(job: TrainJob) -> str:
-    return "distill" if job.distill is not None else "train"
+    return "distill" if job.distill is not None else "sft" if job.sft is not None else "train"
 
 
 def _preempted(run_dir: Path, tracker: Any, progress: Progress, dist: Dist, step: int, stop: StopRequest) -> int:

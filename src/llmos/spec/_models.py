@@ -18,6 +18,7 @@ __all__ = [
     "ModelSpec",
     "RegisterSpec",
     "ResourcesSpec",
+    "SftSpec",
     "TrackingSpec",
     "TrainJob",
     "TrainSpec",
@@ -168,6 +169,29 @@ class DistillSpec(_Strict):
         "weight of KL(teacher ‖ student); the task loss gets 1 − alpha"))] = 0.5
 
 
+class SftSpec(_Strict):
+    """Instruction tuning: each JSONL row is a conversation, or a prompt/completion pair taken as one user
+    turn and one assistant turn; the model's chat template is applied and only assistant tokens are learned."""
+
+    messages_field: Annotated[str, Field(min_length=1, description=(
+        "JSONL key of a conversation: a list of {role: system|user|assistant, content}"))] = "messages"
+    prompt_field: Annotated[str, Field(min_length=1, description=(
+        "JSONL key of the prompt, in rows without messages_field"))] = "prompt"
+    completion_field: Annotated[str, Field(min_length=1, description=(
+        "JSONL key of the completion (the answer learned) beside prompt_field"))] = "completion"
+    packing: Annotated[bool, Field(description=(
+        "pack several conversations into one row of up to model.max_length tokens, each attending only to "
+        "itself"))] = True
+    eval_examples: Annotated[int | None, Field(gt=0, description=(
+        "eval conversations kept for loss and perplexity (the first N); null: all"))] = None
+    exact_match_examples: Annotated[int, Field(ge=0, description=(
+        "eval conversations answered greedily for exact match against their last assistant turn; 0: off"))] = 64
+    max_new_tokens: Annotated[int, Field(gt=0, le=4096, description=(
+        "tokens generated per exact-match answer"))] = 32
+    eval_before: Annotated[bool, Field(description=(
+        "also evaluate the base model before the first step (summary: before_loss, before_exact_match)"))] = False
+
+
 class TrackingSpec(_Strict):
     enabled: Annotated[bool, Field(description="record the run in MLflow")] = True
     uri: Annotated[str | None, Field(description=(
@@ -198,6 +222,8 @@ class TrainJob(_Strict):
     resources: Annotated[ResourcesSpec, Field(description="processes, machines and devices")] = ResourcesSpec()
     distill: Annotated[DistillSpec | None, Field(description=(
         "learn from a teacher model's outputs as well as the labels (knowledge distillation)"))] = None
+    sft: Annotated[SftSpec | None, Field(description=(
+        "instruction tuning of a causal LM on chat JSONL (data.train, data.eval); null: plain text"))] = None
     tracking: Annotated[TrackingSpec, Field(description="MLflow recording")] = TrackingSpec()
     # `register` would shadow a class attribute of pydantic's metaclass, hence the alias.
     registration: Annotated[RegisterSpec | None, Field(alias="register", description=(
@@ -210,6 +236,10 @@ class TrainJob(_Strict):
             raise ValueError("task 'classification' needs data.label_column")
         if task == "embedding" and not data.text_pair_column:
             raise ValueError("task 'embedding' trains on (text, positive) pairs: set data.text_pair_column")
+        if self.sft is not None and task != "causal-lm":
+            raise ValueError("sft trains a causal LM: set model.task to causal-lm, or remove the sft section")
+        if self.sft is not None and self.distill is not None:
+            raise ValueError("sft and distill cannot be combined yet: remove one of the two sections")
         if self.registration is not None and not (self.tracking.enabled and self.tracking.log_model):
             raise ValueError("register needs the model in MLflow: set tracking.enabled and tracking.log_model "
                              "to true, or remove the register section")
