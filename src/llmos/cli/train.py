@@ -35,10 +35,11 @@ def train(
 
 
 def quickstart(
-    model: Annotated[str | None, typer.Option(help="model preset, folder or hub id (default: minilm-l6, with "
-                                                   "--llm smollm2-135m)")] = None,
+    model: Annotated[str | None, typer.Option(help="model preset, folder or hub id",
+                                              show_default="minilm-l6, with --llm smollm2-135m")] = None,
     epochs: Annotated[float, typer.Option(min=0.01, help="passes over the training data")] = 4,
-    max_steps: Annotated[int | None, typer.Option(min=1, help="stop after this many steps (--llm: 40)")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="stop after this many steps",
+                                                  show_default="none, with --llm 40")] = None,
     procs: Annotated[int, typer.Option(min=1, help="DDP worker processes")] = 1,
     llm: Annotated[bool, typer.Option("--llm", help="instruction-tune SmolLM2-135M-Instruct with LoRA on the "
                                                     "bundled support-routing conversations instead")] = False,
