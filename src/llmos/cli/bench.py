@@ -59,11 +59,16 @@ def bench_serve(
     route: Annotated[str | None, typer.Option(
         help="POST route (classify, embeddings or completions)", show_default="found from GET /v1/models")] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="max_tokens of completion requests")] = 16,
+    stream: Annotated[bool, typer.Option(
+        "--stream", help="generation: stream (greedy); time to first token, inter-token latency, tokens/s")] = False,
+    system_prompt: Annotated[str | None, typer.Option(
+        help="generation: a system prompt opening every request (chat), to measure prefix reuse")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="LLMOS_API_KEY", help="bearer token")] = None,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="also write the report as JSON here ('-': stdout)")] = None,
 ) -> None:
-    """Closed-loop (or open-loop) load with real texts: throughput, p50/p95/p99 latency, errors by status."""
+    """Closed-loop (or open-loop) load with real texts: throughput, p50/p95/p99 latency, errors by status;
+    with --stream, time to first token, inter-token latency and aggregate tokens/s of generation."""
     import asyncio
 
     from rich.table import Table
@@ -78,7 +83,7 @@ def bench_serve(
         with _live_progress(seconds) as progress:
             report = asyncio.run(run_load(url, corpus, duration_s=seconds, concurrency=concurrency, rate_rps=rate,
                                           route=route, api_key=api_key, max_tokens=max_tokens, warmup_s=warm_s,
-                                          progress=progress))
+                                          progress=progress, stream=stream, system_prompt=system_prompt))
     except (OSError, ValueError) as exc:
         raise LlmosError(f"cannot load {url}: {exc}", hint="Check that the server runs (curl URL/readyz) "
                                                             "and the URL, or pass --route.") from None
@@ -92,6 +97,11 @@ def bench_serve(
     for name in ("p50", "p95", "p99", "mean"):
         value = getattr(report, f"{name}_ms")
         table.add_row(f"latency {name}", "-" if value is None else f"{value:.1f} ms")
+    if report.tokens_per_s is not None:
+        for name in ("ttft_p50", "ttft_p95", "itl_p50", "itl_p95"):
+            value = getattr(report, f"{name}_ms")
+            table.add_row(name.replace("_", " "), "-" if value is None else f"{value:.1f} ms")
+        table.add_row("tokens/s (all streams)", f"{report.tokens_per_s:.1f} ({report.completion_tokens} tokens)")
     table.add_row("errors", ", ".join(f"{k}: {v}" for k, v in report.errors.items()) or "none")
     console.print(table)
     if json_out is not None:

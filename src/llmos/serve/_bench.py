@@ -1,6 +1,8 @@
 """The load generator behind `llmos bench serve`: closed loop (N clients, each sends its next
 request when the last one answered) or open loop (a fixed arrival rate), real texts, and a summary
-of throughput, latency percentiles and errors by status."""
+of throughput, latency percentiles and errors by status. Generation can stream (`stream=True`):
+then time to first token, inter-token latency and aggregate tokens/s are measured too, and a
+`system_prompt` shared by every chat request shows what prefix reuse saves."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llmos.serve._http import Connection, parse_url
+from llmos.serve._stream_stats import StreamStats, StreamWatch, stream_summary
 
 __all__ = ["LoadReport", "percentile", "run_load", "summarize"]
 
@@ -34,6 +37,13 @@ class LoadReport:
     p99_ms: float | None
     mean_ms: float | None
     errors: dict[str, int] = field(default_factory=dict)  # status (or "connect") -> count
+    # streamed generation only (None otherwise)
+    ttft_p50_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_p95_ms: float | None = None
+    completion_tokens: int | None = None
+    tokens_per_s: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -75,13 +85,17 @@ async def _discover(conn: Connection, base: str) -> tuple[str, str, str]:
     return route, card.get("task", ""), card["id"]
 
 
-def _body(route: str, text: str, model: str | None, max_tokens: int) -> bytes:
+def _body(route: str, text: str, model: str | None, max_tokens: int, stream: bool = False,
+          system_prompt: str | None = None) -> bytes:
     if route.endswith("/completions") and "chat" in route:
-        payload: dict[str, Any] = {"messages": [{"role": "user", "content": text}], "max_tokens": max_tokens}
+        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        payload: dict[str, Any] = {"messages": [*system, {"role": "user", "content": text}], "max_tokens": max_tokens}
     elif route.endswith("/completions"):
-        payload = {"prompt": text, "max_tokens": max_tokens}
+        payload = {"prompt": f"{system_prompt}\n{text}" if system_prompt else text, "max_tokens": max_tokens}
     else:
         payload = {"input": text}
+    if stream:  # greedy, so that runs (and baselines) generate the same tokens
+        payload.update(stream=True, stream_options={"include_usage": True}, temperature=0)
     if model is not None:
         payload["model"] = model
     return json.dumps(payload).encode()
@@ -98,8 +112,12 @@ async def _tick(progress: Callable[[float, int], None], counted_from: float, sto
 async def run_load(url: str, texts: Sequence[str], *, duration_s: float, concurrency: int = 16,
                    rate_rps: float | None = None, route: str | None = None, api_key: str | None = None,
                    max_tokens: int = 16, warmup_s: float = 0.0,
-                   progress: Callable[[float, int], None] | None = None) -> LoadReport:
+                   progress: Callable[[float, int], None] | None = None, stream: bool = False,
+                   system_prompt: str | None = None) -> LoadReport:
     """Drive `url` for `duration_s` (after `warmup_s` whose requests are not counted).
+
+    `stream`: generation routes answer as server-sent events, and the report adds time to first
+    token, inter-token latency and tokens/s; `system_prompt` opens every chat request (or prompt).
 
     `progress`, if given, is called a few times a second with the seconds measured so far (0
     during the warm-up) and the answers counted so far."""
@@ -111,24 +129,35 @@ async def run_load(url: str, texts: Sequence[str], *, duration_s: float, concurr
     model = None
     if route is None:
         route, _, model = await _discover(probe, base)
+        if system_prompt and route == "/v1/completions":
+            route = "/v1/chat/completions"  # a system prompt is a chat's
     await probe.close()
+    if stream and not route.endswith("/completions"):
+        raise ValueError(f"streaming needs a generation route (completions or chat/completions), got {route}")
     path = f"{base}{route}"
-    bodies = [_body(route, t, model, max_tokens) for t in texts]
+    bodies = [_body(route, t, model, max_tokens, stream, system_prompt) for t in texts]
     next_body = itertools.cycle(bodies).__next__
     samples: list[tuple[int | str, float]] = []
+    streams: list[StreamStats] = []
     start = time.perf_counter()
     counted_from = start + warmup_s
     stop_at = counted_from + duration_s
 
     async def one(conn: Connection) -> None:
-        sent = time.perf_counter()
+        watch = StreamWatch()
+        sent = watch.sent
         try:
-            status: int | str = (await conn.request("POST", path, next_body()))[0]
+            if stream:
+                status: int | str = await conn.stream("POST", path, next_body(), watch.feed)
+            else:
+                status = (await conn.request("POST", path, next_body()))[0]
         except (OSError, asyncio.IncompleteReadError, ValueError):
             status = "connect"
             await conn.close()
         if sent >= counted_from:
             samples.append((status, time.perf_counter() - sent))
+            if stream and status == 200:
+                streams.append(watch.stats())
 
     ticker = asyncio.create_task(_tick(progress, counted_from, stop_at, samples)) if progress else None
     if rate_rps is None:
@@ -173,5 +202,12 @@ async def run_load(url: str, texts: Sequence[str], *, duration_s: float, concurr
     if ticker is not None:
         ticker.cancel()
         progress(duration_s, len(samples))
-    elapsed = min(time.perf_counter(), stop_at) - counted_from
-    return summarize(samples, max(elapsed, 1e-9), url=url, route=route, mode=mode)
+    elapsed = max(min(time.perf_counter(), stop_at) - counted_from, 1e-9)
+    report = summarize(samples, elapsed, url=url, route=route, mode=mode)
+    if stream:
+        # Tokens of answers that finished after the window still count: the window ends when the last
+        # client is answered (a closed loop stops sending at stop_at, and waits for what is in flight).
+        whole_s = max(time.perf_counter() - counted_from, 1e-9)
+        for key, value in stream_summary(streams, whole_s).items():
+            setattr(report, key, value)
+    return report

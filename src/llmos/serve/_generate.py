@@ -89,6 +89,9 @@ class GenerationWorker:
         # transformers 5.2x renamed `past_key_values` to `cache`; older 5.x only knows the old name.
         params = inspect.signature(runtime.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        # A prefill needs the logits of each row's last position only: the LM head over every prompt
+        # token (vocabulary 49k for SmolLM2) would cost as much as a third of the layers.
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self._cond = threading.Condition()
         self._pending: deque[Sequence] = deque()
         self._running: list[Sequence] = []
@@ -197,7 +200,7 @@ class GenerationWorker:
             mask = torch.cat([torch.ones((len(seqs), start), dtype=mask.dtype, device=device), mask], dim=-1)
         with torch.inference_mode(), self.runtime.autocast():
             out = self.runtime.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                                     **extra)
+                                     **extra, **self._last_only)
         self.metrics.batch_size.observe(len(seqs))
         self.metrics.tokens.labels(kind="prompt").inc(int(mask.sum()) - start * len(seqs))
         new = {"cache": _cache_of(out), "mask": mask}

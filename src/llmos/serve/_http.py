@@ -8,6 +8,7 @@ response (Content-Length or chunked), nothing more.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 __all__ = ["Connection", "parse_url"]
@@ -71,7 +72,33 @@ class Connection:
                 return b"".join(parts)
             parts.append(data[:-2])
 
+    async def stream(self, method: str, path: str, body: bytes, on_data: Callable[[bytes], None]) -> int:
+        """Send one request and call `on_data(bytes)` for each piece of the body as it arrives (a
+        chunked server-sent event stream, or a whole body); returns the status."""
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._reader, self._writer
+        assert reader is not None and writer is not None
+        head = (f"{method} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n{self._extra}"
+                f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n")
+        writer.write(head.encode() + body)
+        status = int((await reader.readuntil(b"\r\n")).split()[1])
+        headers: dict[str, str] = {}
+        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+            key, _, value = line.decode("latin-1").partition(":")
+            headers[key.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding") == "chunked":
+            while (size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)) > 0:
+                on_data((await reader.readexactly(size + 2))[:-2])
+            await reader.readuntil(b"\r\n")
+        else:
+            on_data(await reader.readexactly(int(headers.get("content-length", "0"))))
+        if headers.get("connection") == "close":
+            await self.close()
+        return status
+
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._reader = self._writer = None
+
