@@ -32,7 +32,8 @@ from tests.cluster import _netns
 __all__ = ["TestCluster", "gcs_nodes", "start_cluster"]
 
 AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
-MARK = "LLMOS_TESTCLUSTER"  # in the environment of every Ray process a cluster starts: "<slot>:<node>"
+MARK = "LLMOS_TESTCLUSTER"
+TOKEN_DIR_PREFIX = "llmos-tc-token-"  # in the environment of every Ray process a cluster starts: "<slot>:<node>"
 SLOTS = 4
 NODE_CPUS = 2  # Ray logical CPUs: the cluster-mode tests need a node that holds a 2-worker gang after another is lost
 NODE_MEMORY_BYTES = 4 << 30
@@ -66,6 +67,14 @@ def _use_token(path: Path) -> dict[str, str | None]:
     Config.initialize("")  # what Ray itself does after changing the mode
     AuthenticationTokenLoader.instance().reset_cache()
     return old
+
+
+def _remove_stale_token_dirs() -> None:
+    """Token folders of test processes that died without stop()."""
+    for folder in Path(tempfile.gettempdir()).glob(TOKEN_DIR_PREFIX + "*-*"):
+        pid = folder.name[len(TOKEN_DIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _restore(variables: dict[str, str | None]) -> None:
@@ -402,7 +411,8 @@ def start_cluster(names: list[str], storage: Path, memory_bytes: int = NODE_MEMO
     health_check_period_ms: None keeps Ray's default (3000 ms, a lost node is dead after ~15 s)."""
     reason = "LLMOS_TESTCLUSTER_MODE=local" if os.environ.get("LLMOS_TESTCLUSTER_MODE") == "local" else \
         _netns.unavailable_reason()
-    token_dir = Path(tempfile.mkdtemp(prefix="llmos-tc-token-"))
+    _remove_stale_token_dirs()
+    token_dir = Path(tempfile.mkdtemp(prefix=f"{TOKEN_DIR_PREFIX}{os.getpid()}-"))
     old_env = _use_token(token_dir / "auth_token")
     try:
         backend: _Namespaces | _Local = _Local(names, memory_bytes, health_check_period_ms) if reason else \
