@@ -107,7 +107,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
             "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     # No job-execution runner (MLflow 3's background job consumer, on by default): the tests need
-    # none, and the server answered in 14-17 s without it against 46-48 s with it (2 busy cores).
+    # none, and it doubles the start on a busy 2-core machine (median 19.4 s vs 8.3 s: BENCHMARKS.md).
     # No usage telemetry either: the test machine is offline.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     start = time.monotonic()
