@@ -111,6 +111,8 @@ class Replica(_Record):
     version: str
     state: str  # starting, ready, unhealthy, draining
     cores: list[int] = field(default_factory=list)
+    url: str = ""  # where the front reaches it: http://127.0.0.1:PORT, or its node's address on a Ray cluster
+    node: str = ""  # its Ray node's id (cluster mode)
 
 
 @dataclass(frozen=True)

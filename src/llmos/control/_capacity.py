@@ -4,19 +4,21 @@ A replica is placed only on cores, memory and GPUs that no job and no other repl
 machine is never oversubscribed. When there is no room, the replica's demand enters the
 scheduler's queue as a job of class `critical` (the class replicas hold), so the policy frees room
 for it (by preempting lower classes) the way it does for any job; the deployment then spawns it.
+On a cluster (several hosts) a replica goes to a host with room, spread: the one with the fewest
+replicas of its deployment first, so that a lost node takes as few of them as possible.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmos.control._inventory import Inventory
+from llmos.control._inventory import NODE, Inventory
 from llmos.scheduler import PRIORITY_CLASSES, Job, Resources
 
-__all__ = ["Held", "Need", "demand_jobs", "held_by", "place_replica", "too_big"]
+__all__ = ["Held", "Need", "demand_jobs", "held_by", "place_on_hosts", "place_replica", "too_big", "too_big_anywhere"]
 
 EPS = 1e-9  # memory is a float sum: never refuse a replica for one ulp
 
@@ -39,17 +41,22 @@ class Held:
     gpus: frozenset[int] = frozenset()
 
 
-def held_by(placements: Iterable[str | None], pins: Iterable[Mapping[str, Any]]) -> Held:
-    """Sum the stored placements of holding jobs and the pins of live replicas."""
+def held_by(placements: Iterable[str | None], pins: Iterable[Mapping[str, Any]], node: str = NODE) -> Held:
+    """Sum what the stored placements of holding jobs and the pins of live replicas take on host
+    `node` (a placement or pin that names no node is on the local host)."""
     cores: set[int] = set()
     gpus: set[int] = set()
     memory_gb = 0.0
     for text in placements:
         for worker in json.loads(text)["workers"] if text else ():
+            if worker.get("node", NODE) != node:
+                continue
             cores.update(worker["cores"])
             gpus.update(worker["gpus"])
             memory_gb += worker["memory_gb"]
     for pin in pins:
+        if pin.get("node", NODE) != node:
+            continue
         cores.update(pin["cores"])
         gpus.update(pin["gpus"])
         memory_gb += pin["memory_gb"]
@@ -66,6 +73,41 @@ def too_big(inventory: Inventory, need: Need) -> str | None:
     if need.gpus > len(inventory.gpus):
         problems.append(f"{need.gpus} GPU(s) but the control plane has {len(inventory.gpus)}")
     return "; ".join(problems) or None
+
+
+def too_big_anywhere(hosts: Sequence[Inventory], need: Need) -> str | None:
+    """Why a replica could never be placed on any of these hosts, even idle; None if it could (or
+    there is no host now: a node may join)."""
+    if not hosts:
+        return None
+    problems = [too_big(h, need) for h in hosts]
+    if any(p is None for p in problems):
+        return None
+    if len(hosts) == 1:
+        return problems[0]
+    return (f"{need.cpus} cores, {need.memory_gb:g} GB and {need.gpus} GPU(s) on one node, but no node of the "
+            f"cluster's {len(hosts)} has that much (the largest: {max(len(h.cores) for h in hosts)} cores, "
+            f"{max(h.memory_gb for h in hosts):.1f} GB, {max(len(h.gpus) for h in hosts)} GPU(s))")
+
+
+def place_on_hosts(hosts: Sequence[Inventory], held: Mapping[str, Held], need: Need,
+                   replicas_on: Mapping[str, int]) -> tuple[Inventory, list[int], list[int]] | str:
+    """The host, cores and GPUs for a replica: among the hosts with room, the one with the fewest
+    replicas of its deployment (`replicas_on`, by host name), then the most free cores, then the
+    hosts' order; or what it waits for."""
+    rooms = []
+    why = "a node to join the cluster"
+    for order, host in enumerate(hosts):
+        room = place_replica(host, held.get(host.name, Held()), need)
+        if isinstance(room, str):
+            why = f"{room} on one node"
+            continue
+        free = len(host.cores) - len(held.get(host.name, Held()).cores)
+        rooms.append(((replicas_on.get(host.name, 0), -free, order), host, room))
+    if not rooms:
+        return why
+    _, host, (cores, gpus) = min(rooms, key=lambda r: r[0])
+    return host, cores, gpus
 
 
 def place_replica(inventory: Inventory, held: Held, need: Need) -> tuple[list[int], list[int]] | str:

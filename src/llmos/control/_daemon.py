@@ -195,7 +195,9 @@ def _wire_deployments(service: Any, loop: Any, inventory: Any, config: ControlCo
         from llmos.control._deployments import DeploymentManager
     except ImportError:
         return
-    manager = DeploymentManager.create(service.engine, inventory, log=_log)
+    # On Ray, replicas go to the cluster's nodes (loop.refresh: its hosts now) with what every worker gets.
+    manager = DeploymentManager.create(service.engine, inventory, log=_log, hosts=loop.refresh,
+                                       environ=getattr(loop.executor, "environ", None))
     if manager is not None:
         service.deployments = loop.deployments = manager
 

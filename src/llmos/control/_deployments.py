@@ -10,6 +10,13 @@ only forwards bytes). A replica that finds no such room is not started: the spaw
 `NoCapacity` and records the demand, which the scheduler sees as a queued critical job
 (`waiting`); its policy frees room by preempting lower classes, and the deployment's next tick
 spawns the replica there.
+
+In cluster mode (`hosts`: the Ray cluster's nodes now) a replica is placed on a node with room
+(spread across nodes, `place_on_hosts`) and runs there as a placement group of one bundle and a
+detached actor (`llmos.executor._ray_replica`), listening on the node's address; the front router
+stays on the daemon's machine and routes to every node. The deployments' folders (replica job
+files, logs) are then on the storage every node sees. A replica whose node is lost counts as exited:
+the supervisor replaces it, on a node with room.
 """
 
 from __future__ import annotations
@@ -18,13 +25,23 @@ import json
 import os
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
 from llmos.control import _auth as auth
-from llmos.control._capacity import Need, demand_jobs, held_by, place_replica, too_big
+from llmos.control._capacity import (
+    Need,
+    demand_jobs,
+    held_by,
+    place_on_hosts,
+    place_replica,
+    too_big,
+    too_big_anywhere,
+)
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict, NotFound
 from llmos.control._inventory import NODE, Inventory
@@ -38,16 +55,27 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Engine
 
+    from llmos.deploy._state import SavedReplica
+    from llmos.executor import Cluster
+
 __all__ = ["DeploymentManager"]
 
 PREFIX = "deploy:"
 
 
 class DeploymentManager:
-    def __init__(self, engine: Engine, inventory: Inventory, log: Any = print) -> None:
+    def __init__(self, engine: Engine, inventory: Inventory, log: Any = print,
+                 hosts: Callable[[], Cluster] | None = None, environ: dict[str, str] | None = None) -> None:
+        """`hosts`: the Ray cluster's hosts now (cluster mode), None on one machine; `environ`: what
+        every replica on a node gets (storage, llmos home, tracking URI), with LLMOS_STORAGE."""
         self.engine = engine
         self.inventory = inventory
         self.log = log
+        self.hosts = hosts
+        self.environ = environ or {}
+        self._root = (Path(self.environ["LLMOS_STORAGE"]) / "deployments" if hosts is not None
+                      else control_dir() / "deployments")
+        self._remote: dict[str, Any] = {}  # actor name -> RayReplica, the replicas on Ray nodes
         self.lock = threading.RLock()  # held while placing: a replica and a job never get one core
         self.controllers: dict[str, Any] = {}
         self.stopping: dict[str, threading.Thread] = {}  # undeployed, replicas still draining
@@ -57,22 +85,24 @@ class DeploymentManager:
         self._demand: dict[str, tuple[Need, int]] = {}
         self._waiting_since: dict[str, float] = {}
         self._pins_file = control_dir() / "deployments" / "pins.json"
-        self._pins: dict[str, dict[str, Any]] = self._load_pins()  # pid -> cores, gpus, deployment, started
+        # pid (actor name on Ray) -> cores, gpus, memory, deployment, started (and node, replica, where on Ray)
+        self._pins: dict[str, dict[str, Any]] = self._load_pins()
 
     @staticmethod
-    def create(engine: Engine, inventory: Inventory, log: Any = print) -> DeploymentManager | None:
+    def create(engine: Engine, inventory: Inventory, log: Any = print, hosts: Callable[[], Cluster] | None = None,
+               environ: dict[str, str] | None = None) -> DeploymentManager | None:
         try:
             import llmos.deploy  # noqa: F401
         except ImportError:
             return None
-        manager = DeploymentManager(engine, inventory, log)
+        manager = DeploymentManager(engine, inventory, log, hosts, environ)
         manager.restore()
         return manager
 
     # ---- operations (API thread) ---------------------------------------------------------------
     def deploy(self, caller: auth.Caller, job: Any) -> dict:
         """Create a deployment, or roll an existing one of that name to `job`."""
-        check_fits(request_of(job), self.inventory)
+        check_fits(request_of(job), self.hosts() if self.hosts is not None else self.inventory)
         now = time.time()
         with self.lock:
             if job.name in self.stopping and self.stopping[job.name].is_alive():
@@ -149,13 +179,13 @@ class DeploymentManager:
     def log_files(self, name: str) -> list[dict]:
         """The front router's and every replica's log (the latest replicas'), of a deployment that
         runs or ran."""
-        folder = control_dir() / "deployments" / name / "logs"
+        folder = self._root / name / "logs"
         if name not in self.controllers and not folder.is_dir():
             raise NotFound(f"no deployment {name}.", hint="List them with: llmos deploy ls")
         return list_logs(sorted(folder.glob("*.log")), folder) if folder.is_dir() else []
 
     def read_log(self, name: str, file: str, offset: int = 0) -> dict:
-        return read_chunk(control_dir() / "deployments" / name / "logs", file, offset, f"deployment {name}",
+        return read_chunk(self._root / name / "logs", file, offset, f"deployment {name}",
                           f"llmos deploy logs {name}")
 
     # ---- the loop's side -----------------------------------------------------------------------
@@ -218,11 +248,13 @@ class DeploymentManager:
         held = []
         for pid, pin in self._live_pins().items():
             cpus = float(len(pin["cores"]))
-            gpu_slots = tuple(i for i, g in enumerate(self.inventory.gpus) if g.index in pin["gpus"])
+            host = self._host(pin.get("node", NODE))
+            gpu_slots = tuple(i for i, g in enumerate(host.gpus if host else ()) if g.index in pin["gpus"])
             job = Job(f"{PREFIX}{pin['deployment']}:{pid}", self.owners.get(pin["deployment"], "deployments"), 0.0,
                       Resources(cpus, pin["memory_gb"], float(len(gpu_slots))),
                       priority=PRIORITY_CLASSES["critical"], preemptible=False)
-            held.append(RunningJob(job, (Slot(NODE, cpus, pin["memory_gb"], gpu_slots),), pin["started"]))
+            held.append(RunningJob(job, (Slot(pin.get("node", NODE), cpus, pin["memory_gb"], gpu_slots),),
+                                   pin["started"]))
         return held
 
     def waiting(self, now: float) -> list:
@@ -232,7 +264,15 @@ class DeploymentManager:
                                        self._waiting_since.get(name, now))]
 
     def used_cores(self) -> set[int]:
-        return {c for pin in self._live_pins().values() for c in pin["cores"]}
+        """The local host's cores that replicas hold."""
+        return self.used_by_node().get(NODE, set())
+
+    def used_by_node(self) -> dict[str, set[int]]:
+        """The core ids replicas hold on each host (host name -> ids)."""
+        used: dict[str, set[int]] = {}
+        for pin in self._live_pins().values():
+            used.setdefault(pin.get("node", NODE), set()).update(pin["cores"])
+        return used
 
     def owns(self, job_id: str) -> bool:
         return job_id.startswith(PREFIX)
@@ -247,14 +287,15 @@ class DeploymentManager:
         from llmos.deploy import DeploymentController
 
         holder: dict[str, Any] = {}
-        controller = DeploymentController(name, job, state_dir=control_dir() / "deployments" / name,
-                                          front_port=front_port,
-                                          spawn=lambda argv, env, log: self._spawn(holder["c"], argv, env, log))
+        spawn = self._spawn if self.hosts is None else self._spawn_on_node
+        controller = DeploymentController(name, job, state_dir=self._root / name, front_port=front_port,
+                                          spawn=lambda argv, env, log: spawn(holder["c"], argv, env, log),
+                                          adopt_remote=None if self.hosts is None else self._adopt_remote)
         holder["c"] = controller
         return controller
 
     def _spawn(self, controller: Any, argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-        from llmos.deploy import DeployError, NoCapacity
+        from llmos.deploy import DeployError
         from llmos.deploy._process import default_spawn
 
         res = controller.job.resources
@@ -268,11 +309,7 @@ class DeploymentManager:
                     select(jobs.c.placement).where(jobs.c.holds.is_(True))).all()]
             room = place_replica(self.inventory, held_by(placements, self._live_pins().values()), need)
             if isinstance(room, str):  # never oversubscribe: wait for the scheduler to free room
-                _, count = self._demand.get(controller.name, (need, 0))
-                self._demand[controller.name] = (need, count + 1)
-                self._waiting_since.setdefault(controller.name, time.time())
-                raise NoCapacity(f"deployment {controller.name}: no room for a replica; it waits for {room}.",
-                                 wanting=room, hint="The scheduler preempts lower-priority jobs to make room.")
+                self._wait_for_room(controller.name, need, room)
             cores, gpus = room
             # nvidia-smi's numbering (the inventory's), not CUDA's default fastest-first one.
             env = {**env, "OMP_NUM_THREADS": str(len(cores)), "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
@@ -288,10 +325,109 @@ class DeploymentManager:
             self._save_pins()
         return popen
 
+    def _wait_for_room(self, name: str, need: Need, room: str) -> None:
+        """Record that a replica of `name` waits for `room` (the scheduler sees it queued) and say so."""
+        from llmos.deploy import NoCapacity
+
+        _, count = self._demand.get(name, (need, 0))
+        self._demand[name] = (need, count + 1)
+        self._waiting_since.setdefault(name, time.time())
+        raise NoCapacity(f"deployment {name}: no room for a replica; it waits for {room}.",
+                         wanting=room, hint="The scheduler preempts lower-priority jobs to make room.")
+
+    # ---- replicas on the nodes of a Ray cluster ------------------------------------------------
+    def _spawn_on_node(self, controller: Any, argv: list[str], env: dict[str, str], log_path: Path) -> Any:
+        """Place a replica on a node with room and start it there (`_ray_replica.start_replica`)."""
+        from llmos.deploy import DeployError
+        from llmos.deploy._replica import rebind_replica_job
+        from llmos.executor._ray_replica import start_replica
+
+        assert self.hosts is not None
+        res = controller.job.resources
+        need = Need(res.cpus, res.memory_gb or 0.0, res.gpus)
+        with self.lock:
+            hosts = self.hosts().hosts
+            if (why := too_big_anywhere(hosts, need)) is not None:
+                raise DeployError(f"deployment {controller.name}: a replica asks for {why}.",
+                                  hint="Lower the deployment's resources, or add larger nodes to the cluster.")
+            with read(self.engine) as conn:
+                placements = [r.placement for r in conn.execute(
+                    select(jobs.c.placement).where(jobs.c.holds.is_(True))).all()]
+            pins = self._live_pins()
+            held = {h.name: held_by(placements, pins.values(), h.name) for h in hosts}
+            mine: dict[str, int] = {}
+            for pin in pins.values():
+                if pin["deployment"] == controller.name:
+                    mine[pin.get("node", NODE)] = mine.get(pin.get("node", NODE), 0) + 1
+            room = place_on_hosts(hosts, held, need, mine)
+            if isinstance(room, str):
+                self._wait_for_room(controller.name, need, room)
+            host, cores, gpus = room
+            key = f"llmos-replica-{controller.name}-{env['LLMOS_REPLICA']}-{uuid.uuid4().hex[:6]}"
+            bundle: dict[str, float] = {"CPU": float(need.cpus)}
+            if need.gpus:
+                bundle["GPU"] = float(need.gpus)
+            if need.memory_gb:
+                bundle["memory"] = float(int(need.memory_gb * 1e9))
+            replica = start_replica(key, host.name, bundle, argv, self._node_env(env, cores, gpus),
+                                    log_path.parent.parent, log_path,
+                                    bind=lambda address, port: rebind_replica_job(Path(argv[-1]), address, port))
+            self._remote[key] = replica
+            self._pins[key] = {"deployment": controller.name, "cores": cores, "gpus": gpus,
+                               "memory_gb": need.memory_gb, "started": replica.started_at, "node": host.name,
+                               "replica": env["LLMOS_REPLICA"], "pid": replica.pid, "host": replica.host,
+                               "port": replica.port, "log": str(log_path)}
+            self._save_pins()
+        return replica
+
+    def _node_env(self, env: dict[str, str], cores: list[int], gpus: list[int]) -> dict[str, str]:
+        """A replica's environment on a node: llmos' own settings (not the daemon's whole environment,
+        whose paths are this machine's), the storage and tracking every node shares, and its threads
+        and GPUs."""
+        threads = str(len(cores))
+        own = {k: v for k, v in env.items() if k.startswith(("LLMOS_", "HF_"))}
+        return {**own, **self.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads,
+                "MKL_NUM_THREADS": threads, "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+                "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+
+    def _adopt_remote(self, saved: SavedReplica, log: Path) -> Any:
+        """A replica on a node that an earlier daemon started (by its actor's name), if it still runs."""
+        from llmos.executor._ray_replica import adopt_replica
+
+        if saved.actor is None:
+            return None
+        with self.lock:
+            if saved.actor not in self._remote:
+                replica = adopt_replica(saved.actor, saved.pid, saved.host, saved.port, saved.started_at, log)
+                if replica is None:
+                    return None
+                self._remote[saved.actor] = replica
+            return self._remote[saved.actor]
+
+    def _remote_alive(self, key: str, pin: dict[str, Any]) -> bool:
+        from llmos.executor._ray_replica import adopt_replica
+
+        replica = self._remote.get(key)
+        if replica is None:  # pinned by an earlier daemon, not adopted (yet): look for it by name
+            replica = adopt_replica(key, pin["pid"], pin["host"], pin["port"], pin["started"], Path(pin["log"]))
+            if replica is None:
+                return False
+            self._remote[key] = replica
+        if replica.alive():
+            return True
+        self._remote.pop(key, None)
+        return False
+
+    def _host(self, node: str) -> Inventory | None:
+        if self.hosts is None:
+            return self.inventory
+        return self.hosts().host(node)
+
     def _live_pins(self) -> dict[str, dict[str, Any]]:
         from llmos.executor import Proc, alive
 
-        live = {pid: pin for pid, pin in list(self._pins.items()) if alive(Proc(int(pid), pin["started"]))}
+        live = {pid: pin for pid, pin in list(self._pins.items())
+                if (self._remote_alive(pid, pin) if "node" in pin else alive(Proc(int(pid), pin["started"])))}
         if len(live) != len(self._pins):
             self._pins = live
             self._save_pins()
@@ -317,6 +453,14 @@ class DeploymentManager:
                 "owner": self.owners.get(name, ""), "scaling": s.scaling_reason,
                 "waiting": self._demand.get(name, (None, 0))[1],
                 "rollout": None if s.rollout is None else s.rollout.state, "events": s.events[-5:],
-                "replicas": [{"id": r.replica_id, "pid": r.pid, "port": r.port, "version": r.model_version,
-                              "state": r.state, "cores": self._pins.get(str(r.pid), {}).get("cores", [])}
+                "replicas": [{"id": r.replica_id, "pid": r.pid, "port": r.port, "url": f"http://{r.host}:{r.port}",
+                              "version": r.model_version, "state": r.state, **self._where(name, r)}
                              for r in s.replicas]}
+
+    def _where(self, name: str, replica: Any) -> dict[str, Any]:
+        """The cores a replica holds and, on a cluster, its node."""
+        if self.hosts is None:
+            return {"cores": self._pins.get(str(replica.pid), {}).get("cores", [])}
+        pin = next((p for p in self._pins.values() if p.get("deployment") == name
+                    and p.get("replica") == replica.replica_id), {})
+        return {"cores": pin.get("cores", []), "node": pin.get("node", "")}

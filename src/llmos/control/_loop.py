@@ -190,7 +190,8 @@ class ControlLoop:
                 self._stop(conn.execute(_HOLDING).all(), now)
         used = used_cores(r.placement for r in holding)
         if self.deployments is not None:
-            used.setdefault(NODE, set()).update(self.deployments.used_cores())
+            for node, cores in self.deployments.used_by_node().items():
+                used.setdefault(node, set()).update(cores)
         for start in decision.starts:
             if self._owned(start.job_id):
                 # A waiting replica fits in free room now (its preempted victims have exited). The

@@ -25,7 +25,7 @@ from llmos.deploy._replica import pinned_job, registry_version, revision_of
 from llmos.deploy._routes import RouteSet
 from llmos.deploy._state import SavedState, load_state
 from llmos.deploy._status import DeploymentStatus, RolloutStatus
-from llmos.deploy._supervisor import Supervisor
+from llmos.deploy._supervisor import AdoptRemote, Supervisor
 from llmos.deploy._table import ReplicaTable
 from llmos.spec import ServeJob
 
@@ -36,12 +36,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 class DeploymentController:
     def __init__(self, name: str, job: ServeJob, *, state_dir: Path, front_port: int,
-                 spawn: Spawn | None = None,
+                 spawn: Spawn | None = None, adopt_remote: AdoptRemote | None = None,
                  resolve_model: Callable[[str, str | None], str] | None = None,
                  load_window_s: float = 5.0, max_surge: int = 1) -> None:
         """`resolve_model(ref, tracking_uri)` pins a reference to NAME/N (default: the registry);
         `load_window_s` is how far back the autoscaler's load and latency figures look;
-        `max_surge` is how many replicas a roll may run above the desired count."""
+        `max_surge` is how many replicas a roll may run above the desired count; `spawn` starts a
+        replica (default: a local process), `adopt_remote` finds again one that `spawn` started on
+        another machine (see `Supervisor`)."""
         problems = _check_args(name, job, front_port, load_window_s, max_surge)
         if problems:
             raise DeployError(f"deployment '{name}' cannot be created: " + "; ".join(problems) + ".",
@@ -52,7 +54,7 @@ class DeploymentController:
         self._window_s, self._max_surge = load_window_s, max_surge
         self._lock = threading.RLock()
         self._table = ReplicaTable()
-        self._sup = Supervisor(name, self._table, self.state_dir, spawn or default_spawn)
+        self._sup = Supervisor(name, self._table, self.state_dir, spawn or default_spawn, adopt_remote)
         self._front = FrontKeeper(name, self.state_dir, job.server.host, front_port)
         self._started = False
         self._events: deque[str] = deque(maxlen=20)

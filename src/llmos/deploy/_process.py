@@ -2,6 +2,10 @@
 
 A replica started by an earlier daemon is no longer our child: it is watched through psutil, and
 recognised by its pid *and* start time, so a recycled pid is never mistaken for it.
+
+A spawn returns a `subprocess.Popen` (a process on this machine, listening on loopback at the port
+the supervisor chose) or a `RemoteReplica` (a process elsewhere, e.g. on a Ray node, that says
+where it listens and how to find it again); the supervisor watches either through `ReplicaProc`.
 """
 
 from __future__ import annotations
@@ -13,15 +17,43 @@ import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import psutil
 
-__all__ = ["ProcHandle", "Spawn", "adopt", "default_spawn", "free_port", "signals_unblocked", "start_time"]
+__all__ = ["ProcHandle", "RemoteReplica", "ReplicaProc", "Spawn", "adopt", "default_spawn", "free_port",
+           "signals_unblocked", "start_time"]
 
 # psutil derives start times from boot time and clock ticks: equal for one process, up to rounding.
 _SAME_START_S = 0.05
 
-Spawn = Callable[[list[str], dict[str, str], Path], subprocess.Popen]
+
+
+class ReplicaProc(Protocol):
+    """What the supervisor needs of a replica's process, wherever it runs."""
+
+    pid: int
+    started_at: float | None
+
+    def alive(self) -> bool: ...
+
+    def exit_code(self) -> int | None: ...
+
+    def signal(self, sig: int) -> None: ...
+
+    def wait(self, timeout_s: float) -> bool: ...
+
+
+@runtime_checkable
+class RemoteReplica(ReplicaProc, Protocol):
+    """A replica a spawn started elsewhere: where it listens and the name a new daemon adopts it by."""
+
+    host: str
+    port: int
+    key: str
+
+
+Spawn = Callable[[list[str], dict[str, str], Path], "subprocess.Popen | RemoteReplica"]
 
 
 def default_spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
@@ -87,7 +119,7 @@ class ProcHandle:
         """The exit status of a child that ended; None while it runs or for an adopted process."""
         return self._popen.poll() if self._popen is not None else None
 
-    def signal(self, sig: signal.Signals) -> None:
+    def signal(self, sig: int) -> None:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):  # it ended between the check and the kill
                 os.kill(self.pid, sig)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from llmos.spec import ServeJob
 
-__all__ = ["REPLICA_HOST", "pinned_job", "registry_version", "replica_argv", "replica_env", "revision_of",
-           "write_replica_job"]
+__all__ = ["REPLICA_HOST", "pinned_job", "rebind_replica_job", "registry_version", "replica_argv", "replica_env",
+           "revision_of", "write_replica_job"]
 
-# Replicas listen on loopback only: the front router is the deployment's one public address.
+# Replicas listen on loopback only: the front router is the deployment's one public address. (A
+# replica that a spawn starts on another machine listens on that machine's cluster address.)
 REPLICA_HOST = "127.0.0.1"
 
 
@@ -56,6 +57,13 @@ def write_replica_job(job: ServeJob, port: int, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(job.model_copy(update=update).model_dump_json(indent=2))
     return path
+
+
+def rebind_replica_job(path: Path, host: str, port: int) -> None:
+    """Where the replica of this job file listens, as the spawn that starts it elsewhere found it."""
+    job = ServeJob.model_validate_json(path.read_text())
+    server = job.server.model_copy(update={"host": host, "port": port})
+    path.write_text(job.model_copy(update={"server": server}).model_dump_json(indent=2))
 
 
 def replica_argv(job_file: Path) -> list[str]:

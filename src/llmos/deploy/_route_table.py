@@ -30,6 +30,7 @@ class RouteState:
     replica_id: str
     port: int
     draining: bool = False
+    host: str = "127.0.0.1"
     ever_ready: bool = False
     healthy: bool = False
     probe_failures: int = 0
@@ -96,9 +97,9 @@ class RouteTable:
                 del self._routes[replica_id]
             for r in routes.routes:
                 state = self._routes.get(r.replica_id)
-                if state is None or state.port != r.port:
+                if state is None or (state.host, state.port) != (r.host, r.port):
                     state = self._routes[r.replica_id] = RouteState(r.replica_id, r.port, ever_ready=r.ready,
-                                                                    healthy=r.ready)
+                                                                    healthy=r.ready, host=r.host)
                 state.draining = state.draining or r.draining
 
     def states(self) -> list[RouteNow]:
@@ -117,8 +118,8 @@ class RouteTable:
                 r.mean_outstanding(now, window_s), r.p95_ms(now, window_s)) for r in self._routes.values()})
 
     # --- the request path -------------------------------------------------------------------------
-    def acquire(self, exclude: frozenset[str]) -> tuple[str, int] | None:
-        """Pick the least-loaded routable replica and count one request against it."""
+    def acquire(self, exclude: frozenset[str]) -> tuple[str, str, int] | None:
+        """Pick the least-loaded routable replica and count one request against it: (id, host, port)."""
         with self.lock:
             candidates = [Candidate(r.replica_id, r.routable, r.outstanding, r.dispatched)
                           for r in self._routes.values()]
@@ -129,7 +130,7 @@ class RouteTable:
             state._advance(time.monotonic())
             state.outstanding += 1
             state.dispatched += 1
-            return chosen, state.port
+            return chosen, state.host, state.port
 
     def release(self, replica_id: str, latency_s: float | None) -> None:
         with self.lock:
@@ -143,9 +144,9 @@ class RouteTable:
                 state._latencies.append((now, latency_s))
 
     # --- the probe loop ---------------------------------------------------------------------------
-    def probe_targets(self) -> list[tuple[str, int]]:
+    def probe_targets(self) -> list[tuple[str, str, int]]:
         with self.lock:
-            return [(r.replica_id, r.port) for r in self._routes.values()]
+            return [(r.replica_id, r.host, r.port) for r in self._routes.values()]
 
     def report_probe(self, replica_id: str, ok: bool) -> None:
         with self.lock:

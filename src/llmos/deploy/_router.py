@@ -89,8 +89,8 @@ class FrontRouter:
         assert self._client is not None
         while True:
             targets = self.table.probe_targets()
-            results = await asyncio.gather(*(self._probe(port) for _, port in targets))
-            for (replica_id, _), ok in zip(targets, results, strict=True):
+            results = await asyncio.gather(*(self._probe(host, port) for _, host, port in targets))
+            for (replica_id, _, _), ok in zip(targets, results, strict=True):
                 self.table.report_probe(replica_id, ok)
             await asyncio.sleep(PROBE_INTERVAL_S)
 
@@ -135,10 +135,10 @@ class FrontRouter:
             self._problems[what] = problem
             self._log(problem or f"{what}: fine again")
 
-    async def _probe(self, port: int) -> bool:
+    async def _probe(self, host: str, port: int) -> bool:
         assert self._client is not None
         try:
-            response = await self._client.get(f"http://127.0.0.1:{port}/readyz", timeout=PROBE_TIMEOUT_S)
+            response = await self._client.get(f"http://{host}:{port}/readyz", timeout=PROBE_TIMEOUT_S)
             return response.status_code == 200
         except httpx.HTTPError:
             return False
@@ -162,10 +162,10 @@ class FrontRouter:
                 await _error(send, 503, f"{what} of deployment '{self.table.name}' is ready; retry shortly",
                              "unavailable", retry_after_s=1)
                 return
-            replica_id, port = picked
+            replica_id, host, port = picked
             attempt += 1
             tried.add(replica_id)
-            failure = await self._exchange(scope, receive, send, replica_id, port, body)
+            failure = await self._exchange(scope, receive, send, replica_id, f"{host}:{port}", body)
             if failure is None:
                 return
             self.metrics.failed(replica_id, failure)
@@ -176,14 +176,14 @@ class FrontRouter:
                 return
             no_response_retries += failure == "no_response"
 
-    async def _exchange(self, scope: Scope, receive: Any, send: Any, replica_id: str, port: int,
+    async def _exchange(self, scope: Scope, receive: Any, send: Any, replica_id: str, address: str,
                         body: bytes) -> Failure | None:
         """Send the request to one replica and relay its answer; the failure if it never answered.
         The request counted against the replica by `acquire` is released here, whatever happens."""
         assert self._client is not None
         started = time.perf_counter()
         try:
-            upstream = await self._client.send(_upstream_request(self._client, scope, port, body), stream=True)
+            upstream = await self._client.send(_upstream_request(self._client, scope, address, body), stream=True)
         except _CONNECT_ERRORS:
             self.table.report_connect_failure(replica_id)
             self.table.release(replica_id, None)
@@ -208,13 +208,13 @@ class FrontRouter:
 
 def _describe(route: Any) -> str:
     state = "draining" if route.draining else "ready" if route.ready else "not ready yet"
-    return f"{route.replica_id} (port {route.port}, {route.revision}, {state})"
+    return f"{route.replica_id} ({route.host}:{route.port}, {route.revision}, {state})"
 
 
-def _upstream_request(client: httpx.AsyncClient, scope: Scope, port: int, body: bytes) -> httpx.Request:
+def _upstream_request(client: httpx.AsyncClient, scope: Scope, address: str, body: bytes) -> httpx.Request:
     path = scope.get("raw_path") or scope["path"].encode()
     query = scope.get("query_string", b"")
-    url = f"http://127.0.0.1:{port}{path.decode('latin-1')}" + (f"?{query.decode('latin-1')}" if query else "")
+    url = f"http://{address}{path.decode('latin-1')}" + (f"?{query.decode('latin-1')}" if query else "")
     headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP]
     client_addr = scope.get("client")
     if client_addr:

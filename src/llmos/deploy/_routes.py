@@ -28,10 +28,11 @@ _FORMAT = 1
 @dataclass(frozen=True)
 class Route:
     replica_id: str
-    port: int  # on 127.0.0.1, where replicas listen
+    port: int
     revision: str
     ready: bool  # the controller's last word; a front that knows the replica trusts its own probes
     draining: bool  # out of routing: no new request may reach it
+    host: str = "127.0.0.1"  # where it listens: loopback locally, its node's address on a Ray cluster
 
 
 @dataclass(frozen=True)

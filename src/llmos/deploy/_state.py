@@ -31,6 +31,8 @@ class SavedReplica:
     port: int
     revision: str
     draining: bool
+    host: str = "127.0.0.1"  # where it listens
+    actor: str | None = None  # on a Ray cluster: its detached actor's name, by which a new daemon adopts it
 
 
 @dataclass

@@ -21,6 +21,7 @@ class ReplicaStatus:
     outstanding: int  # requests the front router has in flight on it
     served: int  # requests the front router ever sent it
     log_path: str
+    host: str = "127.0.0.1"  # where it listens: loopback locally, its node's address on a Ray cluster
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,16 @@ nothing in flight on the replica (or the drain timeout passed), SIGKILL only if 
 its own drain.
 A spawn that raises `NoCapacity` is a replica waiting for capacity, not a failed start: no
 backoff, no count toward giving up a roll; it is tried again on the next tick.
+A spawn may start the replica on another machine (a Ray node): it then returns a `RemoteReplica`,
+which says where the replica listens, and a restarted daemon adopts it through `adopt_remote`.
+One code path either way: the same starts, probes, drains and replacements.
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from llmos.deploy._autoscale import ReplicaLoad
 from llmos.deploy._errors import NoCapacity
-from llmos.deploy._process import ProcHandle, Spawn, adopt, free_port
+from llmos.deploy._process import ProcHandle, RemoteReplica, ReplicaProc, Spawn, adopt, free_port
 from llmos.deploy._reconcile import ReplicaView, restart_delay_s
 from llmos.deploy._replica import REPLICA_HOST, replica_argv, replica_env, revision_of, write_replica_job
 from llmos.deploy._state import SavedFront, SavedReplica, SavedState, save_state, state_path
@@ -35,9 +39,15 @@ KILL_GRACE_S = 5.0  # past its own drain timeout, a replica that still runs gets
 KEEP_LOGS = 50  # replica logs kept in the state folder, the newest ones
 
 
+# (the saved replica, its log file) -> the replica, if it still runs
+AdoptRemote = Callable[[SavedReplica, Path], "RemoteReplica | None"]
+
+
 class Supervisor:
-    def __init__(self, name: str, table: ReplicaTable, state_dir: Path, spawn: Spawn) -> None:
+    def __init__(self, name: str, table: ReplicaTable, state_dir: Path, spawn: Spawn,
+                 adopt_remote: AdoptRemote | None = None) -> None:
         self.name, self._table, self._dir, self._spawn = name, table, state_dir, spawn
+        self._adopt_remote = adopt_remote  # replicas a spawn started elsewhere (`RemoteReplica`): by name
         self._jobs: dict[str, ServeJob] = {}  # revision -> the pinned job its replicas run
         self._failures: dict[str, int] = {}  # revision -> replicas that died in a row
         self._next_start_s = float("-inf")
@@ -86,7 +96,7 @@ class Supervisor:
             job_file = write_replica_job(job, port, self._dir / "replicas" / f"{replica_id}.json")
             log_path = self._dir / "logs" / f"{replica_id}.log"
             try:
-                popen = self._spawn(replica_argv(job_file), replica_env(self.name, replica_id, job), log_path)
+                started = self._spawn(replica_argv(job_file), replica_env(self.name, replica_id, job), log_path)
             except NoCapacity as exc:  # not a failure: the spawn recorded the demand; try again next tick
                 waiting.append(exc.wanting)
                 continue
@@ -96,8 +106,14 @@ class Supervisor:
                 notes.append(f"could not start {replica_id}: {exc}; trying again in {delay_s:.1f} s")
                 break
             self._seq += 1
-            self._table.add(ReplicaRecord(replica_id, revision, port, ProcHandle(popen.pid, popen), now))
-            notes.append(f"started {replica_id} ({job.model}) pid {popen.pid} on port {port}")
+            if isinstance(started, subprocess.Popen):
+                handle: ReplicaProc = ProcHandle(started.pid, started)
+                host, where = REPLICA_HOST, f"port {port}"
+            else:  # started elsewhere, listening where it says
+                handle, host, port = started, started.host, started.port
+                where = f"{host}:{port}"
+            self._table.add(ReplicaRecord(replica_id, revision, port, handle, now, host=host))
+            notes.append(f"started {replica_id} ({job.model}) pid {handle.pid} on {where}")
         notes.extend(self._waiting(waiting))
         self._prune_logs()
         return notes
@@ -216,18 +232,27 @@ class Supervisor:
             self._jobs[revision] = ServeJob.model_validate(data)
         notes = []
         for s in saved.replicas:
-            handle = adopt(s.pid, s.started_at) if s.revision in self._jobs else None
+            handle = self._adopt_one(s) if s.revision in self._jobs else None
             if handle is None:
                 notes.append(f"{s.replica_id} (pid {s.pid}) no longer runs")
                 continue
-            self._table.add(ReplicaRecord(s.replica_id, s.revision, s.port, handle, None, draining=s.draining))
+            self._table.add(ReplicaRecord(s.replica_id, s.revision, s.port, handle, None, draining=s.draining,
+                                          host=s.host))
             # Probed now, before the first plan: an adopted replica not yet known to be ready counts as
             # starting, and an old-revision one that is starting is kept only until `desired` others are
             # ready: after a restart mid-roll (or with an edited spec) it would be drained too early.
-            ready = _answers_ready(s.port)
+            ready = _answers_ready(s.host, s.port)
             self._table.set_probed(s.replica_id, ready)
-            notes.append(f"adopted {s.replica_id} (pid {s.pid}, port {s.port}{'' if ready else ', not ready yet'})")
+            where = f"port {s.port}" if s.actor is None else f"{s.host}:{s.port}"
+            notes.append(f"adopted {s.replica_id} (pid {s.pid}, {where}{'' if ready else ', not ready yet'})")
         return notes
+
+    def _adopt_one(self, s: SavedReplica) -> ReplicaProc | None:
+        if s.actor is None:
+            return adopt(s.pid, s.started_at)
+        if self._adopt_remote is None:
+            return None
+        return self._adopt_remote(s, self._dir / "logs" / f"{s.replica_id}.log")
 
     def save(self, target: str, desired: int, front: SavedFront | None) -> None:
         records = self._table.records()
@@ -235,7 +260,8 @@ class Supervisor:
         state = SavedState(
             name=self.name, target=target, desired=desired, next_replica=self._seq,
             jobs={rev: job.model_dump(mode="json") for rev, job in self._jobs.items() if rev in keep},
-            replicas=[SavedReplica(r.replica_id, r.proc.pid, r.proc.started_at or 0.0, r.port, r.revision, r.draining)
+            replicas=[SavedReplica(r.replica_id, r.proc.pid, r.proc.started_at or 0.0, r.port, r.revision, r.draining,
+                                   r.host, r.proc.key if isinstance(r.proc, RemoteReplica) else None)
                       for r in records], front=front)
         text = json.dumps(asdict(state), sort_keys=True)
         if text != self._saved:  # most ticks change nothing: skip the write
@@ -253,14 +279,14 @@ class Supervisor:
                      "unhealthy" if r.ever_ready else "starting")
             log_path = str(self._dir / "logs" / f"{r.replica_id}.log")
             out.append(ReplicaStatus(r.replica_id, r.proc.pid, r.port, self._jobs[r.revision].model, r.revision,
-                                     state, r.outstanding, r.dispatched, log_path))
+                                     state, r.outstanding, r.dispatched, log_path, r.host))
         return out
 
 
-def _answers_ready(port: int, timeout_s: float = 2.0) -> bool:
+def _answers_ready(host: str, port: int, timeout_s: float = 2.0) -> bool:
     import httpx  # here: `import llmos.deploy` stays free of the HTTP stack
 
     try:
-        return httpx.get(f"http://{REPLICA_HOST}:{port}/readyz", timeout=timeout_s).status_code == 200
+        return httpx.get(f"http://{host}:{port}/readyz", timeout=timeout_s).status_code == 200
     except httpx.HTTPError:
         return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmos.deploy._process import ProcHandle
+from llmos.deploy._process import ReplicaProc
 from llmos.deploy._routes import FrontReport, Route, RouteSet
 
 __all__ = ["ReplicaRecord", "ReplicaTable"]
@@ -22,7 +22,7 @@ class ReplicaRecord:
     replica_id: str
     revision: str  # pinned model version + settings digest, e.g. "sentiment/3#1a2b3c4d"
     port: int
-    proc: ProcHandle
+    proc: ReplicaProc
     started_s: float | None  # on the controller's clock; None until the first tick sees it
     draining: bool = False
     ever_ready: bool = False
@@ -35,6 +35,7 @@ class ReplicaRecord:
     drain_started_s: float | None = None
     term_sent_s: float | None = None
     unhealthy_since_s: float | None = None
+    host: str = "127.0.0.1"  # where it listens (its node's address on a Ray cluster)
 
     @property
     def phase(self) -> str:
@@ -74,7 +75,7 @@ class ReplicaTable:
 
     def routes(self, name: str, load_window_s: float) -> RouteSet:
         return RouteSet(name, load_window_s, tuple(
-            Route(r.replica_id, r.port, r.revision, r.ever_ready and r.healthy, r.draining)
+            Route(r.replica_id, r.port, r.revision, r.ever_ready and r.healthy, r.draining, r.host)
             for r in sorted(self._replicas.values(), key=lambda r: r.replica_id)))
 
     def apply_report(self, report: FrontReport) -> None:

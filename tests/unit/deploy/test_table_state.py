@@ -78,7 +78,7 @@ def test_a_ready_replica_survives_a_slow_probe_but_not_several():
 def test_applying_a_set_trusts_the_controller_only_for_replicas_the_front_does_not_know():
     # A front started again routes at once to replicas the controller knew ready.
     table = front_table(route("r1", ready=True), route("r2", 40002, ready=False))
-    assert table.acquire(frozenset()) == ("r1", 40001)
+    assert table.acquire(frozenset()) == ("r1", "127.0.0.1", 40001)
     table.report_connect_failure("r1")  # what this front saw wins over the controller's word...
     table.apply(RouteSet("demo", 2.0, (route("r1", ready=True), route("r2", 40002, ready=True))))
     assert not table.get("r1").routable and not table.get("r2").routable
@@ -87,14 +87,14 @@ def test_applying_a_set_trusts_the_controller_only_for_replicas_the_front_does_n
     table.apply(RouteSet("demo", 2.0, (route("r1", draining=False), route("r2", 40009, ready=True))))
     assert table.get("r1").draining and table.get("r2").routable and table.get("r2").port == 40009
     table.apply(RouteSet("renamed", 1.5, (route("r2", 40009),)))
-    assert table.get("r1") is None and table.probe_targets() == [("r2", 40009)]
+    assert table.get("r1") is None and table.probe_targets() == [("r2", "127.0.0.1", 40009)]
     assert (table.name, table.load_window_s) == ("renamed", 1.5)
     table.release("r1", 0.5)  # a request that was in flight on a dropped replica ends quietly
 
 
 def test_the_report_shows_the_applied_drain_and_what_is_in_flight():
     table = front_table(route("r1", ready=True))
-    assert table.acquire(frozenset()) == ("r1", 40001)
+    assert table.acquire(frozenset()) == ("r1", "127.0.0.1", 40001)
     table.apply(RouteSet("demo", 5.0, (route("r1", ready=True, draining=True),)))
     seen = table.report(pid=4242)
     assert seen.pid == 4242
