@@ -280,7 +280,8 @@ class DeploymentManager:
     def holders(self) -> list[dict]:
         return [{"id": f"{pin['deployment']}/{pid}", "name": pin["deployment"], "owner":
                  self.owners.get(pin["deployment"], ""), "state": "SERVING", "cores": pin["cores"],
-                 "gpus": pin["gpus"], "memory_gb": pin["memory_gb"]} for pid, pin in self._live_pins().items()]
+                 "gpus": pin["gpus"], "memory_gb": pin["memory_gb"], "node": pin.get("node", NODE)}
+                for pid, pin in self._live_pins().items()]
 
     # ---- placement of replicas -----------------------------------------------------------------
     def _controller(self, name: str, job: Any, front_port: int) -> Any:

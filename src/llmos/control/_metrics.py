@@ -93,8 +93,8 @@ class ControlCollector:
                 use["memory_gb"] += worker["memory_gb"]
                 use["gpus"] += len(worker["gpus"])
         deployments = self._service.deployments
-        for replica in deployments.holders() if deployments is not None else ():  # replicas run on this machine
-            use = held.setdefault(self._service.inventory.name, dict.fromkeys(RESOURCES, 0.0))
+        for replica in deployments.holders() if deployments is not None else ():
+            use = held.setdefault(replica.get("node", NODE), dict.fromkeys(RESOURCES, 0.0))
             use["cpus"] += len(replica["cores"])
             use["memory_gb"] += replica["memory_gb"]
             use["gpus"] += len(replica["gpus"])
