@@ -179,6 +179,26 @@ def test_compress_registers_a_child_with_lineage(trained: Trained, mlflow_server
     assert shown["versions"][0]["tags"]["parent"] == "reviews/1"
 
 
+def test_a_server_handing_out_local_artifact_paths_is_warned_about(mlflow_server: MlflowServer,  # noqa: F811
+                                                                   tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """An experiment whose artifact root is a plain path (a server without --serve-artifacts gives
+    every new one such a root) makes each client write its own disk: llmos says so."""
+    import mlflow
+
+    from llmos.spec import TrackingSpec
+    from llmos.tracking import start_run
+
+    _client(mlflow_server).create_experiment("unshared", artifact_location=str(tmp_path / "only-here"))
+    try:
+        with start_run(TrackingSpec(uri=mlflow_server.url, experiment="unshared", system_metrics=False),
+                       run_name="r", job={}, tags={}):
+            pass
+    finally:  # start_run set MLflow's global URI: leave no trace for other tests
+        mlflow.set_tracking_uri(None)
+    assert "a path each machine writes on its own disk" in caplog.text and "--serve-artifacts" in caplog.text
+
+
 class _NotMlflow(http.server.BaseHTTPRequestHandler):
     """A web server that is up, and not MLflow: 404 for the API (a proxy's default site), or a
     200 page for every path (`answer_all`)."""
