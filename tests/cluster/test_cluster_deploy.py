@@ -1,7 +1,8 @@
 """Deployments in cluster mode on a real Ray cluster (tests/cluster/conftest.py): a real daemon started
 with `llmos up --ray HEAD --storage FOLDER` places each `llmos serve` replica of a tiny registered model
 on a node, listening on that node's address; the front router on the head routes across the nodes;
-a replica whose node is lost is replaced once a node has room again, and the front answers throughout.
+a SIGKILLed daemon's successor adopts the replicas by their actors' names; a replica whose node is lost
+is replaced once a node has room again, and the front answers throughout.
 
 Each node offers 2 CPUs to Ray and each replica asks for 2: one replica per node, so the placement is
 forced and a lost node leaves its replica with nowhere to go until the node comes back.
@@ -37,10 +38,21 @@ print(register_tiny(Path(sys.argv[1]), ["negative", "positive"]))
 
 @pytest.fixture(scope="module")
 def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    """A control plane on the cluster, with a tiny classifier registered as tiny@prod (while it starts) in
+    the tracking store that the daemon and every node use: SQLite and artifacts on the storage."""
     import psutil
 
     p = Plane(ray_cluster, tmp_path_factory.mktemp("deploy-home"))
-    p.up()
+    home = p.storage / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LLMOS_HOME": str(home), "LLMOS_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
+    register = subprocess.Popen([sys.executable, "-c", _REGISTER, str(home)], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    try:
+        p.up()
+    finally:
+        out, err = register.communicate(timeout=180)
+    assert register.returncode == 0 and out.strip() == "1", err[-3000:]
     try:
         yield p
     finally:
@@ -50,20 +62,15 @@ def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory) ->
             os.kill(json.loads(info.read_text())["pid"], signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
-def tiny(plane: Plane) -> str:
-    """A tiny classifier registered as tiny@prod in the tracking store the daemon and every node use
-    (SQLite and artifacts on the storage)."""
-    home = plane.storage / "home"
-    env = {**os.environ, "LLMOS_HOME": str(home), "LLMOS_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
-    out = subprocess.run([sys.executable, "-c", _REGISTER, str(home)], env=env, capture_output=True, text=True,
-                         timeout=180, cwd=Path(__file__).parents[2])
-    assert out.returncode == 0, out.stderr[-3000:]
-    return "tiny@prod"
-
-
 def _deployment(plane: Plane, name: str) -> dict:
-    return json.loads(plane.cli("deploy", "show", name, "--json").stdout)
+    """The deployment as the REST API shows it (what `llmos deploy show --json` prints), asked directly:
+    polling through the CLI would start a Python process every look, beside the replicas loading."""
+    daemon = json.loads((plane.home / "control" / "daemon.json").read_text())
+    token = (plane.home / "control" / "admin.token").read_text().strip()
+    response = httpx.get(f"{daemon['url']}/v1/deployments/{name}", headers={"Authorization": f"Bearer {token}"},
+                         timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def _classify(url: str) -> int | str:
@@ -79,15 +86,15 @@ def _ready_on(plane: Plane, name: str) -> dict[str, str]:
     return {r["id"]: httpx.URL(r["url"]).host for r in d["replicas"] if r["state"] == "ready"}
 
 
-def test_one_replica_per_node_through_one_front_and_a_lost_node_s_replica_is_replaced(
-        plane: Plane, ray_cluster: TestCluster, tiny: str) -> None:
+def test_one_replica_per_node_through_one_front_adopted_after_a_restart_and_replaced_after_a_node_loss(
+        plane: Plane, ray_cluster: TestCluster) -> None:
     port = free_port()
-    plane.cli("deploy", "create", tiny, "--name", "tiny", "--port", str(port), "--replicas", "2",
+    plane.cli("deploy", "create", "tiny@prod", "--name", "tiny", "--port", str(port), "--replicas", "2",
               "resources.cpus=2", "batching.max_wait_ms=1")
     front = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: len(_ready_on(plane, "tiny")) == 2, timeout_s=150, what="2 ready replicas")
-        d = _deployment(plane, "tiny")
+        d = json.loads(plane.cli("deploy", "show", "tiny", "--json").stdout)  # as the CLI shows it
         addresses = sorted(httpx.URL(r["url"]).host for r in d["replicas"])
         if ray_cluster.mode == "netns":  # each replica listens on its own node's address
             assert addresses == sorted(ray_cluster.nodes.values())
@@ -96,15 +103,24 @@ def test_one_replica_per_node_through_one_front_and_a_lost_node_s_replica_is_rep
             assert httpx.get(f"{r['url']}/readyz", timeout=5).status_code == 200
         assert [_classify(front) for _ in range(6)] == [200] * 6
 
+        # The daemon SIGKILLed: the front and the replicas (detached actors) keep serving; the next one adopts them.
+        before = _ready_on(plane, "tiny")
+        os.kill(json.loads((plane.home / "control" / "daemon.json").read_text())["pid"], signal.SIGKILL)
+        assert _classify(front) == 200
+        time.sleep(1)
+        plane.up()
+        log = (plane.home / "control" / "daemon.log").read_text()
+        assert all(f"deployment tiny: adopted {rid} (" in log for rid in before), log[-3000:]
+        wait_for(lambda: _ready_on(plane, "tiny") == before, timeout_s=30, what="the adopted replicas, ready")
+
         # n2 is lost: its replica counts as exited; no node has room for a 2-CPU replica until n2 is back.
         lost_address = ray_cluster.nodes["n2"]
-        before = _ready_on(plane, "tiny")
         gone = next(rid for rid, host in before.items() if host == lost_address)
         dead_after_s = ray_cluster.kill_node("n2")
         codes = [_classify(front) for _ in range(5)]
         wait_for(lambda: gone not in {r["id"] for r in _deployment(plane, "tiny")["replicas"]}, timeout_s=60,
                  what="the lost node's replica to be counted as exited")
-        assert _deployment(plane, "tiny")["waiting"] == 1
+        wait_for(lambda: _deployment(plane, "tiny")["waiting"] == 1, timeout_s=10, what="its replacement to wait")
         codes += [_classify(front) for _ in range(5)]
         assert codes == [200] * 10, codes  # the other node's replica answers throughout
         started = time.monotonic()
@@ -113,6 +129,7 @@ def test_one_replica_per_node_through_one_front_and_a_lost_node_s_replica_is_rep
         after = _ready_on(plane, "tiny")
         assert gone not in after and sorted(after.values()) == sorted(before.values())
         assert [_classify(front) for _ in range(4)] == [200] * 4
+        print(*_deployment(plane, "tiny")["events"], sep="\n")
         print(f"node dead after {dead_after_s:.1f} s; replacement ready {time.monotonic() - started:.1f} s "
               "after the node came back")
     finally:

@@ -61,6 +61,9 @@ if TYPE_CHECKING:
 __all__ = ["DeploymentManager"]
 
 PREFIX = "deploy:"
+# A node where a replica's actor vanished (no exit status: the node is lost, most likely) gets no new
+# replica for this long, or until Ray declares it dead: placing there would wait for Ray to say so.
+LOST_NODE_S = 30.0
 
 
 class DeploymentManager:
@@ -76,6 +79,7 @@ class DeploymentManager:
         self._root = (Path(self.environ["LLMOS_STORAGE"]) / "deployments" if hosts is not None
                       else control_dir() / "deployments")
         self._remote: dict[str, Any] = {}  # actor name -> RayReplica, the replicas on Ray nodes
+        self._lost: dict[str, float] = {}  # node -> when a replica vanished there (monotonic)
         self.lock = threading.RLock()  # held while placing: a replica and a job never get one core
         self.controllers: dict[str, Any] = {}
         self.stopping: dict[str, threading.Thread] = {}  # undeployed, replicas still draining
@@ -355,6 +359,7 @@ class DeploymentManager:
                 placements = [r.placement for r in conn.execute(
                     select(jobs.c.placement).where(jobs.c.holds.is_(True))).all()]
             pins = self._live_pins()
+            hosts = tuple(h for h in hosts if time.monotonic() - self._lost.get(h.name, -LOST_NODE_S) >= LOST_NODE_S)
             held = {h.name: held_by(placements, pins.values(), h.name) for h in hosts}
             mine: dict[str, int] = {}
             for pin in pins.values():
@@ -417,6 +422,8 @@ class DeploymentManager:
         if replica.alive():
             return True
         self._remote.pop(key, None)
+        if replica.exit_code() is None:  # vanished without an exit status: its node is going, most likely
+            self._lost[pin["node"]] = time.monotonic()
         return False
 
     def _host(self, node: str) -> Inventory | None:
