@@ -171,6 +171,10 @@ def _executor(config: ControlConfig) -> tuple[Any, Any]:
     server's, or SQLite on the storage in cluster mode) goes to the daemon's own registry calls and,
     through the environment, to every job."""
     if config.tracking:
+        if config.tracking.startswith(("http://", "https://")):
+            from llmos.tracking import check_server
+
+            check_server(config.tracking)  # a wrong URL is refused at `llmos up`, not by every job later
         os.environ["LLMOS_TRACKING_URI"] = config.tracking
     if not config.ray:
         return None, None
