@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
@@ -87,7 +88,7 @@ def _ready_on(plane: Plane, name: str) -> dict[str, str]:
 
 
 def test_one_replica_per_node_through_one_front_adopted_after_a_restart_and_replaced_after_a_node_loss(
-        plane: Plane, ray_cluster: TestCluster) -> None:
+        plane: Plane, ray_cluster: TestCluster, ray_driver: ModuleType) -> None:
     port = free_port()
     plane.cli("deploy", "create", "tiny@prod", "--name", "tiny", "--port", str(port), "--replicas", "2",
               "resources.cpus=2", "batching.max_wait_ms=1")
@@ -135,3 +136,14 @@ def test_one_replica_per_node_through_one_front_adopted_after_a_restart_and_repl
     finally:
         plane.cli("undeploy", "tiny", check=False)
     wait_for(lambda: _classify(front) != 200, timeout_s=60, what="the front to stop")
+    # Nothing of the replicas is left in Ray: their actors and placement groups were given back.
+    wait_for(lambda: not _replica_leftovers(ray_driver), timeout_s=30, what="the replicas' actors and groups to go")
+
+
+def _replica_leftovers(ray: ModuleType) -> list[str]:
+    from ray.util import list_named_actors, placement_group_table
+
+    actors = [a["name"] for a in list_named_actors(all_namespaces=True) if a["name"].startswith("llmos-replica-")]
+    groups = [g["name"] for g in placement_group_table().values()
+              if g["name"].startswith("llmos-replica-") and g["state"] != "REMOVED"]
+    return actors + groups
