@@ -35,6 +35,7 @@ _STOP_TIMEOUT_S = 15.0
 @dataclass(frozen=True)
 class MlflowServer:
     url: str  # what clients get: http://127.0.0.1:PORT
+    port: int  # it listens on every interface: nodes of the test Ray cluster reach it at the head's address
     artifacts: Path  # the server's --artifacts-destination; clients never read it
     database: str  # the backend store URI
     started_in_s: float  # from launch to the first answered API call
@@ -43,7 +44,7 @@ class MlflowServer:
 
 def _free_port() -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("0.0.0.0", 0))
         return sock.getsockname()[1]
 
 
@@ -105,7 +106,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     log = folder / "server.log"
     argv = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", store,
             "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+            "--host", "0.0.0.0", "--port", str(port), "--workers", "1"]
     # No job-execution runner (MLflow 3's background job consumer, on by default): the tests need
     # none, and it doubles the start on a busy 2-core machine (median 19.4 s vs 8.3 s: BENCHMARKS.md).
     # No usage telemetry either: the test machine is offline.
@@ -116,7 +117,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
                                 start_new_session=True)
     try:
         _wait_ready(proc, url, log)
-        yield MlflowServer(url, folder / "artifacts", store, time.monotonic() - start, log)
+        yield MlflowServer(url, port, folder / "artifacts", store, time.monotonic() - start, log)
     finally:
         _stop(proc)
         _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._mlflow_server import mlflow_server  # noqa: F401  (a session fixture: one server for every module)
+
 POSITIVE = ["great", "wonderful", "loved", "excellent", "fantastic", "superb", "moving", "delightful"]
 NEGATIVE = ["terrible", "awful", "hated", "boring", "bad", "horrible", "tedious", "dull"]
 FRAMES = ["the movie was {}", "i thought it {} overall", "this film is {}", "honestly a {} story",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._mlflow_server import MlflowServer
 from tests.cluster._testcluster import TestCluster
 from tests.integration._util import llmos, weights, write_job
 
@@ -33,13 +34,13 @@ def wait_for(check: Callable[[], object], timeout_s: float = 180, what: str = "c
 class Plane:
     """A control plane on the test cluster, in its own LLMOS_HOME."""
 
-    def __init__(self, cluster: TestCluster, home: Path) -> None:
-        self.cluster, self.home = cluster, home
+    def __init__(self, cluster: TestCluster, home: Path, tracking: str) -> None:
+        self.cluster, self.home, self.tracking = cluster, home, tracking
         self.storage = cluster.storage / "llmos"
 
     def up(self) -> dict:
-        llmos("up", "--port", "0", "--ray", self.cluster.address, "--storage", str(self.storage), home=self.home,
-              timeout_s=240)
+        llmos("up", "--port", "0", "--ray", self.cluster.address, "--storage", str(self.storage),
+              "--tracking", self.tracking, home=self.home, timeout_s=240)
         return json.loads((self.home / "control" / "daemon.json").read_text())
 
     def cli(self, *args: str, check: bool = True, timeout_s: float = 120):
@@ -57,10 +58,14 @@ class Plane:
 
 
 @pytest.fixture(scope="module")
-def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer
+          ) -> Iterator[Plane]:
+    """The daemon of these tests, with the team's MLflow server (PostgreSQL, proxied artifacts) at the
+    address the nodes reach it at."""
     import psutil
 
-    p = Plane(ray_cluster, tmp_path_factory.mktemp("cluster-home"))
+    p = Plane(ray_cluster, tmp_path_factory.mktemp("cluster-home"),
+              tracking=f"http://{ray_cluster.head_ip}:{mlflow_server.port}")
     p.up()
     try:
         yield p
@@ -148,6 +153,25 @@ def test_ddp_on_two_nodes_waits_for_room_then_matches_two_local_processes(
     assert (attempt / "worker-0.log").is_file() and (attempt / "worker-1.log").is_file()
 
     assert_same_weights(weights(Path(job["run_dir"])), two_local_processes)
+
+
+def test_a_worker_on_another_node_logs_and_registers_through_the_tracking_server(
+        plane: Plane, data: tuple[Path, Path], tmp_path: Path, mlflow_server: MlflowServer) -> None:
+    train, test = data
+    spec = write_job(tmp_path / "tracked", f"name: tracked\nmodel: {{name: tiny-bert, max_length: 32}}\n"
+                                           f"data: {{train: {train}, eval: {test}}}\n"
+                                           "train: {epochs: 1, batch_size: 16, max_steps: 4, num_threads: 1}\n"
+                                           "register: {name: cluster-tracked}\nresources: {cpus_per_proc: 1}\n")
+    job_id = plane.submit(spec)
+    wait_for(lambda: plane.state(job_id) in ("SUCCEEDED", "FAILED"), what="the tracked run")
+    assert plane.state(job_id) == "SUCCEEDED", plane.cli("logs", str(job_id)).stdout
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
+    (version,) = client.search_model_versions("name='cluster-tracked'")
+    assert version.source.startswith(("models:/", "mlflow-artifacts:")) or "mlflow-artifacts" in version.source
+    assert any(mlflow_server.artifacts.rglob("model.safetensors"))  # the bytes went to the server, over HTTP
+    assert not (plane.storage / "home" / "mlflow.db").exists()  # nothing tracked on the storage instead
 
 
 def test_a_lost_node_is_retried_from_the_checkpoint_and_ends_with_the_same_weights(

@@ -26,7 +26,7 @@ import pytest
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-from tests._mlflow_server import MlflowServer, mlflow_server  # noqa: F401  (the session fixture)
+from tests._mlflow_server import MlflowServer  # the session fixture `mlflow_server` is in tests/conftest.py
 from tests.integration._util import LLMOS, write_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -55,7 +55,7 @@ def cli(*args: str, uri: str, home: Path, check: bool = True, timeout_s: float =
 
 
 @pytest.fixture(scope="module")
-def trained(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory,  # noqa: F811
+def trained(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory,
             sentiment_csv: tuple[Path, Path]) -> Trained:
     """`llmos train` of tiny-bert (one epoch, 25 steps), tracked and registered as reviews@candidate
     through the server."""
@@ -81,7 +81,7 @@ def _client(server: MlflowServer) -> MlflowClient:
     return MlflowClient(tracking_uri=server.url, registry_uri=server.url)
 
 
-def test_train_logs_and_registers_over_http(trained: Trained, mlflow_server: MlflowServer) -> None:  # noqa: F811
+def test_train_logs_and_registers_over_http(trained: Trained, mlflow_server: MlflowServer) -> None:
     client = _client(mlflow_server)
     run = client.get_run(trained.summary["run_id"])
     assert run.info.status == "FINISHED"
@@ -106,7 +106,7 @@ def test_train_logs_and_registers_over_http(trained: Trained, mlflow_server: Mlf
     assert f"open {mlflow_server.url}" in trained.stdout and "mlflow ui" not in trained.stdout
 
 
-def test_models_ls_show_alias_and_lineage(trained: Trained, mlflow_server: MlflowServer,  # noqa: F811
+def test_models_ls_show_alias_and_lineage(trained: Trained, mlflow_server: MlflowServer,
                                           tmp_path: Path) -> None:
     home = tmp_path / "other-client"  # another machine's view: only the server in common
     listed = json.loads(cli("models", "ls", "--json", uri=mlflow_server.url, home=home).stdout)
@@ -152,7 +152,7 @@ def stop_later() -> Iterator[list[subprocess.Popen[str]]]:
             proc.wait(timeout=10)
 
 
-def test_serve_fetches_the_version_from_the_server(trained: Trained, mlflow_server: MlflowServer,  # noqa: F811
+def test_serve_fetches_the_version_from_the_server(trained: Trained, mlflow_server: MlflowServer,
                                                   tmp_path: Path, stop_later: list) -> None:
     home = tmp_path / "serving-node"  # an empty cache: the model must come over HTTP
     proc, url = _serve(home, mlflow_server.url, "reviews@candidate")
@@ -164,7 +164,7 @@ def test_serve_fetches_the_version_from_the_server(trained: Trained, mlflow_serv
                                                             ).read_bytes()
 
 
-def test_compress_registers_a_child_with_lineage(trained: Trained, mlflow_server: MlflowServer,  # noqa: F811
+def test_compress_registers_a_child_with_lineage(trained: Trained, mlflow_server: MlflowServer,
                                                  tmp_path: Path, sentiment_csv: tuple[Path, Path]) -> None:
     home = tmp_path / "compress-node"
     out = cli("compress", "reviews/1", "--recipe", "bf16", "--eval", str(sentiment_csv[1]), "--name", "reviews-small",
@@ -179,7 +179,7 @@ def test_compress_registers_a_child_with_lineage(trained: Trained, mlflow_server
     assert shown["versions"][0]["tags"]["parent"] == "reviews/1"
 
 
-def test_a_server_handing_out_local_artifact_paths_is_warned_about(mlflow_server: MlflowServer,  # noqa: F811
+def test_a_server_handing_out_local_artifact_paths_is_warned_about(mlflow_server: MlflowServer,
                                                                    tmp_path: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     """An experiment whose artifact root is a plain path (a server without --serve-artifacts gives
