@@ -18,6 +18,7 @@ from sqlalchemy import and_, insert, select, update
 
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict
+from llmos.control._metrics import observe_round
 from llmos.control._outcome import after_exit
 from llmos.control._schema import attempts, jobs
 from llmos.control._snapshot import assign_cores, build_snapshot, used_cores, waited_before
@@ -84,6 +85,7 @@ class ControlLoop:
 
     # ---- one round -----------------------------------------------------------------------------
     def tick(self, now_s: float | None = None) -> Decision:
+        started_s = time.perf_counter()
         now = time.time() if now_s is None else now_s
         if self.refresh is not None:
             self.cluster = self.refresh()
@@ -109,6 +111,7 @@ class ControlLoop:
         if self.deployments is not None:
             self.deployments.tick(now)
         self._publish_held(held)
+        observe_round(time.perf_counter() - started_s, len(decision.preempts))
         return decision
 
     def _publish_held(self, held: set[int]) -> None:
