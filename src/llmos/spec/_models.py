@@ -244,7 +244,7 @@ class TrainJob(_Strict):
             raise ValueError("register needs the model in MLflow: set tracking.enabled and tracking.log_model "
                              "to true, or remove the register section")
         if self.train.early_stop and task != "classification" and self.train.early_stop.metric not in (
-                "loss", "perplexity", "recall_at_1"):
+                "loss", "perplexity", "recall_at_1", *(("exact_match",) if self.sft else ())):
             raise ValueError(f"train.early_stop.metric '{self.train.early_stop.metric}' is not reported "
                              f"for task '{task}'")
         return self
