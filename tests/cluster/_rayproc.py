@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["AUTH_VARS", "MARK", "RAY", "START_TIMEOUT_S", "TOKEN_DIR_PREFIX", "check_ray_start", "claim_slot",
-           "free_port", "gcs_nodes", "kill", "pids", "ray_env", "remove_stale_token_dirs", "restore", "run_ray_start",
-           "use_token", "wait"]
+           "free_port", "gcs_nodes", "kill", "listening", "pids", "popen_ray_start", "ray_env",
+           "remove_stale_token_dirs", "restore", "use_token", "wait"]
 
 AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 MARK = "LLMOS_TESTCLUSTER"  # in the environment of every Ray process a cluster starts: "<slot>:<node>"
@@ -149,10 +149,19 @@ def kill(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def run_ray_start(args: list[str], env: dict[str, str]) -> None:
-    proc = subprocess.Popen([str(RAY), "start", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    check_ray_start("head", proc)
+def popen_ray_start(args: list[str], env: dict[str, str], prefix: tuple[str, ...] | list[str] = ()
+                    ) -> subprocess.Popen[str]:
+    """`ray start ARGS`, run after `prefix` (what puts it on a node); check_ray_start waits for it."""
+    return subprocess.Popen([*prefix, str(RAY), "start", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def check_ray_start(name: str, proc: subprocess.Popen[str]) -> None:

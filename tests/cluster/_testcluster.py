@@ -42,6 +42,7 @@ class _Backend(Protocol):
     head_ip: str
     nodes: dict[str, str]
 
+    def start_all(self, names: list[str]) -> None: ...
     def start(self, name: str) -> None: ...
     def kill(self, name: str) -> None: ...
     def node_id(self, name: str) -> str | None: ...
@@ -153,9 +154,7 @@ def start_cluster(names: list[str], storage: Path, memory_bytes: int = NODE_MEMO
         raise
     cluster = TestCluster(backend, storage, reason or "network namespaces", token_dir, old_env)
     try:
-        if isinstance(backend, Namespaces):
-            backend.start_head()
-        backend.start_many(names)
+        backend.start_all(names)
         for name in names:
             wait(f"node {name} alive", lambda n=name: backend.node_id(n) is not None, START_TIMEOUT_S)
     except BaseException:
