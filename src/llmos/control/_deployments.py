@@ -282,7 +282,7 @@ class DeploymentManager:
         return job_id.startswith(PREFIX)
 
     def holders(self) -> list[dict]:
-        return [{"id": f"{pin['deployment']}/{pid}", "name": pin["deployment"], "owner":
+        return [{"id": f"{pin['deployment']}/{pin.get('replica', pid)}", "name": pin["deployment"], "owner":
                  self.owners.get(pin["deployment"], ""), "state": "SERVING", "cores": pin["cores"],
                  "gpus": pin["gpus"], "memory_gb": pin["memory_gb"], "node": pin.get("node", NODE)}
                 for pid, pin in self._live_pins().items()]

@@ -53,12 +53,13 @@ def machine_view(service: Service) -> dict[str, Any]:
                    "reserved_by_jobs_gb": round(sum(h["memory_gb"] for h in held), 2)},
         "gpus": [{**g, "job": gpu_job.get(g["index"])} for g in _gpu_use(inv)],
         "jobs": held,
-        "nodes": _nodes(service.hosts(), holding),
+        "nodes": _nodes(service.hosts(), holding, [h for h in held if "node" in h]),
     }
 
 
-def _nodes(cluster: Any, holding: list[Any]) -> list[dict[str, Any]]:
-    """Cluster mode: each node's capacity and what the jobs hold of it (empty on one machine)."""
+def _nodes(cluster: Any, holding: list[Any], replicas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cluster mode: each node's capacity and what the jobs and deployment replicas hold of it (empty on
+    one machine)."""
     if cluster.backend == "local":
         return []
     held: dict[str, dict[str, Any]] = {h.name: {"cpus": 0, "memory_gb": 0.0, "gpus": 0, "jobs": []}
@@ -71,6 +72,13 @@ def _nodes(cluster: Any, holding: list[Any]) -> list[dict[str, Any]]:
                 use["memory_gb"] += w["memory_gb"]
                 use["gpus"] += len(w["gpus"])
                 use["jobs"].append(str(row.id))
+    for replica in replicas:
+        use = held.get(replica["node"])
+        if use is not None:
+            use["cpus"] += len(replica["cores"])
+            use["memory_gb"] += replica["memory_gb"]
+            use["gpus"] += len(replica["gpus"])
+            use.setdefault("replicas", []).append(replica["id"])
     return [{"name": h.name, "address": h.address, "cpus": len(h.cores), "memory_gb": round(h.memory_gb, 2),
              "gpus": [{"index": g.index, "name": g.name} for g in h.gpus],
              "held": {**held[h.name], "jobs": sorted(set(held[h.name]["jobs"]), key=int)}} for h in cluster.hosts]
