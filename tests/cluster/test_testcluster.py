@@ -4,10 +4,12 @@ reported dead and comes back, and a drained node stops taking work and leaves.""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -24,8 +26,24 @@ def _where() -> tuple[str, str, str]:
     return hostname, socket.gethostbyname(hostname), ray.util.get_node_ip_address()
 
 
-def _sleep(seconds: float) -> None:
-    time.sleep(seconds)
+def _busy_until(folder: str, timeout_s: float) -> None:
+    """Hold a worker until `folder`/release exists (on the shared storage): work that ends when the test
+    says so; `folder`/started tells the test it runs."""
+    open(os.path.join(folder, "started"), "w").close()
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(os.path.join(folder, "release")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def wait_until(check: Callable[[], object], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _alive(cluster: TestCluster, node_id: str) -> bool:
+    return any(row["alive"] for row in gcs_nodes(cluster.address) if row["node_id"] == node_id)
 
 
 def _expected(cluster: TestCluster, name: str) -> tuple[str, str, str]:
@@ -125,8 +143,10 @@ def test_a_drained_node_takes_no_new_work_and_leaves_when_idle(ray_cluster: Test
 
     node_id = ray_cluster.node_ids()["n1"]
     on_n1 = NodeAffinitySchedulingStrategy(node_id, soft=False)
-    busy = ray_driver.remote(num_cpus=0.5)(_sleep).options(scheduling_strategy=on_n1).remote(6)
-    time.sleep(1)
+    folder = ray_cluster.storage / f"drain-test-{time.time_ns()}"
+    folder.mkdir()
+    busy = ray_driver.remote(num_cpus=0.5)(_busy_until).options(scheduling_strategy=on_n1).remote(str(folder), 120)
+    wait_until((folder / "started").exists, "the busy task running on n1")
     subprocess.run([str(RAY), "drain-node", "--address", ray_cluster.address, "--node-id", node_id,
                     "--reason", "DRAIN_NODE_REASON_PREEMPTION", "--reason-message", "maintenance"],
                    check=True, capture_output=True, timeout=60)
@@ -138,11 +158,9 @@ def test_a_drained_node_takes_no_new_work_and_leaves_when_idle(ray_cluster: Test
         ray_driver.get(ray_driver.remote(num_cpus=0.5)(_where).options(scheduling_strategy=on_n1).remote(),
                        timeout=30)
 
+    (folder / "release").touch()
     ray_driver.get(busy, timeout=60)
-    deadline = time.monotonic() + 30
-    while [row for row in gcs_nodes(ray_cluster.address) if row["node_id"] == node_id and row["alive"]]:
-        assert time.monotonic() < deadline, "a drained node did not leave once idle"
-        time.sleep(0.2)
+    wait_until(lambda: not _alive(ray_cluster, node_id), "a drained node leaving once idle")
     (node,) = [node for node in ray_driver.nodes() if node["NodeID"] == node_id]
     assert (node["Alive"], node["DeathReason"], node["DeathReasonMessage"]) == (False, 3, "maintenance")
     ray_cluster.start_node("n1")
