@@ -2,10 +2,11 @@
 with `llmos up --ray HEAD --storage FOLDER` places each `llmos serve` replica of a tiny registered model
 on a node, listening on that node's address; the front router on the head routes across the nodes;
 a SIGKILLed daemon's successor adopts the replicas by their actors' names; a replica whose node is lost
-is replaced once a node has room again, and the front answers throughout.
+is replaced once a node has room again, and the front answers throughout; a rolling update moves a
+deployment to a new version on another node without a failed request.
 
-Each node offers 2 CPUs to Ray and each replica asks for 2: one replica per node, so the placement is
-forced and a lost node leaves its replica with nowhere to go until the node comes back.
+Each node offers 2 CPUs to Ray. In the first test each replica asks for 2: one replica per node, so the
+placement is forced and a lost node leaves its replica with nowhere to go until the node comes back.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import httpx
 import pytest
 
 from llmos.deploy._process import free_port
+from tests._mlflow_server import MlflowServer
 from tests.cluster._testcluster import TestCluster
 from tests.cluster.test_cluster_jobs import Plane, wait_for
+from tests.integration._deploy_util import Load
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -33,27 +36,34 @@ _REGISTER = """
 import sys
 from pathlib import Path
 from tests.integration.test_deploy_serve import register_tiny
-print(register_tiny(Path(sys.argv[1]), ["negative", "positive"]))
+print(register_tiny(Path(sys.argv[1]), ["negative", "positive"]), register_tiny(Path(sys.argv[1]), ["bad", "good"],
+      alias=None))
 """
 
 
+class ServingPlane(Plane):
+    versions: tuple[str, ...] = ()  # of the tiny model: the first is tiny@prod
+
+
 @pytest.fixture(scope="module")
-def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
-    """A control plane on the cluster, with a tiny classifier registered as tiny@prod (while it starts) in
-    the tracking store that the daemon and every node use: SQLite and artifacts on the storage."""
+def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer
+          ) -> Iterator[ServingPlane]:
+    """A control plane on the cluster with the team's MLflow server (the session's), where a tiny
+    classifier is registered while the daemon starts: a version as tiny@prod, then one (other labels)
+    without an alias (`versions`). Every replica fetches its model from the server."""
     import psutil
 
-    p = Plane(ray_cluster, tmp_path_factory.mktemp("deploy-home"))
-    home = p.storage / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "LLMOS_HOME": str(home), "LLMOS_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
-    register = subprocess.Popen([sys.executable, "-c", _REGISTER, str(home)], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    p = ServingPlane(ray_cluster, tmp_path_factory.mktemp("deploy-home"),
+              tracking=f"http://{ray_cluster.head_ip}:{mlflow_server.port}")
+    work = tmp_path_factory.mktemp("deploy-models")
+    register = subprocess.Popen([sys.executable, "-c", _REGISTER, str(work)], env=_tracked(p), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2])
     try:
         p.up()
     finally:
         out, err = register.communicate(timeout=180)
-    assert register.returncode == 0 and out.strip() == "1", err[-3000:]
+    assert register.returncode == 0 and len(out.split()) == 2, err[-3000:]
+    p.versions = tuple(out.split())
     try:
         yield p
     finally:
@@ -61,6 +71,10 @@ def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory) ->
         info = p.home / "control" / "daemon.json"
         if info.exists() and psutil.pid_exists(json.loads(info.read_text())["pid"]):
             os.kill(json.loads(info.read_text())["pid"], signal.SIGKILL)
+
+
+def _tracked(plane: Plane) -> dict[str, str]:
+    return {**os.environ, "LLMOS_TRACKING_URI": plane.tracking}
 
 
 def _deployment(plane: Plane, name: str) -> dict:
@@ -137,6 +151,39 @@ def test_one_replica_per_node_through_one_front_adopted_after_a_restart_and_repl
         plane.cli("undeploy", "tiny", check=False)
     wait_for(lambda: _classify(front) != 200, timeout_s=60, what="the front to stop")
     # Nothing of the replicas is left in Ray: their actors and placement groups were given back.
+    wait_for(lambda: not _replica_leftovers(ray_driver), timeout_s=30, what="the replicas' actors and groups to go")
+
+
+def test_a_rolling_update_moves_to_the_new_version_on_another_node_without_a_failed_request(
+        plane: ServingPlane, ray_cluster: TestCluster, ray_driver: ModuleType) -> None:
+    port = free_port()
+    args = ("deploy", "create", "tiny@prod", "--name", "roll", "--port", str(port), "--replicas", "1",
+            "resources.cpus=1", "batching.max_wait_ms=1")
+    plane.cli(*args)
+    front = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: len(_ready_on(plane, "roll")) == 1, timeout_s=120, what="the first replica")
+        [old] = _deployment(plane, "roll")["replicas"]
+        second = plane.versions[1]
+        with Load(f"{front}/v1/classify", clients=1, json={"input": "a fine film"}) as load:
+            load.wait_for_ok(3)
+            subprocess.run([sys.executable, "-c", f"from llmos.registry import set_alias; set_alias('tiny', "
+                            f"'{second}', 'prod')"], env=_tracked(plane), check=True, timeout=120)
+            plane.cli(*args)  # the same deployment again: it rolls to what tiny@prod names now
+            wait_for(lambda: [(r["version"], r["state"]) for r in _deployment(plane, "roll")["replicas"]]
+                     == [(f"tiny/{second}", "ready")], timeout_s=150, what="the roll to the second version")
+            load.wait_for_ok(3)
+        assert load.failures() == {}, load.codes
+        labels = [reply["data"][0]["label"] for reply in load.replies]
+        assert labels[0] in ("negative", "positive") and labels[-1] in ("bad", "good")  # version 1, then 2
+        [new] = _deployment(plane, "roll")["replicas"]
+        assert new["node"] != old["node"]  # spread: the node without a replica of the deployment had room
+        if ray_cluster.mode == "netns":
+            assert httpx.URL(new["url"]).host != httpx.URL(old["url"]).host
+        print(f"rolled: {load.codes[200]} requests answered, none failed")
+    finally:
+        plane.cli("undeploy", "roll", check=False)
+    wait_for(lambda: _classify(front) != 200, timeout_s=60, what="the front to stop")
     wait_for(lambda: not _replica_leftovers(ray_driver), timeout_s=30, what="the replicas' actors and groups to go")
 
 
