@@ -78,6 +78,8 @@ def cached_conversion(cache_dir: Path, write: Callable[[Path], object], what: st
         try:
             tmp.mkdir(parents=True)
             write(tmp)
+            for written in tmp.iterdir():  # some writers make 0600 files; a shared cache is read by others
+                written.chmod(0o644)
             os.rename(tmp, cache_dir)  # atomic on one file system: the folder appears whole
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

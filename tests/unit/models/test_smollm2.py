@@ -65,6 +65,7 @@ def test_concurrent_first_uses_convert_once(tmp_path: Path) -> None:
         t.join()
     assert len(calls) == 1 and results == [tmp_path / "m"] * 3
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["half", "whole"]
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in (tmp_path / "m").iterdir())  # shared caches
 
 
 def test_a_failed_conversion_leaves_no_folder_and_the_next_one_converts(tmp_path: Path) -> None:
