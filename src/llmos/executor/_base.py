@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from llmos.errors import LlmosError
 
-__all__ = ["Executor", "Exit", "NotPlaced", "attempt_dir"]
+__all__ = ["Executor", "Exit", "NotPlaced", "attempt_dir", "exit_record"]
 
 
 class NotPlaced(LlmosError):
@@ -61,3 +61,14 @@ def attempt_dir(job_id: int, attempt: int) -> Path:
     from llmos.paths import jobs_dir
 
     return jobs_dir() / str(job_id) / f"attempt-{attempt}"
+
+
+def exit_record(path: Path) -> Exit | None:
+    """The exit a program's supervisor wrote (the local shim's exit.json, a Ray worker's exit-RANK.json)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+        return Exit(int(data["exit_code"]), float(data["ended_s"]))
+    except (OSError, ValueError, KeyError):
+        return None

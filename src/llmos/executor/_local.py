@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llmos.executor._base import Exit, attempt_dir
+from llmos.executor._base import Exit, attempt_dir, exit_record
 from llmos.executor._kinds import kind_of
 
 __all__ = ["LocalExecutor", "Proc", "alive"]
@@ -106,14 +106,14 @@ class LocalExecutor:
             return None
         else:
             fallback = None
-        recorded = _exit_record(folder)
+        recorded = exit_record(folder / "exit.json")
         if recorded is None:
             # The supervisor died without recording an exit (SIGKILL, OOM): whatever it started in
             # its process group must not run on beside a retry.
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
             return Exit(fallback, None)
-        return Exit(*recorded)
+        return recorded
 
     def alive(self, handle: str) -> bool:
         return alive(Proc.from_json(handle))
@@ -149,14 +149,6 @@ def alive(proc: Proc) -> bool:
         return abs(p.create_time() - proc.create_time) < 0.05 and p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-
-
-def _exit_record(folder: Path) -> tuple[int, float] | None:
-    try:
-        data = json.loads((folder / "exit.json").read_text())
-        return int(data["exit_code"]), float(data["ended_s"])
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def _signed(returncode: int) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from llmos.errors import LlmosError
-from llmos.executor._base import Exit, NotPlaced, attempt_dir
+from llmos.executor._base import Exit, NotPlaced, attempt_dir, exit_record
 from llmos.executor._kinds import kind_of
 
 __all__ = ["RayExecutor", "connect", "namespace_for", "worker_environ"]
@@ -108,7 +108,7 @@ class RayExecutor:
         info = json.loads(handle)
         codes, ended = [], []
         for rank, name in enumerate(info["workers"]):
-            record = _exit_record(folder / f"exit-{rank}.json")
+            record = exit_record(folder / f"exit-{rank}.json")
             if record is not None:
                 codes.append(record[0])
                 ended.append(record[1])
@@ -241,14 +241,6 @@ def _combined(codes: list[int]) -> int:
         return 0
     failures = [c for c in codes if c not in (0, 75)]
     return failures[0] if failures else 75
-
-
-def _exit_record(path: Path) -> tuple[int, float] | None:
-    try:
-        data = json.loads(path.read_text())
-        return int(data["exit_code"]), float(data["ended_s"])
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def worker_environ(storage: Path, tracking: str) -> dict[str, str]:
