@@ -59,7 +59,7 @@ def measure_generation(request: dict[str, Any]) -> dict[str, Any]:
         figures = _drive(running.url, prompts, max_new, clients, int(request["warmup"]))
         runtime = _runtime_settings(service.runtime)
     return {**figures, "runtime": runtime, "batching": job.batching.model_dump(),
-            "load": {"prompts": len(prompts), "prompt_tokens": int(request["prompt_tokens"]),
+            "prompts": prompts, "load": {"prompts": len(prompts), "prompt_tokens": int(request["prompt_tokens"]),
                      "max_new_tokens": max_new, "clients": clients, "decoding": "greedy (temperature 0)",
                      "route": "/v1/completions"},
             "load_s": service.load_s}
