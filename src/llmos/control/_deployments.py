@@ -25,28 +25,20 @@ import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import insert, select, update
 
 from llmos.control import _auth as auth
-from llmos.control._capacity import (
-    Need,
-    demand_jobs,
-    held_by,
-    place_on_hosts,
-    place_replica,
-    too_big,
-    too_big_anywhere,
-)
+from llmos.control._capacity import Need, demand_jobs, held_by, place_replica, too_big
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict, NotFound
 from llmos.control._inventory import NODE, Inventory
 from llmos.control._logfiles import list_logs, read_chunk
 from llmos.control._paths import control_dir
+from llmos.control._replica_nodes import NodeReplicas
 from llmos.control._schema import deployments, jobs
 from llmos.control._submit import check_fits, request_of
 
@@ -55,15 +47,11 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Engine
 
-    from llmos.deploy._state import SavedReplica
     from llmos.executor import Cluster
 
 __all__ = ["DeploymentManager"]
 
 PREFIX = "deploy:"
-# A node where a replica's actor vanished (no exit status: the node is lost, most likely) gets no new
-# replica for this long, or until Ray declares it dead: placing there would wait for Ray to say so.
-LOST_NODE_S = 30.0
 
 
 class DeploymentManager:
@@ -75,11 +63,10 @@ class DeploymentManager:
         self.inventory = inventory
         self.log = log
         self.hosts = hosts
-        self.environ = environ or {}
-        self._root = (Path(self.environ["LLMOS_STORAGE"]) / "deployments" if hosts is not None
+        # Cluster mode: replicas on the nodes, their folders on the storage every node sees.
+        self._nodes = NodeReplicas(hosts, environ or {}) if hosts is not None else None
+        self._root = (Path((environ or {})["LLMOS_STORAGE"]) / "deployments" if hosts is not None
                       else control_dir() / "deployments")
-        self._remote: dict[str, Any] = {}  # actor name -> RayReplica, the replicas on Ray nodes
-        self._lost: dict[str, float] = {}  # node -> when a replica vanished there (monotonic)
         self.lock = threading.RLock()  # held while placing: a replica and a job never get one core
         self.controllers: dict[str, Any] = {}
         self.stopping: dict[str, threading.Thread] = {}  # undeployed, replicas still draining
@@ -292,10 +279,10 @@ class DeploymentManager:
         from llmos.deploy import DeploymentController
 
         holder: dict[str, Any] = {}
-        spawn = self._spawn if self.hosts is None else self._spawn_on_node
+        spawn = self._spawn if self._nodes is None else self._spawn_on_node
         controller = DeploymentController(name, job, state_dir=self._root / name, front_port=front_port,
                                           spawn=lambda argv, env, log: spawn(holder["c"], argv, env, log),
-                                          adopt_remote=None if self.hosts is None else self._adopt_remote)
+                                          adopt_remote=None if self._nodes is None else self._adopt_remote)
         holder["c"] = controller
         return controller
 
@@ -309,10 +296,8 @@ class DeploymentManager:
             if (why := too_big(self.inventory, need)) is not None:
                 raise DeployError(f"deployment {controller.name}: a replica asks for {why}.",
                                   hint="Lower the deployment's resources, or give the control plane more.")
-            with read(self.engine) as conn:
-                placements = [r.placement for r in conn.execute(
-                    select(jobs.c.placement).where(jobs.c.holds.is_(True))).all()]
-            room = place_replica(self.inventory, held_by(placements, self._live_pins().values()), need)
+            room = place_replica(self.inventory, held_by(self._holding_placements(), self._live_pins().values()),
+                                 need)
             if isinstance(room, str):  # never oversubscribe: wait for the scheduler to free room
                 self._wait_for_room(controller.name, need, room)
             cores, gpus = room
@@ -330,7 +315,7 @@ class DeploymentManager:
             self._save_pins()
         return popen
 
-    def _wait_for_room(self, name: str, need: Need, room: str) -> None:
+    def _wait_for_room(self, name: str, need: Need, room: str) -> NoReturn:
         """Record that a replica of `name` waits for `room` (the scheduler sees it queued) and say so."""
         from llmos.deploy import NoCapacity
 
@@ -342,100 +327,37 @@ class DeploymentManager:
 
     # ---- replicas on the nodes of a Ray cluster ------------------------------------------------
     def _spawn_on_node(self, controller: Any, argv: list[str], env: dict[str, str], log_path: Path) -> Any:
-        """Place a replica on a node with room and start it there (`_ray_replica.start_replica`)."""
-        from llmos.deploy import DeployError
-        from llmos.deploy._replica import rebind_replica_job
-        from llmos.executor._ray_replica import start_replica
-
-        assert self.hosts is not None
+        """Place a replica on a node with room and start it there (`NodeReplicas`)."""
+        assert self._nodes is not None
         res = controller.job.resources
         need = Need(res.cpus, res.memory_gb or 0.0, res.gpus)
         with self.lock:
-            hosts = self.hosts().hosts
-            if (why := too_big_anywhere(hosts, need)) is not None:
-                raise DeployError(f"deployment {controller.name}: a replica asks for {why}.",
-                                  hint="Lower the deployment's resources, or add larger nodes to the cluster.")
-            with read(self.engine) as conn:
-                placements = [r.placement for r in conn.execute(
-                    select(jobs.c.placement).where(jobs.c.holds.is_(True))).all()]
-            pins = self._live_pins()
-            hosts = tuple(h for h in hosts if time.monotonic() - self._lost.get(h.name, -LOST_NODE_S) >= LOST_NODE_S)
-            held = {h.name: held_by(placements, pins.values(), h.name) for h in hosts}
-            mine: dict[str, int] = {}
-            for pin in pins.values():
-                if pin["deployment"] == controller.name:
-                    mine[pin.get("node", NODE)] = mine.get(pin.get("node", NODE), 0) + 1
-            room = place_on_hosts(hosts, held, need, mine)
+            room = self._nodes.place(controller.name, need, self._holding_placements(), self._live_pins())
             if isinstance(room, str):
                 self._wait_for_room(controller.name, need, room)
-            host, cores, gpus = room
-            key = f"llmos-replica-{controller.name}-{env['LLMOS_REPLICA']}-{uuid.uuid4().hex[:6]}"
-            bundle: dict[str, float] = {"CPU": float(need.cpus)}
-            if need.gpus:
-                bundle["GPU"] = float(need.gpus)
-            if need.memory_gb:
-                bundle["memory"] = float(int(need.memory_gb * 1e9))
-            replica = start_replica(key, host.name, bundle, argv, self._node_env(env, cores, gpus),
-                                    log_path.parent.parent, log_path,
-                                    bind=lambda address, port: rebind_replica_job(Path(argv[-1]), address, port))
-            self._remote[key] = replica
-            self._pins[key] = {"deployment": controller.name, "cores": cores, "gpus": gpus,
-                               "memory_gb": need.memory_gb, "started": replica.started_at, "node": host.name,
-                               "replica": env["LLMOS_REPLICA"], "pid": replica.pid, "host": replica.host,
-                               "port": replica.port, "log": str(log_path)}
+            replica, pin = self._nodes.start(controller.name, room, need, argv, env, log_path)
+            self._pins[replica.key] = pin
             self._save_pins()
         return replica
 
-    def _node_env(self, env: dict[str, str], cores: list[int], gpus: list[int]) -> dict[str, str]:
-        """A replica's environment on a node: llmos' own settings (not the daemon's whole environment,
-        whose paths are this machine's), the storage and tracking every node shares, and its threads
-        and GPUs."""
-        threads = str(len(cores))
-        own = {k: v for k, v in env.items() if k.startswith(("LLMOS_", "HF_"))}
-        return {**own, **self.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads,
-                "MKL_NUM_THREADS": threads, "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-                "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
-
-    def _adopt_remote(self, saved: SavedReplica, log: Path) -> Any:
-        """A replica on a node that an earlier daemon started (by its actor's name), if it still runs."""
-        from llmos.executor._ray_replica import adopt_replica
-
-        if saved.actor is None:
-            return None
+    def _adopt_remote(self, saved: Any, log: Path) -> Any:
+        assert self._nodes is not None
         with self.lock:
-            if saved.actor not in self._remote:
-                replica = adopt_replica(saved.actor, saved.pid, saved.host, saved.port, saved.started_at, log)
-                if replica is None:
-                    return None
-                self._remote[saved.actor] = replica
-            return self._remote[saved.actor]
-
-    def _remote_alive(self, key: str, pin: dict[str, Any]) -> bool:
-        from llmos.executor._ray_replica import adopt_replica
-
-        replica = self._remote.get(key)
-        if replica is None:  # pinned by an earlier daemon, not adopted (yet): look for it by name
-            replica = adopt_replica(key, pin["pid"], pin["host"], pin["port"], pin["started"], Path(pin["log"]))
-            if replica is None:
-                return False
-            self._remote[key] = replica
-        if replica.alive():
-            return True
-        self._remote.pop(key, None)
-        if replica.exit_code() is None:  # vanished without an exit status: its node is going, most likely
-            self._lost[pin["node"]] = time.monotonic()
-        return False
+            return self._nodes.adopt(saved, log)
 
     def _host(self, node: str) -> Inventory | None:
-        if self.hosts is None:
-            return self.inventory
-        return self.hosts().host(node)
+        return self.inventory if self.hosts is None else self.hosts().host(node)
+
+    def _holding_placements(self) -> list[str | None]:
+        with read(self.engine) as conn:
+            return [r.placement for r in conn.execute(select(jobs.c.placement).where(jobs.c.holds.is_(True))).all()]
 
     def _live_pins(self) -> dict[str, dict[str, Any]]:
         from llmos.executor import Proc, alive
 
         live = {pid: pin for pid, pin in list(self._pins.items())
-                if (self._remote_alive(pid, pin) if "node" in pin else alive(Proc(int(pid), pin["started"])))}
+                if (self._nodes.alive(pid, pin) if self._nodes is not None and "node" in pin
+                    else alive(Proc(int(pid), pin["started"])))}
         if len(live) != len(self._pins):
             self._pins = live
             self._save_pins()
