@@ -73,14 +73,16 @@ class RayReplica:
     def _look(self, max_age_s: float) -> bool:
         """Whether the program has ended (asking the actor at most every `max_age_s`)."""
         import ray
-        from ray.exceptions import GetTimeoutError, RayActorError
+        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
         if self._ended or time.monotonic() - self._seen_s < max_age_s:
             return self._ended
         try:
             code = ray.get(self._actor.state.remote(), timeout=_CALL_TIMEOUT_S)
-        except GetTimeoutError:
-            code, gone = None, False  # slow is not lost: Ray reports a lost node's actor as dead
+        except (GetTimeoutError, ActorUnavailableError):
+            # Slow or unreachable for now is not lost: Ray reports the actor dead once its node is declared
+            # dead. (Meanwhile the front stops routing to a replica that fails its probes.)
+            code, gone = None, False
         except RayActorError:
             code, gone = _recorded_exit(self._exit_file), True
         else:
