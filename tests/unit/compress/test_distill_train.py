@@ -34,7 +34,9 @@ def run(tmp_path: Path, name: str, data: tuple[Path, Path], max_steps: int | Non
                      "model": {"name": "tiny-bert", "max_length": 32},
                      "data": {"train": str(data[0]), "eval": str(data[1])},
                      "train": {"epochs": 2, "batch_size": 8, "lr": 0.003, "precision": "fp32",
-                               "log_every_steps": 5, "max_steps": max_steps},
+                               "log_every_steps": 5, "max_steps": max_steps,
+                               # one thread: a count that follows the machine's load (CoreWatch) changes float sums
+                               "num_threads": 1},
                      "checkpoint": {"every_steps": None}, "tracking": {"enabled": False}, **sections})
     assert train(prepare_run_dir(job)) == 0  # type: ignore[arg-type]
     return tmp_path / name
