@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from llmos.executor._base import exit_record
+
 __all__ = ["RayReplica", "adopt_replica", "start_replica"]
 
 _CALL_TIMEOUT_S = 2.0  # a state call slower than this is not an answer yet (the node may be going)
@@ -84,7 +86,8 @@ class RayReplica:
             # dead. (Meanwhile the front stops routing to a replica that fails its probes.)
             code, gone = None, False
         except RayActorError:
-            code, gone = _recorded_exit(self._exit_file), True
+            record = exit_record(self._exit_file) if self._exit_file is not None else None
+            code, gone = (None if record is None else record.code), True
         else:
             gone = code is not None
         self._seen_s = time.monotonic()
@@ -137,12 +140,3 @@ def adopt_replica(key: str, pid: int, host: str, port: int, started_at: float, l
         return None
     replica = RayReplica(key, actor, pid, host, port, started_at, log.with_suffix(".exit.json"))
     return replica if replica.alive() else None
-
-
-def _recorded_exit(path: Path | None) -> int | None:
-    import json
-
-    try:
-        return int(json.loads(path.read_text())["exit_code"]) if path is not None else None
-    except (OSError, ValueError, KeyError):
-        return None
