@@ -174,15 +174,15 @@ class RayExecutor:
     def _state(self, name: str) -> str:
         """'running', 'ended' (exit record on its way) or 'gone' (actor dead or unknown)."""
         import ray
-        from ray.exceptions import GetTimeoutError, RayActorError
+        from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
         actor = self._actor(name)
         if actor is None:
             return "gone"
         try:
             code = ray.get(actor.state.remote(), timeout=_CALL_TIMEOUT_S)
-        except GetTimeoutError:
-            return "running"  # slow to answer is not lost: the node's death shows as an actor error
+        except (GetTimeoutError, ActorUnavailableError):
+            return "running"  # slow or briefly unreachable is not lost: the node's death shows as an actor error
         except RayActorError:
             self._actors.pop(name, None)
             return "gone"
