@@ -84,8 +84,8 @@ def spec(folder: Path, name: str, data: tuple[Path, Path], model: str, epochs: i
     path = folder / f"{name}.yaml"
     path.write_text(f"name: {name}\nmodel: {{name: {model}, max_length: 64}}\n"
                     f"data: {{train: {data[0]}, eval: {data[1]}}}\n"
-                    f"train: {{epochs: {epochs}, batch_size: 16, lr: 3.0e-5, log_every_steps: 1, num_threads: 1, "
-                    f"eval_every_steps: 0{extra}}}\n"
+                    f"train: {{epochs: {epochs}, batch_size: 16, lr: 3.0e-5, log_every_steps: 1, num_threads: 1"
+                    f"{extra}}}\n"
                     "checkpoint: {every_steps: 20}\ntracking: {enabled: false}\n"
                     "resources: {procs: 1, nodes: 2, cpus_per_proc: 1}\n")
     return path
