@@ -15,8 +15,7 @@ builds it; DDP, start latency and node-loss figures on the real test cluster to 
    build_snapshot does now) and one Cluster kept while the inventory is unchanged (its memo of
    which job shapes can ever fit then survives the round).
 2-4. DDP samples/s on 2 Ray nodes vs 2 local processes, submit -> first step latency, node loss ->
-   training resumed: not measured yet (see the TODO sections at the end), no figure is printed
-   for them.
+   training resumed: benchmarks/cluster_live.py, on the real test cluster.
 A JSON record goes to benchmarks/out/cluster.json (git-ignored).
 """
 
@@ -38,6 +37,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OUT, REPO
 
+from llmos.executor._ray_inventory import hosts_from_ray
 from llmos.scheduler import POLICIES, Cluster, Job, Node, Resources, RunningJob, Snapshot, schedule
 
 console = Console(width=150)
@@ -65,19 +65,8 @@ def ray_records(nodes: int, seed: int) -> list[dict[str, Any]]:
 
 
 def nodes_from_records(records: Iterable[Mapping[str, Any]]) -> list[Node]:
-    """The scheduler's nodes from Ray's records: every alive node with CPUs; memory in GB (1e9 bytes);
-    the GPU type from its `accelerator_type:` resource."""
-    # TODO(lead): pass the Ray executor's own inventory builder here instead (hosts_from_ray(records).nodes(),
-    # once the executor package exports it), so the round is timed on exactly what the daemon builds.
-    nodes = []
-    for record in records:
-        resources = record["Resources"]
-        if not record["Alive"] or resources.get("CPU", 0) < 1:
-            continue
-        kinds = [key.split(":", 1)[1] for key in resources if key.startswith("accelerator_type:")]
-        nodes.append(Node(record["NodeID"], float(resources["CPU"]), resources.get("memory", 0.0) / 1e9,
-                          int(resources.get("GPU", 0)), gpu_type=kinds[0] if len(kinds) == 1 else ""))
-    return nodes
+    """The scheduler's nodes exactly as the daemon's Ray inventory builds them (llmos.executor)."""
+    return hosts_from_ray(records).nodes()
 
 
 def workload(count: int, seed: int, start_s: float = 0.0) -> list[Job]:
@@ -106,8 +95,9 @@ def _round(records: list[dict[str, Any]], build: NodesFromRay, now_s: float, run
            queue: dict[str, Job], kept: dict[tuple[Node, ...], Cluster] | None) -> dict:
     """One round as the daemon runs it on Ray: inventory from the records, snapshot, decision; the
     decision is applied to `running` and `queue`. Wall and CPU seconds (other work shares this machine).
-    `kept`: None builds a new scheduler Cluster every round (what the daemon does now); a dict keeps one
-    per inventory, and with it the Cluster's memo of which job shapes can ever fit."""
+    `kept`: None builds a new scheduler Cluster every round; a dict keeps one per inventory, and with
+    it the Cluster's memo of which job shapes can ever fit (what the daemon does: its Ray inventory
+    keeps one Cluster object while the nodes do not change, and that object its scheduler index)."""
     w0, c0 = time.perf_counter(), time.process_time()
     built = build(records)
     nodes: list[Node] | Cluster = built if kept is None else kept.setdefault(tuple(built), Cluster(built))
@@ -203,24 +193,8 @@ def scheduling_section(args: argparse.Namespace, build: NodesFromRay = nodes_fro
     return {"results": results, "floor_decisions_per_s": 1000, "decisions_per_s": floors}
 
 
-# TODO(lead), once the Ray executor runs jobs on tests/cluster's test cluster (start_cluster(["n1", "n2"])):
-#
-# DDP samples/s (floor: 2 workers on 2 Ray nodes >= 0.9x 2 local processes on the same machine).
-#   The same tiny job (`llmos train`, resources.procs=2) run through the local executor (2 processes)
-#   and through the daemon on the test cluster (resources.nodes=2, one worker per node), baseline in
-#   the same run; samples/s from the runs' summaries (steady-state rate), several epochs so start-up
-#   does not dominate. On this 2-core machine both share the same 2 cores: say so next to the figure.
-#
-# Submit -> first training step (floor: Ray <= local + 3 s).
-#   Time from `llmos submit` returning to the first logged step of rank 0, local daemon vs `llmos up
-#   --ray`; median of several submissions, each after the previous one ended (warm Ray workers count:
-#   report the first, cold, submission on its own).
-#
-# Node loss -> training resumed (floor: <= 30 s plus the time since the last checkpoint).
-#   TestCluster.kill_node on rank 1's node mid-epoch; from the kill to the first step logged by the
-#   retried attempt, split into: Ray reports the node dead (health checks: ~15 s with Ray's default
-#   period of 3 s, ~5 s at 1 s), the daemon fails and requeues the attempt, the placement and start
-#   of the retry, the checkpoint load. State the health-check period used.
+# DDP samples/s, submit -> first step and node loss -> resumed are measured on the real test cluster
+# by benchmarks/cluster_live.py.
 
 
 def main() -> None:

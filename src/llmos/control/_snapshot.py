@@ -56,7 +56,7 @@ def build_snapshot(now_s: float, cluster: Cluster | Inventory, queued: Iterable[
     running = [_running(row, now_s, grace_s) for row in holding]
     waited = waited or {}
     hosts = cluster if isinstance(cluster, Cluster) else Cluster.of(cluster)
-    return Snapshot.build(now_s, hosts.nodes(), [*running, *extra],
+    return Snapshot.build(now_s, hosts.for_scheduler, [*running, *extra],
                           [*(sched_job(r, waited.get(r.id, 0.0)) for r in queued), *waiting],
                           usage=usage, owed=owed)
 

@@ -8,6 +8,7 @@ on Ray they only count CPUs (`pin` False): Ray's own accounting keeps workers ap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["NODE", "Cluster", "Gpu", "Inventory"]
 
@@ -60,6 +61,14 @@ class Cluster:
 
     def nodes(self) -> list:  # -> list[llmos.scheduler.Node]
         return [h.node() for h in self.hosts]
+
+    @cached_property
+    def for_scheduler(self):  # -> llmos.scheduler.Cluster
+        """The scheduler's index of these hosts, built once: it also remembers which job shapes can
+        ever fit, so a round over an unchanged inventory does not work that out again."""
+        from llmos.scheduler import Cluster as Indexed
+
+        return Indexed(self.nodes())
 
     def describe(self) -> dict:
         """Totals (what one host used to report, so old clients still read it) and each host."""

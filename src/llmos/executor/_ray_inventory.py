@@ -53,7 +53,9 @@ class RayHosts:
         if now - self._at >= _REFRESH_S:
             import ray
 
-            self._cluster = hosts_from_ray(ray.nodes(), self._draining())
+            now_cluster = hosts_from_ray(ray.nodes(), self._draining())
+            if now_cluster != self._cluster:  # the same object while nothing changes: its scheduler index is kept
+                self._cluster = now_cluster
             self._at = now
         return self._cluster
 
