@@ -1,5 +1,5 @@
 """Cluster-mode benchmark (issue 13, point 8): the scheduler over an inventory as the Ray executor
-builds it; DDP, start latency and node-loss figures on the real test cluster to come.
+builds it (DDP, start latency and node loss: benchmarks/cluster_live.py).
 
     python benchmarks/cluster.py [--nodes 1000] [--queued 2000] [--rounds 200] [--ends-per-round 50] [--seed 0]
 
