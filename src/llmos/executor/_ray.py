@@ -65,11 +65,7 @@ class RayExecutor:
 
     # ---- start ---------------------------------------------------------------------------------
     def launch(self, job_id: int, attempt: int, job: BaseModel, placement: dict[str, Any]) -> str:
-        import ray
         from ray.util import placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        from llmos.executor._ray_worker import Worker
 
         folder = attempt_dir(job_id, attempt)
         folder.mkdir(parents=True, exist_ok=True)
@@ -82,6 +78,23 @@ class RayExecutor:
         pg = placement_group(bundles, strategy="PACK", name=name, lifetime="detached",
                              bundle_label_selector=[{"ray.io/node-id": w["node"]} for w in workers])
         _reserve(pg, [w["node"] for w in workers], bundles)
+        try:
+            self._start_workers(handle, pg, workers, bundles, program, job_id, folder)
+        except Exception as exc:  # an actor that died starting, a node lost meanwhile: give back, retry
+            self._ended(handle, Exit(None, None))
+            raise NotPlaced(f"the attempt's Ray workers did not start ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}).",
+                            hint="It is retried on the nodes there are then.") from None
+        return json.dumps(handle)
+
+    def _start_workers(self, handle: dict[str, Any], pg: Any, workers: list[dict[str, Any]],
+                       bundles: list[dict[str, float]], program: Any, job_id: int, folder: Path) -> None:
+        """One detached actor per worker in its bundle; rank 0's address first; then every program."""
+        import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from llmos.executor._ray_worker import Worker
+
         remote = ray.remote(Worker)
         actors = []
         for rank, bundle in enumerate(bundles):
@@ -101,7 +114,6 @@ class RayExecutor:
             starts.append(actors[rank].start.remote(program.argv, env, str(program.cwd), str(log),
                                                     str(folder / f"exit-{rank}.json")))
         ray.get(starts, timeout=_RESERVE_TIMEOUT_S)
-        return json.dumps(handle)
 
     # ---- watch ---------------------------------------------------------------------------------
     def poll(self, handle: str, folder: Path) -> Exit | None:
