@@ -32,10 +32,11 @@ def test_smollm2_folder_is_a_plain_safetensors_folder(smollm2_folder: Path) -> N
     assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja", "llmos_model.json"} <= names
     assert "quantization_config" not in json.loads((smollm2_folder / "config.json").read_text())
     assert json.loads((smollm2_folder / "llmos_model.json").read_text())["task"] == "causal-lm"
+    load_trained(smollm2_folder)  # the first load in a process also imports transformers' Llama code
     started = time.perf_counter()
     assert smollm2_path() == smollm2_folder  # cached: no second conversion
     built = load_trained(smollm2_folder)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 1.0, "a reload of the converted folder took a second or more"
     assert built.tokenizer.chat_template and built.tokenizer.eos_token == "<|im_end|>"
 
 
