@@ -59,6 +59,7 @@ class RayExecutor:
     def __init__(self, environ: dict[str, str]) -> None:
         self.environ = environ  # what every worker gets: storage, home, tracking URI
         self._actors: dict[str, Any] = {}  # actor name -> handle, for the actors this daemon has looked up
+        self._stopping: set[str] = set()  # attempts (placement group names) this daemon has sent SIGTERM
 
     def attempt_dir(self, job_id: int, attempt: int) -> Path:
         return attempt_dir(job_id, attempt)
@@ -127,9 +128,13 @@ class RayExecutor:
                 continue
             state = self._state(name)
             if state == "running":
-                if any(c not in (0, 75) for c in codes):  # a worker failed: the others would wait on it forever
+                # A worker that failed leaves the others waiting on it forever: stop them. A SIGTERM
+                # death while the attempt is being stopped is not a failure: the others end by themselves.
+                stopping = info["pg"] in self._stopping
+                failed = [c for c in codes if c not in (0, 75) and not (stopping and c == -signal.SIGTERM)]
+                if failed:
                     self.kill(handle)
-                    return self._ended(info, Exit(next(c for c in codes if c not in (0, 75)), max(ended)))
+                    return self._ended(info, Exit(failed[0], max(ended)))
                 return None
             if state == "gone":  # its node was lost (or the actor killed) before the program ended
                 self.kill(handle)
@@ -142,6 +147,7 @@ class RayExecutor:
 
     # ---- stop ----------------------------------------------------------------------------------
     def terminate(self, handle: str) -> None:
+        self._stopping.add(json.loads(handle)["pg"])
         self._signal(handle, signal.SIGTERM)
 
     def kill(self, handle: str) -> None:
@@ -171,6 +177,7 @@ class RayExecutor:
             self._actors.pop(name, None)
         with contextlib.suppress(Exception):
             remove_placement_group(get_placement_group(info["pg"]))
+        self._stopping.discard(info["pg"])
         return result
 
     def _actor(self, name: str) -> Any:
@@ -247,9 +254,11 @@ def _worker_env(job_id: int, worker: dict[str, Any], rank: int, world: int, loca
 
 
 def _combined(codes: list[int]) -> int:
-    """One exit code for the attempt: 0 when every worker succeeded, 75 when they stopped with a
-    checkpoint, else the first failure's."""
-    if all(c == 0 for c in codes):
+    """One exit code for the attempt (`codes` by rank): 0 when rank 0 succeeded — it saves the final
+    model and marks the run finished only after every rank's last step, so another rank that dies
+    afterwards (a SIGTERM that lands while it shuts down) did not stop the run —, 75 when they
+    stopped with a checkpoint, else the first failure's."""
+    if codes[0] == 0:
         return 0
     failures = [c for c in codes if c not in (0, 75)]
     return failures[0] if failures else 75

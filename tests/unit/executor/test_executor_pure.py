@@ -58,6 +58,7 @@ def test_ray_workers_get_global_and_local_ranks_and_one_exit_code() -> None:
     assert (env["MASTER_ADDR"], env["MASTER_PORT"], env["OMP_NUM_THREADS"]) == ("10.0.0.2", "29500", "2")
     assert env["CUDA_VISIBLE_DEVICES"] == "3"
     assert _combined([0, 0]) == 0 and _combined([75, 0]) == 75 and _combined([75, 1, -9]) == 1
+    assert _combined([0, -15]) == 0  # rank 0 finished the run; rank 1 was stopped while shutting down
 
 
 def test_local_mode_never_imports_ray() -> None:
