@@ -21,7 +21,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["attempts", "audit", "completions", "deployments", "jobs", "metadata", "tokens", "transitions"]
+__all__ = ["attempts", "audit", "completions", "deployments", "jobs", "members", "metadata", "project_roots",
+           "projects", "secrets", "tokens", "transitions", "users"]
 
 metadata = MetaData()
 
@@ -113,8 +114,13 @@ audit = Table(
     Column("action", String(64), nullable=False),
     Column("target", String(200), nullable=False),
     Column("source", String(100), nullable=False),  # the client's address
-    Column("outcome", String(16), nullable=False),  # ok, denied, or the error status
+    Column("outcome", String(16), nullable=False),  # ok, or the error status
     Column("detail", Text, nullable=False, default=""),
+    # Added by migration 0003 (the hash chain, `_audit`): NULL digests only on rows from before it.
+    Column("project", String(100), nullable=False, server_default=""),
+    Column("status", Integer),  # the HTTP status the call was answered with
+    Column("prev_digest", String(64)),
+    Column("digest", String(64)),  # HMAC-SHA256 of prev_digest and this row's fields
 )
 
 deployments = Table(
@@ -126,5 +132,71 @@ deployments = Table(
     Column("front_port", Integer, nullable=False),
     Column("state", String(16), nullable=False),  # ACTIVE, STOPPING (replicas draining), STOPPED
     Column("created_s", Float, nullable=False),
+    Column("updated_s", Float, nullable=False),
+    Column("project", String(100)),  # whose quota its replicas count against (None: written before projects)
+)
+
+# Users, projects and members (migration 0005). A token's `owner` is a user; a job's and a
+# deployment's `project` is a project; quotas and priority grants are the project's.
+users = Table(
+    "users", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("default_project", String(100), nullable=False),  # where jobs go without --project
+    Column("created_s", Float, nullable=False),
+)
+
+projects = Table(
+    "projects", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("created_s", Float, nullable=False),
+    Column("max_priority", Integer, nullable=False, default=1),  # highest class granted (1: normal)
+    Column("weight", Float, nullable=False, default=1.0),  # fair-share weight
+    # Per-resource guarantee and hard cap for the scheduler's `Owner` (None: not set).
+    Column("guarantee_cpus", Float), Column("guarantee_memory_gb", Float), Column("guarantee_gpus", Float),
+    Column("cap_cpus", Float), Column("cap_memory_gb", Float), Column("cap_gpus", Float),
+)
+
+members = Table(
+    "members", metadata,
+    Column("project", String(100), ForeignKey("projects.name"), primary_key=True),
+    Column("username", String(100), ForeignKey("users.name"), primary_key=True),
+    Column("role", String(16), nullable=False),  # viewer, developer or admin in this project
+)
+
+# Secrets and path roots per project (migration 0004). A secret's value is a Fernet token (the key is
+# LLMOS_HOME/control/secrets.key, never in the database); a root is a folder whose spec paths a
+# project's jobs may use beside the defaults (llmos.control._confine).
+secrets = Table(
+    "secrets", metadata,
+    Column("project", String(100), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("value", Text, nullable=False),  # encrypted
+    Column("created_s", Float, nullable=False),
+    Column("updated_s", Float, nullable=False),
+    Column("updated_by", String(100), nullable=False),
+)
+
+project_roots = Table(
+    "project_roots", metadata,
+    Column("project", String(100), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("added_s", Float, nullable=False),
+    Column("added_by", String(100), nullable=False),
+)
+
+# The stages of a `kind: pipeline` job (its own row in `jobs`, which never queues): each stage's state,
+# the job that runs it and the model it yielded, so that a restarted daemon resumes where it was.
+pipeline_stages = Table(
+    "pipeline_stages", metadata,
+    Column("pipeline_id", Integer, ForeignKey("jobs.id"), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("position", Integer, nullable=False),  # order in the spec
+    Column("action", String(16), nullable=False),  # train, compress, evaluate, promote, deploy
+    Column("needs", Text, nullable=False),  # JSON list of the stage names it waits for
+    Column("state", String(16), nullable=False),  # PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED
+    Column("job_id", Integer, ForeignKey("jobs.id")),  # the stage's job once submitted (deploy: none)
+    Column("model", String(300)),  # the registry reference it yielded, NAME/VERSION
+    Column("folder", Text),  # where its job writes what it yielded
+    Column("reason", Text, nullable=False, default=""),
     Column("updated_s", Float, nullable=False),
 )

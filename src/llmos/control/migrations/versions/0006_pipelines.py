@@ -1,8 +1,14 @@
 """Pipelines and sweeps: their stages and trials.
 
+A pipeline is a row in `jobs` (kind pipeline, never queued); `pipeline_stages` holds each stage's
+state, its job and the model it yielded.
+
 Revision ID: 0006
 Revises: 0005
 """
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0006"
 down_revision = "0005"
@@ -11,8 +17,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass  # filled in by the change that brings this table
+    op.create_table("pipeline_stages",
+                    sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("jobs.id"), primary_key=True),
+                    sa.Column("name", sa.String(100), primary_key=True),
+                    sa.Column("position", sa.Integer, nullable=False),
+                    sa.Column("action", sa.String(16), nullable=False),
+                    sa.Column("needs", sa.Text, nullable=False),
+                    sa.Column("state", sa.String(16), nullable=False),
+                    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id")),
+                    sa.Column("model", sa.String(300)),
+                    sa.Column("folder", sa.Text),
+                    sa.Column("reason", sa.Text, nullable=False),
+                    sa.Column("updated_s", sa.Float, nullable=False))
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("pipeline_stages")
