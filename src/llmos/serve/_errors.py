@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["HttpError", "error_body", "queue_full", "request_error", "server_error_body", "validation_error"]
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-          413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_exceeded",
+          413: "invalid_request_error", 429: "rate_limit_exceeded",
           503: "service_unavailable", 504: "timeout"}
 # Pydantic error types that OpenAI answers with 400: the body is not JSON (or not an object), a
 # parameter it does not know, text that is not Unicode.
@@ -44,7 +44,7 @@ def queue_full(max_queue: int, unit: str, retry_after_s: int) -> HttpError:
 
 
 def validation_error(errors: list[Any]) -> tuple[str, str | None]:
-    """(message, param) of a 422 from pydantic's errors: each problem as `field.path: what`, the
+    """(message, param) of a bad value from pydantic's errors: each problem as `field.path: what`, the
     request body's own place ("body") left out of the path."""
     problems = [(".".join(str(p) for p in err["loc"] if p != "body") or "body", err["msg"]) for err in errors]
     return "; ".join(f"{where}: {msg}" for where, msg in problems), problems[0][0] if problems else None
@@ -53,7 +53,8 @@ def validation_error(errors: list[Any]) -> tuple[str, str | None]:
 def request_error(errors: list[Any], unsupported: frozenset[str] = frozenset()) -> tuple[int, bytes]:
     """(status, body) of a request that failed validation, as OpenAI answers it: 400 for a body that
     is not a JSON object, an unknown parameter, a parameter llmos cannot honour (`unsupported`, set
-    to anything but its neutral value) or text that is not Unicode; 422 naming the field otherwise."""
+    to anything but its neutral value), text that is not Unicode, and (as OpenAI does, where FastAPI
+    would say 422) a value out of range or of the wrong type, naming the field."""
     for err in errors:
         where = [p for p in err["loc"] if p != "body"]
         kind = err.get("type", "")
@@ -72,7 +73,7 @@ def request_error(errors: list[Any], unsupported: frozenset[str] = frozenset()) 
         if name in unsupported:
             return 400, error_body(400, f"{name} is not supported by this server (llmos cannot honour it); "
                                         "leave it out.", name, "unsupported_parameter")
-    return 422, error_body(422, *validation_error(errors))
+    return 400, error_body(400, *validation_error(errors), "invalid_value")
 
 
 def server_error_body(exc: BaseException) -> bytes:

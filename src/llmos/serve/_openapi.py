@@ -16,9 +16,9 @@ __all__ = ["complete_document"]
 _HEALTH = {"/healthz", "/readyz"}
 _STREAMING = {"/v1/completions", "/v1/chat/completions"}
 _DESCRIPTIONS = {
-    400: "the body is not a JSON object, a parameter is unknown or cannot be honoured, or text is not Unicode",
+    400: "the body is not a JSON object, a parameter is unknown or cannot be honoured, text is not Unicode, or a "
+         "field's value is invalid (the message names the field and the limit)",
     401: "missing or wrong API key", 404: "no such model here", 413: "the body or the number of inputs is too large",
-    422: "a field's value is invalid (the message names the field and the limit)",
     429: "the queue is full; retry after the Retry-After header's seconds", 500: "the server failed (see its log)",
     503: "the model is loading or the server is draining", 504: "the request's deadline passed"}
 # Before OpenAPI 3.2 (itemSchema), an event stream's `schema` describes one event.
@@ -37,7 +37,7 @@ def _statuses(path: str, method: str, keyed: bool) -> set[int]:
     if path.startswith("/v1/models/"):
         codes.add(404)
     if method == "post":
-        codes |= {400, 404, 422, 429, 500, 504}
+        codes |= {400, 404, 429, 500, 504}
     return codes
 
 
@@ -84,8 +84,7 @@ def complete_document(doc: dict[str, Any], service: Any) -> dict[str, Any]:
         for method, op in methods.items():
             responses = op.setdefault("responses", {})
             codes = _statuses(path, method, keyed)
-            if 422 not in codes:  # FastAPI declares one for any parameter; ours cannot fail validation
-                responses.pop("422", None)
+            responses.pop("422", None)  # FastAPI declares one; bad values answer 400 here, as OpenAI's do
             for code in sorted(codes):
                 responses[str(code)] = {"description": _DESCRIPTIONS.get(code, "error"), "content": error}
             if path in _STREAMING and "200" in responses:

@@ -46,7 +46,7 @@ def _inputs(raw: str | list[str] | list[list[str]]) -> tuple[list[str], list[str
     if raw and isinstance(raw[0], list):
         return [p[0] for p in raw], [p[1] for p in raw]  # type: ignore[index]
     if any(isinstance(x, list) for x in raw):
-        raise HttpError(422, "input mixes texts and [text, pair] lists; send one kind.", param="input")
+        raise HttpError(400, "input mixes texts and [text, pair] lists; send one kind.", param="input")
     return list(raw), None  # type: ignore[arg-type]
 
 
@@ -78,7 +78,7 @@ async def embed(service: Any, request: EmbeddingRequest) -> dict[str, Any]:
     service.check_inputs(len(texts))
     width = service.width
     if request.dimensions is not None and request.dimensions != width:
-        raise HttpError(422, f"dimensions {request.dimensions} is not available: this model's embeddings have "
+        raise HttpError(400, f"dimensions {request.dimensions} is not available: this model's embeddings have "
                              f"{width}; omit dimensions.", param="dimensions")
     rows = service.tokenize(texts)
     service.check_lengths(rows)

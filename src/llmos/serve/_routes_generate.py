@@ -26,11 +26,11 @@ def _params(service: Any, request: Any, max_tokens: int, top_logprobs: int | Non
     for name in ("max_tokens", "max_completion_tokens"):  # chat has both: neither may pass the limit
         value = getattr(request, name, None)
         if value is not None and value > limit:
-            raise HttpError(422, f"{name} {value} is above the limit (limits.max_new_tokens) of {limit}.",
+            raise HttpError(400, f"{name} {value} is above the limit (limits.max_new_tokens) of {limit}.",
                             param=name, code="max_tokens_too_large")
     stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     if len(stops) > MAX_STOPS:
-        raise HttpError(422, f"stop holds {len(stops)} strings; at most {MAX_STOPS} are allowed.", param="stop")
+        raise HttpError(400, f"stop holds {len(stops)} strings; at most {MAX_STOPS} are allowed.", param="stop")
     if request.user is not None:  # OpenAI's `user`: who asked, for whoever reads the server's log
         _log.info("generation request from user %r", request.user)
     return GenParams(max_tokens=max_tokens, temperature=request.temperature, top_p=request.top_p,

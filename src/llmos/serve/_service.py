@@ -168,7 +168,7 @@ class Service:
     def check_inputs(self, n_inputs: int) -> None:
         limit = self.job.limits.max_inputs
         if n_inputs == 0:
-            raise HttpError(422, "input is empty; send at least one text.", param="input")
+            raise HttpError(400, "input is empty; send at least one text.", param="input")
         if n_inputs > limit:
             raise HttpError(413, f"the request has {n_inputs} inputs; the limit (limits.max_inputs) is {limit}. "
                                  "Split it into several requests.", param="input", code="too_many_inputs")
@@ -177,7 +177,7 @@ class Service:
         limit = self.max_input_tokens
         for i, (ids, _) in enumerate(rows):
             if len(ids) > limit:
-                raise HttpError(422, f"{param}[{i}] has {len(ids)} tokens; the limit (limits.max_input_tokens) is "
+                raise HttpError(400, f"{param}[{i}] has {len(ids)} tokens; the limit (limits.max_input_tokens) is "
                                      f"{limit}. Shorten it.", param=param, code="input_too_long")
 
     def deadline_s(self) -> float:

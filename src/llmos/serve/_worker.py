@@ -197,7 +197,7 @@ class BatchWorker:
             if len(batch) == 1:
                 _log.exception("forward pass failed on one input")
                 # Warm-up proved the model runs; what fails alone is this input's doing.
-                return [HttpError(422, f"the model could not process this input ({type(exc).__name__}: {exc}).",
+                return [HttpError(400, f"the model could not process this input ({type(exc).__name__}: {exc}).",
                                   param="input", code="input_failed")]
             _log.warning("forward pass of %d inputs failed (%s); running them one by one", len(batch), exc)
             return [value for item in batch for value in self._infer([item])]

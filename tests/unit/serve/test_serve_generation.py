@@ -155,11 +155,11 @@ def test_stop_strings_end_the_text(lm_server: Any, openai_client: Any) -> None:
 
 
 @pytest.mark.parametrize(("payload", "status", "needle"), [
-    ({"prompt": "x", "max_tokens": 41}, 422, "limits.max_new_tokens"),
+    ({"prompt": "x", "max_tokens": 41}, 400, "limits.max_new_tokens"),
     ({"prompt": ["x", "y"], "n": 40}, 413, "80 choices"),
-    ({"prompt": "x", "n": 0}, 422, "n"),
-    ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, 422, "at most 4"),
-    ({"prompt": "x", "temperature": 3}, 422, "temperature"),
+    ({"prompt": "x", "n": 0}, 400, "n"),
+    ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, 400, "at most 4"),
+    ({"prompt": "x", "temperature": 3}, 400, "temperature"),
     ({"prompt": "x", "model": "other"}, 404, "tiny-lm"),
 ])
 def test_generation_limits(lm_server: Any, payload: dict, status: int, needle: str) -> None:

@@ -122,6 +122,16 @@ def test_parameters_we_cannot_honour_are_400_naming_them(lm: Any, path: str, ext
     assert error["type"] == "invalid_request_error" and error["param"] == param and param in error["message"]
 
 
+def test_bad_values_are_400_bad_request_errors_in_the_openai_client(client: Any) -> None:
+    import openai
+
+    for kwargs, param in (({"temperature": 3}, "temperature"), ({"max_tokens": 10_000}, "max_tokens"),
+                          ({"n": 0}, "n")):
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.chat.completions.create(model="tiny-lm", messages=CHAT, **kwargs)
+        assert raised.value.status_code == 400 and param in str(raised.value), (kwargs, raised.value)
+
+
 def test_neutral_values_of_unhonoured_parameters_are_accepted(lm: Any) -> None:
     chat = _post(lm, "/v1/chat/completions", json={"model": "tiny-lm", "messages": CHAT, "max_tokens": 2, "tools": [],
                                                    "response_format": {"type": "text"}, "logit_bias": {},
@@ -183,7 +193,8 @@ def test_openapi_declares_statuses_security_streams_and_limits(lm: Any) -> None:
     assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer",
                                                               "description": "Authorization: Bearer KEY"}
     chat = doc["paths"]["/v1/chat/completions"]["post"]
-    assert {"200", "400", "401", "404", "413", "422", "429", "500", "503", "504"} <= set(chat["responses"])
+    assert {"200", "400", "401", "404", "413", "429", "500", "503", "504"} <= set(chat["responses"])
+    assert "422" not in chat["responses"]  # bad values answer 400, as OpenAI's do
     assert chat["security"] == [{"bearer": []}] and doc["paths"]["/healthz"]["get"]["security"] == []
     assert "text/event-stream" in chat["responses"]["200"]["content"]
     assert doc["paths"]["/v1/models/{model}"]["get"]["responses"]["404"]

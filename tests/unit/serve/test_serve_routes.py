@@ -51,8 +51,8 @@ def test_batched_results_match_single_requests(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(("payload", "status", "needle"), [
     ({"input": ["x"] * 9}, 413, "limits.max_inputs"),
-    ({"input": ["word " * 60]}, 422, "limits.max_input_tokens"),
-    ({"input": []}, 422, "input is empty"),
+    ({"input": ["word " * 60]}, 400, "limits.max_input_tokens"),
+    ({"input": []}, 400, "input is empty"),
     ({"input": ["x"], "temperature": 1}, 400, "unrecognized request argument supplied: temperature"),
     ({"inputs": ["x"]}, 400, "inputs"),
     ({"input": ["x"], "model": "gpt-4"}, 404, "this server serves 'tiny-cls'"),
@@ -125,5 +125,5 @@ def test_embeddings_float_and_base64(emb_server: Any) -> None:
         decoded = np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), dtype="<f4")
         assert decoded == pytest.approx(vector, abs=1e-5)
         bad = c.post("/v1/embeddings", json={"input": "x", "model": "tiny-emb", "dimensions": 8})
-        assert bad.status_code == 422 and "32" in bad.json()["error"]["message"]
-        assert c.post("/v1/embeddings", json={"input": "x"}).status_code == 422  # model is required
+        assert bad.status_code == 400 and "32" in bad.json()["error"]["message"]
+        assert c.post("/v1/embeddings", json={"input": "x"}).status_code == 400  # model is required

@@ -62,7 +62,7 @@ def test_one_bad_input_fails_alone_and_the_worker_keeps_going() -> None:
         worker.stop()
     assert runtime.passes[0] == 3  # the three inputs shared one pass, which failed
     assert good.tolist()[0] == 3 and also_good.tolist()[0] == 5  # answered after the one-by-one rerun
-    assert isinstance(bad, HttpError) and bad.status == 422 and "IndexError" in bad.message
+    assert isinstance(bad, HttpError) and bad.status == 400 and "IndexError" in bad.message
     assert later[0].tolist() == [7, 1]  # the worker is alive
 
 
@@ -86,7 +86,7 @@ def test_max_input_tokens_never_exceeds_the_position_embeddings(tiny_refs: dict[
     with start_server(job) as running:
         assert running.service.max_input_tokens == 512  # tiny-bert's max_position_embeddings
         long = httpx.post(f"{running.url}/v1/classify", json={"input": ["word " * 600]}, timeout=30)
-        assert long.status_code == 422 and "limits.max_input_tokens" in long.json()["error"]["message"]
+        assert long.status_code == 400 and "limits.max_input_tokens" in long.json()["error"]["message"]
         unknown = httpx.get(f"{running.url}/v1/nothing-here")
         assert unknown.status_code == 404 and unknown.json()["error"]["message"] == "Not Found"
 
