@@ -1,8 +1,10 @@
 """API tokens, roles and the audit log.
 
 A token is shown once, when it is made; the store keeps only its sha256 and its first characters
-(so that its holder can tell it apart in `llmos tokens ls`). Roles are ordered: viewers read,
-developers also submit and cancel their own jobs, admins do everything. A revoked token keeps its
+(so that its holder can tell it apart in `llmos tokens ls`). A token acts as a user (its owner);
+roles are ordered: viewers read, developers also submit and cancel their own jobs, admins do
+everything, in every project. Within a project the user's membership decides what a developer
+token may do, and a viewer token only reads (`_projects`). A revoked token keeps its
 row, marked revoked, and is refused from then on; the last admin token cannot be revoked. Every
 state-changing call, allowed or not, is appended to `audit` (who, what, when, from where).
 """
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, insert, or_, select, update
 
 from llmos.control._errors import Conflict, ControlError, Forbidden, NotFound, Rejected, Unauthorized
-from llmos.control._schema import audit, tokens
+from llmos.control._schema import tokens
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -60,6 +62,9 @@ def create_token(conn: Connection, *, name: str, owner: str, role: str, now_s: f
 
 
 def _store(conn: Connection, token: str, *, name: str, owner: str, role: str, now_s: float | None = None) -> None:
+    from llmos.control._projects import ensure_user
+
+    ensure_user(conn, owner, role, now_s)  # the owner is a user, with a project of its own
     conn.execute(insert(tokens).values(name=name, owner=owner, role=role, digest=digest(token),
                                        prefix=token[:_PREFIX_CHARS], created_s=now_s or time.time()))
 
@@ -141,10 +146,13 @@ def require(caller: Caller, role: str, action: str) -> None:
 
 
 def record(conn: Connection, caller: Caller, action: str, target: str, outcome: str = "ok", detail: str = "",
-           now_s: float | None = None) -> None:
-    conn.execute(insert(audit).values(at_s=now_s or time.time(), actor=caller.owner, role=caller.role,
-                                      action=action, target=target, source=caller.source, outcome=outcome,
-                                      detail=detail[:2000]))
+           now_s: float | None = None, status: int = 200, project: str = "") -> None:
+    """Append a row to the hash-chained audit log (`llmos.control._audit`) in `conn`'s transaction."""
+    from llmos.control._audit import Entry, append
+
+    append(conn, Entry(actor=caller.owner, role=caller.role, action=action, target=target, source=caller.source,
+                       outcome=outcome, status=status, project=project or getattr(caller, "project", "") or "",
+                       detail=detail), now_s=now_s)
 
 
 def ensure_admin_token(engine: Engine, path: Path) -> None:

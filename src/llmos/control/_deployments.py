@@ -71,6 +71,7 @@ class DeploymentManager:
         self.controllers: dict[str, Any] = {}
         self.stopping: dict[str, threading.Thread] = {}  # undeployed, replicas still draining
         self.owners: dict[str, str] = {}
+        self.projects: dict[str, str] = {}  # deployment -> project (whose quota its replicas count against)
         # Replicas the controllers asked for since their last tick and found no room for (deployment
         # -> need, count), and since when each deployment waits (its place in the scheduler's queue).
         self._demand: dict[str, tuple[Need, int]] = {}
@@ -91,8 +92,8 @@ class DeploymentManager:
         return manager
 
     # ---- operations (API thread) ---------------------------------------------------------------
-    def deploy(self, caller: auth.Caller, job: Any) -> dict:
-        """Create a deployment, or roll an existing one of that name to `job`."""
+    def deploy(self, caller: auth.Caller, job: Any, project: str | None = None) -> dict:
+        """Create a deployment in `project` (default: its owner's), or roll an existing one of that name to `job`."""
         check_fits(request_of(job), self.hosts() if self.hosts is not None else self.inventory)
         now = time.time()
         with self.lock:
@@ -101,9 +102,7 @@ class DeploymentManager:
                                hint="Deploy it again when they have exited (at most its server.drain_timeout_s).")
             existing = self.controllers.get(job.name)
             if existing is not None:
-                if not caller.is_admin and self.owners.get(job.name) != caller.owner:
-                    raise auth.Forbidden(f"deployment {job.name} belongs to {self.owners.get(job.name)}.",
-                                         hint="Ask its owner or an admin to roll it.")
+                self._authorize(caller, job.name, "roll")
                 existing.roll(job)
                 with write(self.engine) as conn:
                     conn.execute(update(deployments).where(deployments.c.name == job.name).values(
@@ -114,7 +113,8 @@ class DeploymentManager:
             controller.start()
             with write(self.engine) as conn:
                 row = conn.execute(select(deployments.c.name).where(deployments.c.name == job.name)).first()
-                values = {"owner": caller.owner, "model_ref": job.model, "spec": job.model_dump_json(),
+                values = {"owner": caller.owner, "project": project or caller.owner,
+                          "model_ref": job.model, "spec": job.model_dump_json(),
                           "front_port": controller.front_port, "state": "ACTIVE", "updated_s": now}
                 if row is None:
                     conn.execute(insert(deployments).values(name=job.name, created_s=now, **values))
@@ -123,17 +123,29 @@ class DeploymentManager:
                 auth.record(conn, caller, "deploy", f"deployment {job.name}", detail=job.model)
             self.controllers[job.name] = controller
             self.owners[job.name] = caller.owner
+            self.projects[job.name] = project or caller.owner
         self.log(f"deployment {job.name}: {job.model} at port {controller.front_port}")
         return {**self._view(job.name), "rolled": False}
+
+    def _project(self, name: str) -> str:
+        return self.projects.get(name) or self.owners.get(name, "deployments")
+
+    def _authorize(self, caller: auth.Caller, name: str, action: str) -> None:
+        """Its owner, while a developer of its project, or an admin of that project may change it."""
+        from llmos.control._projects import authorize
+
+        owner = self.owners.get(name)
+        mine = owner == caller.owner
+        with read(self.engine) as conn:
+            authorize(conn, caller, self._project(name), "developer" if mine else "admin",
+                      f"{action} deployment {name}" if mine else f"{action} {owner}'s deployment {name}")
 
     def undeploy(self, caller: auth.Caller, name: str) -> dict:
         with self.lock:
             controller = self.controllers.get(name)
             if controller is None:
                 raise NotFound(f"no deployment {name}.", hint="List them with: llmos status")
-            if not caller.is_admin and self.owners.get(name) != caller.owner:
-                raise auth.Forbidden(f"deployment {name} belongs to {self.owners.get(name)}.",
-                                     hint="Ask its owner or an admin.")
+            self._authorize(caller, name, "stop")
             del self.controllers[name]
             self._demand.pop(name, None)
             self._waiting_since.pop(name, None)
@@ -203,6 +215,7 @@ class DeploymentManager:
                 self.log(f"deployment {row.name}: {event.split(' ', 1)[-1]}")
             self.controllers[row.name] = controller
             self.owners[row.name] = row.owner
+            self.projects[row.name] = row.project or row.owner
 
     def tick(self, now: float) -> None:
         for name, controller in list(self.controllers.items()):
@@ -241,7 +254,7 @@ class DeploymentManager:
             cpus = float(len(pin["cores"]))
             host = self._host(pin.get("node", NODE))
             gpu_slots = tuple(i for i, g in enumerate(host.gpus if host else ()) if g.index in pin["gpus"])
-            job = Job(f"{PREFIX}{pin['deployment']}:{pid}", self.owners.get(pin["deployment"], "deployments"), 0.0,
+            job = Job(f"{PREFIX}{pin['deployment']}:{pid}", self._project(pin["deployment"]), 0.0,
                       Resources(cpus, pin["memory_gb"], float(len(gpu_slots))),
                       priority=PRIORITY_CLASSES["critical"], preemptible=False)
             held.append(RunningJob(job, (Slot(pin.get("node", NODE), cpus, pin["memory_gb"], gpu_slots),),
@@ -251,7 +264,7 @@ class DeploymentManager:
     def waiting(self, now: float) -> list:
         """Replicas waiting for room, as queued critical jobs in the scheduler's snapshot."""
         return [job for name, (need, count) in sorted(self._demand.items())
-                for job in demand_jobs(f"{PREFIX}{name}:", self.owners.get(name, "deployments"), need, count,
+                for job in demand_jobs(f"{PREFIX}{name}:", self._project(name), need, count,
                                        self._waiting_since.get(name, now))]
 
     def used_cores(self) -> set[int]:

@@ -20,6 +20,7 @@ from llmos.control._db import read, write
 from llmos.control._errors import Conflict
 from llmos.control._metrics import observe_round
 from llmos.control._outcome import after_exit
+from llmos.control._projects import owners as project_owners
 from llmos.control._schema import attempts, jobs
 from llmos.control._snapshot import assign_cores, build_snapshot, used_cores, waited_before
 from llmos.control._states import JobState
@@ -99,12 +100,13 @@ class ControlLoop:
             queued = conn.execute(select(jobs).where(and_(jobs.c.state == JobState.QUEUED.value,
                                                           jobs.c.not_before_s <= now))).all()
             waited = _waited(conn, queued)
+            owners = project_owners(conn)  # each project's weight, guarantee and cap
         # Replicas are placed from the API thread too: snapshot and placement see one state of them.
         with self.deployments.lock if self.deployments is not None else nullcontext():
             extra = self.deployments.running(now) if self.deployments is not None else []
             waiting = self.deployments.waiting(now) if self.deployments is not None else []
             snapshot = build_snapshot(now, self.cluster, queued, holding, self.config.grace_s, extra, self.usage,
-                                      self.owed, waiting, waited)
+                                      self.owed, waiting, waited, owners)
             self._decay(snapshot, now)
             decision = schedule(snapshot, self.policy) if queued or waiting else Decision()
             held = self._apply(decision, {str(r.id): r for r in queued}, holding, now)

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 
 from llmos.control import _auth as auth
+from llmos.control import _projects as projects
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict, ControlError, NotFound
 from llmos.control._logfiles import read_chunk
 from llmos.control._paths import job_dir
 from llmos.control._schema import attempts, audit, jobs, transitions
 from llmos.control._states import HOLDING, TERMINAL, JobState
-from llmos.control._submit import check_fits, request_of, validate_submission
+from llmos.control._submit import check_fits, request_of, split_project, validate_submission
 from llmos.control._transition import create_job, transition
 from llmos.control._views import JOB_COLUMNS, job_view
 from llmos.errors import LlmosError, SpecError
@@ -91,18 +92,25 @@ class Service:
 
         with self._audited(caller, "submit", spec.get("name", "?") if isinstance(spec, dict) else "?") as note:
             auth.require(caller, "developer", "submit jobs")
-            cluster = self.hosts()
-            job = validate_submission(spec, overrides, cluster=cluster.backend != "local")
-            if getattr(job, "kind", None) == "serve":
-                result = self._deploy(caller, job)
-                note["audited"] = True  # the deployment recorded its own audit line
-                return result
-            request = request_of(job)
-            check_fits(request, cluster)
+            spec, spec_project = split_project(spec)
             try:
                 rank = priority_rank(priority)
             except LlmosError as exc:
                 raise SpecError("bad submission:", problems=[("priority", exc.message)], hint=exc.hint) from None
+            with read(self.engine) as conn:  # who may do what where, before anything else is looked at
+                project = project or spec_project or projects.default_project(conn, caller.owner)
+                is_serve = isinstance(spec, dict) and spec.get("kind") == "serve"
+                projects.authorize(conn, caller, project, "developer", "deploy" if is_serve else "submit jobs")
+                if not is_serve:
+                    projects.check_priority(conn, caller, project, rank)
+            cluster = self.hosts()
+            job = validate_submission(spec, overrides, cluster=cluster.backend != "local")
+            if getattr(job, "kind", None) == "serve":
+                result = self._deploy(caller, job, project)
+                note["audited"] = True  # the deployment recorded its own audit line
+                return result
+            request = request_of(job)
+            check_fits(request, cluster)
             retries = self.config.max_retries if max_retries is None else max_retries
             if retries < 0:
                 raise ControlError(f"max_retries must be >= 0, got {retries}.")
@@ -110,7 +118,7 @@ class Service:
             with write(self.engine) as conn:
                 job_id = create_job(conn, {
                     "name": job.name, "kind": job.kind, "owner": caller.owner,  # type: ignore[attr-defined]
-                    "project": project or caller.owner, "priority": rank, "spec": "{}",
+                    "project": project, "priority": rank, "spec": "{}",
                     "workers": request.workers, "cpus": float(request.cpus), "memory_gb": request.memory_gb,
                     "gpus": request.gpus, "same_node": request.same_node, "max_retries": retries},
                     f"submitted by {caller.owner} from {caller.source}", now_s=now)
@@ -119,8 +127,8 @@ class Service:
                     _check_run_dir(conn, job_id, run_dir)
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(
                     spec=job.model_dump_json(by_alias=True), run_dir=run_dir))
-                auth.record(conn, caller, "submit", f"job {job_id}", detail=f"{job.name} priority={priority}",
-                            now_s=now)
+                auth.record(conn, caller, "submit", f"job {job_id}",
+                            detail=f"{job.name} project={project} priority={priority}", now_s=now)
             note["audited"] = True
         self.wake()
         return {"id": job_id, "state": JobState.QUEUED.value, "run_dir": run_dir}
@@ -170,12 +178,14 @@ class Service:
             auth.require(caller, "developer", "cancel jobs")
             now = time.time()
             with write(self.engine) as conn:
-                row = conn.execute(select(jobs.c.owner, jobs.c.state, jobs.c.holds).where(jobs.c.id == job_id)).first()
+                row = conn.execute(select(jobs.c.owner, jobs.c.project, jobs.c.state, jobs.c.holds)
+                                   .where(jobs.c.id == job_id)).first()
                 if row is None:
                     raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs ls")
-                if not caller.is_admin and row.owner != caller.owner:
-                    raise auth.Forbidden(f"job {job_id} belongs to {row.owner}; {caller.owner} (developer) may "
-                                         "cancel only their own jobs.", hint="Ask its owner or an admin.")
+                # A developer of its project cancels its own jobs there; a project admin any of them.
+                mine = row.owner == caller.owner
+                projects.authorize(conn, caller, row.project, "developer" if mine else "admin",
+                                   "cancel jobs" if mine else f"cancel {row.owner}'s jobs")
                 if JobState(row.state) in TERMINAL:
                     raise Conflict(f"job {job_id} has already finished ({row.state}); there is nothing to cancel.",
                                    hint=f"See how it ended with: llmos jobs show {job_id}")
@@ -241,12 +251,12 @@ class Service:
         return {state: n for state, n in rows}
 
     # ---- deployments ---------------------------------------------------------------------------
-    def _deploy(self, caller: auth.Caller, job: Any) -> dict:
+    def _deploy(self, caller: auth.Caller, job: Any, project: str) -> dict:
         if self.deployments is None:
             raise ControlError("deployments are not available in this build of the control plane.",
                                hint="Serve the model in the foreground with: llmos serve MODEL_REF")
         self.wake()
-        return self.deployments.deploy(caller, job)
+        return self.deployments.deploy(caller, job, project)
 
     def undeploy(self, caller: auth.Caller, name: str) -> dict:
         with self._audited(caller, "undeploy", f"deployment {name}"):

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmos.control._states import JobState
 from llmos.executor import NODE, Cluster, Inventory
-from llmos.scheduler import Job, Resources, RunningJob, Slot, Snapshot
+from llmos.scheduler import Job, Owner, Resources, RunningJob, Slot, Snapshot
 
 __all__ = ["assign_cores", "build_snapshot", "sched_job", "used_cores", "waited_before"]
 
@@ -44,10 +44,11 @@ def waited_before(submit_s: float, attempts: Iterable[tuple[float, float | None]
 def build_snapshot(now_s: float, cluster: Cluster | Inventory, queued: Iterable[Any], holding: Iterable[Any],
                    grace_s: float, extra: Iterable[RunningJob] = (), usage: Mapping[str, Resources] | None = None,
                    owed: Mapping[str, float] | None = None, waiting: Iterable[Job] = (),
-                   waited: Mapping[int, float] | None = None) -> Snapshot:
+                   waited: Mapping[int, float] | None = None, owners: Iterable[Owner] = ()) -> Snapshot:
     """The snapshot the policy reads: queued rows, rows holding a placement, `extra` holders
     (deployment replicas) and `waiting` queued extras (replicas waiting for room). `waited` is
-    each requeued row's earlier time in the queue (absent: none), for aging.
+    each requeued row's earlier time in the queue (absent: none), for aging. `owners` are the
+    projects' weights, guarantees and caps (a project not among them: weight 1, no limits).
 
     A job asked to stop holds its placement until its processes exit, and is marked `stopping`:
     the policy counts what it holds as capacity being freed, which the demand that preempted it
@@ -58,7 +59,7 @@ def build_snapshot(now_s: float, cluster: Cluster | Inventory, queued: Iterable[
     hosts = cluster if isinstance(cluster, Cluster) else Cluster.of(cluster)
     return Snapshot.build(now_s, hosts.for_scheduler, [*running, *extra],
                           [*(sched_job(r, waited.get(r.id, 0.0)) for r in queued), *waiting],
-                          usage=usage, owed=owed)
+                          owners=owners, usage=usage, owed=owed)
 
 
 def _running(row: Any, now_s: float, grace_s: float) -> RunningJob:

@@ -17,7 +17,7 @@ from llmos.control._errors import Rejected
 from llmos.errors import SpecError
 from llmos.executor import Cluster, Inventory, Request, kind_of, parse_spec
 
-__all__ = ["Request", "check_fits", "load_submission", "request_of", "validate_submission"]
+__all__ = ["Request", "check_fits", "load_submission", "request_of", "split_project", "validate_submission"]
 
 
 def load_submission(path: Path, overrides: list[str] | None = None) -> BaseModel:
@@ -40,6 +40,19 @@ def load_submission(path: Path, overrides: list[str] | None = None) -> BaseModel
 def validate_submission(raw: dict[str, Any], overrides: list[str] | None = None, *, cluster: bool = False) -> BaseModel:
     """Validate a spec mapping sent to the API (relative paths resolve against the daemon's folder)."""
     return ready(parse_spec(raw, overrides), cluster=cluster)
+
+
+def split_project(spec: Any) -> tuple[Any, str | None]:
+    """A submitted mapping without its top-level `project:` (which project the job or deployment
+    goes into: a submission key, not a field of any kind's spec), and that project."""
+    if not isinstance(spec, dict) or "project" not in spec:
+        return spec, None
+    rest = {k: v for k, v in spec.items() if k != "project"}
+    project = spec["project"]
+    if not isinstance(project, str) or not project.strip():
+        raise SpecError("bad submission:", problems=[("project", f"expected a project name, got {project!r}")],
+                        hint="List your projects with: llmos projects ls")
+    return rest, project.strip()
 
 
 def request_of(job: BaseModel) -> Request:
