@@ -1,10 +1,12 @@
-"""Errors of the control plane, each with the HTTP status the REST API answers it with."""
+"""Errors of the control plane, each with the HTTP status the REST API answers it with, and the one
+shape every error answer of the REST API has: {"error", "hint", "problems": [{"path", "message"}]}."""
 
 from __future__ import annotations
 
 from llmos.errors import LlmosError
 
-__all__ = ["Conflict", "ControlError", "Forbidden", "NotFound", "NotRunning", "Rejected", "Unauthorized"]
+__all__ = ["Conflict", "ControlError", "Forbidden", "NotFound", "NotRunning", "Rejected", "TooLarge", "Unauthorized",
+           "error_body"]
 
 
 class ControlError(LlmosError):
@@ -35,6 +37,12 @@ class Rejected(ControlError):
     status = 422
 
 
+class TooLarge(ControlError):
+    """The request body is above the control plane's `max_body_bytes`."""
+
+    status = 413
+
+
 class Unauthorized(ControlError):
     status = 401
 
@@ -47,3 +55,9 @@ class NotRunning(ControlError):
     """No control plane answers at the address in LLMOS_HOME."""
 
     status = 503
+
+
+def error_body(message: str, hint: str | None = None, problems: list[tuple[str, str]] | None = None) -> dict:
+    """The body of every error answer; `message` is one line (the problems are listed apart)."""
+    return {"error": message, "hint": hint,
+            "problems": [{"path": path, "message": text} for path, text in problems or []]}
