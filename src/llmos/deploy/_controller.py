@@ -5,6 +5,12 @@ The controller is the thin, stateful shell around the pure decisions (`decide_re
 looks at the processes and at what the front router reported, decides, acts by starting
 processes and sending signals, and publishes the replica set to the front. The front and the
 replicas are processes of their own: they keep serving while no controller runs.
+
+A roll to a job with a `canary:` section is a canary instead (`_canary.py`): the new version's
+replicas join beside the current ones, the front splits the traffic between them by weight, and
+each tick judges the step on what the front measured (`decide_canary`), moving to the next
+share, promoting (the roll then finishes as any roll does) or rolling back (the new replicas
+drain, all traffic goes back). Each such change is queued for the audit log (`take_audit`).
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmos.deploy._autoscale import ScaleDecision, ScalingConfig, ScalingSnapshot, decide_replicas
+from llmos.deploy._canary import canary_replicas, decide_canary
+from llmos.deploy._canary_run import CanaryRun
 from llmos.deploy._errors import DeployError
 from llmos.deploy._front_keeper import FrontKeeper
 from llmos.deploy._process import Spawn, default_spawn
-from llmos.deploy._reconcile import reconcile, should_abort
+from llmos.deploy._reconcile import Plan, reconcile, should_abort
 from llmos.deploy._replica import pinned_job, registry_version, revision_of
-from llmos.deploy._routes import RouteSet
+from llmos.deploy._routes import FrontReport, RouteSet
+from llmos.deploy._split import Split
 from llmos.deploy._state import SavedState, load_state
 from llmos.deploy._status import DeploymentStatus, RolloutStatus
 from llmos.deploy._supervisor import AdoptRemote, Supervisor
@@ -64,6 +73,9 @@ class DeploymentController:
         self._rollout: RolloutStatus | None = None
         self._target = ""
         self._asked: dict[str, ServeJob] = {}  # revision -> the job as given (model not yet pinned)
+        self._canary: CanaryRun | None = None  # the latest canary, running or ended
+        self._report: FrontReport | None = None  # the front's latest report
+        self._audit: list[tuple[str, str]] = []  # (action, detail) for the audit log, since take_audit()
 
     @property
     def front_port(self) -> int:
@@ -118,6 +130,7 @@ class DeploymentController:
             self._events_from(self._front.keep(now, self._routes()))
             self._read_report()
             self._events_from(self._sup.check_processes(now))
+            self._step_canary(now)
             self._check_rollout_failures()
             self._autoscale(now)
             self._apply_plan(now)
@@ -136,16 +149,42 @@ class DeploymentController:
                                   hint="Fix the values named above.")
             version = self._resolve(job.model, job.tracking_uri)
             target = revision_of(pinned_job(job, version))
-            self.job = job
+            if self._canary is not None and self._canary.watching:
+                raise DeployError(f"deployment '{self.name}' is trying {self._canary.canary} on part of its traffic.",
+                                  hint=f"Promote it or roll it back first: llmos deploy promote|rollback {self.name}")
             if target == self._target:
+                self.job = job
                 self._event(f"roll to {target}: already serving it")
                 return
+            if job.canary is not None and self._begin_canary(job, version):
+                return
+            self.job = job
             old = sorted(self._sup.revisions_running() - {target})
             self._sup.reset_failures(target)  # a roll given up before may be tried again
             self._target = self._sup.add_revision(pinned_job(job, version))
             self._asked[self._target] = job
             self._rollout = RolloutStatus(old, self._target, "rolling")
             self._event(f"rolling {', '.join(old) or 'nothing'} -> {self._target}")
+
+    def promote(self) -> str:
+        """Promote the running canary now, whatever its step: the roll to it finishes as any roll."""
+        with self._lock:
+            run = self._running_canary("promote")
+            self._promote(run, f"promoted by hand at step {run.step + 1} ({run.weight:.0%})")
+            return run.verdict
+
+    def rollback(self) -> str:
+        """Roll the running canary back now: all traffic to the current version, the new replicas drain."""
+        with self._lock:
+            run = self._running_canary("roll back")
+            self._roll_back(run, f"rolled back by hand at step {run.step + 1} ({run.weight:.0%})")
+            return run.verdict
+
+    def take_audit(self) -> list[tuple[str, str]]:
+        """The canary changes since the last call, as (action, detail) for the audit log."""
+        with self._lock:
+            taken, self._audit = self._audit, []
+            return taken
 
     def stop(self, drain_timeout_s: float) -> None:
         """Stop routing, let in-flight requests finish (up to `drain_timeout_s`), stop every
@@ -181,14 +220,27 @@ class DeploymentController:
                 max_replicas=self.job.replicas.max, ready=sum(r.state == "ready" for r in replicas),
                 scaling_reason=self._decision.reason, replicas=replicas, rollout=self._rollout,
                 events=list(self._events), events_total=self._events_total,
-                front_pid=self._front.proc.pid if self._front.alive() and self._front.proc else None)
+                front_pid=self._front.proc.pid if self._front.alive() and self._front.proc else None,
+                canary=self._canary.status() if self._canary is not None else None)
 
     # --- the front --------------------------------------------------------------------------------
     def _routes(self) -> RouteSet:
-        return self._table.routes(self.name, self._window_s)
+        routes = self._table.routes(self.name, self._window_s)
+        return RouteSet(routes.name, routes.load_window_s, routes.routes, self._split())
+
+    def _split(self) -> Split | None:
+        """The split the front applies: the canary's while it runs; after a rollback, everything to
+        the current version until the new replicas are gone (they drain; nothing new may reach them)."""
+        run = self._canary
+        if run is None or run.state == "promoted":
+            return None
+        if run.watching or run.canary in self._sup.revisions_running():
+            return run.split()
+        return None
 
     def _read_report(self) -> None:
         report = self._front.report()
+        self._report = report
         if report is not None:
             self._table.apply_report(report)
         elif not self._front.alive():
@@ -216,11 +268,75 @@ class DeploymentController:
         self._decision = decision
 
     def _apply_plan(self, now: float | None) -> None:
-        plan = reconcile(self._sup.views(), self._target, self._decision.desired, self._max_surge)
+        views, run = self._sup.views(), self._canary
+        if run is not None and run.watching:  # two deployments in one: the current version's and the canary's
+            new = [v for v in views if v.revision == run.canary]
+            views = [v for v in views if v.revision != run.canary]
+            self._apply(reconcile(new, run.canary, canary_replicas(self._decision.desired, run.weight),
+                                  self._max_surge), run.canary, now)
+        self._apply(reconcile(views, self._target, self._decision.desired, self._max_surge), self._target, now)
+
+    def _apply(self, plan: Plan, revision: str, now: float | None) -> None:
         for replica_id in plan.drain:
             self._sup.drain(replica_id, now)
         if plan.start:
-            self._events_from(self._sup.start_replicas(self._target, plan.start, now))
+            self._events_from(self._sup.start_replicas(revision, plan.start, now))
+
+    # --- the canary -------------------------------------------------------------------------------
+    def _begin_canary(self, job: ServeJob, version: str) -> bool:
+        """Start trying `job` on part of the traffic; False when there is nothing to compare it with
+        (no ready replica of the current version), and the roll goes on as a plain one."""
+        assert job.canary is not None
+        if not any(v.revision == self._target and v.phase == "ready" for v in self._sup.views()):
+            self._event("canary asked, but no replica of the current version is ready: rolling instead")
+            return False
+        if self._rollout is not None and self._rollout.state == "rolling":
+            raise DeployError(f"deployment '{self.name}' is rolling to {self._rollout.to_revision}.",
+                              hint="Deploy again once the roll is done (llmos deploy show NAME says when).")
+        pinned = pinned_job(job, version)
+        self._sup.reset_failures(revision_of(pinned))
+        revision = self._sup.add_revision(pinned)
+        self._asked[revision] = job
+        self._canary = CanaryRun(self._target, revision, job.canary)
+        note = f"canary {revision}: {job.canary.steps[0]:g}% of the traffic, {self._target} the rest"
+        self._event(note)
+        self._audit.append(("deploy.canary", note))
+        return True
+
+    def _step_canary(self, now: float) -> None:
+        run = self._canary
+        if run is None or not run.watching:
+            return
+        figures = run.observe(self._report, now, self._sup.failures(run.canary))
+        decision = decide_canary(figures, run.spec, run.step)
+        run.verdict = decision.reason
+        if decision.action == "next":
+            run.begin_step(run.step + 1)
+            self._event(f"canary {run.canary}: {decision.reason}")
+            self._audit.append(("deploy.canary.step", decision.reason))
+        elif decision.action == "promote":
+            self._promote(run, decision.reason)
+        elif decision.action == "rollback":
+            self._roll_back(run, f"rolled back: {decision.reason}")
+
+    def _running_canary(self, what: str) -> CanaryRun:
+        if self._canary is None or not self._canary.watching:
+            raise DeployError(f"deployment '{self.name}' has no canary to {what}.",
+                              hint=f"Start one with: llmos deploy MODEL --name {self.name} --canary 10%")
+        return self._canary
+
+    def _promote(self, run: CanaryRun, verdict: str) -> None:
+        run.end("promoted", verdict)
+        old, self._target = self._target, run.canary
+        self.job = self._asked.get(run.canary, self.job)
+        self._rollout = RolloutStatus([old], run.canary, "rolling")
+        self._event(f"canary {run.canary}: {verdict}")
+        self._audit.append(("deploy.promote", f"{old} -> {run.canary}: {verdict}"))
+
+    def _roll_back(self, run: CanaryRun, verdict: str) -> None:
+        run.end("rolled_back", verdict)
+        self._event(f"canary {run.canary}: {verdict}")
+        self._audit.append(("deploy.rollback", f"{run.canary} -> {run.stable}: {verdict}"))
 
     def _check_rollout_failures(self) -> None:
         if self._rollout is None or self._rollout.state != "rolling":

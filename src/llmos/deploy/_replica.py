@@ -40,8 +40,9 @@ def pinned_job(job: ServeJob, version: str) -> ServeJob:
 
 
 def revision_of(job: ServeJob) -> str:
-    # Replica counts and autoscaling change how many replicas run, not what one runs.
-    settings = job.model_dump(mode="json", exclude={"replicas", "autoscale"})
+    # Replica counts, autoscaling and how a new version is brought in change how many replicas run
+    # and when, not what one runs.
+    settings = job.model_dump(mode="json", exclude={"replicas", "autoscale", "canary"})
     settings["server"].pop("port", None)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{job.model}#{digest}"

@@ -4,6 +4,11 @@ The request path picks a replica and counts the request against it in one step, 
 so a replica whose drain the front has applied never receives another request; the report the
 front writes for the controller is taken under the same lock, so "draining, nothing in flight"
 in a report is final. Critical sections are a few field updates: the lock is never held across I/O.
+
+During a canary the controller's `Split` decides first which revision a request goes to
+(`pick_revision`), then the least-loaded replica of that revision takes it; when that revision has
+no routable replica, any routable replica does (a canary not ready yet, or gone, costs no request).
+What each revision answered is totalled here too (`VersionCounts`), for the canary's verdict.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from typing import NamedTuple
 
 from llmos.deploy._pick import Candidate, pick_replica
 from llmos.deploy._routes import FrontReport, ReplicaReport, RouteSet
+from llmos.deploy._split import Split, pick_revision, should_mirror
+from llmos.deploy._version_figures import VersionCounts
 
-__all__ = ["UNHEALTHY_AFTER", "RouteNow", "RouteState", "RouteTable"]
+__all__ = ["UNHEALTHY_AFTER", "Picked", "RouteNow", "RouteState", "RouteTable"]
 
 # Probes in a row that must fail before a ready replica stops receiving requests: one slow
 # answer on a busy machine is not a dead replica.
@@ -31,6 +38,7 @@ class RouteState:
     port: int
     draining: bool = False
     host: str = "127.0.0.1"
+    revision: str = ""
     ever_ready: bool = False
     healthy: bool = False
     probe_failures: int = 0
@@ -78,11 +86,23 @@ class RouteNow(NamedTuple):
     outstanding: int
 
 
+class Picked(NamedTuple):
+    replica_id: str
+    host: str
+    port: int
+    revision: str
+    mirror: bool  # also send a copy to the current version and compare the labels
+
+
 class RouteTable:
     def __init__(self, name: str = "", load_window_s: float = 5.0) -> None:
         self.lock = threading.Lock()
         self.name, self.load_window_s = name, load_window_s
         self._routes: dict[str, RouteState] = {}
+        self.split: Split | None = None
+        self._picks = 0  # requests picked under the current split: pick_revision's counter
+        self._mirrorable = 0  # classify requests the canary took: should_mirror's counter
+        self._versions: dict[str, VersionCounts] = {}
 
     # --- what the controller publishes ------------------------------------------------------------
     def apply(self, routes: RouteSet) -> None:
@@ -92,6 +112,8 @@ class RouteTable:
         flight on one finishes; its release finds nothing to count)."""
         with self.lock:
             self.name, self.load_window_s = routes.name, routes.load_window_s
+            if routes.split != self.split:
+                self.split, self._picks, self._mirrorable = routes.split, 0, 0
             listed = {r.replica_id for r in routes.routes}
             for replica_id in set(self._routes) - listed:
                 del self._routes[replica_id]
@@ -100,6 +122,7 @@ class RouteTable:
                 if state is None or (state.host, state.port) != (r.host, r.port):
                     state = self._routes[r.replica_id] = RouteState(r.replica_id, r.port, ever_ready=r.ready,
                                                                     healthy=r.ready, host=r.host)
+                state.revision = r.revision
                 state.draining = state.draining or r.draining
 
     def states(self) -> list[RouteNow]:
@@ -115,22 +138,68 @@ class RouteTable:
             now, window_s = time.monotonic(), self.load_window_s
             return FrontReport(pid, {r.replica_id: ReplicaReport(
                 r.healthy, r.ever_ready, r.draining, r.outstanding, r.dispatched,
-                r.mean_outstanding(now, window_s), r.p95_ms(now, window_s)) for r in self._routes.values()})
+                r.mean_outstanding(now, window_s), r.p95_ms(now, window_s)) for r in self._routes.values()},
+                {rev: VersionCounts(v.requests, v.errors, list(v.buckets), v.compared, v.differed)
+                 for rev, v in self._versions.items()})
 
     # --- the request path -------------------------------------------------------------------------
     def acquire(self, exclude: frozenset[str]) -> tuple[str, str, int] | None:
         """Pick the least-loaded routable replica and count one request against it: (id, host, port)."""
+        picked = self.acquire_routed(exclude)
+        return None if picked is None else (picked.replica_id, picked.host, picked.port)
+
+    def acquire_routed(self, exclude: frozenset[str], mirrorable: bool = False) -> Picked | None:
+        """`acquire`, through the canary's split if there is one; `mirrorable`: a classify request,
+        which the canary may have copied to the current version."""
         with self.lock:
-            candidates = [Candidate(r.replica_id, r.routable, r.outstanding, r.dispatched)
-                          for r in self._routes.values()]
-            chosen = pick_replica(candidates, exclude)
+            split, revision = self.split, None
+            if split is not None:
+                revision = pick_revision(split, self._picks)
+                self._picks += 1
+            chosen = self._least_loaded(exclude, revision) or self._least_loaded(exclude, None)
             if chosen is None:
                 return None
-            state = self._routes[chosen]
-            state._advance(time.monotonic())
-            state.outstanding += 1
-            state.dispatched += 1
+            state = self._count(chosen)
+            mirror = False
+            if split is not None and mirrorable and state.revision == split.canary:
+                mirror = should_mirror(split.mirror_fraction, self._mirrorable)
+                self._mirrorable += 1
+            return Picked(chosen, state.host, state.port, state.revision, mirror)
+
+    def acquire_mirror(self) -> tuple[str, str, int] | None:
+        """A replica of the split's current version for a mirrored copy (counted like a request)."""
+        with self.lock:
+            if self.split is None:
+                return None
+            chosen = self._least_loaded(frozenset(), self.split.stable)
+            if chosen is None:
+                return None
+            state = self._count(chosen)
             return chosen, state.host, state.port
+
+    def _least_loaded(self, exclude: frozenset[str], revision: str | None) -> str | None:
+        return pick_replica((Candidate(r.replica_id, r.routable, r.outstanding, r.dispatched)
+                             for r in self._routes.values() if revision is None or r.revision == revision), exclude)
+
+    def _count(self, replica_id: str) -> RouteState:
+        state = self._routes[replica_id]
+        state._advance(time.monotonic())
+        state.outstanding += 1
+        state.dispatched += 1
+        return state
+
+    # --- per-revision totals ------------------------------------------------------------------------
+    def answered(self, revision: str, status: int, latency_s: float) -> None:
+        with self.lock:
+            self._versions.setdefault(revision, VersionCounts()).answered(status, latency_s)
+
+    def failed(self, revision: str) -> None:
+        with self.lock:
+            self._versions.setdefault(revision, VersionCounts()).failed()
+
+    def compared(self, revision: str, ours: list[str], theirs: list[str]) -> None:
+        with self.lock:
+            self._versions.setdefault(revision, VersionCounts()).compared_labels(ours, theirs)
 
     def release(self, replica_id: str, latency_s: float | None) -> None:
         with self.lock:

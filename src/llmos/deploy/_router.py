@@ -6,6 +6,11 @@ the client as the replica writes them. Two loops share the event loop: the probe
 replica's `/readyz` and keeps the table's readiness current; the sync loop re-reads the replica
 set the controller publishes (routes.json) when it changes and writes what the front measured
 (front-report.json) for the controller, every 0.2 s. Without a controller the last set stays.
+
+During a canary the table splits the traffic between two revisions and totals what each answered;
+a sample of the classify requests the new version takes is also sent to the current version, in
+parallel and off the client's path (the client gets the new version's answer as soon as it
+comes; the copy's answer is compared with it afterwards), and the labels that differ are counted.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import httpx
 
 from llmos.deploy._front_metrics import NO_REPLICA, FrontMetrics
 from llmos.deploy._pick import Failure, retry_allowed
-from llmos.deploy._route_table import RouteTable
+from llmos.deploy._route_table import Picked, RouteTable
 from llmos.deploy._routes import REPORT_FILE, ROUTES_FILE, decode_routes, encode_report, write_atomic
+from llmos.deploy._split import labels_of
 
 __all__ = ["FrontRouter"]
 
@@ -40,6 +46,9 @@ MAX_BODY_BYTES = 32 * 2**20
 _HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
         b"transfer-encoding", b"upgrade", b"host"}
 _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
+# The requests a canary's answers are compared on (labels), and the most of an answer kept for it.
+MIRRORED_PATH = "/v1/classify"
+MAX_COMPARED_BYTES = 2**20
 
 Scope = dict[str, Any]
 
@@ -54,6 +63,7 @@ class FrontRouter:
         self._routes_seen: tuple[int, int, int] | None = None  # routes.json's inode, mtime, size
         self._routes_text = ""
         self._problems: dict[str, str] = {}  # what -> the problem last logged, so that each is said once
+        self._background: set[asyncio.Task] = set()  # mirrored copies and their comparisons
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -154,21 +164,23 @@ class FrontRouter:
             return
         tried: set[str] = set()
         attempt = no_response_retries = 0
+        mirrorable = scope["method"] == "POST" and scope["path"] == MIRRORED_PATH
         while True:
-            picked = self.table.acquire(frozenset(tried))
+            picked = self.table.acquire_routed(frozenset(tried), mirrorable and attempt == 0)
             if picked is None:
                 self.metrics.failed(NO_REPLICA, "unavailable")
                 what = "no other replica" if tried else "no replica"
                 await _error(send, 503, f"{what} of deployment '{self.table.name}' is ready; retry shortly",
                              "unavailable", retry_after_s=1)
                 return
-            replica_id, host, port = picked
+            replica_id = picked.replica_id
             attempt += 1
             tried.add(replica_id)
-            failure = await self._exchange(scope, receive, send, replica_id, f"{host}:{port}", body)
+            failure = await self._exchange(scope, receive, send, picked, body)
             if failure is None:
                 return
             self.metrics.failed(replica_id, failure)
+            self.table.failed(picked.revision)
             if not retry_allowed(failure, attempt, no_response_retries):
                 self.metrics.failed(replica_id, "bad_gateway")
                 await _error(send, 502, f"replica {replica_id} of deployment '{self.table.name}' failed before "
@@ -176,11 +188,12 @@ class FrontRouter:
                 return
             no_response_retries += failure == "no_response"
 
-    async def _exchange(self, scope: Scope, receive: Any, send: Any, replica_id: str, address: str,
-                        body: bytes) -> Failure | None:
+    async def _exchange(self, scope: Scope, receive: Any, send: Any, picked: Picked, body: bytes) -> Failure | None:
         """Send the request to one replica and relay its answer; the failure if it never answered.
         The request counted against the replica by `acquire` is released here, whatever happens."""
         assert self._client is not None
+        replica_id, address = picked.replica_id, f"{picked.host}:{picked.port}"
+        mirror = self._spawn(self._mirror(scope, body)) if picked.mirror else None
         started = time.perf_counter()
         try:
             upstream = await self._client.send(_upstream_request(self._client, scope, address, body), stream=True)
@@ -198,12 +211,44 @@ class FrontRouter:
         # duration of a stream measures how much the client asked for, not how busy the replica is.
         waited_s = time.perf_counter() - started
         self.metrics.answered(replica_id, upstream.status_code, waited_s)
+        self.table.answered(picked.revision, upstream.status_code, waited_s)
+        kept: list[bytes] | None = [] if mirror is not None and upstream.status_code == 200 else None
         try:
-            await _relay(upstream, replica_id, receive, send)
+            await _relay(upstream, replica_id, receive, send, kept)
         finally:
             await upstream.aclose()
             self.table.release(replica_id, waited_s)
+        if mirror is not None and kept is not None:
+            self._spawn(self._compare(picked.revision, b"".join(kept), mirror))
         return None
+
+    # --- a canary's mirrored copies -------------------------------------------------------------------
+    def _spawn(self, work: Any) -> asyncio.Task:
+        task = asyncio.create_task(work)
+        self._background.add(task)  # a reference, so the task is not collected mid-way
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _mirror(self, scope: Scope, body: bytes) -> bytes | None:
+        """Send a copy of the request to a replica of the current version; its answer, if it gave one."""
+        assert self._client is not None
+        picked = self.table.acquire_mirror()
+        if picked is None:
+            return None
+        replica_id, host, port = picked
+        try:
+            response = await self._client.send(_upstream_request(self._client, scope, f"{host}:{port}", body))
+            return response.content if response.status_code == 200 else None
+        except httpx.HTTPError:
+            return None
+        finally:
+            self.table.release(replica_id, None)  # a copy: not a client's wait
+
+    async def _compare(self, revision: str, ours: bytes, mirror: asyncio.Task) -> None:
+        theirs = await mirror
+        mine, other = labels_of(ours), labels_of(theirs) if theirs is not None else None
+        if mine is not None and other is not None and len(mine) == len(other):
+            self.table.compared(revision, mine, other)
 
 
 def _describe(route: Any) -> str:
@@ -222,7 +267,9 @@ def _upstream_request(client: httpx.AsyncClient, scope: Scope, address: str, bod
     return client.build_request(scope["method"], url, headers=headers, content=body)
 
 
-async def _relay(upstream: httpx.Response, replica_id: str, receive: Any, send: Any) -> None:
+async def _relay(upstream: httpx.Response, replica_id: str, receive: Any, send: Any,
+                 kept: list[bytes] | None = None) -> None:
+    """Stream the answer to the client; `kept` (a list) also collects it, up to MAX_COMPARED_BYTES."""
     headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP]
     headers.append((b"x-llmos-replica", replica_id.encode()))
     await send({"type": "http.response.start", "status": upstream.status_code, "headers": headers})
@@ -234,6 +281,11 @@ async def _relay(upstream: httpx.Response, replica_id: str, receive: Any, send: 
             if gone.is_set():
                 return  # the client left: closing the upstream stream tells the replica too
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if kept is not None:
+                kept.append(chunk)
+                if sum(map(len, kept)) > MAX_COMPARED_BYTES:
+                    kept.clear()
+                    kept = None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except httpx.HTTPError:
         # The replica died mid-response: the status line is out, so the only honest signal left is

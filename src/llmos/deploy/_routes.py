@@ -5,8 +5,10 @@ deployment's state folder, so the front keeps routing while no controller runs.
 whether the controller last knew it ready or has taken it out of routing (draining). Written only
 when it changes, atomically and durably (temp file, fsync, rename): a daemon killed mid-write
 leaves the previous set, never half of one.
+During a canary, routes.json also holds the traffic split (`Split`).
 `front-report.json` (front -> controller): what the front saw per replica (its own readiness
-probes, requests in flight, load over the window the controller asked for), rewritten every
+probes, requests in flight, load over the window the controller asked for) and per revision
+(running totals for a canary's verdict: `VersionCounts`), rewritten every
 0.2 s. Not fsynced: it is stale in 0.2 s anyway, and a lost one is replaced by the next.
 """
 
@@ -14,8 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from llmos.deploy._split import Split
+from llmos.deploy._version_figures import VersionCounts
 
 __all__ = ["REPORT_FILE", "ROUTES_FILE", "FrontReport", "ReplicaReport", "Route", "RouteSet", "decode_report",
            "decode_routes", "encode_report", "encode_routes", "read_report", "write_atomic"]
@@ -40,6 +45,7 @@ class RouteSet:
     name: str  # the deployment's
     load_window_s: float  # how far back the reported mean load and p95 latency look
     routes: tuple[Route, ...]
+    split: Split | None = None  # during a canary: the weighted split between two revisions
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class ReplicaReport:
 class FrontReport:
     pid: int  # the front process that wrote it: a report of a front that was replaced is ignored
     replicas: dict[str, ReplicaReport]
+    versions: dict[str, VersionCounts] = field(default_factory=dict)  # revision -> running totals
 
 
 def encode_routes(routes: RouteSet) -> str:
@@ -68,7 +75,8 @@ def decode_routes(text: str) -> RouteSet:
     try:
         raw = _object(text)
         entries = tuple(Route(**entry) for entry in raw["routes"])
-        return RouteSet(str(raw["name"]), float(raw["load_window_s"]), entries)
+        split = Split(**raw["split"]) if raw.get("split") else None
+        return RouteSet(str(raw["name"]), float(raw["load_window_s"]), entries, split)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"not a routes file: {exc!r}") from None
 
@@ -80,7 +88,8 @@ def encode_report(report: FrontReport) -> str:
 def decode_report(text: str) -> FrontReport:
     try:
         raw = _object(text)
-        return FrontReport(int(raw["pid"]), {rid: ReplicaReport(**r) for rid, r in raw["replicas"].items()})
+        versions = {rev: VersionCounts(**v) for rev, v in raw.get("versions", {}).items()}
+        return FrontReport(int(raw["pid"]), {rid: ReplicaReport(**r) for rid, r in raw["replicas"].items()}, versions)
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a front report: {exc!r}") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["DeploymentStatus", "ReplicaStatus", "RolloutStatus"]
+__all__ = ["CanaryStatus", "DeploymentStatus", "ReplicaStatus", "RolloutStatus"]
 
 ReplicaState = Literal["starting", "ready", "unhealthy", "draining"]
 
@@ -33,6 +33,19 @@ class RolloutStatus:
 
 
 @dataclass(frozen=True)
+class CanaryStatus:
+    from_revision: str  # the version that served when the canary began
+    to_revision: str  # the new one
+    state: Literal["watching", "promoted", "rolled_back"]
+    step: int  # 1-based, into `steps`
+    steps: list[float]  # percent of the traffic at each step
+    percent: float  # the new version's share now
+    verdict: str  # the latest decision and why, with the figures
+    # "new" and "current" -> requests, errors, error_rate, p95_ms, compared, differed, disagreement (this step)
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DeploymentStatus:
     name: str
     front_url: str
@@ -49,6 +62,7 @@ class DeploymentStatus:
     events: list[str] = field(default_factory=list)  # the latest changes, oldest first
     events_total: int = 0  # events ever recorded: tells a follower how many of `events` are new
     front_pid: int | None = None  # the front router's process; None while it is being started again
+    canary: CanaryStatus | None = None  # the latest canary, while it runs and after it ended
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,7 @@ Nothing below this package sees a raw dict: callers get Pydantic models.
 from llmos.spec._command import CommandJob, CommandResources, parse_command
 from llmos.spec._compress import CompressDataSpec, CompressJob, GateSpec, RecipeSpec, ReportSpec
 from llmos.spec._example import example_yaml
+from llmos.spec._sweep import ParamSpec, PrunerSpec, SweepJob, trial_job
 from llmos.spec._load import KINDS, apply_overrides, load_job, parse_job, validate_dict
 from llmos.spec._models import (
     CheckpointSpec,
@@ -21,11 +22,12 @@ from llmos.spec._models import (
     TrainJob,
     TrainSpec,
 )
-from llmos.spec._serve import AutoscaleSpec, ReplicaResources, ReplicasSpec, ServeJob
+from llmos.spec._serve import AutoscaleSpec, CanarySpec, ReplicaResources, ReplicasSpec, ServeJob
 
 __all__ = [
     "KINDS",
     "AutoscaleSpec",
+    "CanarySpec",
     "CheckpointSpec",
     "CommandJob",
     "CommandResources",
@@ -44,6 +46,10 @@ __all__ = [
     "ReportSpec",
     "ResourcesSpec",
     "ServeJob",
+    "SweepJob",
+    "ParamSpec",
+    "PrunerSpec",
+    "trial_job",
     "SftSpec",
     "TrackingSpec",
     "TrainJob",

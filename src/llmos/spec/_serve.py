@@ -13,10 +13,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from llmos.spec._models import _Strict
+from llmos.spec._serve_canary import CanarySpec
 
 __all__ = [
     "AutoscaleSpec",
     "BatchingSpec",
+    "CanarySpec",
     "LimitsSpec",
     "ReplicaResources",
     "ReplicasSpec",
@@ -129,6 +131,9 @@ class ServeJob(_Strict):
     autoscale: Annotated[AutoscaleSpec, Field(description="when a deployment adds or removes replicas")] = (
         AutoscaleSpec())
     resources: Annotated[ReplicaResources, Field(description="what each replica needs")] = ReplicaResources()
+    canary: Annotated[CanarySpec | None, Field(description=(
+        "deploying a new version to a running deployment: a weighted traffic split, promoted step by step or "
+        "rolled back on live figures; null: roll every replica at once"))] = None
 
     @field_validator("model")
     @classmethod
