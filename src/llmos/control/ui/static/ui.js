@@ -1,0 +1,67 @@
+// llmos dashboard: refresh server-rendered fragments and follow job logs. No dependencies.
+"use strict";
+
+async function fetchOk(url) {
+  const r = await fetch(url, {credentials: "same-origin", headers: {"X-Llmos-Poll": "1"}});
+  if (r.status === 401) { window.location.assign("/ui/login?next=" + encodeURIComponent(location.pathname + location.search)); return null; }
+  return r.ok ? r : null;
+}
+
+// <div data-poll="URL" data-every-ms="N">: its content is replaced by GET URL every N ms; a fragment
+// holding [data-done] (a job that finished) is the last one.
+function poll(el) {
+  const every = Number(el.dataset.everyMs || 2000);
+  const tick = async () => {
+    if (!document.hidden) {
+      try {
+        const r = await fetchOk(el.dataset.poll);
+        if (r) el.innerHTML = await r.text();
+      } catch (e) { /* the daemon is restarting: try again at the next tick */ }
+    }
+    if (!el.querySelector("[data-done]")) setTimeout(tick, every);
+  };
+  setTimeout(tick, every);
+}
+
+// <div id="logs" data-job="ID">: every log file of the job, appended as it grows.
+function followLogs(el) {
+  const job = el.dataset.job, offsets = {}, blocks = {};
+  const tick = async () => {
+    let done = false;
+    try {
+      done = document.querySelector("#job-body [data-done]") !== null;
+      const r = await fetchOk(`/ui/jobs/${job}/logs`);
+      const files = r ? await r.json() : [];
+      if (files.length && el.querySelector(".note")) el.innerHTML = "";
+      for (const f of files) {
+        if (!(f.name in blocks)) {
+          const h = document.createElement("h3"); h.textContent = f.name;
+          const pre = document.createElement("pre"); pre.className = "log"; pre.dataset.file = f.name;
+          el.append(h, pre); blocks[f.name] = pre; offsets[f.name] = 0;
+        }
+        while (f.size > offsets[f.name]) {
+          const c = await fetchOk(`/ui/jobs/${job}/log?name=${encodeURIComponent(f.name)}&offset=${offsets[f.name]}`);
+          if (!c) break;
+          const chunk = await c.json();
+          if (chunk.offset === offsets[f.name]) break;
+          const pre = blocks[f.name], atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+          pre.append(document.createTextNode(chunk.text)); offsets[f.name] = chunk.offset;
+          if (atEnd) pre.scrollTop = pre.scrollHeight;
+        }
+      }
+      if (!files.length && el.querySelector(".note")) el.querySelector(".note").textContent = done ? "No logs." : "No logs yet.";
+    } catch (e) { /* try again at the next tick */ }
+    if (!done) setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-poll]").forEach(poll);
+  const logs = document.getElementById("logs");
+  if (logs) followLogs(logs);
+  document.addEventListener("submit", (ev) => {
+    const button = ev.target.querySelector("button.danger");
+    if (button && !window.confirm(button.textContent + "?")) ev.preventDefault();
+  });
+});
