@@ -13,6 +13,9 @@ from llmos.cli import compress as compress_cli
 from llmos.cli import control as control_cli
 from llmos.cli import export as export_cli
 from llmos.cli import models as models_cli
+from llmos.cli import projects as projects_cli
+from llmos.cli import roots as roots_cli
+from llmos.cli import secrets as secrets_cli
 from llmos.cli import serve as serve_cli
 from llmos.cli import sim as sim_cli
 from llmos.cli import spec as spec_cli
@@ -32,6 +35,10 @@ app.add_typer(spec_cli.app, name="spec")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(sim_cli.app, name="sim")
 app.add_typer(bench_cli.app, name="bench")
+app.add_typer(projects_cli.app, name="projects")
+app.add_typer(projects_cli.users_app, name="users")
+app.add_typer(secrets_cli.app, name="secrets")
+app.add_typer(roots_cli.app, name="roots")
 train_cli.register(app)
 compress_cli.register(app)
 serve_cli.register(app)

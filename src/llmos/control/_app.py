@@ -7,22 +7,28 @@ token, 403 a role too low, 404 unknown job or token, 409 a cancel of a finished 
 revocation of the last admin token, 422 an invalid spec or a job larger than the machine).
 """
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmos import __version__
 from llmos.control._auth import ROLES, Caller
 from llmos.control._errors import NotFound
+from llmos.control._handlers import install
+from llmos.control._input import INT64_MAX, submission_problems
 from llmos.control._metrics import registry_for, render
-from llmos.errors import LlmosError, SpecError
+from llmos.errors import SpecError
 
 if TYPE_CHECKING:
     from llmos.control._service import Service
 
 __all__ = ["create_app"]
+
+# Ids, offsets and cursors fit the database's 64-bit integers: larger ones are a 422, not a 500.
+Id = Annotated[int, Path(ge=1, le=INT64_MAX)]
+Offset = Annotated[int, Query(ge=0, le=INT64_MAX)]
 
 
 class SubmitBody(BaseModel):
@@ -31,8 +37,15 @@ class SubmitBody(BaseModel):
     spec: dict[str, Any] = Field(description="the job spec as a mapping (absolute paths)")
     overrides: list[str] = Field(default_factory=list, description="dotted overrides, e.g. train.lr=3e-5")
     priority: str = Field("normal", description="low, normal, high or critical")
-    project: str | None = Field(None, description="whose fair share the job counts against (default: you)")
-    max_retries: int | None = Field(None, ge=0, description="retries after failures (default: the daemon's)")
+    project: str | None = Field(None, max_length=100,
+                                description="whose fair share the job counts against (default: you)")
+    max_retries: int | None = Field(None, ge=0, le=1000,
+                                    description="retries after failures (default: the daemon's)")
+
+    @model_validator(mode="after")
+    def _limits(self) -> "SubmitBody":
+        _check_limits(self.spec, self.overrides)
+        return self
 
 
 class TokenBody(BaseModel):
@@ -40,7 +53,7 @@ class TokenBody(BaseModel):
 
     role: str = Field(description=" | ".join(ROLES))
     name: str = Field(min_length=1, max_length=100, description="a label for the token")
-    owner: str | None = Field(None, description="the user it acts as (default: name)")
+    owner: str | None = Field(None, max_length=100, description="the user it acts as (default: name)")
 
 
 class DeployBody(BaseModel):
@@ -49,22 +62,33 @@ class DeployBody(BaseModel):
     spec: dict[str, Any] = Field(description="a kind: serve spec (model: NAME@ALIAS, replicas, ...)")
     overrides: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _limits(self) -> "DeployBody":
+        _check_limits(self.spec, self.overrides)
+        return self
+
+
+def _check_limits(spec: dict[str, Any], overrides: list[str]) -> None:
+    problems = submission_problems(spec)
+    if len(overrides) > 100 or any(len(o) > 4096 for o in overrides):
+        problems.append(("overrides", "at most 100 overrides of at most 4096 characters each"))
+    if problems:
+        raise SpecError("the submission is above a limit:", problems=problems,
+                        hint="Shorten the values named above.")
+
 
 def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
     app = FastAPI(title="llmos control plane", version=__version__,
                   description="Queue, place and run jobs on this machine; keep deployments alive.")
 
-    @app.exception_handler(LlmosError)
-    async def _error(_request: Request, exc: LlmosError) -> JSONResponse:
-        status = getattr(exc, "status", 422 if isinstance(exc, SpecError) else 400)
-        problems = [{"path": p, "message": m} for p, m in getattr(exc, "problems", [])]
-        message = exc.message.split("\n", 1)[0] if problems else exc.message
-        return JSONResponse({"error": message, "hint": exc.hint, "problems": problems}, status_code=status)
+    install(app, service)  # error answers, the Guard middleware (body limit, bad input, audit), OpenAPI
 
-    def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    def caller(request: Request,
+               authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> Caller:
         token = authorization.removeprefix("Bearer ").strip() if authorization else None
         host = f"{request.client.host}:{request.client.port}" if request.client else "unknown"
-        return service.caller(token, host)
+        request.state.caller = who = service.caller(token, host)  # the Guard audits a refusal as this caller
+        return who
 
     Who = Annotated[Caller, Depends(caller)]
 
@@ -98,24 +122,25 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
 
     @app.get("/v1/jobs", summary="jobs, newest first")
     def list_jobs(who: Who, state: str | None = None, owner: str | None = None,
-                  limit: Annotated[int, Query(ge=1, le=10_000)] = 100, before: int | None = None) -> list[dict]:
+                  limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+                  before: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None) -> list[dict]:
         return service.jobs(who, state, owner, limit, before)
 
     @app.get("/v1/jobs/{job_id}", summary="one job with its history and attempts")
-    def show(job_id: int, who: Who) -> dict:
-        return service.job(job_id)
+    def show(job_id: Id, who: Who) -> dict:
+        return service.job(job_id, who)
 
     @app.post("/v1/jobs/{job_id}/cancel", summary="cancel a job (developers: their own)")
-    def cancel(job_id: int, who: Who) -> dict:
+    def cancel(job_id: Id, who: Who) -> dict:
         return service.cancel(who, job_id)
 
     @app.get("/v1/jobs/{job_id}/logs", summary="a job's log files (all attempts, all workers)")
-    def logs(job_id: int, who: Who) -> list[dict]:
+    def logs(job_id: Id, who: Who) -> list[dict]:
         service.job(job_id)  # 404 for an unknown job
         return service.log_files(job_id)
 
     @app.get("/v1/jobs/{job_id}/logs/{name:path}", summary="a log file from `offset` on")
-    def log_text(job_id: int, name: str, who: Who, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    def log_text(job_id: Id, name: str, who: Who, offset: Offset = 0) -> dict:
         return service.read_log(job_id, name, offset)
 
     @app.post("/v1/tokens", status_code=201, summary="make a token (admin); shown once")
@@ -128,12 +153,22 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
         return service.tokens(who, include_revoked)
 
     @app.post("/v1/tokens/{token_id}/revoke", summary="revoke a token: it answers 401 from now on (admin)")
-    def revoke_token(token_id: int, who: Who) -> dict:
+    def revoke_token(token_id: Id, who: Who) -> dict:
         return service.revoke_token(who, token_id)
 
     @app.get("/v1/audit", summary="the audit log, newest first (admin)")
-    def audit(who: Who, limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[dict]:
-        return service.audit(who, limit)
+    def audit(who: Who, limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+              since: Annotated[float | None, Query(ge=0, le=1e11, description="only rows at or after this "
+                                                   "time (seconds since the epoch)")] = None,
+              actor: Annotated[str | None, Query(max_length=100, description="only this user's rows")] = None,
+              action: Annotated[str | None, Query(max_length=64, description=(
+                  "only this action (submit, tokens.revoke, ...); `tokens.*` matches by prefix"))] = None,
+              ) -> list[dict]:
+        return service.audit(who, limit, since, actor, action)
+
+    @app.get("/v1/audit/verify", summary="check the audit log's hash chain; names the first bad row (admin)")
+    def audit_verify(who: Who) -> dict:
+        return service.audit_verify(who)
 
     @app.get("/v1/deployments", summary="deployments and their replicas")
     def deployments(who: Who) -> list[dict]:
@@ -148,7 +183,7 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
         return _deployments().log_files(name)
 
     @app.get("/v1/deployments/{name}/logs/{file:path}", summary="a deployment's log file from `offset` on")
-    def deployment_log_text(name: str, file: str, who: Who, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    def deployment_log_text(name: str, file: str, who: Who, offset: Offset = 0) -> dict:
         return _deployments().read_log(name, file, offset)
 
     def _deployments() -> Any:
@@ -164,4 +199,17 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
     def undeploy(name: str, who: Who) -> dict:
         return service.undeploy(who, name)
 
+    @app.post("/v1/deployments/{name}/{action}", summary="promote or roll back a deployment's running canary now")
+    def deployment_canary(name: str, action: Literal["promote", "rollback"], who: Who) -> dict:
+        return _deployments().canary(who, name, action)
+
+    from llmos.control._routes_projects import add_project_routes
+
+    add_project_routes(app, service, Who)
+    from llmos.control._routes_secrets import add_secret_routes
+
+    add_secret_routes(app, service, Who)
+    from llmos.control.ui import mount as mount_ui  # the dashboard at /ui (cookie sessions there only)
+
+    mount_ui(app, service)
     return app

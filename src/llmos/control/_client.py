@@ -128,6 +128,55 @@ class Client:
     def undeploy(self, name: str) -> dict:
         return self._call("DELETE", f"/v1/deployments/{name}")
 
+    def canary(self, name: str, action: str) -> dict:
+        """`promote` or `rollback` the deployment's running canary."""
+        return self._call("POST", f"/v1/deployments/{name}/{action}")
+
+    # ---- projects and users -------------------------------------------------------------------------
+    def projects(self) -> list[dict]:
+        return self._call("GET", "/v1/projects")
+
+    def project(self, name: str) -> dict:
+        return self._call("GET", f"/v1/projects/{name}")
+
+    def create_project(self, name: str) -> dict:
+        return self._call("POST", "/v1/projects", json={"name": name})
+
+    def add_member(self, project: str, user: str, role: str) -> dict:
+        return self._call("POST", f"/v1/projects/{project}/members", json={"user": user, "role": role})
+
+    def remove_member(self, project: str, user: str) -> dict:
+        return self._call("DELETE", f"/v1/projects/{project}/members/{user}")
+
+    def grant(self, project: str, priority: str) -> dict:
+        return self._call("POST", f"/v1/projects/{project}/grant", json={"priority": priority})
+
+    def set_quota(self, project: str, clear: bool = False, **values: float | None) -> dict:
+        """Only the limits given change (None removes one); `clear` first removes them all."""
+        return self._call("POST", f"/v1/projects/{project}/quota", json={**values, "clear": clear})
+
+    def users(self) -> list[dict]:
+        return self._call("GET", "/v1/users")
+
+    # ---- secrets and path roots ---------------------------------------------------------------------
+    def secrets(self, project: str) -> list[dict]:
+        return self._call("GET", f"/v1/projects/{project}/secrets")
+
+    def set_secret(self, project: str, name: str, value: str) -> dict:
+        return self._call("PUT", f"/v1/projects/{project}/secrets/{name}", json={"value": value})
+
+    def remove_secret(self, project: str, name: str) -> dict:
+        return self._call("DELETE", f"/v1/projects/{project}/secrets/{name}")
+
+    def roots(self, project: str) -> list[dict]:
+        return self._call("GET", f"/v1/projects/{project}/roots")
+
+    def add_root(self, project: str, path: str) -> dict:
+        return self._call("POST", f"/v1/projects/{project}/roots", json={"path": path})
+
+    def remove_root(self, project: str, path: str) -> dict:
+        return self._call("DELETE", f"/v1/projects/{project}/roots", params={"path": path})
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx
 

@@ -22,6 +22,7 @@ from llmos.control._metrics import observe_round
 from llmos.control._outcome import after_exit
 from llmos.control._projects import owners as project_owners
 from llmos.control._schema import attempts, jobs
+from llmos.control._secrets import with_secrets
 from llmos.control._snapshot import assign_cores, build_snapshot, used_cores, waited_before
 from llmos.control._states import JobState
 from llmos.control._transition import transition
@@ -218,7 +219,9 @@ class ControlLoop:
             conn.execute(insert(attempts).values(job_id=row.id, number=attempt, started_s=now,
                                                  placement=json.dumps(placement)))
         try:
-            handle = self.executor.launch(row.id, attempt, _job_model(row), placement)
+            with read(self.engine) as conn:  # the env's ${secret:NAME} resolved for this launch only, never stored
+                job = with_secrets(conn, row.project, _job_model(row))
+            handle = self.executor.launch(row.id, attempt, job, placement)
         except (LlmosError, OSError) as exc:
             ended = time.time()
             # Not placed (a chosen node left): a failed attempt, retried on the nodes there are then.

@@ -18,11 +18,15 @@ from sqlalchemy import func, select, update
 
 from llmos.control import _auth as auth
 from llmos.control import _projects as projects
+from llmos.control._confine import check_paths
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict, ControlError, NotFound
 from llmos.control._logfiles import read_chunk
 from llmos.control._paths import job_dir
-from llmos.control._schema import attempts, audit, jobs, transitions
+from llmos.control._project_admin import Projects
+from llmos.control._schema import attempts, jobs, transitions
+from llmos.control._secret_admin import SecretAdmin
+from llmos.control._secrets import check_references, job_values, masked_spec
 from llmos.control._states import HOLDING, TERMINAL, JobState
 from llmos.control._submit import check_fits, request_of, split_project, validate_submission
 from llmos.control._transition import create_job, transition
@@ -51,6 +55,8 @@ class Service:
         self.config = config
         self.wake = wake
         self.deployments: Any = None  # set by the daemon when deployments are available
+        self.project_admin = Projects(engine, self._audited)  # projects, members, grants, quotas; users
+        self.secret_admin = SecretAdmin(engine, self._audited)  # per-project secrets and path roots
         # token digest -> caller. A revocation clears it and bumps the generation, so that a check
         # that read the token before the revocation committed cannot put it back afterwards.
         self._callers: dict[str, auth.Caller] = {}
@@ -105,6 +111,9 @@ class Service:
                     projects.check_priority(conn, caller, project, rank)
             cluster = self.hosts()
             job = validate_submission(spec, overrides, cluster=cluster.backend != "local")
+            with read(self.engine) as conn:  # every path under the project's folders; its secrets exist
+                check_paths(conn, caller, job, project)
+                check_references(conn, job, project)
             if getattr(job, "kind", None) == "serve":
                 result = self._deploy(caller, job, project)
                 note["audited"] = True  # the deployment recorded its own audit line
@@ -155,7 +164,8 @@ class Service:
                 view["placement"] = None
         return views
 
-    def job(self, job_id: int) -> dict:
+    def job(self, job_id: int, viewer: auth.Caller | None = None) -> dict:
+        """One job; a `viewer` who is neither its owner nor an admin sees its env values as `***`."""
         with read(self.engine) as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
             if row is None:
@@ -165,6 +175,8 @@ class Service:
             tries = conn.execute(select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)).all()
         view = job_view(row)
         view["spec"] = json.loads(row.spec)
+        if viewer is not None and not viewer.is_admin and viewer.owner != row.owner:
+            view["spec"] = masked_spec(view["spec"])
         view["transitions"] = [{"at_s": t.at_s, "from": t.from_state, "to": t.to_state, "attempt": t.attempt,
                                 "reason": t.reason} for t in history]
         view["attempts"] = [{"number": a.number, "started_s": a.started_s, "ended_s": a.ended_s,
@@ -203,7 +215,10 @@ class Service:
         return [{"name": f"{p.parent.name}/{p.name}", "size": p.stat().st_size} for p in files]
 
     def read_log(self, job_id: int, name: str, offset: int = 0) -> dict:
-        return read_chunk(job_dir(job_id), name, offset, f"job {job_id}", f"llmos jobs show {job_id}")
+        with read(self.engine) as conn:  # the values of the secrets it was given are shown as ***
+            row = conn.execute(select(jobs.c.project, jobs.c.spec).where(jobs.c.id == job_id)).first()
+            hide = job_values(conn, row.project, json.loads(row.spec)) if row is not None else []
+        return read_chunk(job_dir(job_id), name, offset, f"job {job_id}", f"llmos jobs show {job_id}", hide=hide)
 
     # ---- tokens and audit ----------------------------------------------------------------------
     def create_token(self, caller: auth.Caller, role: str, name: str, owner: str | None) -> dict:
@@ -239,11 +254,20 @@ class Service:
         del row["digest"]
         return row
 
-    def audit(self, caller: auth.Caller, limit: int = 100) -> list[dict]:
+    def audit(self, caller: auth.Caller, limit: int = 100, since: float | None = None, actor: str | None = None,
+              action: str | None = None) -> list[dict]:
+        from llmos.control._audit import query
+
         auth.require(caller, "admin", "read the audit log")
         with read(self.engine) as conn:
-            rows = conn.execute(select(audit).order_by(audit.c.id.desc()).limit(min(limit, _MAX_PAGE))).all()
-        return [dict(r._mapping) for r in rows]
+            return query(conn, limit=min(limit, _MAX_PAGE), since_s=since, actor=actor, action=action)
+
+    def audit_verify(self, caller: auth.Caller) -> dict:
+        from llmos.control._audit import verify
+
+        auth.require(caller, "admin", "verify the audit log")
+        with read(self.engine) as conn:
+            return verify(conn).to_dict()
 
     def counts(self) -> dict[str, int]:
         with read(self.engine) as conn:
@@ -267,15 +291,14 @@ class Service:
 
     @contextmanager
     def _audited(self, caller: auth.Caller, action: str, target: str) -> Iterator[dict]:
-        """Audit a refused call in a transaction of its own (the refused one was rolled back)."""
+        """Name a refused call's action and target; the REST app's Guard writes its audit row
+        (`_guard`: every answer of 400 or more is audited there, in a transaction of its own)."""
         note: dict = {}
         try:
             yield note
         except LlmosError as exc:
             if not note.get("audited"):
-                status = getattr(exc, "status", 422)
-                with write(self.engine) as conn:
-                    auth.record(conn, caller, action, target, outcome=str(status), detail=exc.message)
+                exc.audit = (action, target)  # type: ignore[attr-defined]
             raise
 
 

@@ -1,0 +1,221 @@
+"""Confined spec paths: every path a spec names must resolve, after `..` and symlinks, under a folder
+its project may use, or the submission is refused (422) naming the field and the folders.
+
+The folders of project P: `LLMOS_HOME/projects/P` (and `STORAGE/projects/P` in cluster mode), the run
+folders llmos gave P's jobs (`runs/NAME-ID`), and the roots an admin added (`llmos roots add P PATH`).
+
+Which strings are paths is decided by walking the spec model, not by a list of fields: a field typed
+`Path` always is; any other string is when it looks like one (absolute, `~`, a `..` part, `./`, or a
+`sqlite:///` / `file:` URI). Registry references (`name@alias`, `name/3`), hub ids (`org/model`),
+`hf:` datasets and `http(s)://` URIs are not paths. A command job's `run` (its argv) and `env` are
+not checked: they are the program's own business, which isolation confines, not the daemon's.
+An admin's submission is not confined: an admin may add any root anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from llmos.control._errors import Conflict, NotFound, Rejected
+from llmos.errors import SpecError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from llmos.control._auth import Caller
+
+__all__ = ["add_root", "check_paths", "default_roots", "list_roots", "outside", "remove_root", "root_problem",
+           "spec_paths"]
+
+_NOT_PATHS = frozenset({"run", "env", "description"})  # a command's argv and environment; free text
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_MAX_ROOT_CHARS = 1024
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")  # one folder name; never `..`
+
+
+def spec_paths(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted field, path as written) for every value of `model` that names a file or folder."""
+    for name, field in type(model).model_fields.items():
+        if name in _NOT_PATHS:
+            continue
+        key = f"{prefix}{field.alias or name}"
+        yield from _walk(getattr(model, name), key, _is_path_type(field.annotation))
+
+
+def _walk(value: Any, key: str, typed_path: bool) -> Iterator[tuple[str, str]]:
+    if isinstance(value, BaseModel):
+        yield from spec_paths(value, key + ".")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f"{key}.{k}", typed_path)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{key}.{i}", typed_path)
+    elif isinstance(value, os.PathLike):
+        yield key, os.fspath(value)
+    elif isinstance(value, str):
+        path = as_path(value, typed_path)
+        if path is not None:
+            yield key, path
+
+
+def as_path(value: str, typed_path: bool = False) -> str | None:
+    """The file-system path a spec string names, or None when it names something else."""
+    if value.startswith("sqlite:///"):
+        return value.removeprefix("sqlite:///") or None  # sqlite:////abs, sqlite:///relative
+    if value.startswith("file:"):
+        return re.sub(r"^file:(//)?", "", value) or None
+    if typed_path:
+        return value
+    if _URI.match(value) and not value.startswith("~"):  # hf:, http://, models:/, runs:/
+        return None
+    parts = value.split("/")
+    if value.startswith(("/", "~", "./")) or value == "." or ".." in parts:
+        return value
+    return None
+
+
+def _is_path_type(annotation: Any) -> bool:
+    if annotation is Path or (isinstance(annotation, type) and issubclass(annotation, os.PathLike)):
+        return True
+    return any(_is_path_type(a) for a in typing.get_args(annotation))
+
+
+def outside(paths: list[tuple[str, Path]], roots: list[Path]) -> list[tuple[str, Path]]:
+    """The (field, resolved path) pairs under none of `roots` (all already resolved). Pure."""
+    return [(field, path) for field, path in paths if not any(path == r or r in path.parents for r in roots)]
+
+
+def resolve(path: str, base: Path) -> Path:
+    """`path` as the job would open it: `~` and relative to `base`, then `..` and every symlink followed."""
+    p = Path(path).expanduser()
+    return Path(os.path.realpath(p if p.is_absolute() else base / p))
+
+
+def default_roots(project: str) -> list[Path]:
+    """The project's own folders under LLMOS_HOME and, in cluster mode, under the shared storage."""
+    from llmos.paths import home, storage
+
+    if not _SEGMENT.match(project):  # `../control` must not name a folder of the daemon's
+        return []
+    roots = [home() / "projects" / project]
+    shared = storage()
+    if shared is not None:
+        roots.append(shared / "projects" / project)
+    return roots
+
+
+def check_paths(conn: Connection, caller: Caller, job: BaseModel, project: str) -> None:
+    """Refuse `job` (422) if a path it names resolves outside the folders `project` may use."""
+    if caller.is_admin:
+        return
+    found = list(spec_paths(job))
+    if not found:
+        return
+    base = _base(job)
+    roots = [Path(os.path.realpath(r)) for r in allowed_roots(conn, project)]
+    bad = outside([(field, resolve(path, base)) for field, path in found], roots)
+    if bad:
+        written = dict(found)
+        problems = [root_problem(field, written[field], path, project, roots) for field, path in bad]
+        raise SpecError(f"the spec names {len(bad)} path(s) outside the folders project {project} may use:",
+                        problems=problems,
+                        hint=f"Put the files under {roots[0] if roots else 'an added root'}, or ask an admin "
+                             f"to run: llmos roots add {project} FOLDER")
+
+
+def root_problem(field: str, written: str, path: Path, project: str, roots: list[Path]) -> tuple[str, str]:
+    shown = [str(r) for r in roots[:4]] + ([f"and {len(roots) - 4} run folder(s)"] if len(roots) > 4 else [])
+    where = "" if written == str(path) else f" (resolves to {path})"
+    return field, f"{written!r}{where} is outside project {project}'s folders: {', '.join(shown)}"
+
+
+def _base(job: BaseModel) -> Path:
+    """The folder a relative path in `job` is opened from: its working folder or run folder."""
+    from llmos.paths import home, runs_dir
+
+    for name in ("cwd", "output"):
+        value = getattr(job, name, None)
+        if value:
+            return Path(value).expanduser()
+    return runs_dir() / str(getattr(job, "name", "job")) if hasattr(job, "output") else home()
+
+
+def allowed_roots(conn: Connection, project: str) -> list[Path]:
+    """Every folder `project`'s spec paths may be under: the defaults, its jobs' run folders, added roots."""
+    from sqlalchemy import select
+
+    from llmos.control._schema import jobs, project_roots
+
+    added = conn.execute(select(project_roots.c.path).where(project_roots.c.project == project)
+                         .order_by(project_roots.c.path)).scalars()
+    runs = conn.execute(select(jobs.c.run_dir).where(jobs.c.project == project, jobs.c.run_dir.isnot(None))
+                        .order_by(jobs.c.id.desc())).scalars()
+    return [*default_roots(project), *(Path(p) for p in added), *(Path(p) for p in runs)]
+
+
+# ---- roots an admin adds ---------------------------------------------------------------------
+def list_roots(conn: Connection, project: str | None = None) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from llmos.control._schema import project_roots
+
+    query = select(project_roots).order_by(project_roots.c.project, project_roots.c.path)
+    if project is not None:
+        query = query.where(project_roots.c.project == project)
+    rows = [{**dict(r._mapping), "default": False} for r in conn.execute(query)]
+    if project is not None:
+        rows = [{"project": project, "path": str(p), "added_s": None, "added_by": "llmos", "default": True}
+                for p in default_roots(project)] + rows
+    return rows
+
+
+def add_root(conn: Connection, caller: Caller, project: str, path: str, now_s: float | None = None) -> dict:
+    from sqlalchemy import insert, select
+
+    from llmos.control._schema import project_roots
+
+    folder = _checked_root(path)
+    exists = conn.execute(select(project_roots.c.path).where(project_roots.c.project == project,
+                                                            project_roots.c.path == folder)).first()
+    if exists is not None:
+        raise Conflict(f"project {project} may already use {folder}.",
+                       hint=f"See its folders: llmos roots ls {project}")
+    row = {"project": project, "path": folder, "added_s": now_s or time.time(), "added_by": caller.owner}
+    conn.execute(insert(project_roots).values(**row))
+    return {**row, "default": False}
+
+
+def remove_root(conn: Connection, project: str, path: str) -> dict:
+    from sqlalchemy import delete
+
+    from llmos.control._schema import project_roots
+
+    folder = os.path.realpath(os.path.expanduser(path)) if path.startswith(("/", "~")) else path
+    gone = conn.execute(delete(project_roots).where(project_roots.c.project == project,
+                                                    project_roots.c.path.in_([path, folder]))).rowcount
+    if not gone:
+        raise NotFound(f"project {project} has no added root {path}.", hint=f"List them with: llmos roots ls {project}")
+    return {"project": project, "path": folder, "removed": True}
+
+
+def _checked_root(path: str) -> str:
+    if "\x00" in path or len(path) > _MAX_ROOT_CHARS:
+        raise Rejected("a root must be a folder path of at most 1024 characters, without NUL bytes.")
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        raise Rejected(f"a root must be an absolute folder path, got {path!r}.",
+                       hint="Give the full path, e.g. llmos roots add PROJECT /data/team-a")
+    folder = os.path.realpath(p)
+    if folder == "/":
+        raise Rejected("the root folder / would let the project's jobs name every file on the machine.",
+                       hint="Add the folder that holds the project's data instead.")
+    return folder

@@ -1,0 +1,228 @@
+"""Per-project secrets: set once by a developer of the project, referenced by specs, seen only by the job.
+
+A spec names a secret as `${secret:NAME}` inside an `env` value (`env: {HF_TOKEN: "${secret:HF_TOKEN}"}`,
+or `"Bearer ${secret:API}"`); anywhere else a reference is refused at submit, because only the
+environment is handed to the job without being stored or shown. The stored spec keeps the reference;
+the value is decrypted when an attempt starts and goes only into that attempt's environment. Values
+are Fernet tokens in the database; the key is `LLMOS_HOME/control/secrets.key` (0600), never in the
+database, so a copy of the database alone reveals nothing. Logs the API serves have every value of
+the secrets the job references replaced by `***` (`_logfiles.redact`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from llmos.control._errors import NotFound, Rejected
+from llmos.errors import LlmosError, SpecError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sqlalchemy import Connection
+
+__all__ = ["NAME", "check_references", "key_file", "list_secrets", "masked_spec", "references", "remove_secret",
+           "resolve_env", "set_secret", "values_for", "with_secrets"]
+
+NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
+_REF = re.compile(r"\$\{secret:([^}]*)\}")
+_NAME = re.compile(rf"^{NAME}$")
+_MAX_VALUE_BYTES = 64 * 1024
+HIDDEN = "***"
+
+
+# ---- references in a spec (pure) -------------------------------------------------------------
+def references(model: BaseModel) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(uses, problems): each (`env.KEY`, NAME) a spec's env values reference, and each misplaced or
+    malformed reference as (dotted field, message)."""
+    uses: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = []
+    for key, text, in_env in _strings(model.model_dump(mode="json", by_alias=True), ""):
+        for name in _REF.findall(text):
+            if not _NAME.match(name):
+                problems.append((key, f"'${{secret:{name}}}' is not a secret name (letters, digits, _)"))
+            elif not in_env:
+                problems.append((key, f"'${{secret:{name}}}': secrets may be referenced only in env values, "
+                                      "where the job reads them from its environment"))
+            else:
+                uses.append((key, name))
+    return uses, problems
+
+
+def _strings(value: Any, key: str) -> Iterator[tuple[str, str, bool]]:
+    """(dotted key, string, whether it is an env value) for every string in a dumped spec."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = f"{key}.{k}" if key else str(k)
+            if k == "env" and isinstance(v, dict):
+                for name, text in v.items():
+                    yield from [(f"{sub}.{name}", text, True)] if isinstance(text, str) else _strings(text, sub)
+            else:
+                yield from _strings(v, sub)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{key}.{i}")
+    elif isinstance(value, str):
+        yield key, value, False
+
+
+def resolve_env(env: dict[str, str], values: dict[str, str]) -> dict[str, str]:
+    """`env` with every `${secret:NAME}` replaced by its value (every name is in `values`). Pure."""
+    return {k: _REF.sub(lambda m: values[m.group(1)], v) for k, v in env.items()}
+
+
+def masked_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The stored spec as a viewer who is neither its owner nor an admin sees it: `env` values that are
+    not secret references become `***` (they may hold API keys written in plain text)."""
+    def mask(value: Any, parent: str = "") -> Any:
+        if isinstance(value, dict):
+            if parent == "env":
+                return {k: v if isinstance(v, str) and _REF.fullmatch(v) else HIDDEN for k, v in value.items()}
+            return {k: mask(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        return value
+
+    return mask(spec)
+
+
+# ---- the key ---------------------------------------------------------------------------------
+def key_file() -> Path:
+    from llmos.control._paths import control_dir
+
+    return control_dir() / "secrets.key"
+
+
+def _fernet() -> Any:
+    from cryptography.fernet import Fernet
+
+    path = key_file()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # only the daemon's user reads it
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return Fernet(path.read_bytes().strip())
+    with os.fdopen(fd, "wb") as f:
+        f.write(Fernet.generate_key())
+    return Fernet(path.read_bytes().strip())
+
+
+# ---- the store -------------------------------------------------------------------------------
+def check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise Rejected(f"{name[:200]!r} is not a secret name.",
+                       hint="Use letters, digits and _ (not first), at most 128 characters, e.g. HF_TOKEN.")
+
+
+def set_secret(conn: Connection, project: str, name: str, value: str, actor: str, now_s: float | None = None) -> dict:
+    from sqlalchemy import insert, select, update
+
+    from llmos.control._schema import secrets
+
+    check_name(name)
+    if not value or "\x00" in value or len(value.encode()) > _MAX_VALUE_BYTES:
+        raise Rejected(f"secret {name}: the value must be 1 byte to 64 KiB of text without NUL bytes.",
+                       hint="Pipe it in: llmos secrets set NAME < file, or --from-file FILE")
+    now = now_s or time.time()
+    token = _fernet().encrypt(value.encode()).decode()
+    where = (secrets.c.project == project) & (secrets.c.name == name)
+    if conn.execute(select(secrets.c.name).where(where)).first() is None:
+        conn.execute(insert(secrets).values(project=project, name=name, value=token, created_s=now, updated_s=now,
+                                            updated_by=actor))
+        return {"project": project, "name": name, "created": True, "updated_s": now}
+    conn.execute(update(secrets).where(where).values(value=token, updated_s=now, updated_by=actor))
+    return {"project": project, "name": name, "created": False, "updated_s": now}
+
+
+def list_secrets(conn: Connection, project: str) -> list[dict]:
+    """Names and times only: a value never leaves the store but into a job's environment."""
+    from sqlalchemy import select
+
+    from llmos.control._schema import secrets
+
+    rows = conn.execute(select(secrets.c.name, secrets.c.created_s, secrets.c.updated_s, secrets.c.updated_by)
+                        .where(secrets.c.project == project).order_by(secrets.c.name))
+    return [{"project": project, **dict(r._mapping)} for r in rows]
+
+
+def remove_secret(conn: Connection, project: str, name: str) -> dict:
+    from sqlalchemy import delete
+
+    from llmos.control._schema import secrets
+
+    check_name(name)
+    gone = conn.execute(delete(secrets).where(secrets.c.project == project, secrets.c.name == name)).rowcount
+    if not gone:
+        raise NotFound(f"project {project} has no secret {name}.", hint=f"List them with: llmos secrets ls --project "
+                                                                        f"{project}")
+    return {"project": project, "name": name, "removed": True}
+
+
+def values_for(conn: Connection, project: str, names: set[str]) -> dict[str, str]:
+    """The plain values of `names` in `project` (those that exist)."""
+    from cryptography.fernet import InvalidToken
+    from sqlalchemy import select
+
+    from llmos.control._schema import secrets
+
+    if not names:
+        return {}
+    rows = conn.execute(select(secrets.c.name, secrets.c.value).where(secrets.c.project == project,
+                                                                      secrets.c.name.in_(sorted(names))))
+    fernet, out = _fernet(), {}
+    for name, token in rows:
+        try:
+            out[name] = fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise LlmosError(f"secret {name} of project {project} cannot be decrypted with {key_file()} "
+                             "(the key was replaced?).",
+                             hint=f"Set it again: llmos secrets set {name} --project {project}") from None
+    return out
+
+
+# ---- at submit and at start ------------------------------------------------------------------
+def check_references(conn: Connection, job: BaseModel, project: str) -> None:
+    """Refuse (422) a spec whose secret references are misplaced or name secrets `project` lacks."""
+    from sqlalchemy import select
+
+    from llmos.control._schema import secrets
+
+    uses, problems = references(job)
+    if uses:
+        known = set(conn.execute(select(secrets.c.name).where(secrets.c.project == project)).scalars())
+        problems += [(key, f"project {project} has no secret {name}") for key, name in uses if name not in known]
+    if problems:
+        missing = sorted({name for _, name in uses})
+        raise SpecError("the spec's secret references cannot be used:", problems=problems,
+                        hint=f"Set a secret with: llmos secrets set {missing[0] if missing else 'NAME'} --project "
+                             f"{project} (the value is read from stdin); reference it as ${{secret:NAME}} in env")
+
+
+def with_secrets(conn: Connection, project: str, job: Any) -> Any:
+    """`job` with its env's references replaced by their values, for its launch only (never stored)."""
+    env = getattr(job, "env", None)
+    if not env:
+        return job
+    names = {name for v in env.values() for name in _REF.findall(v)}
+    if not names:
+        return job
+    values = values_for(conn, project, names)
+    missing = sorted(names - values.keys())
+    if missing:
+        raise LlmosError(f"secret {missing[0]} of project {project} was removed after the job was submitted.",
+                         hint=f"Set it again: llmos secrets set {missing[0]} --project {project}")
+    return job.model_copy(update={"env": resolve_env(env, values)})
+
+
+def job_values(conn: Connection, project: str, spec: dict[str, Any]) -> list[str]:
+    """The values of the secrets a stored spec references (what its logs must not show)."""
+    env = spec.get("env") if isinstance(spec.get("env"), dict) else {}
+    names = {name for v in env.values() if isinstance(v, str) for name in _REF.findall(v) if _NAME.match(name)}
+    return list(values_for(conn, project, names).values()) if names else []
