@@ -23,6 +23,7 @@ from llmos.data import BatchPlan, collate, encode, encode_chat, load_chat, load_
 from llmos.errors import CheckpointError, DataError, SpecError
 from llmos.models import build, save_trained
 from llmos.run import _checkpoint as ckpt
+from llmos.run import _evalfile as evalfile
 from llmos.run import _runfile as runfile
 from llmos.run._dist import Dist, init
 from llmos.run._distill import load_teacher
@@ -151,6 +152,8 @@ def train(job: TrainJob) -> int:
             metrics.update(exact_match(_unwrap(model), tokenizer, data.eval, limit=job.sft.exact_match_examples,
                                        max_new_tokens=job.sft.max_new_tokens, dist=dist))
         tracker.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, state.step)
+        if dist.is_main:  # read by a sweep's pruner (llmos.sweep), which has no other way in
+            evalfile.append(run_dir, state.step, metrics)
         progress.note("eval " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return metrics
 
