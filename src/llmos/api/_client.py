@@ -136,6 +136,14 @@ class Client:
         """Stop a deployment: its replicas finish what is in flight, then exit."""
         self._rest.undeploy(name)
 
+    def promote(self, name: str) -> Deployment:
+        """Promote the deployment's running canary now: the roll to the new version finishes."""
+        return Deployment.from_dict(self._rest.canary(name, "promote"))
+
+    def rollback(self, name: str) -> Deployment:
+        """Roll the deployment's running canary back now: all traffic to the current version."""
+        return Deployment.from_dict(self._rest.canary(name, "rollback"))
+
     # ---- the registry ------------------------------------------------------------------------------
     def models(self) -> list[Any]:
         """Registered models (`llmos.registry.ModelSummary`), from the tracking server of

@@ -134,6 +134,8 @@ class Deployment(_Record):
     events: list[str] = field(default_factory=list)
     replicas: list[Replica] = field(default_factory=list)
     rolled: bool = False  # set on the answer to a deploy that rolled an existing deployment
+    # The latest canary: state (watching, promoted, rolled_back), step, steps, percent, verdict, figures
+    canary: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Deployment:

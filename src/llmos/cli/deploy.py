@@ -1,4 +1,5 @@
-"""`llmos deploy MODEL_REF | ls | show | logs` and `llmos undeploy NAME`: deployments on the control plane."""
+"""`llmos deploy MODEL_REF|SPEC | ls | show | logs | promote | rollback` and `llmos undeploy NAME`:
+deployments on the control plane."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from llmos.cli._render import JsonFlag, console, print_json
 
 
 class _DeployGroup(TyperGroup):
-    """`llmos deploy sentiment@production` is `llmos deploy create sentiment@production`; ls, show and
-    logs are the other subcommands."""
+    """`llmos deploy sentiment@production` is `llmos deploy create sentiment@production`; ls, show,
+    logs, promote and rollback are the other subcommands."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
@@ -24,7 +25,7 @@ class _DeployGroup(TyperGroup):
 
 app = typer.Typer(cls=_DeployGroup, no_args_is_help=True,
                   help="Deploy a model (`llmos deploy MODEL`, short for `llmos deploy create MODEL`); list, "
-                       "show and read the logs of deployments.")
+                       "show and read the logs of deployments; promote or roll back a canary.")
 
 
 def register(root: typer.Typer) -> None:
@@ -34,7 +35,8 @@ def register(root: typer.Typer) -> None:
 
 @app.command("create")
 def deploy(
-    model: Annotated[str | None, typer.Argument(help="registry reference, e.g. sentiment@production")] = None,
+    model: Annotated[str | None, typer.Argument(help="registry reference, e.g. sentiment@production, or a "
+                                                     "kind: serve spec file")] = None,
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. replicas.max=3")] = None,
     spec: Annotated[Path | None, typer.Option(help="a kind: serve spec instead of MODEL")] = None,
     name: Annotated[str | None, typer.Option(help="deployment name", show_default="the model's name")] = None,
@@ -42,13 +44,24 @@ def deploy(
                                              show_default="the spec's server.port")] = None,
     replicas: Annotated[str | None, typer.Option(help="MIN or MIN:MAX replicas (replicas.min, replicas.max), "
                                                       "e.g. 1:4")] = None,
+    canary: Annotated[str | None, typer.Option(help="to a running deployment: give the new version this share "
+                                                    "first (10% means steps 10,50,100; or list the steps: "
+                                                    "5,25,100), promoted or rolled back on live figures "
+                                                    "(canary.steps; the spec's canary: section sets the bounds)")]
+    = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Deploy a model version with 1..N replicas behind one address (`llmos deploy MODEL` for short);
-    deploying the same name again rolls it to the version the reference points at now."""
+    deploying the same name again rolls it to the version the reference points at now, or, with
+    --canary, tries it on a share of the traffic first."""
     from llmos.api import Client
+    from llmos.api._resolve import is_spec_file
 
+    if model is not None and spec is None and is_spec_file(model):
+        model, spec = None, Path(model)
     extra = list(overrides or [])
+    if canary is not None:
+        extra.append(f"canary.steps={_canary_steps(canary)}")
     if port is not None:
         extra.append(f"server.port={port}")
     if replicas:
@@ -59,9 +72,24 @@ def deploy(
     if json_out:
         print_json(d)
         return
+    if d.rolled and d.canary and d.canary.get("state") == "watching":
+        console.print(f"canary of [bold]{d.name}[/]: {d.model} takes {d.canary['percent']:g}% of the traffic "
+                      f"at {d.url}")
+        console.print(f"next: llmos deploy show {d.name}   (or by hand: llmos deploy promote|rollback {d.name})")
+        return
     verb = "rolling" if d.rolled else "deployed"
     console.print(f"{verb} [bold]{d.name}[/] ({d.model}) at {d.url}")
     console.print(f"next: llmos deploy show {d.name}   (stop it with: llmos undeploy {d.name})")
+
+
+def _canary_steps(text: str) -> str:
+    from llmos.deploy._canary import parse_canary_percent
+    from llmos.errors import SpecError
+
+    try:
+        return "[" + ",".join(f"{s:g}" for s in parse_canary_percent(text)) + "]"
+    except ValueError as exc:
+        raise SpecError("bad --canary:", problems=[("canary.steps", str(exc))]) from None
 
 
 @app.command("ls")
@@ -107,6 +135,8 @@ def show(name: Annotated[str, typer.Argument(help="deployment name")], json_out:
         console.print(f"  scaling   {escape(d.scaling)}")
     if d.rollout:
         console.print(f"  rollout   {d.rollout}")
+    if d.canary:
+        _show_canary(d.canary)
     table = Table("replica", "state", "version", "pid", "port", "cores")
     for r in d.replicas:
         table.add_row(r.id, r.state, r.version, str(r.pid), str(r.port), ",".join(map(str, r.cores)) or "-")
@@ -127,6 +157,45 @@ def logs(
 
     with Client() as client, contextlib.suppress(KeyboardInterrupt):
         write_chunks(client.deployment_log_chunks(name, follow=follow), follow)
+
+
+def _show_canary(c: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    steps = " → ".join(f"{s:g}%" for s in c["steps"])
+    state = c["state"].replace("_", " ")
+    console.print(f"  canary    {state}: {c['to_revision']} ({c['percent']:g}% of the traffic), "
+                  f"{c['from_revision']} ({100 - c['percent']:g}%); step {c['step']} of {steps}")
+    for who, f in c.get("figures", {}).items():
+        p95 = "-" if f["p95_ms"] is None else f"{f['p95_ms']:.0f} ms"
+        compared = f", {f['differed']} of {f['compared']} labels differ" if f["compared"] else ""
+        console.print(f"    {who:<8} {f['requests']} requests, {f['errors']} failed ({f['error_rate']:.1%}), "
+                      f"p95 {p95}{compared}")
+    console.print(f"  verdict   {escape(c['verdict'])}")
+
+
+@app.command("promote")
+def promote(name: Annotated[str, typer.Argument(help="deployment name")], json_out: JsonFlag = False) -> None:
+    """Promote a deployment's running canary now: the new version takes over, the old one drains."""
+    _canary_action(name, "promote", json_out)
+
+
+@app.command("rollback")
+def rollback(name: Annotated[str, typer.Argument(help="deployment name")], json_out: JsonFlag = False) -> None:
+    """Roll a deployment's running canary back now: all traffic to the current version, the new one drains."""
+    _canary_action(name, "rollback", json_out)
+
+
+def _canary_action(name: str, action: str, json_out: bool) -> None:
+    from llmos.api import Client
+
+    with Client() as client:
+        d = client.promote(name) if action == "promote" else client.rollback(name)
+    if json_out:
+        print_json(d)
+        return
+    console.print(f"deployment {name}: {(d.canary or {}).get('verdict', action)}")
+    console.print(f"next: llmos deploy show {name}")
 
 
 def undeploy(name: Annotated[str, typer.Argument(help="deployment name")]) -> None:

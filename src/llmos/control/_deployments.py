@@ -17,6 +17,10 @@ detached actor (`llmos.executor._ray_replica`), listening on the node's address;
 stays on the daemon's machine and routes to every node. The deployments' folders (replica job
 files, logs) are then on the storage every node sees. A replica whose node is lost counts as exited:
 the supervisor replaces it, on a node with room.
+
+A canary (a roll to a spec with a `canary:` section) is run by the controller; each change it
+makes on its own (next step, promotion, rollback) is written to the audit log by the loop, as the
+control plane's; `promote` and `rollback` do it by hand, as the caller.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -52,6 +57,8 @@ if TYPE_CHECKING:
 __all__ = ["DeploymentManager"]
 
 PREFIX = "deploy:"
+# Who the audit log names for what a controller decides on its own (a canary's steps).
+_CONTROL_PLANE = auth.Caller("control-plane", "system", "canary")
 
 
 class DeploymentManager:
@@ -108,6 +115,8 @@ class DeploymentManager:
                     conn.execute(update(deployments).where(deployments.c.name == job.name).values(
                         spec=job.model_dump_json(), model_ref=job.model, updated_s=now))
                     auth.record(conn, caller, "deploy.roll", f"deployment {job.name}", detail=job.model)
+                    for action, detail in existing.take_audit():  # a canary began: said as the caller's
+                        auth.record(conn, caller, action, f"deployment {job.name}", detail=detail)
                 return {**self._view(job.name), "rolled": True}
             controller = self._controller(job.name, job, job.server.port)
             controller.start()
@@ -159,6 +168,25 @@ class DeploymentManager:
                                                    name=f"undeploy-{name}", daemon=True)
             self.stopping[name].start()
         return {"name": name, "state": "STOPPING"}
+
+    def canary(self, caller: auth.Caller, name: str, action: str) -> dict:
+        """`promote` or `rollback` the deployment's running canary now."""
+        auth.require(caller, "developer", f"{action} deployments")
+        with self.lock:
+            controller = self.controllers.get(name)
+            if controller is None:
+                raise NotFound(f"no deployment {name}.", hint="List them with: llmos deploy ls")
+            if not caller.is_admin and self.owners.get(name) != caller.owner:
+                raise auth.Forbidden(f"deployment {name} belongs to {self.owners.get(name)}.",
+                                     hint="Ask its owner or an admin.")
+            if action == "promote":
+                controller.promote()
+            else:
+                controller.rollback()
+            with write(self.engine) as conn:
+                for what, detail in controller.take_audit():
+                    auth.record(conn, caller, what, f"deployment {name}", detail=detail)
+            return self._view(name)
 
     def _drain(self, name: str, controller: Any) -> None:
         try:
@@ -223,11 +251,22 @@ class DeploymentManager:
                 self._demand.pop(name, None)
             try:
                 controller.tick(time.monotonic())
+                self._audit_canary(name, controller)
             except Exception as exc:
                 self.log(f"deployment {name}: tick failed: {exc}")
             with self.lock:
                 if name not in self._demand:
                     self._waiting_since.pop(name, None)
+
+    def _audit_canary(self, name: str, controller: Any) -> None:
+        taken = controller.take_audit()
+        if not taken:
+            return
+        with write(self.engine) as conn:
+            for action, detail in taken:
+                auth.record(conn, _CONTROL_PLANE, action, f"deployment {name}", detail=detail)
+        for action, detail in taken:
+            self.log(f"deployment {name}: {action}: {detail}")
 
     def stop_all(self) -> None:
         """Daemon shutdown (`llmos down`): replicas drain and stop, then the front routers; the
@@ -396,6 +435,7 @@ class DeploymentManager:
                 "owner": self.owners.get(name, ""), "scaling": s.scaling_reason,
                 "waiting": self._demand.get(name, (None, 0))[1],
                 "rollout": None if s.rollout is None else s.rollout.state, "events": s.events[-5:],
+                "canary": None if s.canary is None else asdict(s.canary),
                 "replicas": [{"id": r.replica_id, "pid": r.pid, "port": r.port, "url": f"http://{r.host}:{r.port}",
                               "version": r.model_version, "state": r.state, **self._where(name, r)}
                              for r in s.replicas]}
