@@ -7,7 +7,6 @@ from llmos.spec._command import CommandJob, CommandResources, parse_command
 from llmos.spec._compress import CompressDataSpec, CompressJob, GateSpec, RecipeSpec, ReportSpec
 from llmos.spec._example import example_yaml
 from llmos.spec._sweep import ParamSpec, PrunerSpec, SweepJob, trial_job
-from llmos.spec._sweep import ParamSpec, PrunerSpec, SweepJob, trial_job
 from llmos.spec._load import KINDS, apply_overrides, load_job, parse_job, validate_dict
 from llmos.spec._models import (
     CheckpointSpec,
