@@ -32,6 +32,8 @@ def up(
     host: Annotated[str | None, typer.Option(help="address to bind", show_default="127.0.0.1")] = None,
     db: Annotated[str | None, typer.Option(help="state database: postgresql://USER@HOST:PORT/DB or sqlite:///PATH",
                                            show_default="SQLite under LLMOS_HOME")] = None,
+    db_password_file: Annotated[Path | None, typer.Option(
+        help="a 0600 file holding the database password (or set LLMOS_DB_PASSWORD; never put it in --db)")] = None,
     cpus: Annotated[int | None, typer.Option(help="cores jobs may use", show_default="all")] = None,
     reserve_cpus: Annotated[int | None, typer.Option(help="cores kept for the system", show_default="0")] = None,
     gpus: Annotated[str | None, typer.Option(help="GPU indices jobs may use, e.g. 0,1", show_default="all")] = None,
@@ -58,7 +60,8 @@ def up(
     gpu_list = None if gpus is None else [int(g) for g in gpus.split(",") if g.strip()]
     cfg = load_config(config, port=port, host=host, db=db, cpus=cpus, reserve_cpus=reserve_cpus, gpus=gpu_list,
                       policy=policy, interval_s=interval_s, grace_s=grace_s, retry_base_s=retry_base_s, ray=ray,
-                      storage=storage, tracking=tracking)
+                      storage=storage, tracking=tracking,
+                      db_password_file=str(db_password_file.expanduser().resolve()) if db_password_file else None)
     info, started = start(cfg)
     word = "[green]up[/]" if started else "[yellow]already running[/]"
     console.print(f"control plane {word} at {info['url']} (pid {info['pid']})")

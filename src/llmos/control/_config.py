@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,7 +20,12 @@ class ControlConfig(BaseModel):
                                            "other machines must reach it")] = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535, description="REST API port; 0 picks a free one")] = 8470
     db: Annotated[str | None, Field(description=(
-        "state database URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB; null: SQLite under LLMOS_HOME"))] = None
+        "state database URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB (default $LLMOS_DB); null: SQLite under "
+        "LLMOS_HOME. Its password comes from $LLMOS_DB_PASSWORD or db_password_file and is never written to a "
+        "file by llmos"))] = None
+    db_password_file: Annotated[str | None, Field(description=(
+        "a file (mode 0600) holding the PostgreSQL password, when neither the URL nor $LLMOS_DB_PASSWORD has "
+        "it"))] = None
     policy: Annotated[Literal["fifo", "priority", "fair", "full"], Field(
         description="scheduling policy preset (see llmos.scheduler)")] = "full"
     interval_s: Annotated[float, Field(gt=0, le=60, description=(
@@ -27,6 +33,8 @@ class ControlConfig(BaseModel):
     grace_s: Annotated[float, Field(gt=0, description=(
         "time a stopped job gets to checkpoint after SIGTERM before SIGKILL"))] = 30.0
     max_retries: Annotated[int, Field(ge=0, description="default retries of a failed job")] = 2
+    max_body_bytes: Annotated[int, Field(gt=0, le=2**31, description=(
+        "largest REST request body the control API reads; larger ones are refused with 413"))] = 1_000_000
     retry_base_s: Annotated[float, Field(ge=0, description="first retry delay; doubles each failure")] = 2.0
     retry_max_s: Annotated[float, Field(ge=0, description="longest retry delay")] = 300.0
     cpus: Annotated[int | None, Field(gt=0, description=(
@@ -69,6 +77,8 @@ def load_config(file: Path | None = None, **overrides: Any) -> ControlConfig:
             raise SpecError(f"{path} must hold one mapping (key: value lines).")
         raw.update(loaded)
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    if raw.get("db") is None and os.environ.get("LLMOS_DB"):
+        raw["db"] = os.environ["LLMOS_DB"]  # a URL with a password stays out of shell history and files
     try:
         return ControlConfig.model_validate(raw)
     except ValidationError as exc:

@@ -58,13 +58,15 @@ def _serve(config: ControlConfig) -> int:
     from llmos import __version__
     from llmos.control._app import create_app
     from llmos.control._auth import ensure_admin_token
-    from llmos.control._db import default_url, open_db, redact
+    from llmos.control._db import database_url, default_url, open_db, redact
     from llmos.control._inventory import detect
     from llmos.control._loop import ControlLoop
     from llmos.control._paths import admin_token_file, daemon_file
     from llmos.control._service import Service
 
-    engine = open_db(config.db)
+    engine = open_db(database_url(config.db, config.db_password_file))
+    for name in ("LLMOS_DB_PASSWORD", "LLMOS_DB"):  # never handed on to a job or a replica
+        os.environ.pop(name, None)
     inventory = detect(config)
     hosts, executor = _executor(config)
     ensure_admin_token(engine, admin_token_file())

@@ -9,8 +9,10 @@ Reads use plain `BEGIN` and, under WAL, never wait for writers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmos.errors import LlmosError
@@ -18,7 +20,7 @@ from llmos.errors import LlmosError
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, MetaData
 
-__all__ = ["default_url", "migrate", "open_db", "read", "redact", "write"]
+__all__ = ["database_url", "default_url", "migrate", "open_db", "read", "redact", "split_password", "write"]
 
 _BUSY_TIMEOUT_MS = 30_000
 _BASELINE = "0001"  # the revision that is llmos 0.1.0's schema (migrations/versions/0001_baseline.py)
@@ -80,6 +82,48 @@ def redact(url: str) -> str:
     cred, _, host = tail.rpartition("@")
     user = cred.split(":", 1)[0]
     return f"{head}://{user}:***@{host}" if ":" in cred else url
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """(the URL without its password, the password or None): what may be written to a file, and what may not."""
+    from urllib.parse import unquote
+
+    head, sep, tail = url.partition("://")
+    cred, at, host = tail.rpartition("@")
+    if not sep or not at or ":" not in cred:
+        return url, None
+    user, _, password = cred.partition(":")
+    return f"{head}://{user}@{host}", unquote(password)
+
+
+def database_url(url: str | None, password_file: str | None = None) -> str | None:
+    """The URL to connect with: its own password, else $LLMOS_DB_PASSWORD, else the one in `password_file`,
+    which must be readable by its owner only (0600)."""
+    if url is None or not url.startswith(("postgresql", "postgres://")):
+        return url
+    if split_password(url)[1] is not None:
+        return url
+    password = os.environ.get("LLMOS_DB_PASSWORD")
+    if password is None and password_file:
+        password = _read_password(Path(password_file).expanduser())
+    if not password:
+        return url
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
+def _read_password(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except OSError as exc:
+        raise LlmosError(f"cannot read the database password file {path}: {exc.strerror}.",
+                         hint="Check the path given to --db-password-file.") from None
+    if mode & 0o077:
+        raise LlmosError(f"the database password file {path} may be read by others (mode {mode & 0o777:o}).",
+                         hint=f"Make it private: chmod 600 {path}")
+    return text.strip("\n")
 
 
 def _sqlite_events(engine: Engine) -> None:

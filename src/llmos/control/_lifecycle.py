@@ -33,6 +33,7 @@ def up(config: ControlConfig, wait_s: float = 60.0) -> tuple[dict[str, Any], boo
     """Start the daemon unless one runs; returns (its record, whether it was started now)."""
     import httpx
 
+    from llmos.control._db import split_password
     from llmos.control._paths import control_dir, daemon_file, daemon_log
     from llmos.paths import home
 
@@ -41,13 +42,16 @@ def up(config: ControlConfig, wait_s: float = 60.0) -> tuple[dict[str, Any], boo
         return info, False
     daemon_file().unlink(missing_ok=True)  # a crashed daemon's record
     config_file = control_dir() / "daemon-config.json"
-    config_file.write_text(config.model_dump_json(indent=2))
+    # The database password never goes into the file: the daemon gets it in its environment.
+    public_db, password = split_password(config.db) if config.db else (None, None)
+    config_file.write_text(config.model_copy(update={"db": public_db}).model_dump_json(indent=2))
+    secret_env = {"LLMOS_DB_PASSWORD": password} if password else {}
     log = daemon_log()
     offset = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "llmos.control._daemon", str(config_file)], cwd=home(),
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, **secret_env, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + wait_s * (3 if config.ray else 1)  # joining Ray and probing storage take longer
     while time.monotonic() < deadline:
         info = running()
