@@ -123,6 +123,8 @@ class Service:
             retries = self.config.max_retries if max_retries is None else max_retries
             if retries < 0:
                 raise ControlError(f"max_retries must be >= 0, got {retries}.")
+            if getattr(job, "kind", None) == "pipeline":  # its stages become jobs as they are ready
+                return self._pipeline(caller, job, project, rank, retries, priority, note)
             now = time.time()
             with write(self.engine) as conn:
                 job_id = create_job(conn, {
@@ -141,6 +143,21 @@ class Service:
             note["audited"] = True
         self.wake()
         return {"id": job_id, "state": JobState.QUEUED.value, "run_dir": run_dir}
+
+    def _pipeline(self, caller: auth.Caller, job: Any, project: str, rank: int, retries: int, priority: str,
+                  note: dict) -> dict:
+        from llmos.control._pipelines import create_pipeline
+
+        now = time.time()
+        with write(self.engine) as conn:
+            job_id = create_pipeline(conn, job, {"owner": caller.owner, "project": project, "priority": rank,
+                                                 "max_retries": retries},
+                                     f"submitted by {caller.owner} from {caller.source}", now)
+            auth.record(conn, caller, "submit", f"job {job_id}",
+                        detail=f"pipeline {job.name} project={project} priority={priority}", now_s=now)
+        note["audited"] = True
+        self.wake()
+        return {"id": job_id, "state": JobState.RUNNING.value, "run_dir": None}
 
     def jobs(self, caller: auth.Caller, state: str | None = None, owner: str | None = None, limit: int = 100,
              before: int | None = None) -> list[dict]:
@@ -183,6 +200,11 @@ class Service:
                              "exit_code": a.exit_code, "outcome": a.outcome, "pid": a.pid,
                              "placement": json.loads(a.placement) if a.placement else None} for a in tries]
         view["logs"] = self.log_files(job_id)
+        if row.kind == "pipeline":
+            from llmos.control._pipelines import stages_view
+
+            with read(self.engine) as conn:
+                view["stages"] = stages_view(conn, job_id)
         return view
 
     def cancel(self, caller: auth.Caller, job_id: int) -> dict:

@@ -52,9 +52,11 @@ def test_tokens_and_roles(api) -> None:
     assert made.status_code == 201 and made.json()["token"].startswith("llmos_")
     audit = api("root", "GET", "/v1/audit").json()
     seen = [(a["actor"], a["action"], a["outcome"]) for a in reversed(audit)]
-    assert seen == [("vic", "submit", "403"), ("ann", "submit", "ok"), ("bob", "cancel", "403"),
+    # Every refused call is audited, the 401s without a (known) token and the 404 of a read too.
+    assert seen == [("anonymous", "GET /v1/jobs", "401"), ("anonymous", "GET /v1/jobs", "401"),
+                    ("vic", "submit", "403"), ("ann", "submit", "ok"), ("bob", "cancel", "403"),
                     ("ann", "tokens.create", "403"), ("ann", "cancel", "ok"), ("root", "cancel", "409"),
-                    ("root", "cancel", "404"), ("root", "tokens.create", "ok")]
+                    ("root", "GET /v1/jobs/{job_id}", "404"), ("root", "cancel", "404"), ("root", "tokens.create", "ok")]
     assert all(a["source"].startswith("testclient") for a in audit)
     assert api("ann", "GET", "/v1/audit").status_code == 403
 

@@ -96,6 +96,7 @@ def test_rest_list_revoke_and_audit(service) -> None:
                                                                                      .json())]
     assert audit == [("root", "tokens.list", "tokens", "ok"), ("ann", "tokens.list", "tokens", "403"),
                      ("ann", "tokens.revoke", "token 3", "403"), ("root", "tokens.revoke", "token 3", "ok"),
+                     ("anonymous", "GET /v1/jobs", "/v1/jobs", "401"),  # the revoked token, refused and audited
                      ("root", "tokens.revoke", "token 1", "409"), ("root", "tokens.revoke", "token 99", "404"),
                      ("root", "tokens.list", "tokens", "ok"), ("root", "tokens.list", "tokens", "ok")]
 
