@@ -56,7 +56,8 @@ def test_tokens_and_roles(api) -> None:
     assert seen == [("anonymous", "GET /v1/jobs", "401"), ("anonymous", "GET /v1/jobs", "401"),
                     ("vic", "submit", "403"), ("ann", "submit", "ok"), ("bob", "cancel", "403"),
                     ("ann", "tokens.create", "403"), ("ann", "cancel", "ok"), ("root", "cancel", "409"),
-                    ("root", "GET /v1/jobs/{job_id}", "404"), ("root", "cancel", "404"), ("root", "tokens.create", "ok")]
+                    ("root", "GET /v1/jobs/{job_id}", "404"), ("root", "cancel", "404"),
+                    ("root", "tokens.create", "ok")]
     assert all(a["source"].startswith("testclient") for a in audit)
     assert api("ann", "GET", "/v1/audit").status_code == 403
 
