@@ -71,6 +71,7 @@ class UI:
         except Unauthorized:
             self.sessions.close(session.id)
             raise LoginNeeded from None
+        request.state.caller = caller  # the Guard middleware audits a refused call as this caller
         return Viewer(session, caller)
 
     async def form(self, request: Request, viewer: Viewer | None = None) -> dict[str, str]:
@@ -92,6 +93,8 @@ class UI:
 
     def error(self, request: Request, exc: Any, viewer: Viewer | None = None) -> HTMLResponse:
         status = getattr(exc, "status", 400)
+        # What the Guard middleware writes in the audit row of this refusal (as for the API's).
+        request.state.audit, request.state.error = getattr(exc, "audit", None), exc.message
         return self.page(request, "error.html", viewer, status=status, message=exc.message, hint=exc.hint or "")
 
     def login_redirect(self, request: Request) -> Response:
