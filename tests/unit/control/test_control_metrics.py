@@ -23,7 +23,7 @@ def _scrape(client: TestClient) -> dict[tuple[str, frozenset], float]:
 
 def test_queue_states_capacity_and_round_figures(service) -> None:
     client = TestClient(create_app(service, {"pid": 1}))
-    ann = Caller(owner="ann", role="developer", source="test")
+    ann = Caller(owner="ann", role="admin", source="test")  # an admin: nlp and vision need no membership or grant
     for name, priority, project in (("a", "low", "nlp"), ("b", "low", "nlp"), ("c", "high", "vision")):
         service.submit(ann, {"kind": "command", "name": name, "run": ["true"], "resources": {"cpus": 1}},
                        priority=priority, project=project)
@@ -56,7 +56,7 @@ def test_the_grafana_dashboard_plots_only_series_that_exist(service) -> None:
     from llmos.deploy._routes import Route, RouteSet
 
     observe_round(0.01, preempts=1)
-    service.submit(Caller(owner="ann", role="developer", source="test"),
+    service.submit(Caller(owner="ann", role="admin", source="test"),
                    {"kind": "command", "name": "q", "run": ["true"], "resources": {"cpus": 1}})
     exported = {name for name, _ in _scrape(TestClient(create_app(service, {"pid": 1})))}
     table = RouteTable()

@@ -23,6 +23,16 @@ _RANK = {"viewer": 0, "developer": 1, "admin": 2}
 
 
 def upgrade() -> None:
+    # A database written before versioned migrations by a later llmos may have them already.
+    present = set(sa.inspect(op.get_bind()).get_table_names())
+    if "users" not in present:
+        _create_tables()
+    if "project" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("deployments")}:
+        op.add_column("deployments", sa.Column("project", sa.String(100)))
+    _backfill(op.get_bind())
+
+
+def _create_tables() -> None:
     op.create_table("users",
                     sa.Column("name", sa.String(100), primary_key=True),
                     sa.Column("default_project", sa.String(100), nullable=False),
@@ -38,9 +48,6 @@ def upgrade() -> None:
                     sa.Column("project", sa.String(100), sa.ForeignKey("projects.name"), primary_key=True),
                     sa.Column("username", sa.String(100), sa.ForeignKey("users.name"), primary_key=True),
                     sa.Column("role", sa.String(16), nullable=False))
-    if "project" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("deployments")}:
-        op.add_column("deployments", sa.Column("project", sa.String(100)))
-    _backfill(op.get_bind())
 
 
 def _backfill(conn: sa.Connection) -> None:
@@ -58,12 +65,15 @@ def _backfill(conn: sa.Connection) -> None:
         if owner not in role_of or _RANK.get(role, 0) > _RANK.get(role_of[owner], 0):
             role_of[owner] = role
     names = set(role_of) | {p for (p,) in conn.execute(sa.select(jobs.c.project).distinct())}
+    names -= {p for (p,) in conn.execute(sa.select(projects.c.name))}
     for name in sorted(names):
         conn.execute(sa.insert(projects).values(name=name, created_s=now, max_priority=1, weight=1.0))
+    known = {u for (u,) in conn.execute(sa.select(users.c.name))}
     for owner, role in sorted(role_of.items()):
-        conn.execute(sa.insert(users).values(name=owner, default_project=owner, created_s=now))
-        conn.execute(sa.insert(members).values(project=owner, username=owner, role=role))
-    conn.execute(sa.update(deployments).values(project=deployments.c.owner))
+        if owner not in known:
+            conn.execute(sa.insert(users).values(name=owner, default_project=owner, created_s=now))
+            conn.execute(sa.insert(members).values(project=owner, username=owner, role=role))
+    conn.execute(sa.update(deployments).where(deployments.c.project.is_(None)).values(project=deployments.c.owner))
 
 
 def downgrade() -> None:
