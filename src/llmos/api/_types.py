@@ -85,6 +85,8 @@ class JobDetails(Job):
     transitions: list[Transition] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)  # {name, size}
+    # a pipeline's stages, in spec order: {name, action, needs, state, job_id, job_state, model, reason, ...}
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobDetails:

@@ -74,6 +74,9 @@ def _serve(config: ControlConfig) -> int:
     service = Service(engine, inventory, config, waker.wake, hosts=hosts)
     loop = ControlLoop(engine, hosts() if hosts else inventory, config, executor=executor, log=_log, refresh=hosts)
     _wire_deployments(service, loop, inventory, config)
+    from llmos.control._pipelines import PipelineDriver
+
+    loop.pipelines = PipelineDriver(engine, deployments=service.deployments, log=_log)
     loop.recover()
 
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so; without it every

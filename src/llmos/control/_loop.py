@@ -60,6 +60,7 @@ class ControlLoop:
         self.policy = policy_config(config.policy)
         self.executor: Executor = executor or LocalExecutor()
         self.deployments: Any = None  # a DeploymentManager once deployments are wired in
+        self.pipelines: Any = None  # a PipelineDriver (llmos.control._pipelines) once wired in
         self.log = log
         self.usage: dict[str, Resources] = {}
         self.owed: dict[str, float] = {}  # fair share owed to owners whose jobs could not be placed
@@ -97,6 +98,8 @@ class ControlLoop:
             with read(self.engine) as conn:
                 holding = conn.execute(_HOLDING).all()
         self._stop(holding, now)
+        if self.pipelines is not None:  # stages whose jobs ended move on; the next ones queue in this round
+            self.pipelines.tick(now)
         with read(self.engine) as conn:
             queued = conn.execute(select(jobs).where(and_(jobs.c.state == JobState.QUEUED.value,
                                                           jobs.c.not_before_s <= now))).all()

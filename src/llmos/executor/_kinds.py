@@ -8,6 +8,7 @@ means) and both executors (the program to start) read this table; nobody checks 
     compress CompressJob  python -m llmos.run JOB.json     one process, its cores     starts over (no checkpoints)
     command  CommandJob   the spec's own `run` argv        one process                is the program's business
     serve    ServeJob     (a deployment, not a queued job) per replica                drains the replica
+    pipeline PipelineJob  (its stages are jobs; llmos.control._pipelines) nothing     cancels its stage jobs
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ def _no_program(job: Any, cpus: int, folder: Path) -> Program:
     raise SpecError("a serve spec is a deployment, not a job to start.", hint="Deploy it with: llmos deploy SPEC")
 
 
+def _no_request(job: Any) -> Request:
+    return Request(0, 0, 0.0, 0)
+
+
+def _pipeline_program(job: Any, cpus: int, folder: Path) -> Program:
+    raise SpecError("a pipeline is not started itself: its stages are jobs.", hint="Submit it with: llmos submit SPEC")
+
+
 def _python() -> str:
     import sys
 
@@ -102,6 +111,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("compress", queued=True, restarts=True, request=_one_process, program=_compress_program),
     Kind("command", queued=True, restarts=False, request=_one_process, program=_command_program),
     Kind("serve", queued=False, restarts=True, request=_one_process, program=_no_program),
+    Kind("pipeline", queued=False, restarts=False, request=_no_request, program=_pipeline_program),
 )}
 
 

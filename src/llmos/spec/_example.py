@@ -29,6 +29,17 @@ _SAMPLES: dict[str, dict[str, Any]] = {
               "params": {"train.lr": {"log_range": [1.0e-5, 1.0e-3]}, "train.batch_size": {"choices": [16, 32]},
                          "train.warmup_ratio": {"range": [0.0, 0.2]}},
               "register": {"name": "sentiment", "alias": "best"}},
+    "pipeline": {"name": "sentiment", "stages": [
+        {"name": "train", "train": {"model": {"name": "minilm-l6"}, "data": {"train": "data/train.csv"},
+                                    "train": {"epochs": 1}, "register": {"name": "sentiment", "alias": "candidate"}}},
+        {"name": "compress", "compress": {"model": "${stages.train.model}", "recipe": ["int8"], "eval": "data/dev.csv",
+                                          "gate": {"max_metric_drop": 1.0, "min_speedup": 1.2}}},
+        {"name": "evaluate", "evaluate": {"model": "${stages.compress.model}", "data": "data/test.csv",
+                                          "min": {"accuracy": 0.8}}},
+        {"name": "promote", "after": ["evaluate"],
+         "promote": {"model": "${stages.compress.model}", "alias": "production"}},
+        {"name": "deploy", "deploy": {"model": "${stages.promote.model}", "replicas": {"min": 1, "max": 2}}},
+    ]},
 }
 
 
@@ -54,7 +65,14 @@ def _emit(model: type[BaseModel], samples: dict[str, Any], prefix: str, indent: 
         sub = _submodel(field.annotation)
         sample = samples.get(dotted, PydanticUndefined)
         default = field.default
-        if sample is not PydanticUndefined and isinstance(sample, dict):
+        if isinstance(sample, list) and sample and isinstance(sample[0], dict):  # a list of sections (stages)
+            sub = _submodel(field.annotation)
+            for part, doc in _field_docs(sub).items():
+                lines.append(f"{pad}#   {part}: {doc}")
+            lines.append(f"{pad}{name}:")
+            block = yaml.safe_dump(sample, sort_keys=False, default_flow_style=None, width=110)
+            lines.extend(f"{pad}  {line}" for line in block.splitlines())
+        elif sample is not PydanticUndefined and isinstance(sample, dict):
             lines.append(f"{pad}{name}:")
             for key, value in sample.items():
                 lines.append(f"{pad}  {key}: {_dump(value)}")
@@ -71,6 +89,17 @@ def _emit(model: type[BaseModel], samples: dict[str, Any], prefix: str, indent: 
             value = sample if sample is not PydanticUndefined else default
             value = None if value is PydanticUndefined else value
             lines.append(f"{pad}{name}: {_dump(value)}")
+
+
+def _field_docs(model: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted field -> description of a section model and of its typed sub-sections."""
+    docs: dict[str, str] = {}
+    for name, field in getattr(model, "model_fields", {}).items():
+        docs[prefix + name] = str(field.description)
+        sub = getattr(model, "SECTIONS", {}).get(name) or _submodel(field.annotation)
+        if sub is not None:
+            docs.update(_field_docs(sub, f"{prefix}{name}."))
+    return docs
 
 
 def _dump(value: Any) -> str:

@@ -14,6 +14,7 @@ from llmos.errors import SpecError
 from llmos.spec._command import CommandJob
 from llmos.spec._compress import CompressJob
 from llmos.spec._models import TrainJob
+from llmos.spec._pipeline import PipelineJob
 from llmos.spec._serve import ServeJob
 from llmos.spec._sweep import SweepJob
 
@@ -21,8 +22,8 @@ __all__ = ["KINDS", "apply_overrides", "load_job", "parse_job", "validate_dict"]
 
 # kind -> model; evaluate and pipeline join this table as they land.
 KINDS: dict[str, type[BaseModel]] = {"train": TrainJob, "serve": ServeJob, "compress": CompressJob,
-                                     "command": CommandJob, "sweep": SweepJob}
-_PLANNED_KINDS = ("evaluate", "pipeline")
+                                     "command": CommandJob, "sweep": SweepJob, "pipeline": PipelineJob}
+_PLANNED_KINDS = ("evaluate",)
 # spec fields holding file paths, resolved against the spec file's folder
 _PATH_FIELDS = (("data", "train"), ("data", "eval"), ("output",), ("distill", "teacher"),
                 ("eval",), ("calib",), ("train",),
@@ -67,11 +68,17 @@ def validate_dict(data: dict[str, Any], source: str = "spec") -> BaseModel:
         raise SpecError(f"{source}: unknown kind '{kind}'.", problems=[("kind", f"expected one of: {known}")])
     model = KINDS[kind]
     try:
-        return model.model_validate(data)
+        job = model.model_validate(data)
     except ValidationError as exc:
         raise SpecError(f"{source} has {exc.error_count()} problem(s):",
                         problems=[_describe(err, model) for err in exc.errors()],
                         hint=f"Fix the fields above; `llmos spec example {kind}` shows every field.") from None
+    # Checks across fields that one field's validator cannot report with their own paths (pipelines).
+    problems = job.check() if hasattr(job, "check") else []
+    if problems:
+        raise SpecError(f"{source} has {len(problems)} problem(s):", problems=problems,
+                        hint=f"Fix the fields above; `llmos spec example {kind}` shows every field.")
+    return job
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -115,6 +122,16 @@ def _scalar(text: str) -> Any:
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    if data.get("kind") == "pipeline":  # each stage body is a spec of its own, with the same path fields
+        for stage in data.get("stages") or []:
+            for body in (stage.values() if isinstance(stage, dict) else ()):
+                if isinstance(body, dict):
+                    _resolve_paths(body, base)
+                    if isinstance(body.get("data"), str):  # an evaluate stage's data file
+                        moved = {"eval": body["data"]}
+                        _resolve_paths(moved, base)
+                        body["data"] = moved["eval"]
+        return
     for keys in _PATH_FIELDS:
         node: Any = data
         for key in keys[:-1]:
