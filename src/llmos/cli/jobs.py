@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -115,6 +115,13 @@ def show(job_id: Annotated[int, typer.Argument(help="job id")], json_out: JsonFl
         return
     console.print(f"job [bold]{j.id}[/] {j.name} ({j.kind}): {_colour(j.state)}  owner {j.owner}, "
                   f"project {j.project}, priority {j.priority}")
+    if j.kind == "pipeline":
+        console.print(f"  {escape(j.reason)}")
+        console.print(stage_graph(j.name, j.stages))
+        running = [s["job_id"] for s in j.stages if s.get("job_id") and s["state"] == "RUNNING"]
+        console.print(f"next: llmos logs {running[0]}" if running else
+                      f"next: llmos jobs show {next((s['job_id'] for s in j.stages if s.get('job_id')), j.id)}")
+        return
     console.print(f"  asks      {j.workers} worker(s) x {j.cpus:g} CPU, {j.memory_gb:g} GB, {j.gpus} GPU")
     if j.run_dir:
         console.print(f"  run dir   {j.run_dir}")
@@ -136,6 +143,26 @@ def show(job_id: Annotated[int, typer.Argument(help="job id")], json_out: JsonFl
     for f in j.logs:
         console.print(f"  log  {f['name']}  ({f['size']} bytes)")
     console.print(f"next: llmos logs {j.id}" + ("" if j.done else f"   (or: llmos cancel {j.id})"))
+
+
+def stage_graph(name: str, stages: list[dict]) -> Any:
+    """A pipeline as a tree: each stage under the stage it waits for (`<- also X` for any other), with
+    its state, its job and what it yielded or why it failed."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    root = Tree(f"[bold]pipeline {escape(name)}[/]")
+    nodes: dict[str, Any] = {}
+    for s in stages:
+        needs = [n for n in s.get("needs", []) if n in nodes]
+        job = f" job {s['job_id']}" if s.get("job_id") else ""
+        also = f" [dim]<- also {', '.join(needs[1:])}[/]" if len(needs) > 1 else ""
+        what = s.get("model") if s["state"] == "SUCCEEDED" and s.get("model") else s.get("reason") or ""
+        label = (f"[bold]{escape(s['name'])}[/] ({s['action']}) {_colour(s['state'])}{job}{also}"
+                 + (f"\n[dim]{escape(str(what))}[/]" if what else ""))
+        parent = nodes[needs[0]] if needs else root
+        nodes[s["name"]] = parent.add(("-> " if needs else "") + label)
+    return root
 
 
 def logs(
@@ -175,7 +202,7 @@ def cancel(job_id: Annotated[int, typer.Argument(help="job id")]) -> None:
 
 def _colour(state: str) -> str:
     colour = {"SUCCEEDED": "green", "FAILED": "red", "CANCELLED": "yellow", "RUNNING": "cyan",
-              "PREEMPTED": "magenta"}.get(state)
+              "PREEMPTED": "magenta", "SKIPPED": "yellow"}.get(state)
     return f"[{colour}]{state}[/]" if colour else state
 
 

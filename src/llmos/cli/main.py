@@ -15,6 +15,7 @@ from llmos.cli import export as export_cli
 from llmos.cli import models as models_cli
 from llmos.cli import projects as projects_cli
 from llmos.cli import roots as roots_cli
+from llmos.cli import run as run_cli
 from llmos.cli import secrets as secrets_cli
 from llmos.cli import serve as serve_cli
 from llmos.cli import sim as sim_cli
@@ -41,6 +42,7 @@ app.add_typer(secrets_cli.app, name="secrets")
 app.add_typer(roots_cli.app, name="roots")
 train_cli.register(app)
 compress_cli.register(app)
+run_cli.register(app)
 serve_cli.register(app)
 export_cli.register(app)
 control_cli.register(app)

@@ -14,7 +14,7 @@ app = typer.Typer(help="Validate job specs and print commented examples.", no_ar
 
 # What runs a valid spec of each kind.
 _NEXT = {"train": "llmos train {file}", "compress": "llmos compress {file}", "serve": "llmos serve --spec {file}",
-         "command": "llmos submit {file}"}
+         "command": "llmos submit {file}", "pipeline": "llmos run {file}"}
 
 
 @app.command()
@@ -34,11 +34,11 @@ def validate(
     console.print(f"[green]ok[/] {file}: kind {kind}")
     console.print_json(job.model_dump_json())
     console.print("next: " + _NEXT.get(kind, "llmos submit {file}").format(file=file)
-                  + ("   (or queue it: llmos submit " + f"{file})" if kind in ("train", "compress") else ""))
+                  + (f"   (or queue it: llmos submit {file})" if kind in ("train", "compress", "pipeline") else ""))
 
 
 @app.command()
-def example(kind: Annotated[str, typer.Argument(help="job kind: train, compress, serve or command")] = "train"
+def example(kind: Annotated[str, typer.Argument(help="job kind: train, compress, serve, command or pipeline")] = "train"
             ) -> None:
     """Print a commented example spec generated from the field descriptions."""
     from llmos.spec import example_yaml
