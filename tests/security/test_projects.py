@@ -120,3 +120,41 @@ def test_a_project_over_its_cap_waits_until_the_cap_is_raised() -> None:
             for job_id in ids:
                 http.post(f"/v1/jobs/{job_id}/cancel", headers=ann)
             loop.stop_all("test over", timeout_s=5)
+
+
+def test_the_cli_manages_projects_through_the_api() -> None:
+    """`llmos projects ...` and `llmos users ls` against a real control plane (this process plays the
+    daemon in LLMOS_HOME's record, so `Client.local` finds it)."""
+    import json
+
+    import psutil
+    from typer.testing import CliRunner
+
+    from llmos.cli.main import app
+    from llmos.control._paths import daemon_file
+
+    with control_plane() as plane:
+        daemon_file().write_text(json.dumps({"pid": psutil.Process().pid, "create_time": psutil.Process().create_time(),
+                                             "url": plane.url}))
+        runner = CliRunner()
+
+        def llmos(*args: str, who: str = "root") -> str:
+            result = runner.invoke(app, list(args), env={"LLMOS_TOKEN": plane.tokens[who], "COLUMNS": "200"})
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        assert "project nlp created" in llmos("projects", "create", "nlp")
+        assert "ann: developer" in llmos("projects", "add-member", "nlp", "ann", "--role", "developer")
+        llmos("projects", "grant", "nlp", "--priority", "critical")
+        llmos("projects", "quota", "nlp", "--cpus", "4", "--guarantee-gpus", "1", "--weight", "2")
+        shown = json.loads(llmos("projects", "show", "nlp", "--json"))
+        assert (shown["priority_granted"], shown["cap_cpus"], shown["guarantee_gpus"], shown["weight"]) == (
+            "critical", 4, 1, 2)
+        assert shown["members"] == [{"user": "ann", "role": "developer"}]
+        assert [p["name"] for p in json.loads(llmos("projects", "ls", "--json", who="ann"))] == ["ann", "nlp"]
+        users = {u["name"]: u for u in json.loads(llmos("users", "ls", "--json"))}
+        assert {"project": "nlp", "role": "developer"} in users["ann"]["projects"] and users["ann"]["tokens"] == 1
+        llmos("projects", "rm-member", "nlp", "ann")
+        refused = runner.invoke(app, ["projects", "grant", "nlp", "--priority", "high"],
+                                env={"LLMOS_TOKEN": plane.tokens["ann"]})
+        assert refused.exit_code != 0 and "needs the admin role" in str(refused.exception)  # main() prints it
