@@ -29,7 +29,8 @@ def submit(
     file: Annotated[Path, typer.Argument(help="job spec (YAML)")],
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. train.lr=3e-5")] = None,
     priority: Annotated[str, typer.Option(help="low, normal, high or critical")] = "normal",
-    project: Annotated[str | None, typer.Option(help="whose fair share it counts against", show_default="you")
+    project: Annotated[str | None, typer.Option(help="the project it runs in (your role there decides; its quota "
+                                                     "and fair share count it)", show_default="your default project")
                        ] = None,
     max_retries: Annotated[int | None, typer.Option(min=0, help="retries after a failure", show_default="2")] = None,
     json_out: JsonFlag = False,

@@ -13,9 +13,11 @@ app = typer.Typer(help="API tokens of the control plane (admins only).", no_args
 
 @app.command()
 def create(
-    role: Annotated[str, typer.Option(help="viewer (read), developer (submit, cancel own jobs) or admin")],
+    role: Annotated[str, typer.Option(help="viewer (reads), developer (acts with its user's role in each project: "
+                                           "submit, cancel own jobs, deploy) or admin (everything, every project)")],
     name: Annotated[str, typer.Option(help="who or what the token is for; also its owner unless --owner")],
-    owner: Annotated[str | None, typer.Option(help="the user the token acts as")] = None,
+    owner: Annotated[str | None, typer.Option(help="the user the token acts as (made on its first token, with a "
+                                                   "project of its name)")] = None,
 ) -> None:
     """Make a token; it is printed once and only its hash is stored."""
     from llmos.control import Client
@@ -25,6 +27,8 @@ def create(
     console.print(f"{made['role']} token for {made['owner']} (shown once, keep it safe):")
     print(made["token"])
     console.print(f"next: export LLMOS_TOKEN={made['token']}   (the CLI then acts as {made['owner']})")
+    console.print(f"      llmos projects add-member PROJECT {made['owner']} --role developer   (its own project: "
+                  f"{made['owner']})")
 
 
 @app.command("ls")

@@ -38,7 +38,8 @@ class SubmitBody(BaseModel):
     overrides: list[str] = Field(default_factory=list, description="dotted overrides, e.g. train.lr=3e-5")
     priority: str = Field("normal", description="low, normal, high or critical")
     project: str | None = Field(None, max_length=100,
-                                description="whose fair share the job counts against (default: you)")
+                                description="the project it runs in, whose quota and fair share count it "
+                                            "(default: your default project)")
     max_retries: int | None = Field(None, ge=0, le=1000,
                                     description="retries after failures (default: the daemon's)")
 
