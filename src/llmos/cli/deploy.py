@@ -110,9 +110,15 @@ def ls(json_out: JsonFlag = False) -> None:
     table = Table("name", "model", "version", "url", "replicas", "owner", "rollout")
     for d in rows:
         table.add_row(d.name, d.model, d.model_version, d.url, f"{d.ready}/{d.desired} ({d.min}..{d.max})"
-                      + (f", {d.waiting} waiting" if d.waiting else ""), d.owner, d.rollout or "-")
+                      + (f", {d.waiting} waiting" if d.waiting else ""), d.owner, _rollout(d))
     console.print(table)
     console.print(f"next: llmos deploy show {rows[0].name}")
+
+
+def _rollout(d: Any) -> str:
+    if d.canary and d.canary["state"] == "watching":
+        return f"canary {d.canary['percent']:g}%"
+    return d.rollout or "-"
 
 
 @app.command("show")

@@ -41,6 +41,7 @@ from llmos.spec import ServeJob
 __all__ = ["DeploymentController"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+AUDIT_KEPT = 100  # `python -m llmos.deploy` keeps no audit log: its canary notes are events only
 
 
 class DeploymentController:
@@ -75,7 +76,8 @@ class DeploymentController:
         self._asked: dict[str, ServeJob] = {}  # revision -> the job as given (model not yet pinned)
         self._canary: CanaryRun | None = None  # the latest canary, running or ended
         self._report: FrontReport | None = None  # the front's latest report
-        self._audit: list[tuple[str, str]] = []  # (action, detail) for the audit log, since take_audit()
+        # (action, detail) for the audit log, since take_audit(); the newest AUDIT_KEPT where no one takes them
+        self._audit: deque[tuple[str, str]] = deque(maxlen=AUDIT_KEPT)
 
     @property
     def front_port(self) -> int:
@@ -183,7 +185,8 @@ class DeploymentController:
     def take_audit(self) -> list[tuple[str, str]]:
         """The canary changes since the last call, as (action, detail) for the audit log."""
         with self._lock:
-            taken, self._audit = self._audit, []
+            taken = list(self._audit)
+            self._audit.clear()
             return taken
 
     def stop(self, drain_timeout_s: float) -> None:
@@ -232,7 +235,7 @@ class DeploymentController:
         """The split the front applies: the canary's while it runs; after a rollback, everything to
         the current version until the new replicas are gone (they drain; nothing new may reach them)."""
         run = self._canary
-        if run is None or run.state == "promoted":
+        if run is None or run.state == "promoted" or run.canary == self._target:  # rolled to it since
             return None
         if run.watching or run.canary in self._sup.revisions_running():
             return run.split()
