@@ -22,6 +22,9 @@ def llmos_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     home = tmp_path_factory.mktemp("llmos-home")
     monkeypatch.setenv("LLMOS_HOME", str(home))
     monkeypatch.delenv("LLMOS_TRACKING_URI", raising=False)
+    # The suite's data and outputs live in pytest's 0700 temp folders, which another user cannot
+    # reach: its daemons run jobs as themselves. tests/security runs the isolation for real.
+    monkeypatch.setenv("LLMOS_ISOLATION", "trusted")
     return home
 
 

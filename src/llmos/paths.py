@@ -5,14 +5,34 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["artifacts_dir", "held_cores_file", "home", "models_dir", "runs_dir", "tracking_uri"]
+__all__ = ["artifacts_dir", "held_cores_file", "home", "models_dir", "private_file", "project_dir", "runs_dir",
+           "tracking_uri"]
 
 
 def home() -> Path:
-    """The llmos home folder, created on first use."""
+    """The llmos home folder, created on first use, 0700 (the control plane's daemon opens it to
+    0711 when jobs run as other users: see llmos.control._isolation)."""
     root = _home_path()
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.is_dir():
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        root.chmod(0o700)  # mkdir's mode is cut by the umask; this one is meant
     return root
+
+
+def private_file(path: Path, text: str) -> None:
+    """Write `path` readable by its owner only (0600 from the moment it exists), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def project_dir(project: str) -> Path:
+    """A project's own folder, `projects/PROJECT` in the home: its jobs' HOME (and, under
+    isolation, theirs alone)."""
+    return home() / "projects" / project
 
 
 def _home_path() -> Path:
@@ -27,9 +47,10 @@ def storage() -> Path | None:
 
 
 def runs_dir() -> Path:
-    """Default parent folder of run outputs (checkpoints, resolved spec, logs): on the shared
-    storage in cluster mode, else in the home."""
-    path = (storage() or home()) / "runs"
+    """Default parent folder of run outputs (checkpoints, resolved spec, logs): `LLMOS_RUNS` (an
+    isolated job's: its project's folder), else on the shared storage in cluster mode, else in the home."""
+    env = os.environ.get("LLMOS_RUNS")
+    path = Path(env) if env else (storage() or home()) / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

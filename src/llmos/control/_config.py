@@ -51,6 +51,17 @@ class ControlConfig(BaseModel):
     tracking: Annotated[str | None, Field(description=(
         "MLflow tracking server every job and deployment logs and registers through, e.g. http://mlflow:5000; "
         "null: SQLite under LLMOS_HOME (under storage in cluster mode)"))] = None
+    isolation: Annotated[Literal["auto", "users", "sandbox", "none", "trusted"], Field(description=(
+        "how jobs are kept from the control plane's state: users (root daemon: a user per project), sandbox "
+        "(namespaces), none (refuses non-admin tokens), trusted (off, for one trusted team); auto: the best that "
+        "works (docs/security.md)"))] = "auto"
+    tls_cert: Annotated[str | None, Field(description=(
+        "PEM certificate (chain) the REST API serves HTTPS with; null with a non-loopback host: a self-signed "
+        "one made under LLMOS_HOME/control/tls"))] = None
+    tls_key: Annotated[str | None, Field(description="the private key of tls_cert (PEM, mode 0600)")] = None
+    insecure_http: Annotated[bool, Field(description=(
+        "serve plain HTTP on a non-loopback host (tokens cross the network readable); warned at start and in "
+        "llmos status"))] = False
 
     @model_validator(mode="after")
     def _cluster_needs_storage(self) -> ControlConfig:

@@ -33,6 +33,7 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    os.umask(0o077)  # everything the daemon makes (database, keys, logs, run files) is its user's alone
     config = ControlConfig.model_validate_json(Path(argv[0]).read_text())
     from llmos.control._paths import control_dir
 
@@ -60,18 +61,23 @@ def _serve(config: ControlConfig) -> int:
     from llmos.control._auth import ensure_admin_token
     from llmos.control._db import database_url, default_url, open_db, redact
     from llmos.control._inventory import detect
+    from llmos.control._isolation import describe, prepare_home, resolve
     from llmos.control._loop import ControlLoop
     from llmos.control._paths import admin_token_file, daemon_file
     from llmos.control._service import Service
+    from llmos.paths import home
 
+    isolation = resolve(config.isolation)
+    prepare_home(home(), isolation)  # before the database opens: its files are 0600 from the start
     engine = open_db(database_url(config.db, config.db_password_file))
     for name in ("LLMOS_DB_PASSWORD", "LLMOS_DB"):  # never handed on to a job or a replica
         os.environ.pop(name, None)
     inventory = detect(config)
-    hosts, executor = _executor(config)
+    hosts, executor = _executor(config, isolation)
     ensure_admin_token(engine, admin_token_file())
     waker = _Waker()
     service = Service(engine, inventory, config, waker.wake, hosts=hosts)
+    service.isolation = isolation  # `none` makes admin tokens only
     loop = ControlLoop(engine, hosts() if hosts else inventory, config, executor=executor, log=_log, refresh=hosts)
     _wire_deployments(service, loop, inventory, config)
     from llmos.control._pipelines import PipelineDriver
@@ -87,11 +93,16 @@ def _serve(config: ControlConfig) -> int:
     sock.bind((config.host, config.port))
     sock.listen(1024)
     port = sock.getsockname()[1]
+    serving, tls = _tls(config)
     info: dict[str, Any] = {"pid": os.getpid(), "create_time": psutil.Process().create_time(),
-                            "url": f"http://{_url_host(config.host)}:{port}", "host": config.host, "port": port,
+                            "url": f"{serving.scheme}://{_url_host(config.host)}:{port}", "host": config.host,
+                            "port": port, "bind": f"{_url_host(config.host, keep_any=True)}:{port}",
+                            "scheme": serving.scheme, "tls": tls, "insecure_http": serving.warning is not None,
+                            "isolation": isolation,
                             "db": redact(config.db or default_url()), "policy": config.policy,
                             "interval_s": config.interval_s, "version": __version__, "started_s": time.time()}
-    server = uvicorn.Server(uvicorn.Config(create_app(service, info), log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(create_app(service, info), log_level="warning", access_log=False,
+                                           ssl_certfile=serving.cert, ssl_keyfile=serving.key))
 
     def serve_api() -> None:
         # Signals go to the main thread (the loop), where the handlers run at once.
@@ -113,7 +124,13 @@ def _serve(config: ControlConfig) -> int:
         nodes = hosts().hosts
         where = (f"Ray at {config.ray}: {len(nodes)} node(s), {sum(len(h.cores) for h in nodes)} CPUs, "
                  f"{sum(len(h.gpus) for h in nodes)} GPUs, storage {config.storage}")
-    _log(f"control plane up at {info['url']} (pid {info['pid']}, db {info['db']}, {where}, policy {config.policy})")
+    _log(f"control plane up at {info['url']} (bound to {info['bind']} over {serving.scheme.upper()}, "
+         f"pid {info['pid']}, db {info['db']}, {where}, policy {config.policy})")
+    if tls:
+        _log(f"TLS certificate {tls['cert']}" + (" (self-signed)" if tls["self_signed"] else "")
+             + f", SHA-256 fingerprint {tls['fingerprint']}")
+    for line in ([serving.warning] if serving.warning else []) + [describe(isolation)]:
+        _log(line)
 
     stopping: list[int] = []
 
@@ -170,7 +187,30 @@ class _Waker:
                 pass
 
 
-def _executor(config: ControlConfig) -> tuple[Any, Any]:
+def _tls(config: ControlConfig) -> tuple[Any, dict[str, Any] | None]:
+    """How the API serves (llmos.control._tls) and, over HTTPS, its certificate's path and fingerprint."""
+    from llmos.control._paths import control_dir
+    from llmos.control._tls import fingerprint, self_signed, serving_plan
+
+    serving = serving_plan(config.host, config.tls_cert, config.tls_key, config.insecure_http)
+    if serving.scheme == "http":
+        return serving, None
+    if serving.self_signed:
+        cert, key = self_signed(control_dir() / "tls", config.host)
+        serving = type(serving)("https", str(cert), str(key), self_signed=True)
+    assert serving.cert is not None
+    try:
+        pem = Path(serving.cert).read_bytes()
+        print_ = fingerprint(pem)
+    except (OSError, ValueError) as exc:
+        from llmos.errors import LlmosError
+
+        raise LlmosError(f"cannot read the TLS certificate {serving.cert}: {exc}",
+                         hint="Give a PEM certificate with --tls-cert (and its key with --tls-key).") from None
+    return serving, {"cert": serving.cert, "fingerprint": print_, "self_signed": serving.self_signed}
+
+
+def _executor(config: ControlConfig, isolation: str = "trusted") -> tuple[Any, Any]:
     """(hosts, executor): (None, the local executor) on this machine; on Ray, its nodes as they are
     now and the Ray executor, after proving every node sees the storage. The tracking URI (the
     server's, or SQLite on the storage in cluster mode) goes to the daemon's own registry calls and,
@@ -182,7 +222,9 @@ def _executor(config: ControlConfig) -> tuple[Any, Any]:
             check_server(config.tracking)  # a wrong URL is refused at `llmos up`, not by every job later
         os.environ["LLMOS_TRACKING_URI"] = config.tracking
     if not config.ray:
-        return None, None
+        from llmos.executor import LocalExecutor
+
+        return None, LocalExecutor(isolation)
     from llmos.executor._ray import RayExecutor, connect, worker_environ
     from llmos.executor._ray_inventory import RayHosts
     from llmos.executor._storage import prove_storage
@@ -211,8 +253,9 @@ def _wire_deployments(service: Any, loop: Any, inventory: Any, config: ControlCo
         service.deployments = loop.deployments = manager
 
 
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", ""):
+def _url_host(host: str, keep_any: bool = False) -> str:
+    """The host part of a URL to reach `host` from this machine (`keep_any`: the bind address as is)."""
+    if host in ("0.0.0.0", "") and not keep_any:
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 

@@ -224,7 +224,8 @@ class ControlLoop:
         try:
             with read(self.engine) as conn:  # the env's ${secret:NAME} resolved for this launch only, never stored
                 job = with_secrets(conn, row.project, _job_model(row))
-            handle = self.executor.launch(row.id, attempt, job, placement)
+            # The project picks the OS user an isolated job runs as (llmos.executor._jobuser).
+            handle = self.executor.launch(row.id, attempt, job, {**placement, "project": row.project})
         except (LlmosError, OSError) as exc:
             ended = time.time()
             # Not placed (a chosen node left): a failed attempt, retried on the nodes there are then.

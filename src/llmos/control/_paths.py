@@ -10,8 +10,11 @@ __all__ = ["admin_token_file", "control_dir", "daemon_file", "daemon_log", "job_
 
 
 def control_dir() -> Path:
+    """The control plane's own folder, 0700: tokens, the state database, configuration, keys, logs."""
     path = home() / "control"
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.chmod(0o700)
     return path
 
 

@@ -21,6 +21,7 @@ from llmos.control import _projects as projects
 from llmos.control._confine import check_paths
 from llmos.control._db import read, write
 from llmos.control._errors import Conflict, ControlError, NotFound
+from llmos.control._isolation import token_refusal
 from llmos.control._logfiles import read_chunk
 from llmos.control._paths import job_dir
 from llmos.control._project_admin import Projects
@@ -55,6 +56,7 @@ class Service:
         self.config = config
         self.wake = wake
         self.deployments: Any = None  # set by the daemon when deployments are available
+        self.isolation = "trusted"  # set by the daemon (llmos.control._isolation): `none` makes admin tokens only
         self.project_admin = Projects(engine, self._audited)  # projects, members, grants, quotas; users
         self.secret_admin = SecretAdmin(engine, self._audited)  # per-project secrets and path roots
         # token digest -> caller. A revocation clears it and bumps the generation, so that a check
@@ -182,7 +184,8 @@ class Service:
         return views
 
     def job(self, job_id: int, viewer: auth.Caller | None = None) -> dict:
-        """One job; a `viewer` who is neither its owner nor an admin sees its env values as `***`."""
+        """One job. Its env values (they may hold API keys) are shown as `***` unless `viewer` is its owner
+        or an admin; a secret reference is shown as written."""
         with read(self.engine) as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
             if row is None:
@@ -192,7 +195,7 @@ class Service:
             tries = conn.execute(select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)).all()
         view = job_view(row)
         view["spec"] = json.loads(row.spec)
-        if viewer is not None and not viewer.is_admin and viewer.owner != row.owner:
+        if viewer is None or not (viewer.is_admin or viewer.owner == row.owner):
             view["spec"] = masked_spec(view["spec"])
         view["transitions"] = [{"at_s": t.at_s, "from": t.from_state, "to": t.to_state, "attempt": t.attempt,
                                 "reason": t.reason} for t in history]
@@ -246,6 +249,9 @@ class Service:
     def create_token(self, caller: auth.Caller, role: str, name: str, owner: str | None) -> dict:
         with self._audited(caller, "tokens.create", f"{role} token {name}") as note:
             auth.require(caller, "admin", "create tokens")
+            refusal = token_refusal(self.isolation, role)
+            if refusal is not None:
+                raise refusal
             with write(self.engine) as conn:
                 token = auth.create_token(conn, name=name, owner=owner or name, role=role)
                 auth.record(conn, caller, "tokens.create", f"{role} token {name}", detail=f"owner={owner or name}")

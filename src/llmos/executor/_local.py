@@ -6,6 +6,10 @@ cores per worker. Under the control plane each worker of a training job further 
 its own cores and writes its own log (`LLMOS_WORKER_CORES`, `LLMOS_WORKER_LOGS`, read by
 `python -m llmos.run`). A process is identified by pid and start time, so a pid reused after a
 restart is never mistaken for the job's.
+
+Every attempt starts with the daemon's environment less its secrets (`job_environ`). With an
+`isolation` of `users` or `sandbox` the shim also isolates it from the control plane (`_jobuser`,
+`_sandbox`): the job's project (`placement["project"]`) picks the user it runs as.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pydantic import BaseModel
 
 from llmos.executor._base import Exit, attempt_dir, exit_record
 from llmos.executor._kinds import kind_of
+from llmos.executor._sandbox import job_environ
 
 __all__ = ["LocalExecutor", "Proc", "alive"]
 
@@ -49,8 +54,9 @@ class LocalExecutor:
 
     backend = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, isolation: str = "trusted") -> None:
         self._children: dict[int, subprocess.Popen] = {}  # the attempts this daemon started
+        self.isolation = isolation  # llmos.control._isolation's mode: users and sandbox isolate
 
     def attempt_dir(self, job_id: int, attempt: int) -> Path:
         return attempt_dir(job_id, attempt)
@@ -71,13 +77,19 @@ class LocalExecutor:
         threads = str(len(workers[0]["cores"]))
         # The placement holds nvidia-smi's indices; CUDA numbers devices fastest first unless told
         # to use nvidia-smi's (PCI bus) order, and on a mixed machine index 0 would be another GPU.
-        env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "LLMOS_JOB_ID": str(job_id),
+        sandbox = []
+        if self.isolation in ("users", "sandbox"):
+            from llmos.executor._jobuser import attempt_sandbox
+
+            plan = attempt_sandbox(self.isolation, placement.get("project") or "default", folder, program.run_dir)
+            sandbox, env = [plan.to_json()], {**plan.extra, **env}
+        env = {**job_environ(os.environ), **env, "PYTHONUNBUFFERED": "1", "LLMOS_JOB_ID": str(job_id),
                "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
                "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
                "LLMOS_WORKER_CORES": ";".join(",".join(map(str, w["cores"])) for w in workers),
                "LLMOS_WORKER_LOGS": str(folder)}
-        proc = self.spawn([sys.executable, str(_SHIM), str(folder), ",".join(map(str, cores)), "--", *command],
-                          env, folder / "output.log", cwd)
+        proc = self.spawn([sys.executable, str(_SHIM), str(folder), ",".join(map(str, cores)), *sandbox, "--",
+                           *command], env, folder / "output.log", cwd)
         return proc.to_json()
 
     def spawn(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> Proc:

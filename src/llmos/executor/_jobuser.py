@@ -1,0 +1,112 @@
+"""The system side of job isolation: a project's OS user, its folders, and the sandbox of one attempt.
+
+`users` (the daemon is root): each project's jobs run as `llmos-PROJECT` (made with useradd on the
+first job of the project), a member of `llmos-jobs` only. Its folder `LLMOS_HOME/projects/PROJECT`
+(its HOME) and each of its run and attempt folders are its own, mode 0700, so that no other
+project's job can read them. `sandbox` (not root): the daemon's user in user, mount and PID
+namespaces; other projects' folders are hidden instead. See `_sandbox.py` for the decisions.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from llmos.errors import LlmosError
+from llmos.executor._sandbox import JOB_GROUP, Sandbox, project_user, view
+
+__all__ = ["attempt_sandbox", "ensure_group", "ensure_user", "give"]
+
+
+def ensure_user(project: str) -> tuple[int, int, int]:
+    """(uid, gid, gid of `llmos-jobs`) of the project's job user, made if missing: a system user with
+    no login, a group of its own (what it writes is not its neighbours'), and `llmos-jobs` (the
+    shared tracking store and model cache)."""
+    import pwd
+
+    name = project_user(project)
+    shared = ensure_group()
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        _run(["useradd", "--system", "--user-group", "--groups", JOB_GROUP, "--no-create-home",
+              "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+              "--comment", f"llmos jobs of project {project}"[:60], name])
+        user = pwd.getpwnam(name)
+    return user.pw_uid, user.pw_gid, shared
+
+
+def ensure_group() -> int:
+    """The gid of `llmos-jobs`, made if missing."""
+    import grp
+
+    try:
+        return grp.getgrnam(JOB_GROUP).gr_gid
+    except KeyError:
+        _run(["groupadd", "--system", JOB_GROUP])
+        return grp.getgrnam(JOB_GROUP).gr_gid
+
+
+def give(path: Path, uid: int, gid: int, *, tree: bool = True) -> None:
+    """Make `path` (and with `tree` everything under it) the job user's, the top folder 0700.
+    Symbolic links are changed themselves, never followed: a job cannot make the daemon take over
+    another file by leaving a link in its run folder."""
+    os.lchown(path, uid, gid)
+    os.chmod(path, 0o700)
+    for root, dirs, files in os.walk(path) if tree else ():
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
+
+
+def attempt_sandbox(mode: str, project: str, attempt: Path, run_dir: Path | None) -> Sandbox:
+    """The sandbox of one attempt of `project`'s job; makes the project's user and folders. A run
+    folder outside the home's `runs/`, the project's folder or the cluster storage is used as it
+    is (never taken over: the job writes there only if its user may)."""
+    from llmos.paths import home, project_dir, storage
+
+    control, own = home() / "control", project_dir(project)
+    ours = [home() / "runs", own, *([storage()] if storage() else [])]
+    run = run_dir.resolve() if run_dir is not None else None
+    owned = run is not None and any(run.is_relative_to(r) and run != r for r in ours)
+    # Nothing under the control folder is ever shown but the attempt's own folder.
+    own.mkdir(parents=True, exist_ok=True)
+    if owned and run is not None:
+        run.mkdir(parents=True, exist_ok=True)
+    needed = [p for p in [own, home(), Path(sys.prefix), Path(sys.base_prefix), Path(__file__).parents[2], run]
+              if p is not None and p.is_dir() and not p.is_relative_to(control)] + [attempt]
+    extra = {"HOME": str(own), "USER": project_user(project), "LOGNAME": project_user(project),
+             "LLMOS_PROJECT": project, "LLMOS_RUNS": str(own / "runs")}
+    if mode == "users":
+        uid, gid, shared = ensure_user(project)
+        give(own, uid, gid, tree=False)
+        give(attempt, uid, gid)
+        if owned and run is not None:
+            give(run, uid, gid)
+        sandbox_ids: tuple[int | None, int | None, tuple[int, ...]] = (uid, gid, (shared,))
+        hidden = [control]
+    else:  # the daemon's own user: what permissions cannot keep apart is hidden
+        sandbox_ids = (None, None, ())
+        hidden = [control, home() / "projects", home() / "runs"]
+    hide, reveal = view([str(h) for h in hidden], [str(p) for p in needed], _mode)
+    return Sandbox(*sandbox_ids, hide, reveal, extra=extra)
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:  # not there yet: made by the job, under a folder that was checked
+        return 0o755
+
+
+def _run(argv: list[str]) -> None:
+    try:
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise LlmosError(f"cannot make the user jobs run as: {argv[0]} is not installed.",
+                         hint="Install the passwd package (apt-get install passwd), or run the daemon as "
+                              "a user other than root (jobs then run in a sandbox).") from None
+    except subprocess.CalledProcessError as exc:
+        raise LlmosError(f"cannot make the user jobs run as ({' '.join(argv)}): {exc.stderr.strip()}",
+                         hint="Create it by hand, or run the daemon as a user other than root.") from None
