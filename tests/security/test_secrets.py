@@ -70,9 +70,11 @@ def test_references_at_submit_and_env_shown_to_owner_and_admins_only(api) -> Non
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_a_real_daemon_gives_the_value_to_the_job_only(plane, tmp_path: Path, llmos_home: Path) -> None:  # noqa: F811
+def test_a_real_daemon_gives_the_value_to_the_job_only(plane, tmp_path: Path, llmos_home: Path,  # noqa: F811
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.unit.control._pg import pg_database
 
+    monkeypatch.setenv("LLMOS_ISOLATION", "auto")  # the job runs isolated, as it would for a team
     with pg_database() as url:
         head, rest = url.split("://", 1)
         user, host = rest.split("@", 1)
