@@ -87,6 +87,8 @@ class JobDetails(Job):
     logs: list[dict[str, Any]] = field(default_factory=list)  # {name, size}
     # a pipeline's stages, in spec order: {name, action, needs, state, job_id, job_state, model, reason, ...}
     stages: list[dict[str, Any]] = field(default_factory=list)
+    # a sweep's study and trials: {study, metric, direction, trials: [{number, job_id, state, params, value}], ...}
+    sweep: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobDetails:

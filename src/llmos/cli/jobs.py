@@ -116,6 +116,15 @@ def show(job_id: Annotated[int, typer.Argument(help="job id")], json_out: JsonFl
         return
     console.print(f"job [bold]{j.id}[/] {j.name} ({j.kind}): {_colour(j.state)}  owner {j.owner}, "
                   f"project {j.project}, priority {j.priority}")
+    if j.kind == "sweep" and j.sweep is not None:
+        from llmos.cli._sweep import trial_table
+
+        console.print(f"  {escape(j.reason)}\n  study {j.sweep['study']} (in the control plane's database), "
+                      f"trial folders {j.sweep['folder']}")
+        console.print(trial_table(j.name, j.sweep["metric"], j.sweep["trials"]))
+        live = [t["job_id"] for t in j.sweep["trials"] if t["state"] == "running"]
+        console.print(f"next: llmos logs {live[0]}" if live else "next: llmos models ls")
+        return
     if j.kind == "pipeline":
         console.print(f"  {escape(j.reason)}")
         console.print(stage_graph(j.name, j.stages))

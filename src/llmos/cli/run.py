@@ -39,6 +39,11 @@ def run(
 
         compress(str(file), overrides)
         return
+    if kind == "sweep":
+        from llmos.cli._sweep import run_in_foreground
+
+        run_in_foreground(job, file, json_out)
+        return
     if kind != "pipeline":
         raise SpecError(f"llmos run does not run a kind: {kind} spec.",
                         hint=f"Run it with: llmos serve --spec {file}" if kind == "serve" else

@@ -83,6 +83,9 @@ def _serve(config: ControlConfig) -> int:
     from llmos.control._pipelines import PipelineDriver
 
     loop.pipelines = PipelineDriver(engine, deployments=service.deployments, log=_log)
+    from llmos.control._sweeps import SweepDriver
+
+    loop.sweeps = SweepDriver(engine, log=_log)
     loop.recover()
 
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so; without it every

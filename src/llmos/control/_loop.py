@@ -61,6 +61,7 @@ class ControlLoop:
         self.executor: Executor = executor or LocalExecutor()
         self.deployments: Any = None  # a DeploymentManager once deployments are wired in
         self.pipelines: Any = None  # a PipelineDriver (llmos.control._pipelines) once wired in
+        self.sweeps: Any = None  # a SweepDriver (llmos.control._sweeps) once wired in
         self.log = log
         self.usage: dict[str, Resources] = {}
         self.owed: dict[str, float] = {}  # fair share owed to owners whose jobs could not be placed
@@ -100,6 +101,8 @@ class ControlLoop:
         self._stop(holding, now)
         if self.pipelines is not None:  # stages whose jobs ended move on; the next ones queue in this round
             self.pipelines.tick(now)
+        if self.sweeps is not None:  # trials' evaluations reach the pruner; new trials queue in this round
+            self.sweeps.tick(now)
         with read(self.engine) as conn:
             queued = conn.execute(select(jobs).where(and_(jobs.c.state == JobState.QUEUED.value,
                                                           jobs.c.not_before_s <= now))).all()

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["attempts", "audit", "completions", "deployments", "jobs", "members", "metadata", "project_roots",
-           "projects", "secrets", "tokens", "transitions", "users"]
+           "projects", "secrets", "sweep_trials", "sweeps", "tokens", "transitions", "users"]
 
 metadata = MetaData()
 
@@ -199,4 +199,22 @@ pipeline_stages = Table(
     Column("folder", Text),  # where its job writes what it yielded
     Column("reason", Text, nullable=False, default=""),
     Column("updated_s", Float, nullable=False),
+)
+
+# A `kind: sweep` job (its own row in `jobs`, which never queues): its Optuna study (whose tables Optuna
+# keeps in this same database) and, once it ended, what it found; and each trial's job.
+sweeps = Table(
+    "sweeps", metadata,
+    Column("sweep_id", Integer, ForeignKey("jobs.id"), primary_key=True),
+    Column("study", String(200), nullable=False),  # the Optuna study's name
+    Column("folder", Text, nullable=False),  # trial run folders t0, t1, ...
+    Column("ended_s", Float),  # set once the driver has finished it (registered, parent run closed)
+    Column("result", Text),  # JSON: best trial, registered version, trials per state
+)
+sweep_trials = Table(
+    "sweep_trials", metadata,
+    Column("sweep_id", Integer, ForeignKey("jobs.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),  # Optuna's trial number
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, unique=True),
+    Column("pruned", Boolean, nullable=False, default=False),  # stopped by the pruner (its job CANCELLED)
 )

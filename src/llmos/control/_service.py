@@ -127,6 +127,8 @@ class Service:
                 raise ControlError(f"max_retries must be >= 0, got {retries}.")
             if getattr(job, "kind", None) == "pipeline":  # its stages become jobs as they are ready
                 return self._pipeline(caller, job, project, rank, retries, priority, note)
+            if getattr(job, "kind", None) == "sweep":  # its trials become jobs as the sampler asks for them
+                return self._sweep(caller, job, project, rank, retries, priority, note)
             now = time.time()
             with write(self.engine) as conn:
                 job_id = create_job(conn, {
@@ -157,6 +159,20 @@ class Service:
                                      f"submitted by {caller.owner} from {caller.source}", now)
             auth.record(conn, caller, "submit", f"job {job_id}",
                         detail=f"pipeline {job.name} project={project} priority={priority}", now_s=now)
+        note["audited"] = True
+        self.wake()
+        return {"id": job_id, "state": JobState.RUNNING.value, "run_dir": None}
+
+    def _sweep(self, caller: auth.Caller, job: Any, project: str, rank: int, retries: int, priority: str,
+               note: dict) -> dict:
+        from llmos.control._sweeps import create_sweep
+
+        now = time.time()
+        with write(self.engine) as conn:
+            values = {"owner": caller.owner, "project": project, "priority": rank, "max_retries": retries}
+            job_id = create_sweep(conn, job, values, f"submitted by {caller.owner} from {caller.source}", now)
+            auth.record(conn, caller, "submit", f"job {job_id}",
+                        detail=f"sweep {job.name} project={project} priority={priority}", now_s=now)
         note["audited"] = True
         self.wake()
         return {"id": job_id, "state": JobState.RUNNING.value, "run_dir": None}
@@ -208,6 +224,11 @@ class Service:
 
             with read(self.engine) as conn:
                 view["stages"] = stages_view(conn, job_id)
+        if row.kind == "sweep":
+            from llmos.control._sweeps import sweep_view
+
+            with read(self.engine) as conn:
+                view["sweep"] = sweep_view(conn, job_id)
         return view
 
     def cancel(self, caller: auth.Caller, job_id: int) -> dict:

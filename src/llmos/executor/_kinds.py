@@ -9,6 +9,7 @@ means) and both executors (the program to start) read this table; nobody checks 
     command  CommandJob   the spec's own `run` argv        one process                is the program's business
     serve    ServeJob     (a deployment, not a queued job) per replica                drains the replica
     pipeline PipelineJob  (its stages are jobs; llmos.control._pipelines) nothing     cancels its stage jobs
+    sweep    SweepJob     (its trials are train jobs; llmos.control._sweeps) nothing  cancels its trial jobs
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ def _pipeline_program(job: Any, cpus: int, folder: Path) -> Program:
     raise SpecError("a pipeline is not started itself: its stages are jobs.", hint="Submit it with: llmos submit SPEC")
 
 
+def _sweep_program(job: Any, cpus: int, folder: Path) -> Program:
+    raise SpecError("a sweep is not started itself: its trials are jobs.", hint="Submit it with: llmos submit SPEC")
+
+
 def _python() -> str:
     import sys
 
@@ -112,6 +117,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("command", queued=True, restarts=False, request=_one_process, program=_command_program),
     Kind("serve", queued=False, restarts=True, request=_one_process, program=_no_program),
     Kind("pipeline", queued=False, restarts=False, request=_no_request, program=_pipeline_program),
+    Kind("sweep", queued=False, restarts=False, request=_no_request, program=_sweep_program),
 )}
 
 

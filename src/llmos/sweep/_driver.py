@@ -42,18 +42,19 @@ def one_round(sweep: SweepJob, study: Study, trials: Trials, parent: Any, folder
         view, why = _fold(sweep, study, trials, parent, folder, number, frozen, runs.get(number), say)
         views.append(view)
         problem = problem or why
+    halt = problem or ("the sweep was cancelled" if cancelled else None)
     step = plan(views, total=sweep.trials, max_parallel=sweep.max_parallel, max_failed=sweep.max_failed,
-                cancelled=cancelled or problem is not None)
+                cancelled=halt is not None)
     for number in step.stop:
-        trials.stop(number, problem or f"pruned by the sweep's {sweep.pruner.kind} pruner")
-        if problem is None:
+        trials.stop(number, halt or f"pruned by the sweep's {sweep.pruner.kind} pruner")
+        if halt is None:
             study.tell(number, "pruned")
             say(f"trial {number}: pruned")
-    if problem is not None:
+    if halt is not None:  # every active trial ends as failed, and so does the sweep
         for view in views:
             if view.state in ("running", "waiting"):
                 study.tell(view.number, "failed")
-        return replace(step, failed=problem, done=not any(v.state == "running" for v in views))
+        return replace(step, failed=halt, done=True)
     for _ in range(step.start):
         number, values = study.ask()
         _start(sweep, trials, parent, folder, number, values, say)
@@ -138,16 +139,30 @@ def finish(sweep: SweepJob, study: Study, parent: Any, folder: Path, failed: str
            say: Any = print) -> dict[str, Any]:
     """The sweep's end: register the best trial's model (when asked), close the parent run, and
     return what happened (best trial, registered version, counts)."""
-    best = None if failed == "cancelled" else best_of(sweep, study, folder)
+    best = best_of(sweep, study, folder)
     registered = None
     if best is not None and sweep.registration is not None and failed is None:
         registered = _register(sweep, best)
         say(f"registered trial {best['number']} as {registered['name']} version {registered['version']}"
             + (f" (@{registered['alias']})" if registered["alias"] else ""))
     parent.finish(best, failed)
-    states = [t.state.name.lower() for t in study.trials().values()]
-    return {"best": best, "registered": registered, "failed": failed, "parent_run_id": parent.run_id,
-            "trials": {s: states.count(s) for s in sorted(set(states))}}
+    rows = trial_rows(study, best)
+    states = [r["state"] for r in rows]
+    return {"name": sweep.name, "metric": sweep.metric, "direction": sweep.direction, "best": best,
+            "registered": registered, "failed": failed, "parent_run_id": parent.run_id,
+            "counts": {s: states.count(s) for s in sorted(set(states))}, "trials": rows}
+
+
+def trial_rows(study: Study, best: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every trial as `llmos jobs show` lists them: number, state, params, value (a pruned one's last)."""
+    names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
+    rows = []
+    for number, t in sorted(study.trials().items()):
+        last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
+        rows.append({"number": number, "state": names.get(t.state.name, "running"), "params": dict(t.params),
+                     "value": t.value if t.value is not None else last,
+                     "best": best is not None and best["number"] == number})
+    return rows
 
 
 def _register(sweep: SweepJob, best: dict[str, Any]) -> dict[str, Any]:

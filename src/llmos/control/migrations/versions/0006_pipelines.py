@@ -1,7 +1,8 @@
 """Pipelines and sweeps: their stages and trials.
 
 A pipeline is a row in `jobs` (kind pipeline, never queued); `pipeline_stages` holds each stage's
-state, its job and the model it yielded.
+state, its job and the model it yielded. A sweep is such a row too (kind sweep); `sweeps` names its
+Optuna study (Optuna creates its own tables in this database) and `sweep_trials` each trial's job.
 
 Revision ID: 0006
 Revises: 0005
@@ -29,7 +30,20 @@ def upgrade() -> None:
                     sa.Column("folder", sa.Text),
                     sa.Column("reason", sa.Text, nullable=False),
                     sa.Column("updated_s", sa.Float, nullable=False))
+    op.create_table("sweeps",
+                    sa.Column("sweep_id", sa.Integer, sa.ForeignKey("jobs.id"), primary_key=True),
+                    sa.Column("study", sa.String(200), nullable=False),
+                    sa.Column("folder", sa.Text, nullable=False),
+                    sa.Column("ended_s", sa.Float),
+                    sa.Column("result", sa.Text))
+    op.create_table("sweep_trials",
+                    sa.Column("sweep_id", sa.Integer, sa.ForeignKey("jobs.id"), primary_key=True),
+                    sa.Column("number", sa.Integer, primary_key=True),
+                    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id"), nullable=False, unique=True),
+                    sa.Column("pruned", sa.Boolean, nullable=False))
 
 
 def downgrade() -> None:
+    op.drop_table("sweep_trials")
+    op.drop_table("sweeps")
     op.drop_table("pipeline_stages")
