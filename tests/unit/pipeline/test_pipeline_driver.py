@@ -1,0 +1,97 @@
+"""The control plane's pipeline driver over a real store: stage jobs are ordinary jobs with the
+pipeline's owner, priority and retries; a finished stage never reruns, a new driver (a restarted
+daemon) picks up where the last one was; a failed stage fails the pipeline, naming it. Stage jobs'
+outcomes are written here by hand (as the loop writes them), so no process runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from llmos.control._auth import Caller
+from llmos.control._db import read, write
+from llmos.control._pipelines import PipelineDriver
+from llmos.control._schema import jobs
+from llmos.control._states import JobState
+from llmos.control._transition import transition
+
+ADMIN = Caller("admin", "admin", "test")
+
+
+def _spec(csv: Path) -> dict:
+    return {"kind": "pipeline", "name": "p", "stages": [
+        {"name": "train", "train": {"model": {"name": "tiny-bert"}, "data": {"train": str(csv)},
+                                    "register": {"name": "intents"}}},
+        {"name": "promote", "promote": {"model": "${stages.train.model}", "alias": "production"}},
+        {"name": "evaluate", "after": ["train"], "evaluate": {"model": "${stages.train.model}", "data": str(csv)}}]}
+
+
+def _finish(engine, job_id: int, ok: bool) -> None:
+    with write(engine) as conn:
+        if not ok:
+            transition(conn, job_id, JobState.FAILED, "attempt 3 failed with exit code 1; no retries left", now_s=1.0)
+            return
+        for to in (JobState.STARTING, JobState.RUNNING, JobState.SUCCEEDED):
+            transition(conn, job_id, to, f"to {to}", now_s=1.0)
+
+
+def _stages(service, pipeline_id: int) -> dict:
+    return {s["name"]: s for s in service.job(pipeline_id)["stages"]}
+
+
+def test_stages_run_as_jobs_of_the_pipeline_and_a_restarted_driver_resumes(service, engine, tmp_path: Path) -> None:
+    csv = tmp_path / "train.csv"
+    csv.write_text("text,label\ngood,pos\nbad,neg\n")
+    pid = service.submit(ADMIN, _spec(csv), priority="high", max_retries=3)["id"]
+    assert service.job(pid)["state"] == "RUNNING" and service.job(pid)["workers"] == 0  # never queued
+    PipelineDriver(engine).tick()
+    stages = _stages(service, pid)
+    assert [s["state"] for s in stages.values()] == ["RUNNING", "PENDING", "PENDING"]
+    train = service.job(stages["train"]["job_id"])
+    assert (train["kind"], train["name"], train["owner"], train["priority"], train["max_retries"]) == (
+        "train", "p-train", "admin", "high", 3)
+    assert train["spec"]["output"] == stages["train"]["folder"] == train["run_dir"]
+
+    PipelineDriver(engine).tick()  # a restarted daemon: the stage is recorded, its job is not made twice
+    with read(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(jobs).where(jobs.c.kind == "train")).scalar() == 1
+
+    folder = Path(stages["train"]["folder"])
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"registered": {"name": "intents", "version": "7"},
+                                                     "metrics": {"accuracy": 0.9}}))
+    _finish(engine, train["id"], ok=True)
+    PipelineDriver(engine).tick()
+    stages = _stages(service, pid)
+    assert stages["train"]["state"] == "SUCCEEDED" and stages["train"]["model"] == "intents/7"
+    assert stages["promote"]["state"] == stages["evaluate"]["state"] == "RUNNING"  # both needed only train
+    step = json.loads((Path(stages["promote"]["folder"]) / "step.json").read_text())
+    assert step["body"] == {"model": "intents/7", "alias": "production"}  # the reference, filled in
+    promote = service.job(stages["promote"]["job_id"])
+    assert promote["kind"] == "command" and promote["spec"]["run"][1:3] == ["-m", "llmos.pipeline"]
+
+    _finish(engine, stages["evaluate"]["job_id"], ok=False)
+    PipelineDriver(engine).tick()
+    assert service.job(pid)["state"] == "RUNNING"  # promote still runs: it is left to finish
+    (Path(stages["promote"]["folder"]) / "result.json").write_text(json.dumps(
+        {"passed": True, "model": "intents/7", "reason": "intents@production -> version 7"}))
+    _finish(engine, stages["promote"]["job_id"], ok=True)
+    PipelineDriver(engine).tick()
+    shown = service.job(pid)
+    assert shown["state"] == "FAILED"
+    assert shown["reason"].startswith(f"stage evaluate failed: job {stages['evaluate']['job_id']} FAILED: attempt 3")
+    assert [s["state"] for s in shown["stages"]] == ["SUCCEEDED", "SUCCEEDED", "FAILED"]
+
+
+def test_a_cancelled_pipeline_cancels_its_running_stage_and_skips_the_rest(service, engine, tmp_path: Path) -> None:
+    csv = tmp_path / "train.csv"
+    csv.write_text("text,label\ngood,pos\nbad,neg\n")
+    pid = service.submit(ADMIN, _spec(csv))["id"]
+    PipelineDriver(engine).tick()
+    train_id = _stages(service, pid)["train"]["job_id"]
+    service.cancel(ADMIN, pid)
+    PipelineDriver(engine).tick()
+    assert service.job(train_id)["state"] == "CANCELLED"
+    assert [s["state"] for s in service.job(pid)["stages"]] == ["FAILED", "SKIPPED", "SKIPPED"]
