@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -57,21 +58,25 @@ def test_a_good_version_is_promoted_and_a_bad_one_rolled_back_without_a_failed_r
         assert refused.returncode != 0 and "has no canary to roll back" in refused.stdout + refused.stderr
         with Load(url, clients=2, json={"input": ["a fine film", "dull"]}) as load:
             load.wait_for_ok(20)
+            began = time.monotonic()
             out = llmos("deploy", "tiny/2", "--name", "tiny", "--port", str(port), "--canary", "20,100", *CANARY).stdout
             assert "takes 20% of the traffic" in out
             wait_until(lambda: (d := _deployment())["rollout"] == "done" and _versions(d) == {"tiny/2"}, 180,
                        "the good version promoted and the old one drained")
-            promoted = _deployment()
+            promoted, promoted_s = _deployment(), time.monotonic() - began
             pids |= {r["pid"] for r in promoted["replicas"]}
             assert promoted["canary"]["state"] == "promoted", promoted["canary"]
             load.wait_for_ok(20)
             served_good = load.codes[200]
 
+            began = time.monotonic()
             llmos("deploy", "tiny/3", "--name", "tiny", "--port", str(port), "--canary", "50%", *CANARY)
             wait_until(lambda: _deployment()["canary"]["state"] != "watching", 180, "the bad version's verdict")
-            verdict = _deployment()["canary"]
+            verdict, verdict_s = _deployment()["canary"], time.monotonic() - began
             wait_until(lambda: _versions(_deployment()) == {"tiny/2"}, 60, "the bad version's replica to drain")
             load.wait_for_ok(20)
+        print(f"canary: promoted in {promoted_s:.1f} s, rolled back in {verdict_s:.1f} s, {dict(load.codes)} "
+              f"requests; verdict: {verdict['verdict']}")
         assert load.failures() == {}, load.codes
         assert served_good > 40 and load.codes[200] > served_good
         assert verdict["state"] == "rolled_back", verdict

@@ -111,12 +111,15 @@ class DeploymentManager:
             if existing is not None:
                 self._authorize(caller, job.name, "roll")
                 existing.roll(job)
+                taken = existing.take_audit()  # a canary began: said as the caller's
                 with write(self.engine) as conn:
-                    conn.execute(update(deployments).where(deployments.c.name == job.name).values(
-                        spec=job.model_dump_json(), model_ref=job.model, updated_s=now))
+                    # A canary's job is stored once promoted: a daemon restarted meanwhile serves the
+                    # current version (the canary's replicas drain), never an unjudged new one.
+                    if not any(action == "deploy.canary" for action, _ in taken):
+                        conn.execute(update(deployments).where(deployments.c.name == job.name).values(
+                            spec=job.model_dump_json(), model_ref=job.model, updated_s=now))
                     auth.record(conn, caller, "deploy.roll", f"deployment {job.name}", detail=job.model)
-                    for action, detail in existing.take_audit():  # a canary began: said as the caller's
-                        auth.record(conn, caller, action, f"deployment {job.name}", detail=detail)
+                    self._record_canary(conn, caller, job.name, existing, taken)
                 return {**self._view(job.name), "rolled": True}
             controller = self._controller(job.name, job, job.server.port)
             controller.start()
@@ -176,17 +179,23 @@ class DeploymentManager:
             controller = self.controllers.get(name)
             if controller is None:
                 raise NotFound(f"no deployment {name}.", hint="List them with: llmos deploy ls")
-            if not caller.is_admin and self.owners.get(name) != caller.owner:
-                raise auth.Forbidden(f"deployment {name} belongs to {self.owners.get(name)}.",
-                                     hint="Ask its owner or an admin.")
+            self._authorize(caller, name, action)
             if action == "promote":
                 controller.promote()
             else:
                 controller.rollback()
             with write(self.engine) as conn:
-                for what, detail in controller.take_audit():
-                    auth.record(conn, caller, what, f"deployment {name}", detail=detail)
+                self._record_canary(conn, caller, name, controller, controller.take_audit())
             return self._view(name)
+
+    def _record_canary(self, conn: Any, caller: auth.Caller, name: str, controller: Any,
+                       taken: list[tuple[str, str]]) -> None:
+        """Audit a canary's changes; a promotion also stores the promoted job as the deployment's."""
+        for action, detail in taken:
+            auth.record(conn, caller, action, f"deployment {name}", detail=detail)
+            if action == "deploy.promote":
+                conn.execute(update(deployments).where(deployments.c.name == name).values(
+                    spec=controller.job.model_dump_json(), model_ref=controller.job.model, updated_s=time.time()))
 
     def _drain(self, name: str, controller: Any) -> None:
         try:
@@ -263,8 +272,7 @@ class DeploymentManager:
         if not taken:
             return
         with write(self.engine) as conn:
-            for action, detail in taken:
-                auth.record(conn, _CONTROL_PLANE, action, f"deployment {name}", detail=detail)
+            self._record_canary(conn, _CONTROL_PLANE, name, controller, taken)
         for action, detail in taken:
             self.log(f"deployment {name}: {action}: {detail}")
 
