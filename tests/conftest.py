@@ -25,6 +25,10 @@ def llmos_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     # The suite's data and outputs live in pytest's 0700 temp folders, which another user cannot
     # reach: its daemons run jobs as themselves. tests/security runs the isolation for real.
     monkeypatch.setenv("LLMOS_ISOLATION", "trusted")
+    # A login saved on this machine (llmos login) or an address in the shell is not the test's daemon.
+    monkeypatch.setenv("LLMOS_CONFIG_DIR", str(home / "client-config"))
+    for name in ("LLMOS_ADDRESS", "LLMOS_TOKEN", "LLMOS_CA_CERT"):
+        monkeypatch.delenv(name, raising=False)
     return home
 
 

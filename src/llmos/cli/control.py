@@ -6,6 +6,7 @@ and `deploy.py`; `register` adds them all. Each parses, calls `llmos.control`, r
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -51,6 +52,13 @@ def up(
     storage: Annotated[str | None, typer.Option(help="with --ray: a folder every node sees at this path")] = None,
     tracking: Annotated[str | None, typer.Option(help="MLflow tracking server URL for every job and deployment",
                                                  show_default="SQLite under LLMOS_HOME")] = None,
+    tls_cert: Annotated[str | None, typer.Option(help="serve HTTPS with this certificate (PEM)",
+                                                 show_default="self-signed beyond loopback")] = None,
+    tls_key: Annotated[str | None, typer.Option(help="the key of --tls-cert (PEM)")] = None,
+    insecure_http: Annotated[bool | None, typer.Option(
+        "--insecure-http", help="serve plain HTTP on a non-loopback --host (tokens readable on the network)")] = None,
+    isolation: Annotated[str | None, typer.Option(help="auto, users, sandbox, none or trusted (docs/security.md)",
+                                                  show_default="auto")] = None,
 ) -> None:
     """Start the control plane in the background (REST API, scheduler, executor)."""
     from llmos.control import load_config
@@ -60,13 +68,21 @@ def up(
     gpu_list = None if gpus is None else [int(g) for g in gpus.split(",") if g.strip()]
     cfg = load_config(config, port=port, host=host, db=db, cpus=cpus, reserve_cpus=reserve_cpus, gpus=gpu_list,
                       policy=policy, interval_s=interval_s, grace_s=grace_s, retry_base_s=retry_base_s, ray=ray,
-                      storage=storage, tracking=tracking,
+                      storage=storage, tracking=tracking, tls_cert=tls_cert, tls_key=tls_key,
+                      insecure_http=insecure_http, isolation=isolation,
                       db_password_file=str(db_password_file.expanduser().resolve()) if db_password_file else None)
     info, started = start(cfg)
     word = "[green]up[/]" if started else "[yellow]already running[/]"
     console.print(f"control plane {word} at {info['url']} (pid {info['pid']})")
+    console.print(f"  bound to  {info.get('bind', info['url'])} over {info.get('scheme', 'http').upper()}")
+    if info.get("tls"):
+        console.print(f"  TLS       {info['tls']['cert']}" + (" (self-signed)" if info["tls"]["self_signed"] else ""))
+        console.print(f"  SHA-256   {info['tls']['fingerprint']}\n            (other machines: llmos login "
+                      f"{info['scheme']}://HOST:{info['port']} --fingerprint THAT)", soft_wrap=True)
     console.print(f"  state     {info['db']}\n  token     {admin_token_file()} (admin)\n  log       {daemon_log()}\n"
                   f"  API docs  {info['url']}/docs")
+    for warning in _warnings(info):
+        console.print(f"[yellow]{warning}[/]")
     console.print("next: llmos submit job.yaml   (or: llmos status)")
 
 
@@ -81,8 +97,10 @@ def down(timeout_s: Annotated[float, typer.Option(help="how long to wait for it 
 def status(json_out: JsonFlag = False) -> None:
     """Whether the control plane runs, on what machine, and what it manages."""
     from llmos.control import Client, running
+    from llmos.control._remote import load_login
 
-    if running() is None:
+    remote = os.environ.get("LLMOS_ADDRESS") or load_login()
+    if not remote and running() is None:
         if json_out:
             print_json({"running": False})
         else:
@@ -101,11 +119,27 @@ def status(json_out: JsonFlag = False) -> None:
                   f"GPUs: {gpus}")
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(s["counts"].items())) or "none yet"
     console.print(f"  jobs     {counts}")
+    console.print(f"  serving  {s.get('scheme', 'http').upper()} on {s.get('bind', s['url'])}"
+                  + (f", certificate SHA-256 {s['tls']['fingerprint']}" if s.get("tls") else ""), soft_wrap=True)
+    console.print(f"  isolation {s.get('isolation', 'trusted')}")
+    for warning in _warnings(s):
+        console.print(f"[yellow]{warning}[/]")
     for d in s["deployments"]:
         console.print(f"  deployment {d['name']}: {d.get('model', '')} {d.get('ready', '?')}/{d.get('desired', '?')} "
                       f"replicas ready at {d.get('url', '?')}"
                       + (f"; {d['waiting']} waiting for free cores" if d.get("waiting") else ""))
     console.print("next: llmos jobs ls   (or: llmos top)")
+
+
+def _warnings(info: dict) -> list[str]:
+    from llmos.control._isolation import describe
+
+    out = []
+    if info.get("insecure_http"):
+        out.append(f"WARNING: plain HTTP on {info.get('bind')} (--insecure-http): tokens cross the network readable.")
+    if info.get("isolation") in ("none", "trusted"):
+        out.append(describe(info["isolation"]))
+    return out
 
 
 def top(

@@ -12,6 +12,7 @@ from llmos.cli import bench as bench_cli
 from llmos.cli import compress as compress_cli
 from llmos.cli import control as control_cli
 from llmos.cli import export as export_cli
+from llmos.cli import login as login_cli
 from llmos.cli import models as models_cli
 from llmos.cli import projects as projects_cli
 from llmos.cli import roots as roots_cli
@@ -46,6 +47,7 @@ run_cli.register(app)
 serve_cli.register(app)
 export_cli.register(app)
 control_cli.register(app)
+login_cli.register(app)
 
 
 def _print_version(value: bool) -> None:
@@ -58,8 +60,18 @@ def _print_version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="print the llmos version and exit")] = False,
+    address: Annotated[str | None, typer.Option(help="the control plane to use, e.g. https://gpu-box:8470",
+                                                envvar="LLMOS_ADDRESS", show_default="llmos login, else local")] = None,
+    ca_cert: Annotated[str | None, typer.Option(help="trust this certificate (PEM) for --address",
+                                                envvar="LLMOS_CA_CERT")] = None,
 ) -> None:
     """An operating system for language models: fine-tune, track, register, compress, serve, schedule."""
+    import os
+
+    # Read by llmos.control.Client.local(), which every control-plane command goes through.
+    for name, value in (("LLMOS_ADDRESS", address), ("LLMOS_CA_CERT", ca_cert)):
+        if value:
+            os.environ[name] = value
 
 
 @app.command(hidden=True)

@@ -86,7 +86,9 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
 
     def caller(request: Request,
                authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> Caller:
-        token = authorization.removeprefix("Bearer ").strip() if authorization else None
+        # Only `Bearer TOKEN`: a bare token, another scheme, a query parameter or a cookie is no token.
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        token = value.strip() or None if scheme.lower() == "bearer" else None
         host = f"{request.client.host}:{request.client.port}" if request.client else "unknown"
         request.state.caller = who = service.caller(token, host)  # the Guard audits a refusal as this caller
         return who

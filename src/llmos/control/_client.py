@@ -1,7 +1,7 @@
 """The Python API of a running control plane: the same operations as the CLI, over its REST API.
 
     from llmos.control import Client
-    client = Client.local()                 # the daemon of LLMOS_HOME, with the admin token
+    client = Client.local()                 # LLMOS_ADDRESS, the `llmos login`, or the daemon of LLMOS_HOME
     job = client.submit_file("job.yaml", priority="high")
     client.job(job["id"])["state"]
 """
@@ -29,26 +29,42 @@ _BY_STATUS = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 4
 
 
 class Client:
-    def __init__(self, url: str, token: str | None, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, token: str | None, timeout_s: float = 30.0, ca_cert: str | None = None) -> None:
+        """`ca_cert`: the certificate (PEM file) an https URL is verified against; None: the system's CAs.
+        Verification is never off."""
         import httpx
 
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+        verify: Any = True
+        if ca_cert:
+            import ssl
+
+            try:
+                verify = ssl.create_default_context(cafile=ca_cert)
+            except (OSError, ssl.SSLError) as exc:
+                raise ControlError(f"cannot read the CA certificate {ca_cert}: {exc}",
+                                   hint="Give the control plane's certificate (PEM) with --ca-cert, or log in again "
+                                        "with: llmos login URL --fingerprint SHA256") from None
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s, verify=verify)
 
     @staticmethod
     def local(token: str | None = None) -> Client:
-        """The control plane of this LLMOS_HOME; the token defaults to $LLMOS_TOKEN, then the admin token."""
+        """The control plane to use (llmos.control._remote): $LLMOS_ADDRESS, else the one `llmos login`
+        saved, else this LLMOS_HOME's daemon. The token: `token`, $LLMOS_TOKEN, the login's, the admin token."""
         from llmos.control._lifecycle import running
         from llmos.control._paths import admin_token_file
+        from llmos.control._remote import load_login, pick
 
-        info = running()
-        if info is None:
-            raise NotRunning("no control plane is running for this LLMOS_HOME.", hint="Start it with: llmos up")
-        token = token or os.environ.get("LLMOS_TOKEN")
-        if not token and admin_token_file().is_file():
-            token = admin_token_file().read_text().strip()
-        return Client(info["url"], token)
+        address = os.environ.get("LLMOS_ADDRESS")
+        info = None if address else running()
+        admin = admin_token_file() if info is not None else None
+        target = pick(address, token or os.environ.get("LLMOS_TOKEN"), os.environ.get("LLMOS_CA_CERT"),
+                      load_login(), info, admin.read_text().strip() if admin and admin.is_file() else None)
+        if target is None:
+            raise NotRunning("no control plane is running for this LLMOS_HOME, and none is set to use.",
+                             hint="Start one with: llmos up   (or use a remote one: llmos login URL, or --address URL)")
+        return Client(target.url, target.token, ca_cert=target.ca_cert)
 
     def close(self) -> None:
         self._http.close()
@@ -182,6 +198,13 @@ class Client:
 
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise ControlError(f"the certificate of {self.url} is not trusted ({exc}).",
+                                   hint="Give its certificate with --ca-cert FILE, or pin the fingerprint that "
+                                        "llmos up printed: llmos login URL --fingerprint SHA256") from None
+            raise NotRunning(f"the control plane at {self.url} does not answer ({exc}).",
+                             hint="Check it with: llmos status  (start it with: llmos up)") from None
         except httpx.TransportError as exc:
             raise NotRunning(f"the control plane at {self.url} does not answer ({exc}).",
                              hint="Check it with: llmos status  (start it with: llmos up)") from None

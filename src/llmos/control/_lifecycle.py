@@ -57,7 +57,9 @@ def up(config: ControlConfig, wait_s: float = 60.0) -> tuple[dict[str, Any], boo
         info = running()
         if info is not None and info["pid"] == proc.pid:
             try:
-                if httpx.get(info["url"] + "/healthz", timeout=2).status_code == 200:
+                from llmos.control._remote import verify_for
+
+                if httpx.get(info["url"] + "/healthz", timeout=2, verify=verify_for(info)).status_code == 200:
                     return info, True
             except httpx.TransportError:
                 pass
