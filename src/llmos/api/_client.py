@@ -38,12 +38,10 @@ class Client:
     API at `address`. The token defaults to `$LLMOS_TOKEN`, then (locally) the admin token."""
 
     def __init__(self, address: str | None = None, token: str | None = None, timeout_s: float = 30.0) -> None:
-        import os
 
         from llmos.control import Client as Rest
 
-        self._rest = Rest.local(token) if address is None else Rest(address, token or os.environ.get("LLMOS_TOKEN"),
-                                                                    timeout_s=timeout_s)
+        self._rest = Rest.local(token) if address is None else Rest.to(address, token, timeout_s=timeout_s)
         self.address = self._rest.url
 
     def close(self) -> None:

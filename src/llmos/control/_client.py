@@ -66,6 +66,17 @@ class Client:
                              hint="Start one with: llmos up   (or use a remote one: llmos login URL, or --address URL)")
         return Client(target.url, target.token, ca_cert=target.ca_cert)
 
+    @staticmethod
+    def to(address: str, token: str | None = None, timeout_s: float = 30.0) -> Client:
+        """The control plane at `address`, trusting $LLMOS_CA_CERT or the certificate `llmos login`
+        pinned for it; the token: `token`, $LLMOS_TOKEN, the login's."""
+        from llmos.control._remote import load_login, pick
+
+        target = pick(address, token or os.environ.get("LLMOS_TOKEN"), os.environ.get("LLMOS_CA_CERT"), load_login(),
+                      None, None)
+        assert target is not None  # an address always gives one
+        return Client(target.url, target.token, timeout_s=timeout_s, ca_cert=target.ca_cert)
+
     def close(self) -> None:
         self._http.close()
 
