@@ -90,13 +90,22 @@ def _secret_round_trip(tmp_path: Path, llmos_home: Path) -> None:
     made = llmos("tokens", "create", "--role", "developer", "--name", "ann").stdout
     ann = next(line for line in made.splitlines() if line.startswith("llmos_"))
 
-    def as_ann(*args: str, stdin: str | None = None) -> str:
+    def as_ann(*args: str, stdin: str | None = None, code: int = 0) -> str:
         done = subprocess.run([sys.executable, "-m", "llmos.cli.main", *args], input=stdin, capture_output=True,
                               text=True, timeout=60, env={**os.environ, "LLMOS_TOKEN": ann, "LLMOS_DEBUG": "0"})
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        assert done.returncode == code, done.stderr
+        return done.stdout + done.stderr
 
     assert "set secret API_KEY of project ann" in as_ann("secrets", "set", "API_KEY", stdin=VALUE + "\n")
+    (tmp_path / "other").write_text("from-a-file\n")
+    (tmp_path / "other").chmod(0o600)
+    assert "set secret OTHER" in as_ann("secrets", "set", "OTHER", "--from-file", str(tmp_path / "other"))
+    # confined paths through the CLI too; an admin's root is listed for the project
+    escape = write_job(tmp_path / "escape", json.dumps({"kind": "command", "run": ["true"], "cwd": "/etc"}))
+    refused = as_ann("submit", str(escape), code=2)
+    assert "cwd" in refused and "llmos roots add ann" in refused
+    assert str(tmp_path) in llmos("roots", "add", "ann", str(tmp_path)).stdout
+    assert str(tmp_path) in [r["path"] for r in json.loads(as_ann("roots", "ls", "ann", "--json"))]
     script = 'echo "key=$API_KEY"; printf %s "$API_KEY" > got.txt; env > env.txt'
     spec = write_job(tmp_path / "job", json.dumps({"kind": "command", "name": "uses-key", "run": ["sh", "-c", script],
                                                    "env": {"API_KEY": "${secret:API_KEY}"}}))
@@ -114,4 +123,4 @@ def _secret_round_trip(tmp_path: Path, llmos_home: Path) -> None:
     shown = as_ann("jobs", "show", str(job_id), "--json")
     assert VALUE not in shown and "${secret:API_KEY}" in shown
     listed = as_ann("secrets", "ls", "--json")
-    assert '"API_KEY"' in listed and VALUE not in listed
+    assert '"API_KEY"' in listed and '"OTHER"' in listed and VALUE not in listed and "from-a-file" not in listed
