@@ -3,6 +3,10 @@ one after another; a train or compress spec runs as `llmos train` / `llmos compr
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -50,8 +54,9 @@ def run(
                         f"Queue it on the control plane: llmos submit {file}")
     from llmos.pipeline import run_foreground
 
-    result = run_foreground(job, max_retries=max_retries,  # type: ignore[arg-type]
-                            note=(lambda _line: None) if json_out else (lambda line: console.print(line, markup=False)))
+    with _stdout_to_stderr() if json_out else contextlib.nullcontext():  # stdout holds only the JSON
+        result = run_foreground(job, max_retries=max_retries,  # type: ignore[arg-type]
+                                note=lambda line: console.print(line, markup=False))
     if json_out:
         print_json(result)
     else:
@@ -65,3 +70,18 @@ def run(
         raise RunFailed(f"pipeline {result['name']} failed at stage {failed}: {why}",
                         hint=f"Fix the cause and run it again: llmos run {file}")
     console.print(f"next: llmos models ls   (or queue it on the control plane: llmos submit {file})")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Everything written to stdout meanwhile — by this process and the training workers it starts,
+    which inherit the descriptor — goes to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
