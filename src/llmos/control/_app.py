@@ -32,7 +32,7 @@ Offset = Annotated[int, Query(ge=0, le=INT64_MAX)]
 
 
 class SubmitBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: "5" is not an integer, 0 not false
 
     spec: dict[str, Any] = Field(description="the job spec as a mapping (absolute paths)")
     overrides: list[str] = Field(default_factory=list, description="dotted overrides, e.g. train.lr=3e-5")
@@ -50,7 +50,7 @@ class SubmitBody(BaseModel):
 
 
 class TokenBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: str = Field(description=" | ".join(ROLES))
     name: str = Field(min_length=1, max_length=100, description="a label for the token")
@@ -58,7 +58,7 @@ class TokenBody(BaseModel):
 
 
 class DeployBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     spec: dict[str, Any] = Field(description="a kind: serve spec (model: NAME@ALIAS, replicas, ...)")
     overrides: list[str] = Field(default_factory=list)

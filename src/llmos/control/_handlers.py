@@ -51,7 +51,10 @@ def install(app: FastAPI, service: Any) -> None:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         hints = {404: "No such route; GET /openapi.json lists them.",
                  405: "This route does not take that method; GET /openapi.json lists each route's methods."}
-        return answer(request, exc.status_code, str(exc.detail), hints.get(exc.status_code), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matched
+            headers["Allow"] = ", ".join(_methods(app, request.scope))
+        return answer(request, exc.status_code, str(exc.detail), hints.get(exc.status_code), headers=headers)
 
     @app.exception_handler(DataError)
     async def out_of_range(request: Request, exc: DataError) -> JSONResponse:
@@ -70,6 +73,17 @@ def install(app: FastAPI, service: Any) -> None:
     limit = getattr(service.config, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
     app.add_middleware(Guard, engine=service.engine, max_body_bytes=limit)
     _complete_openapi(app)
+
+
+def _methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    from starlette.routing import Match
+
+    found: set[str] = set()
+    for route in app.routes:
+        methods = getattr(route, "methods", None)
+        if methods and route.matches({**scope, "method": next(iter(methods))})[0] == Match.FULL:
+            found |= set(methods)
+    return sorted(found)
 
 
 def _complete_openapi(app: FastAPI) -> None:
