@@ -8,6 +8,7 @@ import typer
 
 from llmos import __version__
 from llmos._threads import prepare_process
+from llmos.cli import audit as audit_cli
 from llmos.cli import bench as bench_cli
 from llmos.cli import compress as compress_cli
 from llmos.cli import control as control_cli
@@ -41,6 +42,7 @@ app.add_typer(projects_cli.app, name="projects")
 app.add_typer(projects_cli.users_app, name="users")
 app.add_typer(secrets_cli.app, name="secrets")
 app.add_typer(roots_cli.app, name="roots")
+app.add_typer(audit_cli.app, name="audit")
 train_cli.register(app)
 compress_cli.register(app)
 run_cli.register(app)

@@ -19,13 +19,14 @@ from llmos.control._errors import (
     NotFound,
     NotRunning,
     Rejected,
+    TooLarge,
     Unauthorized,
 )
 from llmos.errors import SpecError
 
 __all__ = ["Client"]
 
-_BY_STATUS = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 422: Rejected}
+_BY_STATUS = {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: TooLarge, 422: Rejected}
 
 
 class Client:
@@ -134,8 +135,17 @@ class Client:
     def revoke_token(self, token_id: int) -> dict:
         return self._call("POST", f"/v1/tokens/{token_id}/revoke")
 
-    def audit(self, limit: int = 100) -> list[dict]:
-        return self._call("GET", "/v1/audit", params={"limit": limit})
+    def audit(self, limit: int = 100, since: float | None = None, actor: str | None = None,
+              action: str | None = None) -> list[dict]:
+        """Audit rows, newest first (admin): at or after `since` (epoch seconds), by `actor`, of `action`
+        (`tokens.*` matches by prefix)."""
+        params = {k: v for k, v in {"limit": limit, "since": since, "actor": actor, "action": action}.items()
+                  if v is not None}
+        return self._call("GET", "/v1/audit", params=params)
+
+    def audit_verify(self) -> dict:
+        """Check the audit log's hash chain: {ok, rows, chained, first_bad, problem} (admin)."""
+        return self._call("GET", "/v1/audit/verify")
 
     def deploy(self, spec: dict[str, Any], overrides: list[str] | None = None) -> dict:
         return self._call("POST", "/v1/deployments", json={"spec": spec, "overrides": overrides or []})
