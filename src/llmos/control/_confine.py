@@ -96,7 +96,7 @@ def outside(paths: list[tuple[str, Path]], roots: list[Path]) -> list[tuple[str,
 
 def resolve(path: str, base: Path) -> Path:
     """`path` as the job would open it: `~` and relative to `base`, then `..` and every symlink followed."""
-    p = Path(path).expanduser()
+    p = Path(os.path.expanduser(path))  # `~nobody` stays as written (Path.expanduser would raise)
     return Path(os.path.realpath(p if p.is_absolute() else base / p))
 
 
@@ -120,6 +120,9 @@ def check_paths(conn: Connection, caller: Caller, job: BaseModel, project: str) 
     found = list(spec_paths(job))
     if not found:
         return
+    nul = [(field, "a path cannot hold a NUL byte") for field, path in found if "\x00" in path]
+    if nul:
+        raise SpecError("the spec names a path with a NUL byte:", problems=nul)
     base = _base(job)
     roots = [Path(os.path.realpath(r)) for r in allowed_roots(conn, project)]
     bad = outside([(field, resolve(path, base)) for field, path in found], roots)
@@ -145,7 +148,7 @@ def _base(job: BaseModel) -> Path:
     for name in ("cwd", "output"):
         value = getattr(job, name, None)
         if value:
-            return Path(value).expanduser()
+            return Path(os.path.expanduser(value))
     return runs_dir() / str(getattr(job, "name", "job")) if hasattr(job, "output") else home()
 
 
@@ -210,7 +213,7 @@ def remove_root(conn: Connection, project: str, path: str) -> dict:
 def _checked_root(path: str) -> str:
     if "\x00" in path or len(path) > _MAX_ROOT_CHARS:
         raise Rejected("a root must be a folder path of at most 1024 characters, without NUL bytes.")
-    p = Path(path).expanduser()
+    p = Path(os.path.expanduser(path))
     if not p.is_absolute():
         raise Rejected(f"a root must be an absolute folder path, got {path!r}.",
                        hint="Give the full path, e.g. llmos roots add PROJECT /data/team-a")

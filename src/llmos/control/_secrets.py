@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -23,8 +25,6 @@ from llmos.control._errors import NotFound, Rejected
 from llmos.errors import LlmosError, SpecError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from sqlalchemy import Connection
 
 __all__ = ["NAME", "check_references", "key_file", "list_secrets", "masked_spec", "references", "remove_secret",
@@ -35,6 +35,8 @@ _REF = re.compile(r"\$\{secret:([^}]*)\}")
 _NAME = re.compile(rf"^{NAME}$")
 _MAX_VALUE_BYTES = 64 * 1024
 HIDDEN = "***"
+_KEY_LOCK = threading.Lock()
+_CIPHERS: dict[Path, Any] = {}  # key file -> its Fernet
 
 
 # ---- references in a spec (pure) -------------------------------------------------------------
@@ -100,18 +102,23 @@ def key_file() -> Path:
 
 
 def _fernet() -> Any:
+    """The cipher of this home's key, made (0600) on first use; one per key file, behind a lock so that
+    two first requests at once neither make two keys nor read a half-written one."""
     from cryptography.fernet import Fernet
 
     path = key_file()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # only the daemon's user reads it
-    except FileExistsError:
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)
-        return Fernet(path.read_bytes().strip())
-    with os.fdopen(fd, "wb") as f:
-        f.write(Fernet.generate_key())
-    return Fernet(path.read_bytes().strip())
+    with _KEY_LOCK:
+        if path not in _CIPHERS:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # only the daemon's user reads it
+            except FileExistsError:
+                if path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
+            else:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(Fernet.generate_key())
+            _CIPHERS[path] = Fernet(path.read_bytes().strip())
+        return _CIPHERS[path]
 
 
 # ---- the store -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         value = node.get(keys[-1])
         is_hf = str(value).startswith("hf:") or (keys[0] == "data" and node.get("format") == "hf")
         if isinstance(value, str) and value and not is_hf:
-            path = Path(value).expanduser()
+            path = Path(os.path.expanduser(value))  # `~nobody/x` stays as written (Path.expanduser raises)
             node[keys[-1]] = str(path if path.is_absolute() else (base / path).resolve())
 
 
