@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,7 +99,8 @@ class SweepDriver:
                                 .where(sweeps.c.ended_s.is_(None))).all()
         for row in live:
             try:
-                self._round(row, now)
+                with _shared_umask():
+                    self._round(row, now)
             except Exception as exc:  # one broken sweep must not stop the others, nor the scheduler
                 self.log(f"sweep {row.id}: round failed: {exc!r}")
 
@@ -183,6 +185,20 @@ class JobTrials:
             with contextlib.suppress(Conflict):  # it ended meanwhile: the next round records how
                 transition(conn, trial, JobState.CANCELLED, f"{why} (sweep {self.row.id})", now_s=self.now,
                            **({"stop_s": self.now} if holds else {}))
+
+
+@contextlib.contextmanager
+def _shared_umask() -> Any:
+    """What a round writes in the tracking store (the parent run, its plots, the trials' runs) and the
+    trials' run folders must stay usable by the jobs' users: the store's folders are setgid to the
+    jobs' group, so a group-writable mode is enough. The daemon's umask (077) comes back at once; a
+    file the API thread makes meanwhile gets group rights for its folder's group (the control folder's
+    is the daemon's own)."""
+    old = os.umask(0o007)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def _trial_state(job_state: str, pruned: bool) -> str:
