@@ -4,6 +4,8 @@ viewer, read the audit log as an admin, and browse a model's lineage and Pareto 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,15 @@ def login(chromium: Any, plane: Plane, who: str) -> Any:
     return page
 
 
-def test_developer_watches_a_cli_job_and_cancels_another(chromium: Any, plane: Plane) -> None:
+@pytest.fixture(scope="module")
+def family(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[None]]:
+    """Registers the models in the daemon's registry in a thread while the first tests run: a new
+    MLflow store and three registrations take half a minute on a busy 2-core machine."""
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(_register_family, tmp_path_factory.mktemp("models"), f"sqlite:///{plane.home / 'mlflow.db'}")
+
+
+def test_developer_watches_a_cli_job_and_cancels_another(chromium: Any, plane: Plane, family: Future[None]) -> None:
     from playwright.sync_api import expect
 
     anon = chromium.new_context(viewport={"width": 1280, "height": 560}).new_page()
@@ -102,13 +112,10 @@ def test_viewer_is_refused_and_the_admin_sees_it_in_the_audit_log(chromium: Any,
     admin.context.close()
 
 
-def test_models_lineage_and_pareto_plot(chromium: Any, plane: Plane, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_lineage_and_pareto_plot(chromium: Any, plane: Plane, family: Future[None]) -> None:
     from playwright.sync_api import expect
 
-    monkeypatch.setenv("LLMOS_HOME", str(plane.home))  # the daemon's registry
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    _register_family(tmp_path)
+    family.result(timeout=180)
     page = login(chromium, plane, "viv")
     page.click("a[href='/ui/models']")
     expect(page.locator("a[href='/ui/models/sentiment-small']")).to_be_visible()
@@ -116,17 +123,21 @@ def test_models_lineage_and_pareto_plot(chromium: Any, plane: Plane, tmp_path: P
     svg = page.locator("svg.lineage")
     expect(svg).to_contain_text("sentiment/1")
     expect(svg).to_contain_text("sentiment-small/2")
-    assert svg.locator("line").count() == 2
+    expect(svg).to_contain_text("minilm-l6")  # the parent's own lineage, from the other model
+    expect(svg).to_contain_text("production")
+    assert svg.locator("line").count() == 3
     expect(page.locator("table.report")).to_contain_text("int8-dynamic")
     plot = page.locator("img.pareto")
     expect(plot).to_be_visible()
     page.wait_for_load_state("networkidle")  # (wait_for_function would eval a string: the page's CSP refuses)
     assert plot.evaluate("img => img.naturalWidth") > 300  # the PNG came from the run's artifacts
     shot(page, "model")
+    page.click("svg.lineage a[href='/ui/models/sentiment']")  # the parent's page lists its children too
+    expect(page.locator("svg.lineage")).to_contain_text("sentiment-small/2")
     page.context.close()
 
 
-def _register_family(tmp: Path) -> None:
+def _register_family(tmp: Path, uri: str) -> None:
     """A fine-tuned model and two compressed children of it, registered as the pipelines would."""
     from llmos.compress._report import plot_pareto
     from llmos.registry import register_model
@@ -141,12 +152,12 @@ def _register_family(tmp: Path) -> None:
         (path / "tokenizer" / "vocab.txt").write_text("[PAD]\n[UNK]\n")
         return path
 
-    tracking = TrackingSpec(system_metrics=False)
+    tracking = TrackingSpec(uri=uri, system_metrics=False)
     with start_run(tracking, run_name="finetune", job={}, tags={}) as run:
         run.log_metrics({"eval/accuracy": 0.91}, step=1)
-        uri = run.log_model_dir(folder(0))
-    register_model(name="sentiment", run_id=run.run_id, artifact_uri=uri, alias="production",
-                   tags={"base_model": "minilm-l6", "recipe": "finetune"})
+        model = run.log_model_dir(folder(0))
+    register_model(name="sentiment", run_id=run.run_id, artifact_uri=model, alias="production",
+                   tags={"base_model": "minilm-l6", "recipe": "finetune"}, tracking_uri=uri)
     children = [("int8-dynamic", 0.4, 2.1, 0.30, True), ("prune-50", 2.9, 1.4, 0.55, False)]
     report = {"metric": "accuracy", "metric_points_per_unit": 100, "higher_is_better": True, "task": "classification",
               "settings": {"batch_size": 32},
@@ -159,8 +170,9 @@ def _register_family(tmp: Path) -> None:
         plot = plot_pareto(report, tmp / "pareto.png")
         run.log_artifact(plot, "report")
         for i, (label, drop, speed, size, passed) in enumerate(children, start=1):
-            uri = run.log_model_dir(folder(i), f"children/{label}")
-            register_model(name="sentiment-small", run_id=run.run_id, artifact_uri=uri, alias=None, tags={
+            model = run.log_model_dir(folder(i), f"children/{label}")
+            register_model(name="sentiment-small", run_id=run.run_id, artifact_uri=model, alias=None,
+                           tracking_uri=uri, tags={
                 "recipe_label": label, "parent_name": "sentiment", "parent_version": "1",
                 "gate": "passed" if passed else "failed", "gate_reason": "" if passed else "accuracy dropped",
                 "metric_drop": f"{drop:.3f}", "speedup": f"{speed:.3f}", "latency_ratio": "0.600",

@@ -16,7 +16,10 @@ from urllib.parse import quote
 
 from llmos.control.ui._lineage import lineage_edges, lineage_svg
 
-__all__ = ["ParetoCache", "mlflow_links", "model_page"]
+__all__ = ["ParetoCache", "family_edges", "mlflow_links", "model_page"]
+
+_MAX_LOOKUPS = 20  # ancestors fetched one by one
+_MAX_SCAN = 30  # a registry with more models is not scanned for children (each model is one query per version)
 
 _REPORT_TAGS = ("recipe_label", "gate", "gate_reason", "metric_drop", "speedup", "latency_ratio", "size_ratio",
                 "ppl_increase_pct", "speed_unit")
@@ -43,11 +46,11 @@ def model_page(name: str) -> dict[str, Any]:
     uri = tracking_uri()
     details = show(name)
     versions = [{**asdict(v), "links": mlflow_links(uri, name, v.version, v.run_id)} for v in details.versions]
-    edges = lineage_edges(name, versions)
     nodes = [f"{name}/{v['version']}" for v in versions]
     labels = {f"{name}/{v['version']}": ", ".join(v["aliases"]) or v["tags"].get("recipe_label", "") for v in versions}
-    links = {p: f"/ui/models/{quote(p.split('/')[0], safe='')}" for p, _ in edges
-             if "/" in p and p.split("/")[0] != name}
+    edges = family_edges(name, versions, labels)
+    links = {node: f"/ui/models/{quote(node.rsplit('/', 1)[0], safe='')}" for edge in edges for node in edge
+             if "/" in node and node.rsplit("/", 1)[0] != name}
     reports: dict[str, list[dict[str, Any]]] = {}  # compression run -> its children here
     for v in versions:
         if v["tags"].get("recipe_label") and v["tags"].get("parent_name"):
@@ -58,6 +61,40 @@ def model_page(name: str) -> dict[str, Any]:
             "alias_history": details.alias_history, "versions": list(reversed(versions)),
             "lineage_svg": lineage_svg(nodes, edges, labels, links), "reports": reports,
             "links": mlflow_links(uri, name), "tracking_uri": redact(uri)}
+
+
+def family_edges(name: str, versions: list[dict[str, Any]], labels: dict[str, str]) -> list[tuple[str, str]]:
+    """This model's lineage edges, plus its ancestors in other models (followed up, at most
+    _MAX_LOOKUPS versions) and its children in other models (in a registry of at most _MAX_SCAN models)."""
+    from llmos.errors import LlmosError
+    from llmos.registry import list_models, show
+
+    edges = lineage_edges(name, versions)
+    seen = {f"{name}/{v['version']}" for v in versions}
+    todo = [parent for parent, _ in edges if "/" in parent and parent not in seen]
+    for _ in range(_MAX_LOOKUPS):
+        if not todo:
+            break
+        ref = todo.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        try:
+            (found,) = show(ref).versions
+        except (LlmosError, ValueError):  # deleted, or not a NAME/VERSION: the node stays, unexplored
+            continue
+        labels[ref] = ", ".join(found.aliases) or found.tags.get("recipe_label", "")
+        more = lineage_edges(ref.rsplit("/", 1)[0], [{"version": found.version, "tags": found.tags}])
+        edges += more
+        todo += [parent for parent, _ in more if "/" in parent]
+    models = [m.name for m in list_models() if m.name != name]
+    if len(models) <= _MAX_SCAN:
+        for other in models:
+            for v in show(other).versions:
+                if v.tags.get("parent_name") == name and v.tags.get("parent_version"):
+                    edges.append((f"{name}/{v.tags['parent_version']}", f"{other}/{v.version}"))
+                    labels[f"{other}/{v.version}"] = ", ".join(v.aliases) or v.tags.get("recipe_label", "")
+    return edges
 
 
 class ParetoCache:
