@@ -202,7 +202,7 @@ def remove_root(conn: Connection, project: str, path: str) -> dict:
 
     from llmos.control._schema import project_roots
 
-    folder = os.path.realpath(os.path.expanduser(path)) if path.startswith(("/", "~")) else path
+    folder = os.path.realpath(os.path.expanduser(path)) if path.startswith(("/", "~")) and "\x00" not in path else path
     gone = conn.execute(delete(project_roots).where(project_roots.c.project == project,
                                                     project_roots.c.path.in_([path, folder]))).rowcount
     if not gone:
