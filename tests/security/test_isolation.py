@@ -1,0 +1,102 @@
+"""Jobs cannot reach the control plane (issue 14.1), tried as the issue's attacker would, on a real
+daemon: a command job that reads the admin token, opens state.db to drop the audit trigger and
+delete rows, reads the daemon's files through /proc, or reads another project's folders, fails at
+every step; its environment holds none of the daemon's secrets; it still writes its own folders.
+Without isolation the daemon says so and makes admin tokens only."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration._util import llmos
+from tests.integration.test_control_plane import client, plane, wait_for  # noqa: F401  (plane: fixture)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the users isolation needs a root daemon")
+
+ATTACK = r"""
+import json, os, sqlite3, sys
+home, daemon, other = os.environ["LLMOS_HOME"], sys.argv[1], sys.argv[2]
+out = {}
+def attempt(name, fn):
+    try:
+        fn()
+        out[name] = "DONE"
+    except Exception as exc:
+        out[name] = type(exc).__name__
+def database():
+    db = sqlite3.connect(f"file:{home}/control/state.db?mode=rw", uri=True)
+    db.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+    db.execute("DELETE FROM audit")
+    db.commit()
+attempt("read admin token", lambda: open(f"{home}/control/admin.token").read())
+attempt("drop trigger, delete audit", database)
+attempt("read daemon config", lambda: open(f"{home}/control/daemon-config.json").read())
+attempt("read through /proc/PID/root", lambda: open(f"/proc/{daemon}/root{home}/control/admin.token").read())
+attempt("read daemon environ", lambda: open(f"/proc/{daemon}/environ").read())
+attempt("read other project", lambda: open(f"{home}/projects/alpha/secret.txt").read())
+attempt("read other job's log", lambda: open(other).read())
+attempt("list projects", lambda: os.listdir(f"{home}/projects"))
+attempt("write own folder", lambda: open(os.path.join(os.environ["HOME"], "mine.txt"), "w").write("x"))
+attempt("write attempt folder", lambda: open("worker.txt", "w").write("x"))
+out["uid"] = os.getuid()
+out["secrets in env"] = sorted(k for k in os.environ if k in ("SERVICE_API_TOKEN", "PGPASSWORD", "LLMOS_DB"))
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def _run(c, project: str, argv: list[str]) -> dict:
+    job = c.submit({"kind": "command", "name": f"{project}-job", "run": argv}, project=project, max_retries=0)
+    wait_for(lambda: c.job(job["id"])["state"] in ("SUCCEEDED", "FAILED"), 180, f"job {job['id']}")
+    log = c.read_log(job["id"], "attempt-1/output.log")["text"]
+    assert c.job(job["id"])["state"] == "SUCCEEDED", log
+    return {"id": job["id"], "log": log}
+
+
+def test_a_job_cannot_reach_the_control_plane_or_another_project(plane, llmos_home: Path,  # noqa: F811
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMOS_ISOLATION", "users")
+    monkeypatch.setenv("SERVICE_API_TOKEN", "canary-token")  # the daemon's environment: never a job's
+    monkeypatch.setenv("PGPASSWORD", "canary-password")
+    info = plane()
+    assert info["isolation"] == "users"
+    c = client()
+    secret = "alpha-only-3b9c"
+    alpha = _run(c, "alpha", [sys.executable, "-c",
+                              f"import os; open(os.environ['HOME'] + '/secret.txt', 'w').write('{secret}'); "
+                              "print(os.getuid())"])
+    other_log = llmos_home / "control" / "jobs" / str(alpha["id"]) / "attempt-1" / "output.log"
+    beta = _run(c, "beta", [sys.executable, "-c", ATTACK, str(info["pid"]), str(other_log)])
+    result = json.loads(beta["log"].split("RESULT ", 1)[1])
+    refused = {k: v for k, v in result.items() if k not in ("uid", "secrets in env", "write own folder",
+                                                            "write attempt folder")}
+    assert all(v != "DONE" for v in refused.values()), result
+    assert result["write own folder"] == result["write attempt folder"] == "DONE", result
+    assert result["secrets in env"] == [], result
+    assert result["uid"] != 0 and str(result["uid"]) != alpha["log"].strip()  # one OS user per project
+
+    # The real state is untouched: the trigger is there and the audit rows too; the files are private.
+    db = sqlite3.connect(llmos_home / "control" / "state.db")
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'audit_no_delete'").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM audit").fetchone()[0] > 0
+    assert (llmos_home / "projects" / "alpha" / "secret.txt").read_text() == secret
+    assert (llmos_home / "projects" / "alpha").stat().st_mode & 0o077 == 0
+
+
+def test_without_isolation_only_admin_tokens_are_made(plane, llmos_home: Path,  # noqa: F811
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMOS_ISOLATION", "none")  # as on a machine with neither root nor user namespaces
+    plane()
+    log = (llmos_home / "control" / "daemon.log").read_text()
+    assert "WARNING: jobs cannot be isolated" in log
+    refused = llmos("tokens", "create", "--role", "developer", "--name", "dev", check=False)
+    assert refused.returncode != 0 and "makes no developer tokens" in refused.stderr + refused.stdout
+    assert "isolation: trusted" in refused.stderr + refused.stdout
+    assert llmos("tokens", "create", "--role", "admin", "--name", "ops").returncode == 0
+    status = llmos("status")
+    assert "isolation none" in status.stdout and "WARNING" in status.stdout
