@@ -141,3 +141,52 @@ def test_ten_thousand_jobs_page_fast(browser, service) -> None:
     filtered = client.get("/ui/jobs?state=QUEUED&owner=bob&limit=200")
     ids = [int(i) for i in re.findall(r'<tr id="job-(\d+)"', filtered.text)]
     assert len(ids) == 200 and all(not (i - 1) % 2 and not (i - 1) % 3 for i in ids)
+
+
+def test_deployments_page_shows_the_fronts_traffic(browser, service) -> None:
+    """The deployment manager is a stand-in here (a real one needs replicas: tests/integration); the
+    front's metrics come from a real HTTP server with the text a front serves."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from tests.unit.control.test_ui_pure import FRONT
+
+    scrapes = [FRONT, FRONT.replace('replica="r1",status="200"} 90.0', 'replica="r1",status="200"} 190.0')
+               .replace('le="0.01",replica="r1"} 50.0', 'le="0.01",replica="r1"} 150.0')
+               .replace('le="0.1",replica="r1"} 92.0', 'le="0.1",replica="r1"} 192.0')
+               .replace('le="+Inf",replica="r1"} 92.0', 'le="+Inf",replica="r1"} 192.0')]
+
+    class Front(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = scrapes.pop(0).encode() if len(scrapes) > 1 else scrapes[0].encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Front)
+    Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    replica = {"pid": 1, "port": 1, "url": url, "version": "sent/3", "state": "ready", "cores": [1]}
+
+    class Manager:
+        def list(self) -> list[dict]:
+            return [{"name": "sent", "model": "sent@production", "model_version": "sent/3", "url": url, "front_pid": 1,
+                     "desired": 2, "ready": 2, "min": 1, "max": 3, "owner": "ann", "scaling": "", "waiting": 0,
+                     "rollout": "rolling", "events": ["r2 ready"],
+                     "replicas": [{**replica, "id": "r1"}, {**replica, "id": "r2", "state": "starting"}]}]
+
+    service.deployments = Manager()
+    try:
+        viv = browser("vic")
+        first = viv.get("/ui/deployments").text
+        assert "sent@production" in first and "rolling" in first and "2 ready of 2 wanted" in first
+        assert "100 requests since the front started" in first and "errors 5" in first
+        time.sleep(1.05)  # the dashboard scrapes a front at most once a second
+        second = viv.get("/ui/deployments?partial=1").text
+        assert re.search(r"\d+(\.\d+)? requests/s over \d+(\.\d+)? s · p95 9\.5 ms · errors 0", second), second
+    finally:
+        server.shutdown()
