@@ -35,7 +35,9 @@ class CommandJob(_Strict):
     kind: Annotated[Literal["command"], Field(description="what the job does")] = "command"
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="job name")] = "command"
     run: Annotated[list[str], Field(min_length=1, description="the program and its arguments (no shell)")]
-    env: Annotated[dict[str, str], Field(description="extra environment variables")] = {}
+    env: Annotated[dict[str, str], Field(description=(
+        "extra environment variables; a value may use ${secret:NAME}, a project secret (llmos secrets set) "
+        "given to the job only"))] = {}
     cwd: Annotated[Path | None, Field(description="working folder; null: the job's log folder")] = None
     resources: Annotated[CommandResources, Field(description="what it needs")] = CommandResources()
 
