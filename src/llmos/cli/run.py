@@ -69,7 +69,8 @@ def run(
         why = next((s["reason"] for s in result["stages"] if s["name"] == failed), "")
         raise RunFailed(f"pipeline {result['name']} failed at stage {failed}: {why}",
                         hint=f"Fix the cause and run it again: llmos run {file}")
-    console.print(f"next: llmos models ls   (or queue it on the control plane: llmos submit {file})")
+    if not json_out:
+        console.print(f"next: llmos models ls   (or queue it on the control plane: llmos submit {file})")
 
 
 @contextlib.contextmanager

@@ -36,10 +36,12 @@ def evaluate_model(spec: EvaluateStage) -> dict[str, Any]:
     from llmos.run._dist import Dist
     from llmos.run._evaluate import evaluate
     from llmos.spec import DataSpec
+    from llmos.tracking._store import quiet_downloads
 
     ref = parse_ref(spec.model)
     version = show(ref).versions[-1].version  # pinned: an alias may move meanwhile
-    folder = fetch(ModelRef(ref.name, version=version))
+    with quiet_downloads():  # MLflow's progress bar would fill the job's log
+        folder = fetch(ModelRef(ref.name, version=version))
     info = json.loads((folder / "llmos_model.json").read_text())
     task, labels = str(info["task"]), info.get("label_names")
     built = load_trained(folder)
