@@ -100,3 +100,32 @@ def test_without_isolation_only_admin_tokens_are_made(plane, llmos_home: Path,  
     assert llmos("tokens", "create", "--role", "admin", "--name", "ops").returncode == 0
     status = llmos("status")
     assert "isolation none" in status.stdout and "WARNING" in status.stdout
+
+
+def test_an_isolated_training_job_does_its_work(plane, llmos_home: Path, sentiment_csv,  # noqa: F811
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `users` a training job still reads its project's data, writes its run folder and
+    tracks into the shared MLflow store (as its own user, in the llmos-jobs group)."""
+    import shutil
+
+    monkeypatch.setenv("LLMOS_ISOLATION", "users")
+    plane()
+    data = llmos_home / "projects" / "alpha" / "data"
+    data.mkdir(parents=True)
+    train, test = (Path(shutil.copy(p, data)) for p in sentiment_csv)
+    c = client()
+    job = c.submit({"kind": "train", "name": "iso", "model": {"name": "tiny-bert", "max_length": 32},
+                    "data": {"train": str(train), "eval": str(test)},
+                    "train": {"epochs": 1, "batch_size": 16, "lr": 0.005, "num_threads": 1, "log_every_steps": 5},
+                    "tracking": {"enabled": True}}, project="alpha", max_retries=0)
+    wait_for(lambda: c.job(job["id"])["state"] in ("SUCCEEDED", "FAILED"), 300, "the training job")
+    shown = c.job(job["id"])
+    assert shown["state"] == "SUCCEEDED", c.read_log(job["id"], "attempt-1/output.log")["text"][-3000:]
+    run_dir = Path(shown["run_dir"])
+    assert (run_dir / "model" / "model.safetensors").is_file()
+    assert run_dir.stat().st_uid != 0 and run_dir.stat().st_mode & 0o077 == 0  # the project's, and its alone
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(f"sqlite:///{llmos_home / 'mlflow.db'}").search_runs(
+        [e.experiment_id for e in MlflowClient(f"sqlite:///{llmos_home / 'mlflow.db'}").search_experiments()])
+    assert any(r.data.metrics for r in runs)
