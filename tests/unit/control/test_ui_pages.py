@@ -88,14 +88,16 @@ def test_roles_are_enforced_on_the_server(browser, service, tokens) -> None:
     from llmos.control._auth import Caller
 
     job = service.submit(Caller("ann", "developer"), {"kind": "command", "name": "sleepy", "run": ["sleep", "60"],
+                                                      "env": {"API_KEY": "s3cr3t-value"},
                                                       "resources": {"cpus": 1}})["id"]
     seen = vic.get(f"/ui/jobs/{job}")
     assert seen.status_code == 200 and "sleepy" in seen.text and 'id="cancel"' not in seen.text
+    assert "API_KEY" in seen.text and "s3cr3t-value" not in seen.text  # masked for all but its owner and admins
     # A viewer who forges the form (with their own session's CSRF token) is refused by the service.
     refused = vic.post(f"/ui/jobs/{job}/cancel", data={"csrf": _field(seen.text, "csrf")})
     assert refused.status_code == 403 and "vic (viewer) may not cancel jobs" in refused.text
     page = ann.get(f"/ui/jobs/{job}")
-    assert 'id="cancel"' in page.text
+    assert 'id="cancel"' in page.text and "s3cr3t-value" in page.text
     assert ann.post(f"/ui/jobs/{job}/cancel", data={}).status_code == 403  # no CSRF token
     done = ann.post(f"/ui/jobs/{job}/cancel", data={"csrf": _field(page.text, "csrf")})
     assert done.status_code == 303 and service.job(job)["state"] == "CANCELLED"

@@ -44,7 +44,7 @@ def add_job_routes(router: APIRouter, ui: UI) -> None:
     @router.get("/jobs/{job_id}")
     def job_page(request: Request, job_id: int, partial: bool = False) -> Response:
         viewer = ui.viewer(request)
-        job = ui.service.job(job_id)
+        job = ui.service.job(job_id, viewer.caller)  # env values masked unless it is theirs (or an admin)
         context = {"job": job, "done": job["state"] in _DONE,
                    "may_cancel": viewer.may("developer") and job["state"] not in _DONE}
         return ui.page(request, "_job_body.html" if partial else "job.html", viewer, **context)
