@@ -157,8 +157,8 @@ def check_chain(secret: bytes, rows: Iterable[dict[str, Any]]) -> Verdict:
         else:
             prev, chained = row["digest"], chained + 1
     if count and not chained:
-        return Verdict(False, count, 0, 1, f"none of the {count} rows carries a digest (every digest was removed, "
-                                           "or nothing was audited since the upgrade to the chained log)")
+        return Verdict(False, count, 0, 1, f"row 1: none of the {count} rows carries a digest (every digest was "
+                                           "removed, or nothing was audited since the upgrade to the chained log)")
     return Verdict(True, count, chained)
 
 
