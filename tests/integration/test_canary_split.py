@@ -1,0 +1,71 @@
+"""A canary's controller and front with real replica processes (the stand-in server): the traffic
+split holds its share, a by-hand promotion finishes as a roll, and a new version whose replicas
+cannot start is rolled back on its own; no client request fails."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.integration._deploy_util import Load, running, standin_spawn, wait_until
+from tests.integration.test_deploy_supervisor import Registry, controller, make_job
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+
+def _versions(ctrl) -> Counter[str]:
+    return Counter(r.model_version for r in ctrl.status().replicas if r.state == "ready")
+
+
+def test_the_split_holds_its_share_and_a_promotion_by_hand_rolls_to_the_new_version(tmp_path: Path) -> None:
+    registry = Registry()
+    ctrl = controller(tmp_path, make_job(replicas={"min": 2, "max": 2}), registry)
+    with running(ctrl):
+        wait_until(lambda: ctrl.status().ready == 2, 20, "two ready replicas")
+        with Load(ctrl.status().front_url + "/work?ms=5", clients=3) as load:
+            registry.versions["demo@prod"] = "demo/2"
+            ctrl.roll(make_job(replicas={"min": 2, "max": 2},
+                               canary={"steps": [25, 100], "interval_s": 3600, "min_requests": 1}))
+            wait_until(lambda: _versions(ctrl)["demo/2"] == 1, 20, "the canary's replica")
+            load.wait_for_ok(20)  # the front has read the replica's readiness
+            seen = len(load.replies)
+            load.wait_for_ok(400)
+            shares = Counter(r["model"] for r in load.replies[seen:])
+            assert ctrl.status().canary.verdict.startswith("step 1 of 2 (25%): watching")
+            ctrl.promote()
+            wait_until(lambda: ctrl.status().rollout.state == "done", 20, "the roll to the promoted version")
+            load.wait_for_ok(20)
+        status = ctrl.status()
+    assert load.failures() == {}, load.codes
+    assert 0.20 <= shares["demo/2"] / sum(shares.values()) <= 0.30, shares
+    assert {r.model_version for r in status.replicas} == {"demo/2"} and len(status.replicas) == 2
+    assert status.canary.state == "promoted" and "promoted by hand at step 1 (25%)" in status.canary.verdict
+    assert [action for action, _ in ctrl.take_audit()] == ["deploy.canary", "deploy.promote"]
+
+
+def test_a_new_version_whose_replicas_cannot_start_is_rolled_back(tmp_path: Path) -> None:
+    plain = standin_spawn()
+
+    def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+        broken = json.loads(Path(argv[-1]).read_text())["model"] == "demo/2"  # as if its weights were corrupt
+        return plain(argv, {**env, "STANDIN_EXIT_CODE": "1"} if broken else env, log_path)
+
+    registry = Registry()
+    ctrl = controller(tmp_path, make_job(), registry, spawn=spawn)
+    with running(ctrl):
+        wait_until(lambda: ctrl.status().ready == 1, 20, "the first replica")
+        with Load(ctrl.status().front_url + "/work?ms=5", clients=2) as load:
+            registry.versions["demo@prod"] = "demo/2"
+            ctrl.roll(make_job(canary={"steps": [50, 100], "interval_s": 1, "min_requests": 5}))
+            wait_until(lambda: ctrl.status().canary.state == "rolled_back", 30, "the rollback")
+            load.wait_for_ok(20)
+        status = ctrl.status()
+    assert load.failures() == {}, load.codes
+    assert {r["model"] for r in load.replies} == {"demo/1"}
+    assert "3 replicas of the new version exited before they were ready" in status.canary.verdict
+    assert {r.model_version for r in status.replicas} == {"demo/1"}
+    assert [action for action, _ in ctrl.take_audit()] == ["deploy.canary", "deploy.rollback"]
