@@ -116,3 +116,18 @@ def test_mlflow_links_only_for_a_server() -> None:
     links = mlflow_links("http://mlflow:5000/", "sent", "2", "r1")
     assert links == {"model": "http://mlflow:5000/#/models/sent", "version": "http://mlflow:5000/#/models/sent/versions/2",
                      "run": "http://mlflow:5000/#/runs/r1"}
+
+
+def test_every_template_and_asset_ships_in_the_wheel() -> None:
+    import tomllib
+    from pathlib import Path
+
+    import llmos
+
+    root = Path(llmos.__file__).parent
+    pyproject = Path(__file__).parents[3] / "pyproject.toml"
+    globs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["llmos"]
+    shipped = {p for g in globs for p in root.glob(g)}
+    assets = [p for p in (root / "control" / "ui").rglob("*") if p.is_file() and p.suffix != ".py"
+              and "__pycache__" not in p.parts]
+    assert assets and [p for p in assets if p not in shipped] == []
