@@ -14,6 +14,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A database written before versioned migrations by a later llmos may have them already.
+    present = set(sa.inspect(op.get_bind()).get_table_names())
+    if "secrets" not in present:
+        _secrets()
+    if "project_roots" not in present:
+        _roots()
+
+
+def _secrets() -> None:
     op.create_table("secrets",
                     sa.Column("project", sa.String(100), primary_key=True),
                     sa.Column("name", sa.String(128), primary_key=True),
@@ -21,6 +30,9 @@ def upgrade() -> None:
                     sa.Column("created_s", sa.Float, nullable=False),
                     sa.Column("updated_s", sa.Float, nullable=False),
                     sa.Column("updated_by", sa.String(100), nullable=False))
+
+
+def _roots() -> None:
     op.create_table("project_roots",
                     sa.Column("project", sa.String(100), primary_key=True),
                     sa.Column("path", sa.String(1024), primary_key=True),
