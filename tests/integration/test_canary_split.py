@@ -1,20 +1,37 @@
-"""A canary's controller and front with real replica processes (the stand-in server): the traffic
-split holds its share, a by-hand promotion finishes as a roll, and a new version whose replicas
-cannot start is rolled back on its own; no client request fails."""
+"""A canary's controller and front with real replica processes (stand-in servers): the traffic
+split holds its share, a by-hand promotion finishes as a roll, a new version whose replicas cannot
+start is rolled back on its own, mirrored copies are compared without the client waiting for them,
+and a version whose labels differ is rolled back; no client request fails."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
+from llmos.deploy._process import default_spawn
 from tests.integration._deploy_util import Load, running, standin_spawn, wait_until
 from tests.integration.test_deploy_supervisor import Registry, controller, make_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+
+CLASSIFIER = Path(__file__).with_name("_canary_standin.py")
+
+
+def classifier_spawn(env_of: dict[str, dict[str, str]]):
+    """Stand-in classifiers, each version with its own label and delay (`env_of`: version -> env)."""
+    def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+        version = json.loads(Path(argv[-1]).read_text())["model"]
+        return default_spawn([sys.executable, str(CLASSIFIER), argv[-1]], {**env, **env_of.get(version, {})},
+                             log_path)
+    return spawn
 
 
 def _versions(ctrl) -> Counter[str]:
@@ -69,3 +86,44 @@ def test_a_new_version_whose_replicas_cannot_start_is_rolled_back(tmp_path: Path
     assert "3 replicas of the new version exited before they were ready" in status.canary.verdict
     assert {r.model_version for r in status.replicas} == {"demo/1"}
     assert [action for action, _ in ctrl.take_audit()] == ["deploy.canary", "deploy.rollback"]
+
+
+def test_copies_are_compared_off_the_clients_path_and_differing_labels_roll_back(tmp_path: Path) -> None:
+    # The current version takes 500 ms to answer, the new ones 5 ms: a client that waited for the
+    # copy would see the 500 ms.
+    spawn = classifier_spawn({"demo/1": {"STANDIN_DELAY_MS": "500"}, "demo/2": {"STANDIN_DELAY_MS": "5"},
+                              "demo/3": {"STANDIN_DELAY_MS": "5", "STANDIN_LABEL": "neg"}})
+    canary = {"steps": [100], "interval_s": 3600, "min_requests": 10, "max_disagreement": 0.1, "mirror_fraction": 1}
+    registry = Registry()
+    ctrl = controller(tmp_path, make_job(), registry, spawn=spawn)
+    with running(ctrl):
+        wait_until(lambda: ctrl.status().ready == 1, 20, "the first replica")
+        url = ctrl.status().front_url + "/v1/classify"
+        registry.versions["demo@prod"] = "demo/2"
+        ctrl.roll(make_job(canary=canary))
+        waits_s = []
+        with httpx.Client(timeout=30) as client:
+            wait_until(lambda: client.post(url, json={"input": "x"}).json()["model"] == "demo/2", 20,
+                       "the new version to answer")
+            for _ in range(20):
+                started = time.perf_counter()
+                reply = client.post(url, json={"input": ["a fine film", "dull"]})
+                waits_s.append(time.perf_counter() - started)
+                assert reply.status_code == 200 and reply.json()["model"] == "demo/2"
+        wait_until(lambda: ctrl.status().canary.figures["new"]["compared"] >= 40, 15, "the copies compared")
+        good = ctrl.status().canary
+        ctrl.rollback()
+
+        registry.versions["demo@prod"] = "demo/3"
+        with Load(url, clients=2, json={"input": ["a fine film", "dull"]}) as load:
+            wait_until(lambda: _versions(ctrl)["demo/2"] == 0, 20, "the first canary's replica to drain")
+            ctrl.roll(make_job(canary=canary))
+            wait_until(lambda: ctrl.status().canary.state == "rolled_back", 30, "the rollback of the bad version")
+            load.wait_for_ok(10)
+        bad = ctrl.status().canary
+    assert sorted(waits_s)[10] < 0.25, waits_s  # the median: the new version's 5 ms and the front, not 500 ms
+    assert good.state == "watching" and good.figures["new"]["differed"] == 0, good
+    assert load.failures() == {}, load.codes
+    assert "differ from the current version, above max_disagreement 10.0%" in bad.verdict, bad
+    print(f"canary mirror: client median {sorted(waits_s)[10] * 1000:.0f} ms with copies to a 500 ms version; "
+          f"{dict(load.codes)} requests while the bad version was tried; {bad.verdict}")
