@@ -440,7 +440,7 @@ class DeploymentManager:
         return {"name": s.name, "model": s.model, "model_version": s.model_version, "url": s.front_url,
                 "front_pid": s.front_pid,
                 "desired": s.desired, "ready": s.ready, "min": s.min_replicas, "max": s.max_replicas,
-                "owner": self.owners.get(name, ""), "scaling": s.scaling_reason,
+                "owner": self.owners.get(name, ""), "project": self._project(name), "scaling": s.scaling_reason,
                 "waiting": self._demand.get(name, (None, 0))[1],
                 "rollout": None if s.rollout is None else s.rollout.state, "events": s.events[-5:],
                 "canary": None if s.canary is None else asdict(s.canary),
