@@ -218,7 +218,7 @@ def served_as(measured: dict[str, Any]) -> str:
     rt = served["runtime"]
     if "answers" in served:  # generation
         return f"{rt['name']} {rt['precision']}, {rt['threads']} thr, eager, KV cache"
-    packing = "packed" if rt["packing"] == "on" else "padded"
+    packing = "packed" if rt["packing"] == "on" else "bucketed" if "length buckets" in rt["packing"] else "padded"
     compiled = ", compiled" if rt["compiled"] == "on" else ""
     return (f"{rt['name']} {rt['precision']}{compiled}, {rt['threads']} thr, {packing}: "
             f"{served['padding']:.0%} padding, {served['inputs_per_pass']:.0f}/pass")

@@ -73,7 +73,10 @@ def _count_passes(runtime: Any, passes: list[dict[str, int]]) -> None:
     def counted(batch: Any) -> Any:
         n, width = batch.input_ids.shape
         passes.append({"inputs": int(n), "tokens": int(batch.attention_mask.sum()), "positions": int(n * width)})
-        return infer(batch)
+        result = infer(batch)
+        if getattr(runtime, "last_positions", 0):  # length buckets: each call padded to its own longest
+            passes[-1]["positions"] = int(runtime.last_positions)
+        return result
 
     runtime.infer = counted
     packed = getattr(runtime, "packed", None)
@@ -123,7 +126,7 @@ def _runtime_settings(runtime: Any) -> dict[str, Any]:
     """What the figures ran on: the runtime's own account of itself, as `llmos serve` prints it."""
     if runtime.name == "onnx":
         threads = runtime.session.get_session_options().intra_op_num_threads
-        packing = "off (ONNX Runtime runs padded batches)"
+        packing = runtime.packing
     else:
         import torch
 

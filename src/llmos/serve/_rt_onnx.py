@@ -1,4 +1,8 @@
-"""ONNX Runtime: models stored as `.onnx` (e.g. the compression recipes' int8 exports)."""
+"""ONNX Runtime: models stored as `.onnx` (e.g. the compression recipes' int8 exports).
+
+ONNX Runtime cannot pack sentences into rows as the PyTorch runtime does (the exported graph takes a
+padded batch and a 2-D mask), so a batch of mixed lengths is split into length buckets instead: calls
+that each pad only to their own longest input (`length_buckets`, a pure function)."""
 
 from __future__ import annotations
 
@@ -47,8 +51,33 @@ class OnnxRuntime:
         self.info = info
         self.precision = info.format
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.last_positions = 0  # token positions the last `infer` ran (padding included)
+        self.buckets = spec.packing == "auto"
+        self.packing = ("off: length buckets (ONNX Runtime runs padded batches)" if self.buckets
+                        else "off (runtime.packing: off; one padded call per batch)")
 
     def infer(self, batch: Padded) -> Any:
+        """Probabilities (classifiers) or unit embeddings, one row per input, in the batch's order."""
+        import numpy as np
+
+        from llmos.serve._batching import length_buckets
+
+        lengths = batch.attention_mask.sum(1).tolist()
+        out: Any = None
+        self.last_positions = 0
+        for call in length_buckets(lengths) if self.buckets else [list(range(len(lengths)))]:
+            width = max(lengths[i] for i in call)
+            rows = np.asarray(call)
+            part = Padded(batch.input_ids[rows, :width], batch.attention_mask[rows, :width],
+                          None if batch.token_type_ids is None else batch.token_type_ids[rows, :width])
+            values = self._run(part)
+            if out is None:
+                out = np.empty((len(lengths), *values.shape[1:]), dtype=values.dtype)
+            out[rows] = values
+            self.last_positions += len(call) * width
+        return out
+
+    def _run(self, batch: Padded) -> Any:
         import numpy as np
 
         feed = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}

@@ -38,7 +38,9 @@ class RuntimeSpec(_Strict):
     device: Annotated[Literal["auto", "cpu", "cuda"], Field(description="auto uses CUDA when present")] = "auto"
     packing: Annotated[Literal["auto", "off"], Field(description=(
         "auto: an encoder with absolute positions runs a batch's inputs packed end to end instead of "
-        "padded to the longest (checked against the padded outputs at load; off where they differ)"))] = "auto"
+        "padded to the longest (checked against the padded outputs at load; off where they differ); ONNX "
+        "models, which cannot pack, run a batch of mixed lengths as length buckets (calls each padded to "
+        "their own longest); off: one call padded to the batch's longest"))] = "auto"
     num_threads: Annotated[int | None, Field(gt=0, description=(
         "CPU threads for the forward pass; null: every core this process may use"))] = None
     compile: Annotated[Literal["auto", "on", "off"], Field(description=(

@@ -1,9 +1,10 @@
 """The served figures: each model timed as `llmos serve` runs it, and the gate judging those.
 
 The child here is the issue's case in small: an ONNX int8 export, many times faster than its
-parent at one fixed length, but served padded to the longest text of each request while the
-parent is served packed. On eval data where each request of 32 holds one long text among short
-ones, serving makes it slower than the parent, and it must not get the alias.
+parent at one fixed length (short texts), but served on texts of 32 different lengths per request,
+where ONNX Runtime cannot pack (length buckets: several calls, each still padded) while the parent
+packs. The gate asks 3x: the fixed-length figure (~9x) would pass it, the served one (0.7-1.4x
+measured) does not, and the child must not get the alias.
 """
 
 from __future__ import annotations
@@ -25,14 +26,19 @@ from llmos.spec import parse_job
 _WORDS = ["good", "bad", "movie", "plot", "actor", "great", "dull", "fun", "story", "film"]
 
 
+# Every request of 32 holds 32 different lengths, 2 to 126 words: length buckets cannot save an
+# ONNX Runtime much padding here (several calls, each still padded), while the parent packs.
+LENGTHS = [2 + 4 * i for i in range(32)]
+
+
 def _skewed_eval(path: Path) -> Path:
-    """64 rows: in every 32, one text of ~110 tokens and 31 of two words."""
+    """64 rows: in every 32, texts of 32 different lengths."""
     rng = random.Random(0)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
         for i in range(64):
-            writer.writerow([" ".join(rng.choice(_WORDS) for _ in range(110 if i % 32 == 0 else 2)), i % 2])
+            writer.writerow([" ".join(rng.choice(_WORDS) for _ in range(LENGTHS[i % 32])), i % 2])
     return path
 
 
@@ -62,7 +68,7 @@ def test_a_child_fast_at_fixed_length_but_slow_served_does_not_get_the_alias(tmp
     # one thread each (a busy 2-core machine), short timings; seq_len 8: the fixed-length figure
     # times every model at the short texts' length, where the ONNX child shines
     job = parse_job({"kind": "compress", "model": "s/1", "recipe": ["onnx-int8"], "eval": str(eval_csv),
-                     "gate": {"max_metric_drop": 50, "min_speedup": 1.5}, "alias": "fast",
+                     "gate": {"max_metric_drop": 50, "min_speedup": 3.0}, "alias": "fast",
                      "report": {"seq_len": 8, "num_threads": 1, "runtime": {"num_threads": 1}, "latency_runs": 5,
                                 "throughput_batches": 20, "warmup": 2, "compile": "never"}})
     data = load_data(job, parent, AutoTokenizer.from_pretrained(str(parent.folder)))  # type: ignore[arg-type]
@@ -79,12 +85,12 @@ def test_a_child_fast_at_fixed_length_but_slow_served_does_not_get_the_alias(tmp
     served_parent, served_child = report["parent"]["measured"]["served"], row["measured"]["served"]
     assert served_parent["runtime"]["name"] == "torch" and served_parent["runtime"]["packing"] == "on"
     assert served_child["runtime"]["name"] == "onnx" and served_child["runtime"]["packing"].startswith("off")
-    assert served_child["padding"] > 0.8 > served_parent["padding"]  # the loss shown plainly
+    assert served_child["padding"] > 0.05 > served_parent["padding"]  # the loss shown plainly
     assert served_parent["load"] == {"batch_size": 32, "clients": 1, "texts": 64, "texts_over_limit": 0}
     assert served_child["runtime"]["threads"] == served_parent["runtime"]["threads"] == 1
-    # fixed length: the child passes easily; served: it is slower than the parent
-    assert row["vs_parent_fixed_length"]["speedup"] >= 1.5
-    assert row["vs_parent"]["speedup"] < 1.0
+    # fixed length: the child passes easily (8.8x measured); served, at most ~1.4x (0.7-1.4x measured)
+    assert row["vs_parent_fixed_length"]["speedup"] >= 3.0
+    assert row["vs_parent"]["speedup"] < 3.0
     assert not row["gate"]["passed"] and row["gate"]["speed_from"] == "served"
-    assert row["gate"]["reasons"][0].startswith("speedup 0.")
+    assert row["gate"]["reasons"][0].startswith("speedup ") and "< min_speedup 3" in row["gate"]["reasons"][0]
     assert _move_alias(job, "s", report["children"]) is None  # type: ignore[arg-type]

@@ -95,3 +95,31 @@ def test_without_linger_or_a_previous_pass_the_old_rule_holds() -> None:
     assert form_batch(q((2.001, 8)), now_s=2.002, policy=LINGER, pass_end_s=2.0).wait_s == pytest.approx(0.009)
     no_wait = BatchPolicy(max_batch_size=4, max_batch_tokens=64, max_wait_ms=0, linger_ms=50)
     assert form_batch(queue, now_s=2.006, policy=no_wait, pass_end_s=2.0).take == (0, 1)  # max_wait 0: never
+
+
+def test_length_buckets_split_a_mixed_batch_where_padding_costs_more_than_a_call() -> None:
+    from llmos.serve._batching import length_buckets
+
+    # 4 short and 2 long: one call pads the shorts to 60 (6 x 60 = 360 positions); two calls run
+    # 4 x 8 + 2 x 60 = 152 positions plus one more call's 48.
+    assert length_buckets([8, 60, 7, 8, 60, 6], call_tokens=48) == [[5, 2, 0, 3], [1, 4]]
+    # Close lengths stay together: a second call would save less padding than it costs.
+    assert length_buckets([20, 22, 24, 21], call_tokens=48) == [[0, 3, 1, 2]]
+    # Calls are free: every distinct length gets its own call; very dear: one call.
+    assert length_buckets([5, 9, 5, 30], call_tokens=0) == [[0, 2], [1], [3]]
+    assert length_buckets([5, 9, 5, 30], call_tokens=10_000) == [[0, 2, 1, 3]]
+    assert length_buckets([]) == [] and length_buckets([12]) == [[0]]
+
+
+def test_length_buckets_are_never_dearer_than_one_padded_call() -> None:
+    import random
+
+    from llmos.serve._batching import length_buckets
+
+    rng = random.Random(0)
+    for _ in range(200):
+        lengths = [rng.randint(3, 120) for _ in range(rng.randint(1, 40))]
+        calls = length_buckets(lengths, call_tokens=48)
+        assert sorted(i for call in calls for i in call) == list(range(len(lengths)))
+        cost = sum(48 + len(call) * max(lengths[i] for i in call) for call in calls)
+        assert cost <= 48 + len(lengths) * max(lengths)
