@@ -59,6 +59,7 @@ def test_the_split_holds_its_share_and_a_promotion_by_hand_rolls_to_the_new_vers
         status = ctrl.status()
     assert load.failures() == {}, load.codes
     assert 0.20 <= shares["demo/2"] / sum(shares.values()) <= 0.30, shares
+    print(f"canary split at 25%: {shares['demo/2']} of {sum(shares.values())} requests to the new version")
     assert {r.model_version for r in status.replicas} == {"demo/2"} and len(status.replicas) == 2
     assert status.canary.state == "promoted" and "promoted by hand at step 1 (25%)" in status.canary.verdict
     assert [action for action, _ in ctrl.take_audit()] == ["deploy.canary", "deploy.promote"]
@@ -127,3 +128,28 @@ def test_copies_are_compared_off_the_clients_path_and_differing_labels_roll_back
     assert "differ from the current version, above max_disagreement 10.0%" in bad.verdict, bad
     print(f"canary mirror: client median {sorted(waits_s)[10] * 1000:.0f} ms with copies to a 500 ms version; "
           f"{dict(load.codes)} requests while the bad version was tried; {bad.verdict}")
+
+
+def test_a_failing_version_is_rolled_back_once_its_errors_cross_the_bound(tmp_path: Path) -> None:
+    spawn = classifier_spawn({"demo/1": {"STANDIN_DELAY_MS": "20"}, "demo/2": {"STANDIN_STATUS": "500"}})
+    registry = Registry()
+    ctrl = controller(tmp_path, make_job(), registry, spawn=spawn)
+    with running(ctrl):
+        wait_until(lambda: ctrl.status().ready == 1, 20, "the first replica")
+        with Load(ctrl.status().front_url + "/v1/classify", clients=2, json={"input": "a fine film"}) as load:
+            load.wait_for_ok(10)
+            registry.versions["demo@prod"] = "demo/2"
+            ctrl.roll(make_job(canary={"steps": [10, 100], "interval_s": 3600, "min_requests": 10,
+                                       "max_error_rate": 0.05}))
+            wait_until(lambda: ctrl.status().canary.state == "rolled_back", 30, "the rollback")
+            wait_until(lambda: _versions(ctrl)["demo/2"] == 0 and len(ctrl.status().replicas) == 1, 20,
+                       "the failing replica to drain")
+            failed_at_verdict = load.codes[500]
+            load.wait_for_ok(20)
+        status = ctrl.status()
+    # Clients saw the new version's failures until the bound could be judged (min_requests of them),
+    # plus what it took the verdict to reach the front (a tick and a routes read): none after.
+    assert set(load.failures()) == {500} and 10 <= load.codes[500] <= 20, load.codes
+    assert load.codes[500] == failed_at_verdict
+    assert "error rate 100.0%" in status.canary.verdict and "above max_error_rate 5.0%" in status.canary.verdict
+    print(f"canary errors: {dict(load.codes)} requests; {status.canary.verdict}")
