@@ -127,9 +127,11 @@ def place_replica(inventory: Inventory, held: Held, need: Need) -> tuple[list[in
     return cores[:need.cpus], gpus[:need.gpus]
 
 
-def demand_jobs(prefix: str, owner: str, need: Need, count: int, since_s: float) -> list[Job]:
-    """`count` waiting replicas as queued scheduler jobs: class `critical` and not preemptible,
-    like the replicas they become; `since_s` (when the wait began) is their place in the queue."""
+def demand_jobs(prefix: str, owner: str, need: Need, count: int, since_s: float,
+                priority: int = PRIORITY_CLASSES["critical"]) -> list[Job]:
+    """`count` waiting replicas as queued scheduler jobs: not preemptible, like the replicas they
+    become, of the class their project may use (`priority`: critical unless its project's grant
+    is lower); `since_s` (when the wait began) is their place in the queue."""
     per_worker = Resources(float(need.cpus), need.memory_gb, float(need.gpus))
-    return [Job(f"{prefix}waiting-{i}", owner, since_s, per_worker, priority=PRIORITY_CLASSES["critical"],
+    return [Job(f"{prefix}waiting-{i}", owner, since_s, per_worker, priority=priority,
                 preemptible=False, same_node=True) for i in range(count)]

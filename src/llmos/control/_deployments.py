@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["DeploymentManager"]
 
 PREFIX = "deploy:"
+_CRITICAL = 3  # PRIORITY_CLASSES["critical"]: the class of replicas deployed before projects
 # Who the audit log names for what a controller decides on its own (a canary's steps).
 _CONTROL_PLANE = auth.Caller("control-plane", "system", "canary")
 
@@ -79,6 +80,7 @@ class DeploymentManager:
         self.stopping: dict[str, threading.Thread] = {}  # undeployed, replicas still draining
         self.owners: dict[str, str] = {}
         self.projects: dict[str, str] = {}  # deployment -> project (whose quota its replicas count against)
+        self.classes: dict[str, int] = {}  # deployment -> the class its replicas wait for room at
         # Replicas the controllers asked for since their last tick and found no room for (deployment
         # -> need, count), and since when each deployment waits (its place in the scheduler's queue).
         self._demand: dict[str, tuple[Need, int]] = {}
@@ -121,11 +123,13 @@ class DeploymentManager:
                     auth.record(conn, caller, "deploy.roll", f"deployment {job.name}", detail=job.model)
                     self._record_canary(conn, caller, job.name, existing, taken)
                 return {**self._view(job.name), "rolled": True}
+            project = project or caller.owner
+            rank = self._class_for(caller, project)
             controller = self._controller(job.name, job, job.server.port)
             controller.start()
             with write(self.engine) as conn:
                 row = conn.execute(select(deployments.c.name).where(deployments.c.name == job.name)).first()
-                values = {"owner": caller.owner, "project": project or caller.owner,
+                values = {"owner": caller.owner, "project": project, "priority": rank,
                           "model_ref": job.model, "spec": job.model_dump_json(),
                           "front_port": controller.front_port, "state": "ACTIVE", "updated_s": now}
                 if row is None:
@@ -135,12 +139,19 @@ class DeploymentManager:
                 auth.record(conn, caller, "deploy", f"deployment {job.name}", detail=job.model)
             self.controllers[job.name] = controller
             self.owners[job.name] = caller.owner
-            self.projects[job.name] = project or caller.owner
+            self.projects[job.name] = project
+            self.classes[job.name] = rank
         self.log(f"deployment {job.name}: {job.model} at port {controller.front_port}")
         return {**self._view(job.name), "rolled": False}
 
     def _project(self, name: str) -> str:
         return self.projects.get(name) or self.owners.get(name, "deployments")
+
+    def _class_for(self, caller: auth.Caller, project: str) -> int:
+        from llmos.control._projects import granted_rank, replica_class
+
+        with read(self.engine) as conn:
+            return replica_class(caller.is_admin, granted_rank(conn, project))
 
     def _authorize(self, caller: auth.Caller, name: str, action: str) -> None:
         """Its owner, while a developer of its project, or an admin of that project may change it."""
@@ -253,6 +264,8 @@ class DeploymentManager:
             self.controllers[row.name] = controller
             self.owners[row.name] = row.owner
             self.projects[row.name] = row.project or row.owner
+            if row.priority is not None:
+                self.classes[row.name] = row.priority
 
     def tick(self, now: float) -> None:
         for name, controller in list(self.controllers.items()):
@@ -309,10 +322,11 @@ class DeploymentManager:
         return held
 
     def waiting(self, now: float) -> list:
-        """Replicas waiting for room, as queued critical jobs in the scheduler's snapshot."""
+        """Replicas waiting for room, as queued jobs of their deployment's class (critical unless
+        its project was granted less) in the scheduler's snapshot."""
         return [job for name, (need, count) in sorted(self._demand.items())
                 for job in demand_jobs(f"{PREFIX}{name}:", self._project(name), need, count,
-                                       self._waiting_since.get(name, now))]
+                                       self._waiting_since.get(name, now), self.classes.get(name, _CRITICAL))]
 
     def used_cores(self) -> set[int]:
         """The local host's cores that replicas hold."""

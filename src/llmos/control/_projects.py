@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CLASS_NAMES", "access_error", "authorize", "check_priority", "default_project", "effective_role",
            "ensure_project", "ensure_user", "granted_rank", "member_role", "owner_of", "owners", "priority_error",
-           "set_member"]
+           "replica_class", "set_member"]
 
 _RANK = {role: i for i, role in enumerate(ROLES)}
 NORMAL = PRIORITY_CLASSES["normal"]
@@ -69,6 +69,13 @@ def priority_error(project: str, rank: int, granted: int, is_admin: bool) -> For
     return Forbidden(f"project {project} is not granted the {name} priority class (it may use up to "
                      f"{CLASS_NAMES[max(granted, NORMAL)]}).",
                      hint=f"Submit at normal, or ask an admin: llmos projects grant {project} --priority {name}")
+
+
+def replica_class(is_admin: bool, granted: int | None) -> int:
+    """The class a deployment's replicas wait for room at (and may preempt lower classes from): an
+    admin's critical; otherwise the highest its project was granted, at most critical."""
+    critical = PRIORITY_CLASSES["critical"]
+    return critical if is_admin else min(critical, max(granted or NORMAL, NORMAL))
 
 
 def owner_of(row: Any) -> Owner:

@@ -134,6 +134,7 @@ deployments = Table(
     Column("created_s", Float, nullable=False),
     Column("updated_s", Float, nullable=False),
     Column("project", String(100)),  # whose quota its replicas count against (None: written before projects)
+    Column("priority", Integer),  # the class its replicas wait for room at (None: critical, as before projects)
 )
 
 # Users, projects and members (migration 0005). A token's `owner` is a user; a job's and a

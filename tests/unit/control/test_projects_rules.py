@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from llmos.control._projects import access_error, effective_role, owner_of, priority_error
+from llmos.control._projects import access_error, effective_role, owner_of, priority_error, replica_class
 from llmos.control._snapshot import build_snapshot
 from llmos.executor import Inventory
 from llmos.scheduler import Owner, Quota, schedule
@@ -74,3 +74,18 @@ def test_a_project_over_its_cap_waits_while_another_starts() -> None:
     assert sorted(s.job_id for s in schedule(capped).starts) == ["1", "3"]
     free = build_snapshot(100.0, Inventory(cores=(0, 1, 2, 3), memory_gb=16.0), queued, [], 1.0)
     assert sorted(s.job_id for s in schedule(free).starts) == ["1", "2", "3"]  # without the owner: no cap
+
+
+def test_a_deployments_replicas_wait_at_the_class_its_project_was_granted() -> None:
+    """The attack through a deployment: replicas of a project without a grant wait at normal and do
+    not preempt another project's normal job; at critical (an admin's, or granted) they do."""
+    from llmos.control._capacity import Need, demand_jobs
+    from llmos.scheduler import Job, Node, Resources, RunningJob, Slot, Snapshot
+
+    assert [replica_class(False, g) for g in (None, 0, 1, 2, 3)] == [1, 1, 1, 2, 3]
+    assert replica_class(True, None) == 3
+    other = RunningJob(Job("7", "vision", 0.0, Resources(2.0, 1.0)), (Slot("n", 2.0, 1.0),), 0.0)
+    for rank, preempted in ((replica_class(False, None), []), (replica_class(False, 3), ["7"])):
+        demand = demand_jobs("deploy:d:", "nlp", Need(2), 1, 50.0, priority=rank)
+        decision = schedule(Snapshot.build(100.0, [Node("n", 2.0, 8.0)], [other], demand))
+        assert [p.job_id for p in decision.preempts] == preempted

@@ -3,7 +3,8 @@
 Every token's owner becomes a user with a project of the same name, where it is a member with its
 highest token role (so an existing developer token still submits where its jobs went before: the
 project named after its owner). Every project a stored job counts against becomes a project too
-(no members: an admin adds them). Deployments record their project (their owner's).
+(no members: an admin adds them). Deployments record their project (their owner's) and the class
+their replicas wait for room at (None: critical, as before).
 
 Revision ID: 0005
 Revises: 0004
@@ -27,8 +28,11 @@ def upgrade() -> None:
     present = set(sa.inspect(op.get_bind()).get_table_names())
     if "users" not in present:
         _create_tables()
-    if "project" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("deployments")}:
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("deployments")}
+    if "project" not in columns:
         op.add_column("deployments", sa.Column("project", sa.String(100)))
+    if "priority" not in columns:  # None: critical, the class every replica waited at before projects
+        op.add_column("deployments", sa.Column("priority", sa.Integer))
     _backfill(op.get_bind())
 
 
@@ -77,6 +81,7 @@ def _backfill(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("deployments", "priority")
     op.drop_column("deployments", "project")
     op.drop_table("members")
     op.drop_table("projects")
