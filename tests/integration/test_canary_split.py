@@ -153,3 +153,35 @@ def test_a_failing_version_is_rolled_back_once_its_errors_cross_the_bound(tmp_pa
     assert load.codes[500] == failed_at_verdict
     assert "error rate 100.0%" in status.canary.verdict and "above max_error_rate 5.0%" in status.canary.verdict
     print(f"canary errors: {dict(load.codes)} requests; {status.canary.verdict}")
+
+
+def test_a_restarted_controller_resumes_the_canary_with_the_same_replicas(tmp_path: Path) -> None:
+    registry = Registry()
+    first = controller(tmp_path, make_job(), registry)
+
+    def ticked(ctrl, condition) -> bool:
+        ctrl.tick(time.monotonic())
+        return condition()
+
+    first.start()
+    try:
+        wait_until(lambda: ticked(first, lambda: first.status().ready == 1), 20, "the first replica")
+        registry.versions["demo@prod"] = "demo/2"
+        first.roll(make_job(canary={"steps": [50, 100], "interval_s": 3600, "min_requests": 1}))
+        wait_until(lambda: ticked(first, lambda: _versions(first)["demo/2"] == 1), 20, "the canary's replica")
+        pids = {r.pid for r in first.status().replicas}
+        first.detach()  # as a daemon that is killed: everything keeps running, recorded
+    except BaseException:
+        first.stop(drain_timeout_s=5)
+        raise
+    # The daemon stores a canary's job once promoted: a new one starts from the current version's.
+    second = controller(tmp_path, make_job(), registry)
+    with running(second):
+        resumed = second.status()
+        second.promote()
+        wait_until(lambda: second.status().rollout.state == "done", 20, "the roll to the promoted version")
+        final = second.status()
+    assert resumed.canary.state == "watching" and (resumed.canary.step, resumed.canary.percent) == (1, 50)
+    assert {r.pid for r in resumed.replicas} == pids and resumed.rollout is None  # adopted, nothing drained
+    assert any("resumed the canary of demo/2" in e for e in resumed.events), resumed.events
+    assert {r.model_version for r in final.replicas} == {"demo/2"} and final.model_version == "demo/2"

@@ -10,7 +10,7 @@ again from the new front's first report.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from llmos.deploy._canary import CanaryFigures
 from llmos.deploy._routes import FrontReport
@@ -66,6 +66,21 @@ class CanaryRun:
                                       window(self._baseline.get(self.stable), versions.get(self.stable)),
                                       now - self.step_started_s, start_failures)
         return self._figures
+
+    def saved(self) -> dict[str, Any]:
+        """What a restarted daemon needs to resume it: the revisions, the step, the spec."""
+        return {"stable": self.stable, "canary": self.canary, "step": self.step,
+                "spec": self.spec.model_dump(mode="json")}
+
+    @staticmethod
+    def resumed(saved: dict[str, Any], stable: str) -> CanaryRun | None:
+        """The canary a previous daemon saved, at the step it was at (its clock starts again), if
+        it was trying a new version against `stable`, the revision this daemon serves."""
+        if saved.get("stable") != stable:
+            return None
+        spec = CanarySpec.model_validate(saved["spec"])
+        step = min(int(saved["step"]), len(spec.steps) - 1)
+        return CanaryRun(stable, str(saved["canary"]), spec, step, verdict="resumed after a restart")
 
     def end(self, state: State, verdict: str) -> None:
         self.state, self.verdict = state, verdict

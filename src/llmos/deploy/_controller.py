@@ -108,8 +108,10 @@ class DeploymentController:
                     self._events_from(self._sup.adopt(saved))
                 self._target = self._sup.add_revision(target_job)
                 self._asked[self._target] = self.job
-                if self._sup.revisions_running() - {self._target}:  # adopted in the middle of a roll
-                    self._rollout = RolloutStatus(sorted(self._sup.revisions_running() - {self._target}),
+                self._resume_canary(saved)
+                trying = {self._canary.canary} if self._canary is not None else set()
+                if self._sup.revisions_running() - {self._target} - trying:  # adopted in the middle of a roll
+                    self._rollout = RolloutStatus(sorted(self._sup.revisions_running() - {self._target} - trying),
                                                   self._target, "rolling")
                 self._decision = ScaleDecision(min(max(desired, self.job.replicas.min), self.job.replicas.max),
                                                "started", None)
@@ -254,7 +256,9 @@ class DeploymentController:
         self._read_report()
 
     def _save(self) -> None:
-        self._sup.save(self._target, self._decision.desired, self._front.saved())
+        run = self._canary
+        self._sup.save(self._target, self._decision.desired, self._front.saved(),
+                       run.saved() if run is not None and run.watching else None)
 
     # --- one tick's steps -------------------------------------------------------------------------
     def _autoscale(self, now: float) -> None:
@@ -306,6 +310,19 @@ class DeploymentController:
         self._audit.append(("deploy.canary", note))
         return True
 
+    def _resume_canary(self, saved: SavedState | None) -> None:
+        """Go on with the canary a previous controller ran, if it tried a version against the one
+        this controller serves; otherwise its replicas are old ones, and drain."""
+        if saved is None or saved.canary is None or saved.canary.get("canary") not in saved.jobs:
+            return
+        run = CanaryRun.resumed(saved.canary, self._target)
+        if run is None:
+            self._event(f"dropped the canary of {saved.canary.get('canary')}: this deployment now serves "
+                        f"{self._target}, not {saved.canary.get('stable')}")
+            return
+        self._canary = run
+        self._event(f"resumed the canary of {run.canary} at step {run.step + 1} ({run.weight:.0%})")
+
     def _step_canary(self, now: float) -> None:
         run = self._canary
         if run is None or not run.watching:
@@ -331,7 +348,7 @@ class DeploymentController:
     def _promote(self, run: CanaryRun, verdict: str) -> None:
         run.end("promoted", verdict)
         old, self._target = self._target, run.canary
-        self.job = self._asked.get(run.canary, self.job)
+        self.job = self._asked.get(run.canary) or self._sup.job_of(run.canary)  # pinned, after a restart
         self._rollout = RolloutStatus([old], run.canary, "rolling")
         self._event(f"canary {run.canary}: {verdict}")
         self._audit.append(("deploy.promote", f"{old} -> {run.canary}: {verdict}"))

@@ -51,6 +51,7 @@ class SavedState:
     jobs: dict[str, dict[str, Any]]  # revision -> the pinned ServeJob its replicas run
     replicas: list[SavedReplica] = field(default_factory=list)
     front: SavedFront | None = None
+    canary: dict[str, Any] | None = None  # a running canary (`CanaryRun.saved`): a new daemon resumes it
     format: int = _FORMAT
 
 

@@ -254,15 +254,15 @@ class Supervisor:
             return None
         return self._adopt_remote(s, self._dir / "logs" / f"{s.replica_id}.log")
 
-    def save(self, target: str, desired: int, front: SavedFront | None) -> None:
+    def save(self, target: str, desired: int, front: SavedFront | None, canary: dict | None = None) -> None:
         records = self._table.records()
-        keep = {target} | {r.revision for r in records}
+        keep = {target} | {r.revision for r in records} | ({canary["canary"]} if canary else set())
         state = SavedState(
             name=self.name, target=target, desired=desired, next_replica=self._seq,
             jobs={rev: job.model_dump(mode="json") for rev, job in self._jobs.items() if rev in keep},
             replicas=[SavedReplica(r.replica_id, r.proc.pid, r.proc.started_at or 0.0, r.port, r.revision, r.draining,
                                    r.host, r.proc.key if isinstance(r.proc, RemoteReplica) else None)
-                      for r in records], front=front)
+                      for r in records], front=front, canary=canary)
         text = json.dumps(asdict(state), sort_keys=True)
         if text != self._saved:  # most ticks change nothing: skip the write
             save_state(self._dir, state)
