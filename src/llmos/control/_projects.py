@@ -146,15 +146,15 @@ def set_member(conn: Connection, project: str, user: str, role: str) -> None:
 
 def ensure_user(conn: Connection, name: str, token_role: str, now_s: float | None = None) -> None:
     """Make `name` a user (on its first token) with a project of its own where it has the token's
-    role; a later, higher token raises its role there."""
+    role; a later, higher token raises its role there. A project of that name made earlier (a
+    team's) is not its own: it becomes its default project, but only an admin makes it a member."""
     now = now_s or time.time()
     if conn.execute(select(users.c.name).where(users.c.name == name)).first() is None:
-        ensure_project(conn, name, now)
+        made = ensure_project(conn, name, now)
         conn.execute(insert(users).values(name=name, default_project=name, created_s=now))
-    own = conn.execute(select(users.c.default_project).where(users.c.name == name)).scalar_one()
-    if own != name:
+        if made:
+            set_member(conn, name, name, token_role)
         return
-    ensure_project(conn, name, now)
     current = member_role(conn, name, name)
-    if current is None or _RANK[token_role] > _RANK[current]:
+    if current is not None and _RANK[token_role] > _RANK[current]:
         set_member(conn, name, name, token_role)

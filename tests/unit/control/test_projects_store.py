@@ -51,3 +51,13 @@ def test_membership_grants_and_quotas(service) -> None:
     admin.remove_member(ROOT, "nlp", "ann")
     with pytest.raises(Forbidden):
         admin.show(ann, "nlp")
+
+
+def test_a_new_user_named_like_a_teams_project_is_not_made_its_member(service) -> None:
+    service.project_admin.create(ROOT, "team")
+    with write(service.engine) as conn:
+        create_token(conn, name="t", owner="team", role="developer")
+    intruder = Caller("team", "developer", "test")
+    with pytest.raises(Forbidden, match="not a member of project team"):
+        service.submit(intruder, command("true"))
+    assert service.project_admin.list(intruder) == []
