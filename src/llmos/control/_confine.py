@@ -124,8 +124,9 @@ def check_paths(conn: Connection, caller: Caller, job: BaseModel, project: str) 
     if nul:
         raise SpecError("the spec names a path with a NUL byte:", problems=nul)
     base = _base(job)
+    resolved = [(field, resolve(path, base)) for field, path in found]
     roots = [Path(os.path.realpath(r)) for r in allowed_roots(conn, project)]
-    bad = outside([(field, resolve(path, base)) for field, path in found], roots)
+    bad = outside(resolved, roots + run_folders(conn, project, [p for _, p in resolved]))
     if bad:
         written = dict(found)
         problems = [root_problem(field, written[field], path, project, roots) for field, path in bad]
@@ -136,9 +137,9 @@ def check_paths(conn: Connection, caller: Caller, job: BaseModel, project: str) 
 
 
 def root_problem(field: str, written: str, path: Path, project: str, roots: list[Path]) -> tuple[str, str]:
-    shown = [str(r) for r in roots[:4]] + ([f"and {len(roots) - 4} run folder(s)"] if len(roots) > 4 else [])
     where = "" if written == str(path) else f" (resolves to {path})"
-    return field, f"{written!r}{where} is outside project {project}'s folders: {', '.join(shown)}"
+    return field, (f"{written!r}{where} is outside project {project}'s folders: "
+                   f"{', '.join(str(r) for r in roots)}, and the run folders of its jobs")
 
 
 def _base(job: BaseModel) -> Path:
@@ -153,16 +154,27 @@ def _base(job: BaseModel) -> Path:
 
 
 def allowed_roots(conn: Connection, project: str) -> list[Path]:
-    """Every folder `project`'s spec paths may be under: the defaults, its jobs' run folders, added roots."""
+    """The folders `project`'s spec paths may be under besides its jobs' run folders: the defaults and
+    the roots an admin added."""
     from sqlalchemy import select
 
-    from llmos.control._schema import jobs, project_roots
+    from llmos.control._schema import project_roots
 
     added = conn.execute(select(project_roots.c.path).where(project_roots.c.project == project)
                          .order_by(project_roots.c.path)).scalars()
-    runs = conn.execute(select(jobs.c.run_dir).where(jobs.c.project == project, jobs.c.run_dir.isnot(None))
-                        .order_by(jobs.c.id.desc())).scalars()
-    return [*default_roots(project), *(Path(p) for p in added), *(Path(p) for p in runs)]
+    return [*default_roots(project), *(Path(p) for p in added)]
+
+
+def run_folders(conn: Connection, project: str, paths: list[Path]) -> list[Path]:
+    """The run folders llmos made for `project`'s jobs that hold one of `paths` (one query over the
+    paths' ancestors, however many jobs the project has run)."""
+    from sqlalchemy import select
+
+    from llmos.control._schema import jobs
+
+    ancestors = sorted({str(a) for p in paths for a in (p, *p.parents)})
+    return [Path(r) for r in conn.execute(select(jobs.c.run_dir).distinct().where(
+        jobs.c.project == project, jobs.c.run_dir.in_(ancestors))).scalars()]
 
 
 # ---- roots an admin adds ---------------------------------------------------------------------
