@@ -57,6 +57,7 @@ def test_the_deployments_page_follows_a_real_fronts_traffic(tmp_path: Path) -> N
                 assert http.post(f"{ctrl.status().front_url}/work?ms=30").status_code == 200
         time.sleep(max(0.0, 1.05 - (time.monotonic() - started)))  # the dashboard scrapes at most once a second
         second = client.get("/ui/deployments?partial=1").text
+        _screenshot(client.app, token, ctrl.status().front_url)
     traffic = re.search(r"([\d.]+) requests/s over ([\d.]+) s · p95 ([\d.]+) ms · errors (\d+)", second)
     assert traffic, second
     rate, window_s, p95_ms, errors = (float(g) for g in traffic.groups())
@@ -64,3 +65,48 @@ def test_the_deployments_page_follows_a_real_fronts_traffic(tmp_path: Path) -> N
     assert p95_ms >= 25  # every request waited 30 ms in the replica; the histogram's buckets are 25, 50, 75 ms
     per_replica = re.findall(r"<td>([\d.]+)</td>\s*<td>([\d.]+) ms</td>\s*<td>0</td></tr>", second)
     assert len(per_replica) == 2 and sum(float(r) for r, _ in per_replica) == pytest.approx(rate, abs=0.02)
+
+
+def _screenshot(app: object, token: str, front: str) -> None:
+    """The page in headless Chromium while traffic flows, for docs/dashboard.md (where Chromium is installed)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from tests.browser.conftest import ARTIFACTS, CHROMIUM, shot
+
+    if not CHROMIUM.is_file():
+        return
+    from playwright.sync_api import expect, sync_playwright
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    wait_until(lambda: server.started, 10, "the dashboard server")
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=10) as http:
+            while not stop.is_set():
+                http.post(f"{front}/work?ms=20")
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 520})
+            page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/ui/deployments")
+            page.fill("#token", token)
+            page.click("#login")
+            page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/ui/deployments")
+            expect(page.locator(".traffic")).to_contain_text("requests/s", timeout=10_000)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shot(page, "deployments")
+            browser.close()
+    finally:
+        stop.set()
+        loader.join()
+        server.should_exit = True
