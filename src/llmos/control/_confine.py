@@ -102,11 +102,11 @@ def resolve(path: str, base: Path) -> Path:
 
 def default_roots(project: str) -> list[Path]:
     """The project's own folders under LLMOS_HOME and, in cluster mode, under the shared storage."""
-    from llmos.paths import home, storage
+    from llmos.paths import project_dir, storage
 
     if not _SEGMENT.match(project):  # `../control` must not name a folder of the daemon's
         return []
-    roots = [home() / "projects" / project]
+    roots = [project_dir(project)]
     shared = storage()
     if shared is not None:
         roots.append(shared / "projects" / project)
