@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_project_routes"]
 
+_REFUSED = {403: {"description": "not a member of the project (or not an admin)"}}
 _NAME = {"min_length": 1, "max_length": 100, "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
 
 
@@ -61,7 +62,8 @@ def add_project_routes(app: FastAPI, service: "Service", who: Any) -> None:
     def create_project(body: ProjectBody, caller: who) -> dict:  # type: ignore[valid-type]
         return admin.create(caller, body.name)
 
-    @app.get("/v1/projects/{name}", summary="one project: members, grant, quota (its members and admins)")
+    @app.get("/v1/projects/{name}", summary="one project: members, grant, quota (its members and admins)",
+             responses=_REFUSED)
     def show_project(name: str, caller: who) -> dict:  # type: ignore[valid-type]
         return admin.show(caller, name)
 
@@ -82,6 +84,7 @@ def add_project_routes(app: FastAPI, service: "Service", who: Any) -> None:
         values = body.model_dump(exclude_unset=True, exclude={"clear"})
         return admin.set_quota(caller, name, values, clear=body.clear)
 
-    @app.get("/v1/users", summary="users, their projects and roles, and how many active tokens (admin)")
+    @app.get("/v1/users", summary="users, their projects and roles, and how many active tokens (admin)",
+             responses=_REFUSED)
     def list_users(caller: who) -> list[dict]:  # type: ignore[valid-type]
         return admin.users(caller)
