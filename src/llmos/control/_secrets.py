@@ -81,7 +81,10 @@ def resolve_env(env: dict[str, str], values: dict[str, str]) -> dict[str, str]:
 
 def masked_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The stored spec as a viewer who is neither its owner nor an admin sees it: `env` values that are
-    not secret references become `***` (they may hold API keys written in plain text)."""
+    not secret references become `***` (they may hold API keys written in plain text), and so does the
+    password of any URL (`tracking.uri: http://user:pass@mlflow`)."""
+    from llmos.control._db import redact
+
     def mask(value: Any, parent: str = "") -> Any:
         if isinstance(value, dict):
             if parent == "env":
@@ -89,7 +92,7 @@ def masked_spec(spec: dict[str, Any]) -> dict[str, Any]:
             return {k: mask(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [mask(v) for v in value]
-        return value
+        return redact(value) if isinstance(value, str) and "://" in value else value
 
     return mask(spec)
 

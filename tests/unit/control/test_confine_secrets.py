@@ -65,6 +65,8 @@ def test_env_values_are_masked_except_secret_references() -> None:
     spec = {"kind": "command", "run": ["x"], "env": {"API_KEY": "sk-live-1", "T": "${secret:T}", "M": "a${secret:T}"}}
     assert masked_spec(spec) == {"kind": "command", "run": ["x"], "env": {"API_KEY": "***", "T": "${secret:T}",
                                                                           "M": "***"}}
+    train = {"tracking": {"uri": "http://me:pw@mlflow:5000"}, "model": {"name": "org/m"}}
+    assert masked_spec(train) == {"tracking": {"uri": "http://me:***@mlflow:5000"}, "model": {"name": "org/m"}}
 
 
 S = [b"hunter22"]
