@@ -120,6 +120,8 @@ class DeploymentController:
             finally:
                 self._front.close()
             self._started = True
+            if self.job.canary is not None and saved is None:
+                self._event("canary: applies to the next version deployed here; this first one serves all traffic")
             self._read_report()
             self._apply_plan(now=None)
             self._front.publish(self._routes())
