@@ -143,7 +143,7 @@ class Service:
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(
                     spec=job.model_dump_json(by_alias=True), run_dir=run_dir))
                 auth.record(conn, caller, "submit", f"job {job_id}",
-                            detail=f"{job.name} project={project} priority={priority}", now_s=now)
+                            detail=f"{job.name} priority={priority}", now_s=now, status=201, project=project)
             note["audited"] = True
         self.wake()
         return {"id": job_id, "state": JobState.QUEUED.value, "run_dir": run_dir}
@@ -158,7 +158,7 @@ class Service:
                                                  "max_retries": retries},
                                      f"submitted by {caller.owner} from {caller.source}", now)
             auth.record(conn, caller, "submit", f"job {job_id}",
-                        detail=f"pipeline {job.name} project={project} priority={priority}", now_s=now)
+                        detail=f"pipeline {job.name} priority={priority}", now_s=now, status=201, project=project)
         note["audited"] = True
         self.wake()
         return {"id": job_id, "state": JobState.RUNNING.value, "run_dir": None}
@@ -172,7 +172,7 @@ class Service:
             values = {"owner": caller.owner, "project": project, "priority": rank, "max_retries": retries}
             job_id = create_sweep(conn, job, values, f"submitted by {caller.owner} from {caller.source}", now)
             auth.record(conn, caller, "submit", f"job {job_id}",
-                        detail=f"sweep {job.name} project={project} priority={priority}", now_s=now)
+                        detail=f"sweep {job.name} priority={priority}", now_s=now, status=201, project=project)
         note["audited"] = True
         self.wake()
         return {"id": job_id, "state": JobState.RUNNING.value, "run_dir": None}
@@ -275,7 +275,8 @@ class Service:
                 raise refusal
             with write(self.engine) as conn:
                 token = auth.create_token(conn, name=name, owner=owner or name, role=role)
-                auth.record(conn, caller, "tokens.create", f"{role} token {name}", detail=f"owner={owner or name}")
+                auth.record(conn, caller, "tokens.create", f"{role} token {name}", detail=f"owner={owner or name}",
+                            status=201)
             note["audited"] = True
         return {"token": token, "role": role, "owner": owner or name, "name": name}
 
