@@ -6,8 +6,8 @@ its project. Every change, and every refused call, leaves an audit row (`auth.re
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
@@ -82,23 +82,18 @@ class Projects:
         return self.show(caller, name)
 
     def grant(self, caller: auth.Caller, name: str, priority: str) -> dict:
-        if priority not in _GRANTABLE:
-            raise Rejected(f"cannot grant priority class {priority!r}.",
-                           hint=f"Grant one of: {', '.join(_GRANTABLE)} (normal takes a grant back).")
         with self._change(caller, "projects.grant", name, "grant priority classes") as conn:
+            if priority not in _GRANTABLE:
+                raise Rejected(f"cannot grant priority class {priority!r}.",
+                               hint=f"Grant one of: {', '.join(_GRANTABLE)} (normal takes a grant back).")
             conn.execute(update(projects).where(projects.c.name == name)
                          .values(max_priority=PRIORITY_CLASSES[priority]))
             auth.record(conn, caller, "projects.grant", f"project {name}", detail=f"up to {priority}")
         return self.show(caller, name)
 
     def set_quota(self, caller: auth.Caller, name: str, values: dict[str, float | None], clear: bool = False) -> dict:
-        problems = [(k, "unknown quota field") for k in values if k not in QUOTA_FIELDS]
-        problems += [(k, f"must be >= 0, got {v}") for k, v in values.items() if v is not None and v < 0]
-        if "weight" in values and (values["weight"] is None or values["weight"] <= 0):
-            problems.append(("weight", f"must be > 0, got {values['weight']}"))
-        if problems:
-            raise Rejected("bad quota:", problems=problems, hint="Give CPUs, GPUs and GB as numbers >= 0.")
         with self._change(caller, "projects.quota", name, "set quotas") as conn:
+            _check_quota(values)
             fields: dict[str, float | None] = {"weight": 1.0, **dict.fromkeys(QUOTA_FIELDS[1:])} if clear else {}
             fields.update(values)
             if fields:
@@ -108,7 +103,8 @@ class Projects:
         return self.show(caller, name)
 
     def users(self, caller: auth.Caller) -> list[dict]:
-        auth.require(caller, "admin", "list users")
+        with self._audited(caller, "users.list", "users"):
+            auth.require(caller, "admin", "list users")
         with read(self.engine) as conn:
             roles: dict[str, list[dict]] = {}
             for m in conn.execute(select(members).order_by(members.c.project)):
@@ -120,24 +116,20 @@ class Projects:
                     for u in conn.execute(select(users).order_by(users.c.name))]
 
     # ---- helpers ---------------------------------------------------------------------------------
+    @contextmanager
     def _change(self, caller: auth.Caller, action: str, name: str, what: str,
-                project_admin: bool = False) -> AbstractContextManager[Connection]:
+                project_admin: bool = False) -> Iterator[Connection]:
         """A write transaction for `action` on project `name` by a global admin (or, with
         `project_admin`, an admin of that project), audited when refused."""
-        from contextlib import contextmanager
-
-        @contextmanager
-        def run() -> Any:
-            with self._audited(caller, action, f"project {name}") as note:
-                if not project_admin:
-                    auth.require(caller, "admin", what)
-                with write(self.engine) as conn:
-                    if action != "projects.create":
-                        self._row(conn, name)
-                        rules.authorize(conn, caller, name, "admin", what)
-                    yield conn
-                note["audited"] = True
-        return run()
+        with self._audited(caller, action, f"project {name}") as note:
+            if not project_admin:
+                auth.require(caller, "admin", what)
+            with write(self.engine) as conn:
+                if action != "projects.create":
+                    self._row(conn, name)
+                    rules.authorize(conn, caller, name, "admin", what)
+                yield conn
+            note["audited"] = True
 
     @staticmethod
     def _row(conn: Connection, name: str) -> Any:
@@ -153,3 +145,11 @@ class Projects:
         return {"name": row.name, "created_s": row.created_s, "your_role": role,
                 "priority_granted": rules.CLASS_NAMES[max(row.max_priority, rules.NORMAL)], **quota}
 
+
+def _check_quota(values: dict[str, float | None]) -> None:
+    problems = [(k, "unknown quota field") for k in values if k not in QUOTA_FIELDS]
+    problems += [(k, f"must be >= 0, got {v}") for k, v in values.items() if v is not None and v < 0]
+    if "weight" in values and (values["weight"] is None or values["weight"] <= 0):
+        problems.append(("weight", f"must be > 0, got {values['weight']}"))
+    if problems:
+        raise Rejected("bad quota:", problems=problems, hint="Give CPUs, GPUs and GB as numbers >= 0.")
