@@ -7,7 +7,11 @@ flight are read from the route table when Prometheus scrapes. A replica's series
 it (when the controller drops it from the replica set): replica ids are never reused, and a long
 rolling history would otherwise grow every scrape.
 
-Labels hold replica ids, status codes and failure kinds only: never a path, a header or a body.
+Per revision (model version + settings digest), for canaries: requests, failures, mirrored
+answers compared and those whose label differed, and each revision's share while a split runs.
+
+Labels hold replica ids, revisions, status codes and failure kinds only: never a path, a header or
+a body.
 """
 
 from __future__ import annotations
@@ -98,6 +102,33 @@ class FrontMetrics:
             ready.add_metric([s.replica_id], float(s.routable))
             outstanding.add_metric([s.replica_id], float(s.outstanding))
         yield from (requests, latency, errors, ready, outstanding)
+        yield from _version_families(self._table)
+
+
+def _version_families(table: RouteTable) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    split, versions = table.versions()
+    families = {
+        "requests": CounterMetricFamily("llmos_front_version_requests", "requests per model revision "
+                                        "(answered or failed at the front)", labels=["revision"]),
+        "errors": CounterMetricFamily("llmos_front_version_errors", "requests per model revision that failed: "
+                                      "5xx, or no answer", labels=["revision"]),
+        "compared": CounterMetricFamily("llmos_front_version_compared", "a canary's answers compared with the "
+                                        "current version's (mirrored classify requests, per input)",
+                                        labels=["revision"]),
+        "differed": CounterMetricFamily("llmos_front_version_differed", "compared answers whose label differed "
+                                        "from the current version's", labels=["revision"]),
+    }
+    for revision, counts in sorted(versions.items()):
+        for name, family in families.items():
+            family.add_metric([revision], float(getattr(counts, name)))
+    share = GaugeMetricFamily("llmos_front_version_share", "the share of requests a canary's split sends to "
+                              "each revision (absent while no canary runs)", labels=["revision"])
+    if split is not None:
+        share.add_metric([split.canary], split.canary_weight)
+        share.add_metric([split.stable], 1.0 - split.canary_weight)
+    yield from (*families.values(), share)
 
 
 def _cumulative(buckets: list[int]) -> list[tuple[str, float]]:

@@ -197,6 +197,12 @@ class RouteTable:
         with self.lock:
             self._versions.setdefault(revision, VersionCounts()).failed()
 
+    def versions(self) -> tuple[Split | None, dict[str, VersionCounts]]:
+        """The split and each revision's totals (copies), for the metrics."""
+        with self.lock:
+            return self.split, {rev: VersionCounts(v.requests, v.errors, list(v.buckets), v.compared, v.differed)
+                                for rev, v in self._versions.items()}
+
     def compared(self, revision: str, ours: list[str], theirs: list[str]) -> None:
         with self.lock:
             self._versions.setdefault(revision, VersionCounts()).compared_labels(ours, theirs)

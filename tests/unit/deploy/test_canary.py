@@ -145,3 +145,23 @@ def test_the_front_splits_by_revision_falls_back_and_reports_per_revision() -> N
     table.failed("new#2")
     report = decode_report(encode_report(table.report(pid=7)))
     assert (report.versions["new#2"].requests, report.versions["new#2"].errors) == (2, 1)
+
+
+def test_the_front_exports_each_revisions_figures_and_the_split() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from llmos.deploy._front_metrics import FrontMetrics
+
+    table = RouteTable()
+    table.apply(RouteSet("demo", 5.0, (Route("r1", 40001, "old#1", True, False),), Split("old#1", "new#2", 0.1)))
+    table.answered("new#2", 500, 0.01)
+    table.answered("new#2", 200, 0.01)
+    table.compared("new#2", ["pos", "neg"], ["pos", "pos"])
+    got = {(s.name, tuple(s.labels.values())): s.value for family in
+           text_string_to_metric_families(FrontMetrics(table).render()[0].decode()) for s in family.samples}
+    assert got[("llmos_front_version_requests_total", ("new#2",))] == 2
+    assert got[("llmos_front_version_errors_total", ("new#2",))] == 1
+    assert (got[("llmos_front_version_compared_total", ("new#2",))],
+            got[("llmos_front_version_differed_total", ("new#2",))]) == (2, 1)
+    share = "llmos_front_version_share"
+    assert (got[(share, ("new#2",))], got[(share, ("old#1",))]) == (0.1, 0.9)
