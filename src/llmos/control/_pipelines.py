@@ -165,10 +165,7 @@ class PipelineDriver:
             raise LlmosError("deployments are not available on this control plane.",
                              hint=f"Deploy it by hand: llmos deploy {job.model}")
         caller = Caller(pipe.owner, "developer", f"pipeline {pipe.id}")
-        try:
-            view = self.deployments.deploy(caller, job, pipe.project)
-        except TypeError:  # a manager without projects
-            view = self.deployments.deploy(caller, job)
+        view = self.deployments.deploy(caller, job, pipe.project)  # a name deployed already rolls to it
         self._set(pipe.id, stage["name"], now, state="SUCCEEDED", model=job.model,
                   reason=f"deployed {job.name} ({job.model}) at {view.get('url', '?')}")
 
