@@ -1,10 +1,25 @@
 // llmos dashboard: refresh server-rendered fragments and follow job logs. No dependencies.
 "use strict";
 
+class Refused extends Error {}
+
+// GET for a poll. A session that ended goes to the login page; any other refusal stops the poll (it
+// would be refused again, and every refusal is a row in the audit log).
 async function fetchOk(url) {
   const r = await fetch(url, {credentials: "same-origin", headers: {"X-Llmos-Poll": "1"}});
-  if (r.status === 401) { window.location.assign("/ui/login?next=" + encodeURIComponent(location.pathname + location.search)); return null; }
-  return r.ok ? r : null;
+  if (r.status === 401) {
+    window.location.assign("/ui/login?next=" + encodeURIComponent(location.pathname + location.search));
+    throw new Refused("logged out");
+  }
+  if (!r.ok) throw new Refused(`HTTP ${r.status}`);
+  return r;
+}
+
+function stopped(el, why) {
+  const note = document.createElement("p");
+  note.className = "note";
+  note.textContent = `Live refresh stopped (${why}): reload the page.`;
+  el.prepend(note);
 }
 
 // <div data-poll="URL" data-every-ms="N">: its content is replaced by GET URL every N ms; a fragment
@@ -14,9 +29,11 @@ function poll(el) {
   const tick = async () => {
     if (!document.hidden) {
       try {
-        const r = await fetchOk(el.dataset.poll);
-        if (r) el.innerHTML = await r.text();
-      } catch (e) { /* the daemon is restarting: try again at the next tick */ }
+        el.innerHTML = await (await fetchOk(el.dataset.poll)).text();
+      } catch (e) {
+        if (e instanceof Refused) return stopped(el, e.message);
+        /* the daemon is restarting: try again at the next tick */
+      }
     }
     if (!el.querySelector("[data-done]")) setTimeout(tick, every);
   };
@@ -30,8 +47,7 @@ function followLogs(el) {
     let done = false;
     try {
       done = document.querySelector("#job-body [data-done]") !== null;
-      const r = await fetchOk(`/ui/jobs/${job}/logs`);
-      const files = r ? await r.json() : [];
+      const files = await (await fetchOk(`/ui/jobs/${job}/logs`)).json();
       if (files.length && el.querySelector(".note")) el.innerHTML = "";
       for (const f of files) {
         if (!(f.name in blocks)) {
@@ -40,9 +56,8 @@ function followLogs(el) {
           el.append(h, pre); blocks[f.name] = pre; offsets[f.name] = 0;
         }
         while (f.size > offsets[f.name]) {
-          const c = await fetchOk(`/ui/jobs/${job}/log?name=${encodeURIComponent(f.name)}&offset=${offsets[f.name]}`);
-          if (!c) break;
-          const chunk = await c.json();
+          const url = `/ui/jobs/${job}/log?name=${encodeURIComponent(f.name)}&offset=${offsets[f.name]}`;
+          const chunk = await (await fetchOk(url)).json();
           if (chunk.offset === offsets[f.name]) break;
           const pre = blocks[f.name], atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
           pre.append(document.createTextNode(chunk.text)); offsets[f.name] = chunk.offset;
@@ -50,7 +65,10 @@ function followLogs(el) {
         }
       }
       if (!files.length && el.querySelector(".note")) el.querySelector(".note").textContent = done ? "No logs." : "No logs yet.";
-    } catch (e) { /* try again at the next tick */ }
+    } catch (e) {
+      if (e instanceof Refused) return stopped(el, e.message);
+      /* the daemon is restarting: try again at the next tick */
+    }
     if (!done) setTimeout(tick, 1000);
   };
   tick();
