@@ -225,8 +225,7 @@ class ControlLoop:
             conn.execute(insert(attempts).values(job_id=row.id, number=attempt, started_s=now,
                                                  placement=json.dumps(placement)))
         try:
-            with read(self.engine) as conn:  # the env's ${secret:NAME} resolved for this launch only, never stored
-                job = with_secrets(conn, row.project, _job_model(row))
+            job = with_secrets(self.engine, row.project, _job_model(row))  # for this launch only, never stored
             # The project picks the OS user an isolated job runs as (llmos.executor._jobuser).
             handle = self.executor.launch(row.id, attempt, job, {**placement, "project": row.project})
         except (LlmosError, OSError) as exc:

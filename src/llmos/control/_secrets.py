@@ -25,7 +25,7 @@ from llmos.control._errors import NotFound, Rejected
 from llmos.errors import LlmosError, SpecError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from sqlalchemy import Connection, Engine
 
 __all__ = ["NAME", "check_references", "key_file", "list_secrets", "masked_spec", "references", "remove_secret",
            "resolve_env", "set_secret", "values_for", "with_secrets"]
@@ -215,15 +215,19 @@ def check_references(conn: Connection, job: BaseModel, project: str) -> None:
                              f"{project} (the value is read from stdin); reference it as ${{secret:NAME}} in env")
 
 
-def with_secrets(conn: Connection, project: str, job: Any) -> Any:
-    """`job` with its env's references replaced by their values, for its launch only (never stored)."""
+def with_secrets(engine: Engine, project: str, job: Any) -> Any:
+    """`job` with its env's references replaced by their values, for its launch only (never stored).
+    The store is read only for a job that references a secret."""
+    from llmos.control._db import read
+
     env = getattr(job, "env", None)
     if not env:
         return job
     names = {name for v in env.values() for name in _REF.findall(v)}
     if not names:
         return job
-    values = values_for(conn, project, names)
+    with read(engine) as conn:
+        values = values_for(conn, project, names)
     missing = sorted(names - values.keys())
     if missing:
         raise LlmosError(f"secret {missing[0]} of project {project} was removed after the job was submitted.",
