@@ -131,3 +131,25 @@ def test_every_template_and_asset_ships_in_the_wheel() -> None:
     assets = [p for p in (root / "control" / "ui").rglob("*") if p.is_file() and p.suffix != ".py"
               and "__pycache__" not in p.parts]
     assert assets and [p for p in assets if p not in shipped] == []
+
+
+def test_nodes_fragment_shows_gpus_and_cluster_nodes_with_their_holders() -> None:
+    """The GPU and cluster branches of the nodes page, which this CPU-only machine never reaches live."""
+    from llmos.control.ui._web import UI
+
+    top = {"cores": [{"id": 0, "percent": 50.0, "job": "7"}, {"id": 1, "percent": None, "job": "sent-r1"}],
+           "memory": {"total_gb": 64.0, "used_gb": 20.0, "schedulable_gb": 60.0, "reserved_by_jobs_gb": 8.0},
+           "gpus": [{"index": 0, "name": "NVIDIA H100", "memory_gb": 80.0, "util_percent": 93.0,
+                     "memory_used_gb": 41.5, "job": "7"},
+                    {"index": 1, "name": "NVIDIA H100", "memory_gb": 80.0, "util_percent": None,
+                     "memory_used_gb": None, "job": None}],
+           "jobs": [{"id": "7", "name": "sft", "owner": "ann", "state": "RUNNING", "cores": [0], "gpus": [0],
+                     "memory_gb": 8.0}],
+           "nodes": [{"name": "node-a", "address": "10.0.0.2", "cpus": 16, "memory_gb": 128.0,
+                      "gpus": [{"index": 0, "name": "NVIDIA H100"}],
+                      "held": {"cpus": 4, "memory_gb": 8.0, "gpus": 1, "jobs": ["7"], "replicas": ["sent-r1"]}}]}
+    html = UI(service=None).env.get_template("_nodes_body.html").render(  # type: ignore[arg-type]
+        top=top, holders={h["id"]: h for h in top["jobs"]})
+    assert html.count('<a href="/ui/jobs/7">job 7</a>') == 2 and "sft (ann)" in html
+    assert "replica sent-r1" in html and "93%" in html and "41.5 / 80.0 GB" in html and "free" in html
+    assert "node-a" in html and "4 / 16" in html and "sent-r1</td>" in html
