@@ -129,3 +129,69 @@ def test_an_isolated_training_job_does_its_work(plane, llmos_home: Path, sentime
     runs = MlflowClient(f"sqlite:///{llmos_home / 'mlflow.db'}").search_runs(
         [e.experiment_id for e in MlflowClient(f"sqlite:///{llmos_home / 'mlflow.db'}").search_experiments()])
     assert any(r.data.metrics for r in runs)
+
+
+SANDBOXED = r"""
+import json, os, subprocess, sys
+home, pid = sys.argv[1], sys.argv[2]
+out = {}
+def attempt(name, fn):
+    try:
+        fn()
+        out[name] = "DONE"
+    except Exception as exc:
+        out[name] = type(exc).__name__
+attempt("read admin token", lambda: open(f"{home}/control/admin.token").read())
+attempt("through /proc/PID/cwd", lambda: open(f"/proc/{pid}/cwd/admin.token").read())
+attempt("through /proc/PID/root", lambda: open(f"/proc/{pid}/root{home}/control/admin.token").read())
+attempt("other project", lambda: os.listdir(f"{home}/projects/alpha"))
+lifted = subprocess.run(["unshare", "-Urm", "sh", "-c", f"umount {home}/control; cat {home}/control/admin.token"],
+                        capture_output=True, text=True)
+out["lift the tmpfs"] = "DONE" if "llmos_" in lifted.stdout else "refused"
+attempt("write own project", lambda: open(f"{home}/projects/beta/x", "w").write("x"))
+out["uid"] = os.getuid()
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def test_the_sandbox_of_a_daemon_that_is_not_root(tmp_path_factory: pytest.TempPathFactory,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sandbox` as an unprivileged daemon would run it: the shim started as `nobody` (the test
+    machine's Python lives under /root, so the test lends it a view with /root/.pyenv in it)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from llmos.executor._jobuser import attempt_sandbox
+
+    nobody = 65534
+    home = Path(tempfile.mkdtemp(prefix="llmos-sandbox-"))  # outside pytest's 0700 root: nobody's home
+    try:
+        monkeypatch.setenv("LLMOS_HOME", str(home))
+        attempt = home / "control" / "jobs" / "1" / "attempt-1"
+        attempt.mkdir(parents=True)
+        (home / "control" / "admin.token").write_text("llmos_secret\n")
+        (home / "projects" / "alpha").mkdir(parents=True)
+        (home / "runs").mkdir()
+        plan = attempt_sandbox("sandbox", "beta", attempt, None)
+        subprocess.run(["chown", "-R", f"{nobody}:{nobody}", str(home)], check=True)
+        # A process of the daemon's user standing in control/: the job must not go through its /proc entry.
+        holder = subprocess.Popen(["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups",
+                                   "sleep", "60"], cwd=home / "control")
+        shim = Path(__import__("llmos.executor._shim", fromlist=["x"]).__file__)
+        lend = ("set -e; mkdir -p /tmp/.llmos-pyenv-$$; mount --bind /root/.pyenv /tmp/.llmos-pyenv-$$; "
+                "mount -t tmpfs -o mode=0755 tmpfs /root; mkdir /root/.pyenv; "
+                "mount --move /tmp/.llmos-pyenv-$$ /root/.pyenv; exec \"$@\"")
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", lend, "sh", "setpriv", f"--reuid={nobody}",
+                f"--regid={nobody}", "--clear-groups", sys.executable, str(shim), str(attempt), "", plan.to_json(),
+                "--", sys.executable, "-c", SANDBOXED, str(home), str(holder.pid)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=attempt)
+        holder.kill()
+        assert done.returncode == 0, done.stdout + done.stderr
+        result = json.loads(done.stdout.split("RESULT ", 1)[1])
+        assert result["uid"] == nobody and result["write own project"] == "DONE", result
+        assert all(v != "DONE" for k, v in result.items() if k not in ("uid", "write own project")), result
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        for leftover in Path("/tmp").glob(".llmos-pyenv-*"):
+            leftover.rmdir()

@@ -32,8 +32,8 @@ def choose(requested: str, is_root: bool, works: dict[str, bool]) -> str:
     """The isolation to run with: `requested` if it is a fixed one, else the best that `works`."""
     if requested != "auto":
         return requested
-    if is_root and works.get("users"):
-        return "users"
+    if is_root:  # root in a user namespace keeps its capabilities there: it could lift the sandbox
+        return "users" if works.get("users") else "none"
     return "sandbox" if works.get("sandbox") else "none"
 
 
@@ -45,9 +45,11 @@ def resolve(configured: str) -> str:
                          hint="Fix LLMOS_ISOLATION or `isolation:` in control.yaml.")
     is_root = os.geteuid() == 0
     wanted = [requested] if requested in ("users", "sandbox") else ["users", "sandbox"] if requested == "auto" else []
-    works = {m: _probe(m) for m in wanted if m != "users" or is_root}
+    works = {m: _probe(m) for m in wanted if (m == "users") == is_root}
     if requested in ("users", "sandbox") and not works.get(requested):
-        why = "the daemon is not root" if requested == "users" and not is_root else "namespaces are not allowed here"
+        why = ("the daemon is not root" if requested == "users" and not is_root else
+               "a root daemon isolates with users: as root in a user namespace a job could undo the sandbox"
+               if is_root else "namespaces are not allowed here")
         raise LlmosError(f"isolation {requested!r} does not work on this machine ({why}).",
                          hint="Use isolation: auto to take what works; `users` needs a root daemon, `sandbox` "
                               "user namespaces (sysctl kernel.unprivileged_userns_clone=1).")

@@ -89,7 +89,9 @@ def attempt_sandbox(mode: str, project: str, attempt: Path, run_dir: Path | None
     else:  # the daemon's own user: what permissions cannot keep apart is hidden
         sandbox_ids = (None, None, ())
         hidden = [control, home() / "projects", home() / "runs"]
-    hide, reveal = view([str(h) for h in hidden], [str(p) for p in needed], _mode)
+    # Under `sandbox` the job is the daemon's user: it crosses every folder the daemon can.
+    hide, reveal = view([str(h) for h in hidden], [str(p) for p in needed],
+                        _mode if mode == "users" else lambda _: 0o755)
     return Sandbox(*sandbox_ids, hide, reveal, extra=extra)
 
 
