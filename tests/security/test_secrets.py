@@ -124,3 +124,21 @@ def _secret_round_trip(tmp_path: Path, llmos_home: Path) -> None:
     assert VALUE not in shown and "${secret:API_KEY}" in shown
     listed = as_ann("secrets", "ls", "--json")
     assert '"API_KEY"' in listed and '"OTHER"' in listed and VALUE not in listed and "from-a-file" not in listed
+
+
+def test_resolved_at_launch_only_and_a_removed_secret_fails_the_start(api) -> None:  # noqa: F811
+    from llmos.control._secrets import with_secrets
+    from llmos.errors import LlmosError
+    from llmos.spec import CommandJob
+
+    api("ann", "PUT", "/v1/projects/ann/secrets/T", json={"value": VALUE})
+    job = CommandJob.model_validate({"run": ["true"], "env": {"A": "Bearer ${secret:T}", "B": "plain"}})
+    engine = api.service.engine
+    assert with_secrets(engine, "ann", job).env == {"A": f"Bearer {VALUE}", "B": "plain"}
+    assert job.env["A"] == "Bearer ${secret:T}"  # the job as stored is untouched
+    with pytest.raises(LlmosError, match="secret T of project bob") as err:
+        with_secrets(engine, "bob", job)  # a job runs with its own project's secrets only
+    assert "llmos secrets set T --project bob" in err.value.hint
+    api("ann", "DELETE", "/v1/projects/ann/secrets/T")
+    with pytest.raises(LlmosError, match="was removed after the job was submitted"):
+        with_secrets(engine, "ann", job)
