@@ -154,6 +154,15 @@ def test_the_cli_manages_projects_through_the_api() -> None:
         assert [p["name"] for p in json.loads(llmos("projects", "ls", "--json", who="ann"))] == ["ann", "nlp"]
         users = {u["name"]: u for u in json.loads(llmos("users", "ls", "--json"))}
         assert {"project": "nlp", "role": "developer"} in users["ann"]["projects"] and users["ann"]["tokens"] == 1
+        from llmos.paths import home
+
+        job = home() / "in-nlp.yaml"  # any folder will do for the spec file: LLMOS_HOME's
+        job.write_text("kind: command\nname: in-nlp\nproject: nlp\nrun: ['true']\n")
+        submitted = json.loads(llmos("submit", str(job), "--json", who="ann"))
+        assert plane.service.job(submitted["id"])["project"] == "nlp"  # `project:` in the spec file
+        job.write_text("kind: command\nname: elsewhere\nproject: vision\nrun: ['true']\n")
+        elsewhere = runner.invoke(app, ["submit", str(job)], env={"LLMOS_TOKEN": plane.tokens["ann"]})
+        assert elsewhere.exit_code != 0 and "no project vision" in str(elsewhere.exception)
         llmos("projects", "rm-member", "nlp", "ann")
         refused = runner.invoke(app, ["projects", "grant", "nlp", "--priority", "high"],
                                 env={"LLMOS_TOKEN": plane.tokens["ann"]})

@@ -25,10 +25,11 @@ def deploy_spec(model: str | None, spec: str | Path | None, *, name: str | None 
         raise SpecError("give a MODEL reference or --spec FILE (one of them).",
                         hint="e.g. llmos deploy sentiment@production")
     if spec is not None:
-        from llmos.control import load_submission
+        from llmos.control import load_submission, spec_project
 
         raw = load_submission(Path(spec)).model_dump(mode="json", by_alias=True)
-        return raw | ({"name": name} if name else {})
+        project = spec_project(Path(spec))  # which project it goes into: the submission's, not the model's
+        return raw | ({"name": name} if name else {}) | ({"project": project} if project else {})
     return {"kind": "serve", "model": model,
             "name": name or str(model).split("@")[0].split("/")[0].removeprefix("models:")}
 

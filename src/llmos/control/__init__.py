@@ -11,7 +11,7 @@ from llmos.control._config import ControlConfig, load_config
 from llmos.control._errors import Conflict, ControlError, Forbidden, NotFound, NotRunning, Rejected, Unauthorized
 from llmos.control._lifecycle import down, running, up
 from llmos.control._states import JobState
-from llmos.control._submit import load_submission
+from llmos.control._submit import load_submission, spec_project
 from llmos.spec import CommandJob, CommandResources
 
 __all__ = [
@@ -31,5 +31,6 @@ __all__ = [
     "load_config",
     "load_submission",
     "running",
+    "spec_project",
     "up",
 ]

@@ -95,9 +95,10 @@ class Client:
 
     def submit_file(self, path: str | Path, overrides: list[str] | None = None, **options: Any) -> dict:
         """Validate `path` here (paths resolve against its folder), then submit the resolved spec."""
-        from llmos.control._submit import load_submission
+        from llmos.control._submit import load_submission, spec_project
 
         job = load_submission(Path(path), overrides)
+        options["project"] = options.get("project") or spec_project(Path(path))  # --project wins over `project:`
         return self.submit(job.model_dump(mode="json", by_alias=True), **options)
 
     def jobs(self, state: str | None = None, owner: str | None = None, limit: int = 100,

@@ -17,7 +17,8 @@ from llmos.control._errors import Rejected
 from llmos.errors import SpecError
 from llmos.executor import Cluster, Inventory, Request, kind_of, parse_spec
 
-__all__ = ["Request", "check_fits", "load_submission", "request_of", "split_project", "validate_submission"]
+__all__ = ["Request", "check_fits", "load_submission", "request_of", "spec_project", "split_project",
+           "validate_submission"]
 
 
 def load_submission(path: Path, overrides: list[str] | None = None) -> BaseModel:
@@ -33,8 +34,20 @@ def load_submission(path: Path, overrides: list[str] | None = None) -> BaseModel
         except yaml.YAMLError:
             raw = None  # load_job reports the syntax error with its position
     if isinstance(raw, dict) and raw.get("kind") == "command":
-        return parse_command(raw, overrides, source=str(path))
-    return ready(load_job(path, overrides), cluster=True)  # the server checks again against its own mode
+        return parse_command(split_project(raw)[0], overrides, source=str(path))
+    # `project:` is the submission's (see `spec_project`); the server checks again against its own mode
+    return ready(load_job(path, overrides, without=("project",)), cluster=True)
+
+
+def spec_project(path: Path) -> str | None:
+    """The project a spec file names with a top-level `project:` (None: it names none)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None  # load_submission reports it
+    return split_project(raw)[1]
 
 
 def validate_submission(raw: dict[str, Any], overrides: list[str] | None = None, *, cluster: bool = False) -> BaseModel:

@@ -31,8 +31,9 @@ _PATH_FIELDS = (("data", "train"), ("data", "eval"), ("output",), ("distill", "t
                 ("base", "data", "train"), ("base", "data", "eval"), ("base", "distill", "teacher"))  # a sweep's base
 
 
-def load_job(path: str | Path, overrides: list[str] | None = None) -> BaseModel:
-    """Read a YAML (or JSON) job file, apply `a.b=value` overrides and validate it."""
+def load_job(path: str | Path, overrides: list[str] | None = None, without: tuple[str, ...] = ()) -> BaseModel:
+    """Read a YAML (or JSON) job file, apply `a.b=value` overrides and validate it. `without`: top-level
+    keys that belong to the submission, not to the job (the control plane's `project:`), left out."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"spec file '{path}' does not exist.",
@@ -48,6 +49,7 @@ def load_job(path: str | Path, overrides: list[str] | None = None) -> BaseModel:
     if not isinstance(raw, dict):
         raise SpecError(f"{path} must hold one mapping (key: value lines), got {type(raw).__name__}.",
                         hint="Start from: llmos spec example train")
+    raw = {k: v for k, v in raw.items() if k not in without}
     _resolve_paths(raw, base=path.resolve().parent)
     return parse_job(raw, overrides, source=str(path))
 
