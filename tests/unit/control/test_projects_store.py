@@ -61,3 +61,29 @@ def test_a_new_user_named_like_a_teams_project_is_not_made_its_member(service) -
     with pytest.raises(Forbidden, match="not a member of project team"):
         service.submit(intruder, command("true"))
     assert service.project_admin.list(intruder) == []
+
+
+def test_the_upgrade_makes_each_token_owner_a_user_with_its_own_project(tmp_path) -> None:
+    """The 0.1.0 store: tokens of admin and ann (developer), a job of ann's counted against `nlp`,
+    a deployment of admin's."""
+    import sqlite3
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from llmos.control._db import open_db
+    from llmos.control._schema import deployments, members, projects, users
+
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as con:
+        con.executescript((Path(__file__).parent / "data" / "state-0.1.0.sql").read_text())
+    engine = open_db(f"sqlite:///{path}")
+    with read(engine) as conn:
+        assert [tuple(r) for r in conn.execute(select(users.c.name, users.c.default_project).order_by(users.c.name))
+                ] == [("admin", "admin"), ("ann", "ann")]
+        assert [r.name for r in conn.execute(select(projects.c.name).order_by(projects.c.name))] == [
+            "admin", "ann", "nlp"]
+        assert sorted(tuple(r) for r in conn.execute(select(members))) == [
+            ("admin", "admin", "admin"), ("ann", "ann", "developer")]
+        assert conn.execute(select(deployments.c.project)).scalar_one() == "admin"
+    engine.dispose()
