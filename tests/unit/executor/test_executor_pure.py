@@ -38,8 +38,9 @@ def test_ray_nodes_become_hosts_alive_with_cpus_and_not_draining_only() -> None:
 def test_the_kinds_table_holds_every_kind_s_request_and_stop_meaning() -> None:
     from llmos.spec import CommandJob, parse_job
 
-    assert set(KINDS) == {"train", "compress", "command", "serve"}
+    assert {"train", "compress", "command", "serve", "pipeline"} <= set(KINDS)  # sweep joins too
     assert not KINDS["serve"].queued and KINDS["compress"].restarts and not KINDS["train"].restarts
+    assert not KINDS["pipeline"].queued  # its stages are the jobs
     two_nodes = parse_job({"data": {"train": "a.csv"}, "resources": {"procs": 2, "nodes": 2, "cpus_per_proc": 3}})
     assert kind_of(two_nodes).request(two_nodes) == Request(4, 3, 0.0, 0, same_node=False)
     one = CommandJob(run=["true"], resources={"cpus": 2, "gpus": 1})
@@ -47,7 +48,7 @@ def test_the_kinds_table_holds_every_kind_s_request_and_stop_meaning() -> None:
     from llmos.errors import SpecError
 
     with pytest.raises(SpecError, match="cannot be submitted"):
-        kind_of("pipeline")
+        kind_of("evaluate")
 
 
 def test_ray_workers_get_global_and_local_ranks_and_one_exit_code() -> None:
