@@ -50,6 +50,8 @@ def run_in_foreground(job: Any, file: Any, json_out: bool) -> None:
         raise RunFailed(f"sweep {result['name']} failed: {result['failed']}",
                         hint=f"Fix the cause and run it again (finished trials are kept): llmos run {file}")
     reg = result["registered"]
+    if json_out:
+        return
     if reg:
         console.print(f"next: llmos models show {reg['name']}")
     elif result["best"]:

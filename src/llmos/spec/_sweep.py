@@ -18,6 +18,7 @@ like any train spec. A range whose bounds are both whole numbers samples whole n
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -113,6 +114,9 @@ class SweepJob(_Strict):
         if self.sampler == "grid":
             problems += [(("params", p), "the grid sampler needs choices: [...]") for p, s in self.params.items()
                          if s.choices is None]
+            cells = math.prod(len(s.choices or ()) for s in self.params.values())
+            if cells and self.trials > cells:
+                problems.append((("trials",), f"the grid has {cells} combination(s); set trials to at most {cells}"))
         if self.registration is not None and not (self.base.tracking.enabled and self.base.tracking.log_model):
             problems.append((("register",), "needs each trial's model in MLflow: set base.tracking.enabled and "
                                             "base.tracking.log_model to true"))

@@ -62,7 +62,13 @@ class Study:
                   "failed": optuna.trial.TrialState.FAIL}
         if self.trials()[number].state.is_finished():
             return
-        self.study.tell(number, value if state == "complete" else None, state=states[state])
+        try:
+            self.study.tell(number, value if state == "complete" else None, state=states[state])
+        except RuntimeError as exc:
+            # The grid sampler calls study.stop() once its grid is covered, which only works inside
+            # study.optimize; the trial's state is stored before that (optuna's _tell: `finally`).
+            if "Study.stop" not in str(exc):
+                raise
 
     def _trial_id(self, number: int) -> int:
         return self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
