@@ -22,6 +22,7 @@ from click.testing import Result
 from sqlalchemy import insert, select, text
 
 from llmos.control._audit import Entry, append, check_chain, key, verify
+from llmos.control._audit_head import head_file, read_head
 from llmos.control._db import open_db, read, write
 from llmos.control._schema import audit
 from tests.unit.control._pg import pg_database
@@ -105,6 +106,7 @@ def test_verify_names_the_first_bad_row(engine) -> None:
     wrong = {}
     for what, (statements, first_bad, words) in TAMPERS.items():
         tamper(engine, "DELETE FROM audit")
+        head_file().unlink(missing_ok=True)  # a fresh log: forget the newest row of the last one
         fill(engine, 5)
         assert verdict(engine).ok
         if what == "altered, plain sha256 recomputed":
@@ -118,6 +120,24 @@ def test_verify_names_the_first_bad_row(engine) -> None:
                 or words not in found.problem:
             wrong[what] = found
     assert wrong == {}
+
+
+def test_a_cut_tail_is_caught_by_the_head_kept_outside_the_database(engine) -> None:
+    fill(engine, 5)
+    head = read_head(engine)
+    assert head is not None and head[0] == 5 and head_file().stat().st_mode & 0o777 == 0o600
+    tamper(engine, "DELETE FROM audit WHERE id >= 4")  # what remains is a valid chain of 3 rows
+    with read(engine) as conn:
+        assert verify(conn, secret=SECRET).ok
+        cut = verify(conn, secret=SECRET, head=head)
+    assert (cut.ok, cut.first_bad) == (False, 4) and "rows 4..5 are missing from the end" in cut.problem
+    with write(engine) as conn:  # the daemon appends on: it writes the cut into the chain first
+        append(conn, entry(6), secret=SECRET)
+    with read(engine) as conn:
+        found = verify(conn, secret=SECRET, head=read_head(engine))
+        rows = [(r.id, r.action, r.target) for r in conn.execute(select(audit).where(audit.c.id >= 4))]
+    assert rows == [(4, "audit.cut", "rows 4..5"), (5, "submit", "job 6")]
+    assert (found.ok, found.first_bad) == (False, 4) and "rows 4..5 had been removed" in found.problem
 
 
 def test_concurrent_writers_never_fork_the_chain(engine) -> None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, text
 
+from llmos.control._audit_head import read_head, remember
 from llmos.control._schema import audit
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ _LIMITS = {"actor": 100, "role": 16, "project": 100, "action": 64, "target": 200
            "detail": 2000}  # the columns' lengths: PostgreSQL refuses longer strings, so they are cut first
 _LOCK_ID = 0x6C6C6D6F73A0D17  # "llmos" + "audit": the PostgreSQL advisory lock that serialises appends
 _GENESIS = b"llmos audit chain v1"
+CUT = "audit.cut"  # the action of the row an append writes when it finds the log's newest rows gone
 _keys: dict[Path, bytes] = {}
 _keys_lock = threading.Lock()
 
@@ -135,21 +137,49 @@ def append(conn: Connection, entry: Entry, *, secret: bytes | None = None, now_s
         prev, next_id = _seed(secret, (_fields(r) for r in legacy)), last.id + 1
     else:
         prev, next_id = last.digest, last.id + 1
-    fields = {"id": next_id, "at_s": float(now_s or time.time()), "status": int(entry.status)}
-    for name in ("actor", "role", "project", "action", "target", "source", "outcome", "detail"):
-        fields[name] = _clean(getattr(entry, name), _LIMITS[name])
-    conn.execute(insert(audit).values(**fields, prev_digest=prev, digest=mac(secret, prev, fields)))
+    at_s = float(now_s or time.time())
+    cut = tail_cut(conn, last.id if last is not None else 0, read_head(conn.engine))
+    if cut is not None:  # written into the chain itself, so that appending on does not hide it
+        prev = _insert(conn, secret, prev, next_id, at_s, Entry(
+            actor="llmos", role="system", action=CUT, target=cut, source="local", outcome="tampered", status=0,
+            detail="the newest rows appended before this one are no longer in the log (audit.head)"))
+        next_id += 1
+    digest = _insert(conn, secret, prev, next_id, at_s, entry)
+    remember(conn, next_id, digest)  # the newest row, kept outside the database once this commits
     return next_id
 
 
-def check_chain(secret: bytes, rows: Iterable[dict[str, Any]]) -> Verdict:
-    """Walk `rows` (every column, in id order) and say where the chain first breaks. Pure."""
+def _insert(conn: Connection, secret: bytes, prev: str, row_id: int, at_s: float, entry: Entry) -> str:
+    fields: dict[str, Any] = {"id": row_id, "at_s": at_s, "status": int(entry.status)}
+    for name in ("actor", "role", "project", "action", "target", "source", "outcome", "detail"):
+        fields[name] = _clean(getattr(entry, name), _LIMITS[name])
+    digest = mac(secret, prev, fields)
+    conn.execute(insert(audit).values(**fields, prev_digest=prev, digest=digest))
+    return digest
+
+
+def tail_cut(conn: Connection, last_id: int, head: tuple[int, str] | None) -> str | None:
+    """Which rows were cut from the end since the newest append this LLMOS_HOME saw, if any."""
+    if head is None:
+        return None
+    head_id, head_digest = head
+    if last_id < head_id:
+        return f"row {head_id}" if last_id + 1 == head_id else f"rows {last_id + 1}..{head_id}"
+    kept = conn.execute(select(audit.c.digest).where(audit.c.id == head_id)).scalar()
+    return None if kept == head_digest else f"rows {head_id}..{last_id}"
+
+
+def check_chain(secret: bytes, rows: Iterable[dict[str, Any]], head: tuple[int, str] | None = None) -> Verdict:
+    """Walk `rows` (every column, in id order) and say where the chain first breaks; `head` is the
+    (id, digest) of the newest row appended, as kept outside the database (`_audit_head`). Pure."""
     legacy: list[dict[str, Any]] = []
     prev: str | None = None  # the digest of the last chained row
     count = chained = 0
     for row in rows:
         count += 1
         problem = _row_problem(secret, row, count - 1, prev, legacy)
+        if not problem and head is not None and row["id"] == head[0] and row["digest"] != head[1]:
+            problem = "is not the row appended with this id (the log was cut back and written again from here)"
         if problem:
             return Verdict(False, count, chained, row["id"], f"row {row['id']}: {problem}")
         if row["digest"] is None:
@@ -159,6 +189,10 @@ def check_chain(secret: bytes, rows: Iterable[dict[str, Any]]) -> Verdict:
     if count and not chained:
         return Verdict(False, count, 0, 1, f"row 1: none of the {count} rows carries a digest (every digest was "
                                            "removed, or nothing was audited since the upgrade to the chained log)")
+    if head is not None and count < head[0]:
+        gone = f"row {head[0]} is" if count + 1 == head[0] else f"rows {count + 1}..{head[0]} are"
+        return Verdict(False, count, chained, count + 1,
+                       f"row {count + 1}: {gone} missing from the end (row {head[0]} was appended; removed since)")
     return Verdict(True, count, chained)
 
 
@@ -177,11 +211,15 @@ def _row_problem(secret: bytes, row: dict[str, Any], prev_id: int, prev: str | N
     expected_prev = prev if prev is not None else _seed(secret, legacy)
     if not hmac.compare_digest(row["prev_digest"] or "", expected_prev):
         return "does not follow the row before it (rows reordered, or the row before it altered or replaced)"
+    if row["action"] == CUT:
+        return f"records that {row['target']} had been removed from the end of the log before it was written"
     return None
 
 
-def verify(conn: Connection, *, secret: bytes | None = None, batch: int = 5000) -> Verdict:
-    """Verify the whole log in id order, reading it in batches."""
+def verify(conn: Connection, *, secret: bytes | None = None, head: tuple[int, str] | None = None,
+           batch: int = 5000) -> Verdict:
+    """Verify the whole log in id order, reading it in batches; with `head`, also that the newest
+    row appended is still there (a cut tail leaves a valid chain)."""
     secret = secret if secret is not None else key()
 
     def rows() -> Iterable[dict[str, Any]]:
@@ -194,7 +232,7 @@ def verify(conn: Connection, *, secret: bytes | None = None, batch: int = 5000) 
                 return
             after = page[-1].id
 
-    return check_chain(secret, rows())
+    return check_chain(secret, rows(), head)
 
 
 def query(conn: Connection, *, limit: int = 100, since_s: float | None = None, actor: str | None = None,

@@ -314,10 +314,11 @@ class Service:
 
     def audit_verify(self, caller: auth.Caller) -> dict:
         from llmos.control._audit import verify
+        from llmos.control._audit_head import read_head
 
         auth.require(caller, "admin", "verify the audit log")
         with read(self.engine) as conn:
-            return verify(conn).to_dict()
+            return verify(conn, head=read_head(self.engine)).to_dict()
 
     def counts(self) -> dict[str, int]:
         with read(self.engine) as conn:
