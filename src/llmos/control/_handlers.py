@@ -70,6 +70,9 @@ def install(app: FastAPI, service: Any) -> None:
                       "This is a bug in llmos: its log (LLMOS_HOME/control/daemon.log) has the traceback; "
                       "please report it.")
 
+    from llmos.control._audit import key
+
+    key()  # the audit chain's key exists (0600) from the first start on, not from the first audited call
     limit = getattr(service.config, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
     app.add_middleware(Guard, engine=service.engine, max_body_bytes=limit)
     _complete_openapi(app)
