@@ -47,7 +47,7 @@ def _field(html: str, name: str) -> str:
     return re.search(rf'name="{name}" value="([^"]+)"', html).group(1)
 
 
-def test_login_session_cookie_and_logout(browser, tokens) -> None:
+def test_login_session_cookie_and_logout(browser, service, tokens) -> None:
     anon = browser(None)
     first = anon.get("/ui/jobs?state=RUNNING")
     assert first.status_code == 303 and first.headers["location"] == "/ui/login?next=%2Fui%2Fjobs%3Fstate%3DRUNNING"
@@ -73,6 +73,11 @@ def test_login_session_cookie_and_logout(browser, tokens) -> None:
     out = anon.post("/ui/logout", data={"csrf": _field(jobs_page.text, "csrf")})
     assert out.status_code == 303
     assert anon.get("/ui/jobs").status_code == 303  # the session is closed on the server
+    from llmos.control._auth import Caller
+
+    refusals = [(a["actor"], a["action"], a["outcome"]) for a in service.audit(Caller("root", "admin"))]
+    assert ("anonymous", "POST /ui/login", "401") in refusals  # a failed login is audited
+    assert ("ann", "POST /ui/logout", "403") in refusals  # so is a form without its CSRF token
 
 
 def test_secure_cookie_under_tls(browser) -> None:
