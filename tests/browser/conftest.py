@@ -93,8 +93,9 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
 @pytest.fixture(scope="module")
 def chromium(plane: Plane) -> Iterator[Any]:
     """One browser for the module; each test opens its own context (its own cookies)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=20_000)  # assertions wait for polls on a busy 2-core machine (default 5 s)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     with sync_playwright() as p:
