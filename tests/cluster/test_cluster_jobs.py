@@ -147,6 +147,10 @@ def test_ddp_on_two_nodes_waits_for_room_then_matches_two_local_processes(
 
     job = plane.job(gang)
     assert len(set(job["placement"]["nodes"])) == 2
+    # The launch (placement group, actors, programs: seconds) runs off the scheduling loop: the
+    # attempt is recorded as running at once, and the loop went on meanwhile.
+    at = {t["to"]: t["at_s"] for t in job["transitions"] if t["attempt"] == 1}
+    assert at["RUNNING"] - at["STARTING"] < 1.0, job["transitions"]
     if ray_cluster.mode == "netns":
         assert sorted(job["placement"]["addresses"]) == sorted(ray_cluster.nodes.values())
     attempt = plane.storage / "jobs" / str(gang) / "attempt-1"

@@ -7,6 +7,12 @@ LOCAL_WORLD_SIZE; rendezvous at rank 0's node address on a port free there), wit
 of its bundle and the GPU indices the policy chose. Run folders, checkpoints and logs are on the
 shared storage. The handle names the placement group and the actors, so a restarted daemon adopts
 what runs: actors and placement group are detached and outlive it.
+
+Bringing an attempt up (Ray reserving the bundles, the actors starting, rank 0's address, the
+programs) takes seconds; it runs on a thread of its own, so `launch` returns the handle at once and
+the control loop keeps scheduling meanwhile. Until it is up, `poll` says "still running"; an
+attempt that could not be brought up ends as a lost one (exit code None, retried) with the reason in
+its log.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import contextlib
 import hashlib
 import json
 import signal
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +68,9 @@ class RayExecutor:
         self.environ = environ  # what every worker gets: storage, home, tracking URI
         self._actors: dict[str, Any] = {}  # actor name -> handle, for the actors this daemon has looked up
         self._stopping: set[str] = set()  # attempts (placement group names) this daemon has sent SIGTERM
+        self._starting: dict[str, Future[None]] = {}  # attempts being brought up, by placement group name
+        self._held_signal: dict[str, int] = {}  # a stop asked for while its attempt was coming up
+        self._lock = threading.Lock()
 
     def attempt_dir(self, job_id: int, attempt: int) -> Path:
         return attempt_dir(job_id, attempt)
@@ -78,15 +89,39 @@ class RayExecutor:
         bundles = [_bundle(w) for w in workers]
         pg = placement_group(bundles, strategy="PACK", name=name, lifetime="detached",
                              bundle_label_selector=[{"ray.io/node-id": w["node"]} for w in workers])
-        _reserve(pg, [w["node"] for w in workers], bundles)
-        try:
-            self._start_workers(handle, pg, workers, bundles, program, job_id, folder)
-        except Exception as exc:  # an actor that died starting, a node lost meanwhile: give back, retry
-            self._ended(handle, Exit(None, None))
-            raise NotPlaced(f"the attempt's Ray workers did not start ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}).",
-                            hint="It is retried on the nodes there are then.") from None
+        future: Future[None] = Future()
+        self._starting[name] = future
+        threading.Thread(target=self._bring_up, name=f"ray-launch-{name}", daemon=True,
+                         args=(future, handle, pg, workers, bundles, program, job_id, folder)).start()
         return json.dumps(handle)
+
+    def _bring_up(self, future: Future[None], handle: dict[str, Any], pg: Any, workers: list[dict[str, Any]],
+                  bundles: list[dict[str, float]], program: Any, job_id: int, folder: Path) -> None:
+        """Reserve the bundles and start every worker (on the launch thread); a stop asked for meanwhile
+        is sent once they run. Failing, give back what the attempt held and say why in its log."""
+        try:
+            _reserve(pg, [w["node"] for w in workers], bundles)
+            try:
+                self._start_workers(handle, pg, workers, bundles, program, job_id, folder)
+            except Exception as exc:  # an actor that died starting, a node lost meanwhile: give back, retry
+                raise NotPlaced(f"the attempt's Ray workers did not start ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}).",
+                                hint="It is retried on the nodes there are then.") from None
+        except Exception as exc:
+            self._ended(handle, Exit(None, None))
+            message = (f"{exc.message} {exc.hint or ''}" if isinstance(exc, LlmosError)
+                       else f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(OSError), (folder / "output.log").open("a") as log:
+                log.write(f"llmos: {message.strip()}\n")
+            with self._lock:
+                self._held_signal.pop(handle["pg"], None)
+                future.set_exception(exc)
+            return
+        with self._lock:
+            held = self._held_signal.pop(handle["pg"], None)
+            future.set_result(None)
+        if held is not None:
+            self._signal(json.dumps(handle), held)
 
     def _start_workers(self, handle: dict[str, Any], pg: Any, workers: list[dict[str, Any]],
                        bundles: list[dict[str, float]], program: Any, job_id: int, folder: Path) -> None:
@@ -119,6 +154,13 @@ class RayExecutor:
     # ---- watch ---------------------------------------------------------------------------------
     def poll(self, handle: str, folder: Path) -> Exit | None:
         info = json.loads(handle)
+        starting = self._starting.get(info["pg"])
+        if starting is not None:
+            if not starting.done():
+                return None
+            del self._starting[info["pg"]]
+            if starting.exception() is not None:  # not brought up; already given back (see _bring_up)
+                return Exit(None, time.time())
         codes, ended = [], []
         for rank, name in enumerate(info["workers"]):
             record = exit_record(folder / f"exit-{rank}.json")
@@ -143,6 +185,9 @@ class RayExecutor:
         return self._ended(info, Exit(_combined(codes), max(ended) if ended else None))
 
     def alive(self, handle: str) -> bool:
+        starting = self._starting.get(json.loads(handle)["pg"])
+        if starting is not None and not starting.done():
+            return True
         return any(self._state(name) == "running" for name in json.loads(handle)["workers"])
 
     # ---- stop ----------------------------------------------------------------------------------
@@ -156,6 +201,12 @@ class RayExecutor:
     def _signal(self, handle: str, signum: int) -> None:
         import ray
 
+        name = json.loads(handle)["pg"]
+        with self._lock:
+            starting = self._starting.get(name)
+            if starting is not None and not starting.done():  # sent by the launch thread once they run
+                self._held_signal[name] = max(signum, self._held_signal.get(name, 0))  # SIGKILL over SIGTERM
+                return
         calls = []
         for name in json.loads(handle)["workers"]:
             actor = self._actor(name)
