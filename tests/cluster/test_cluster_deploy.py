@@ -51,8 +51,6 @@ def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory, ml
     """A control plane on the cluster with the team's MLflow server (the session's), where a tiny
     classifier is registered while the daemon starts: a version as tiny@prod, then one (other labels)
     without an alias (`versions`). Every replica fetches its model from the server."""
-    import psutil
-
     p = ServingPlane(ray_cluster, tmp_path_factory.mktemp("deploy-home"),
               tracking=f"http://{ray_cluster.head_ip}:{mlflow_server.port}")
     work = tmp_path_factory.mktemp("deploy-models")
@@ -67,10 +65,7 @@ def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory, ml
     try:
         yield p
     finally:
-        p.cli("down", "--timeout-s", "60", check=False, timeout_s=90)
-        info = p.home / "control" / "daemon.json"
-        if info.exists() and psutil.pid_exists(json.loads(info.read_text())["pid"]):
-            os.kill(json.loads(info.read_text())["pid"], signal.SIGKILL)
+        p.down()
 
 
 def _tracked(plane: Plane) -> dict[str, str]:

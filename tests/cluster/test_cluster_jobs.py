@@ -56,24 +56,28 @@ class Plane:
     def state(self, job_id: int) -> str:
         return self.job(job_id)["state"]
 
+    def down(self) -> None:
+        """`llmos down`, then SIGKILL the daemon if it is still there (a test may have left it stuck)."""
+        import psutil
+
+        self.cli("down", "--timeout-s", "60", check=False, timeout_s=90)
+        info = self.home / "control" / "daemon.json"
+        if info.exists() and psutil.pid_exists(pid := json.loads(info.read_text())["pid"]):
+            os.kill(pid, signal.SIGKILL)
+
 
 @pytest.fixture(scope="module")
 def plane(ray_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer
           ) -> Iterator[Plane]:
     """The daemon of these tests, with the team's MLflow server (PostgreSQL, proxied artifacts) at the
     address the nodes reach it at."""
-    import psutil
-
     p = Plane(ray_cluster, tmp_path_factory.mktemp("cluster-home"),
               tracking=f"http://{ray_cluster.head_ip}:{mlflow_server.port}")
     p.up()
     try:
         yield p
     finally:
-        p.cli("down", "--timeout-s", "60", check=False, timeout_s=90)
-        info = p.home / "control" / "daemon.json"
-        if info.exists() and psutil.pid_exists(json.loads(info.read_text())["pid"]):
-            os.kill(json.loads(info.read_text())["pid"], signal.SIGKILL)
+        p.down()
 
 
 @pytest.fixture(scope="module")
