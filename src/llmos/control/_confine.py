@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from llmos.control._errors import Conflict, NotFound, Rejected
 from llmos.errors import SpecError
 
 if TYPE_CHECKING:
@@ -32,12 +30,11 @@ if TYPE_CHECKING:
 
     from llmos.control._auth import Caller
 
-__all__ = ["add_root", "check_paths", "default_roots", "list_roots", "outside", "remove_root", "root_problem",
-           "spec_paths"]
+__all__ = ["allowed_roots", "as_path", "check_paths", "default_roots", "outside", "resolve", "root_problem",
+           "run_folders", "spec_paths"]
 
 _NOT_PATHS = frozenset({"run", "env", "description"})  # a command's argv and environment; free text
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-_MAX_ROOT_CHARS = 1024
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")  # one folder name; never `..`
 
 
@@ -175,62 +172,3 @@ def run_folders(conn: Connection, project: str, paths: list[Path]) -> list[Path]
     ancestors = sorted({str(a) for p in paths for a in (p, *p.parents)})
     return [Path(r) for r in conn.execute(select(jobs.c.run_dir).distinct().where(
         jobs.c.project == project, jobs.c.run_dir.in_(ancestors))).scalars()]
-
-
-# ---- roots an admin adds ---------------------------------------------------------------------
-def list_roots(conn: Connection, project: str | None = None) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from llmos.control._schema import project_roots
-
-    query = select(project_roots).order_by(project_roots.c.project, project_roots.c.path)
-    if project is not None:
-        query = query.where(project_roots.c.project == project)
-    rows = [{**dict(r._mapping), "default": False} for r in conn.execute(query)]
-    if project is not None:
-        rows = [{"project": project, "path": str(p), "added_s": None, "added_by": "llmos", "default": True}
-                for p in default_roots(project)] + rows
-    return rows
-
-
-def add_root(conn: Connection, caller: Caller, project: str, path: str, now_s: float | None = None) -> dict:
-    from sqlalchemy import insert, select
-
-    from llmos.control._schema import project_roots
-
-    folder = _checked_root(path)
-    exists = conn.execute(select(project_roots.c.path).where(project_roots.c.project == project,
-                                                            project_roots.c.path == folder)).first()
-    if exists is not None:
-        raise Conflict(f"project {project} may already use {folder}.",
-                       hint=f"See its folders: llmos roots ls {project}")
-    row = {"project": project, "path": folder, "added_s": now_s or time.time(), "added_by": caller.owner}
-    conn.execute(insert(project_roots).values(**row))
-    return {**row, "default": False}
-
-
-def remove_root(conn: Connection, project: str, path: str) -> dict:
-    from sqlalchemy import delete
-
-    from llmos.control._schema import project_roots
-
-    folder = os.path.realpath(os.path.expanduser(path)) if path.startswith(("/", "~")) and "\x00" not in path else path
-    gone = conn.execute(delete(project_roots).where(project_roots.c.project == project,
-                                                    project_roots.c.path.in_([path, folder]))).rowcount
-    if not gone:
-        raise NotFound(f"project {project} has no added root {path}.", hint=f"List them with: llmos roots ls {project}")
-    return {"project": project, "path": folder, "removed": True}
-
-
-def _checked_root(path: str) -> str:
-    if "\x00" in path or len(path) > _MAX_ROOT_CHARS:
-        raise Rejected("a root must be a folder path of at most 1024 characters, without NUL bytes.")
-    p = Path(os.path.expanduser(path))
-    if not p.is_absolute():
-        raise Rejected(f"a root must be an absolute folder path, got {path!r}.",
-                       hint="Give the full path, e.g. llmos roots add PROJECT /data/team-a")
-    folder = os.path.realpath(p)
-    if folder == "/":
-        raise Rejected("the root folder / would let the project's jobs name every file on the machine.",
-                       hint="Add the folder that holds the project's data instead.")
-    return folder

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmos.control._secrets import NAME
+from llmos.control._secret_refs import NAME
 
 if TYPE_CHECKING:
     from llmos.control._service import Service

@@ -9,8 +9,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 from llmos.control import _auth as auth
-from llmos.control import _confine as confine
 from llmos.control import _projects as rules
+from llmos.control import _roots as folders
 from llmos.control import _secrets as store
 from llmos.control._db import read, write
 from llmos.control._errors import NotFound
@@ -52,19 +52,19 @@ class SecretAdmin:
     def roots(self, caller: auth.Caller, project: str) -> list[dict]:
         with read(self.engine) as conn:
             rules.authorize(conn, caller, project, "viewer", "see its folders")
-            return confine.list_roots(conn, project)
+            return folders.list_roots(conn, project)
 
     def add_root(self, caller: auth.Caller, project: str, path: str) -> dict:
         with self._change(caller, "roots.add", f"project {project}", project, "admin", "add roots",
                           global_admin=True) as (conn, p):
-            row = confine.add_root(conn, caller, p, path)
+            row = folders.add_root(conn, caller, p, path)
             auth.record(conn, caller, "roots.add", f"project {p}", project=p, detail=row["path"])
         return row
 
     def remove_root(self, caller: auth.Caller, project: str, path: str) -> dict:
         with self._change(caller, "roots.rm", f"project {project}", project, "admin", "remove roots",
                           global_admin=True) as (conn, p):
-            row = confine.remove_root(conn, p, path)
+            row = folders.remove_root(conn, p, path)
             auth.record(conn, caller, "roots.rm", f"project {p}", project=p, detail=row["path"])
         return row
 

@@ -12,89 +12,26 @@ the secrets the job references replaced by `***` (`_logfiles.redact`).
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from llmos.control._errors import NotFound, Rejected
+from llmos.control._secret_refs import REF, references, resolve_env, valid_name
 from llmos.errors import LlmosError, SpecError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-__all__ = ["NAME", "check_references", "key_file", "list_secrets", "masked_spec", "references", "remove_secret",
-           "resolve_env", "set_secret", "values_for", "with_secrets"]
+__all__ = ["check_references", "job_values", "key_file", "list_secrets", "remove_secret", "set_secret", "values_for",
+           "with_secrets"]
 
-NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
-_REF = re.compile(r"\$\{secret:([^}]*)\}")
-_NAME = re.compile(rf"^{NAME}$")
 _MAX_VALUE_BYTES = 64 * 1024
-HIDDEN = "***"
 _KEY_LOCK = threading.Lock()
 _CIPHERS: dict[Path, Any] = {}  # key file -> its Fernet
-
-
-# ---- references in a spec (pure) -------------------------------------------------------------
-def references(model: BaseModel) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(uses, problems): each (`env.KEY`, NAME) a spec's env values reference, and each misplaced or
-    malformed reference as (dotted field, message)."""
-    uses: list[tuple[str, str]] = []
-    problems: list[tuple[str, str]] = []
-    for key, text, in_env in _strings(model.model_dump(mode="json", by_alias=True), ""):
-        for name in _REF.findall(text):
-            if not _NAME.match(name):
-                problems.append((key, f"'${{secret:{name}}}' is not a secret name (letters, digits, _)"))
-            elif not in_env:
-                problems.append((key, f"'${{secret:{name}}}': secrets may be referenced only in env values, "
-                                      "where the job reads them from its environment"))
-            else:
-                uses.append((key, name))
-    return uses, problems
-
-
-def _strings(value: Any, key: str) -> Iterator[tuple[str, str, bool]]:
-    """(dotted key, string, whether it is an env value) for every string in a dumped spec."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            sub = f"{key}.{k}" if key else str(k)
-            if k == "env" and isinstance(v, dict):
-                for name, text in v.items():
-                    yield from [(f"{sub}.{name}", text, True)] if isinstance(text, str) else _strings(text, sub)
-            else:
-                yield from _strings(v, sub)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _strings(v, f"{key}.{i}")
-    elif isinstance(value, str):
-        yield key, value, False
-
-
-def resolve_env(env: dict[str, str], values: dict[str, str]) -> dict[str, str]:
-    """`env` with every `${secret:NAME}` replaced by its value (every name is in `values`). Pure."""
-    return {k: _REF.sub(lambda m: values[m.group(1)], v) for k, v in env.items()}
-
-
-def masked_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The stored spec as a viewer who is neither its owner nor an admin sees it: `env` values that are
-    not secret references become `***` (they may hold API keys written in plain text), and so does the
-    password of any URL (`tracking.uri: http://user:pass@mlflow`)."""
-    from llmos.control._db import redact
-
-    def mask(value: Any, parent: str = "") -> Any:
-        if isinstance(value, dict):
-            if parent == "env":
-                return {k: v if isinstance(v, str) and _REF.fullmatch(v) else HIDDEN for k, v in value.items()}
-            return {k: mask(v, k) for k, v in value.items()}
-        if isinstance(value, list):
-            return [mask(v) for v in value]
-        return redact(value) if isinstance(value, str) and "://" in value else value
-
-    return mask(spec)
 
 
 # ---- the key ---------------------------------------------------------------------------------
@@ -126,7 +63,7 @@ def _fernet() -> Any:
 
 # ---- the store -------------------------------------------------------------------------------
 def check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not valid_name(name):
         raise Rejected(f"{name[:200]!r} is not a secret name.",
                        hint="Use letters, digits and _ (not first), at most 128 characters, e.g. HF_TOKEN.")
 
@@ -223,7 +160,7 @@ def with_secrets(engine: Engine, project: str, job: Any) -> Any:
     env = getattr(job, "env", None)
     if not env:
         return job
-    names = {name for v in env.values() for name in _REF.findall(v)}
+    names = {name for v in env.values() for name in REF.findall(v)}
     if not names:
         return job
     with read(engine) as conn:
@@ -238,5 +175,5 @@ def with_secrets(engine: Engine, project: str, job: Any) -> Any:
 def job_values(conn: Connection, project: str, spec: dict[str, Any]) -> list[str]:
     """The values of the secrets a stored spec references (what its logs must not show)."""
     env = spec.get("env") if isinstance(spec.get("env"), dict) else {}
-    names = {name for v in env.values() if isinstance(v, str) for name in _REF.findall(v) if _NAME.match(name)}
+    names = {name for v in env.values() if isinstance(v, str) for name in REF.findall(v) if valid_name(name)}
     return list(values_for(conn, project, names).values()) if names else []

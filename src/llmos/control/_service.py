@@ -27,7 +27,8 @@ from llmos.control._paths import job_dir
 from llmos.control._project_admin import Projects
 from llmos.control._schema import attempts, jobs, transitions
 from llmos.control._secret_admin import SecretAdmin
-from llmos.control._secrets import check_references, job_values, masked_spec
+from llmos.control._secret_refs import masked_spec
+from llmos.control._secrets import check_references, job_values
 from llmos.control._states import HOLDING, TERMINAL, JobState
 from llmos.control._submit import check_fits, request_of, split_project, validate_submission
 from llmos.control._transition import create_job, transition

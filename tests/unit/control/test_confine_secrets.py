@@ -11,7 +11,7 @@ import pytest
 from llmos.control._confine import as_path, outside, spec_paths
 from llmos.control._db import database_url, split_password
 from llmos.control._logfiles import redact
-from llmos.control._secrets import masked_spec, references, resolve_env
+from llmos.control._secret_refs import masked_spec, references, resolve_env
 from llmos.spec import CommandJob, validate_dict
 
 

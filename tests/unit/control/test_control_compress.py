@@ -61,7 +61,7 @@ def test_rest_submission_stores_a_runnable_job(service, eval_csv: Path, llmos_ho
     with write(service.engine) as conn:
         token = create_token(conn, name="ann", owner="ann", role="developer")
         from llmos.control._auth import Caller
-        from llmos.control._confine import add_root
+        from llmos.control._roots import add_root
 
         add_root(conn, Caller("root", "admin"), "ann", str(eval_csv.parent))  # ann's data is outside LLMOS_HOME
     client = TestClient(create_app(service, {"pid": 1}))
