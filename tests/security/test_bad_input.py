@@ -155,6 +155,16 @@ def test_every_error_has_one_shape_the_frameworks_too(plane: Plane) -> None:
     assert shape(httpx.get(f"{plane.url}/v1/jobs"))["error"].startswith("this API needs a token")
 
 
+def test_a_bug_is_a_500_in_the_same_shape_without_a_traceback(plane: Plane, monkeypatch) -> None:
+    monkeypatch.setattr(plane.service, "counts", lambda: {}["boom"])
+    answer = httpx.get(f"{plane.url}/v1/status", headers=plane.headers("root"))
+    body = shape(answer)
+    assert answer.status_code == 500 and body["error"] == "the control plane failed on this request (KeyError)."
+    assert "daemon.log" in body["hint"] and "Traceback" not in answer.text
+    allow = httpx.request("PUT", f"{plane.url}/v1/tokens", headers=plane.headers("root"))
+    assert allow.status_code == 405 and allow.headers["allow"] == "GET, POST"  # both routes of the path
+
+
 def test_the_openapi_document_declares_the_bearer_scheme_and_every_status(plane: Plane) -> None:
     doc = httpx.get(f"{plane.url}/openapi.json").json()
     assert doc["components"]["securitySchemes"] == {"bearer": {
@@ -190,7 +200,7 @@ def test_schemathesis_all_checks_no_5xx_no_schema_violation(plane: Plane, tmp_pa
     st = Path(sys.executable).with_name("st")
     start = time.monotonic()
     done = subprocess.run([str(st), "--config-file", str(config), "run", f"{plane.url}/openapi.json",
-                           "--checks", "all", "--max-examples", "8", "--max-time", "30", "--seed", "1",
+                           "--checks", "all", "--max-examples", "8", "--max-time", "25", "--seed", "1",
                            "--generation-deterministic", "-H", f"Authorization: Bearer {plane.tokens['root']}",
                            "--workers", "1", "--no-color"], capture_output=True, text=True, timeout=100,
                           cwd=tmp_path)
