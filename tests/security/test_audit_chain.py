@@ -229,10 +229,17 @@ def test_refused_calls_are_audited_and_a_row_deleted_by_hand_is_caught(daemon: d
     assert httpx.post(f"{url}/v1/jobs", content=b"x" * 2_000_000,
                       headers={"Authorization": f"Bearer {viewer}"}).status_code == 413
 
+    bad = {"spec": {"kind": "command", "name": "c", "run": ["true"], "resources": {"cpus": 2**70}}}
+    assert httpx.post(f"{url}/v1/jobs", json=bad, headers={"Authorization": f"Bearer {root}"}).status_code == 422
+    assert httpx.get(f"{url}/v1/jobs/77", headers={"Authorization": f"Bearer {root}"}).status_code == 404
+    mine = json.loads(llmos("audit", "--json", "--actor", "admin", "--limit", "2").stdout)
+    assert [(r["action"], r["target"], r["status"]) for r in mine] == [
+        ("GET /v1/jobs/{job_id}", "/v1/jobs/77", 404), ("POST /v1/jobs", "/v1/jobs", 422)]
     refused = json.loads(llmos("audit", "--json", "--actor", "anonymous").stdout)
-    assert [(r["action"], r["status"]) for r in refused] == [("POST /v1/jobs", 413), ("GET /v1/jobs", 401),
-                                                            ("GET /v1/jobs", 401)]
-    assert "not known" in refused[1]["detail"] and refused[0]["source"].startswith("127.0.0.1:")
+    assert [(r["action"], r["status"]) for r in refused] == [("GET /v1/jobs", 401), ("GET /v1/jobs", 401)]
+    assert "not known" in refused[0]["detail"] and refused[0]["source"].startswith("127.0.0.1:")
+    too_big = json.loads(llmos("audit", "--json", "--actor", "vic").stdout)[0]  # refused before its route
+    assert (too_big["action"], too_big["role"], too_big["status"]) == ("POST /v1/jobs", "viewer", 413)
     denied = json.loads(llmos("audit", "--json", "--action", "submit", "--since", "10m").stdout)
     assert [(r["actor"], r["role"], r["outcome"], r["status"]) for r in denied] == [("vic", "viewer", "403", 403)]
     assert json.loads(llmos("audit", "--json", "--action", "tokens.*").stdout)[0]["target"] == "viewer token vic"

@@ -24,10 +24,11 @@ _log = logging.getLogger("llmos.control")
 
 
 class Guard:
-    def __init__(self, app: Any, engine: Any, max_body_bytes: int) -> None:
+    def __init__(self, app: Any, engine: Any, max_body_bytes: int, identify: Any = None) -> None:
         self.app = app
         self.engine = engine
         self.max_body_bytes = max_body_bytes
+        self.identify = identify  # (token, source) -> Caller: who a call refused before its route was
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -101,17 +102,29 @@ class Guard:
         from llmos.control._db import write
 
         state = scope.get("state", {})
-        caller = state.get("caller")
+        client = scope.get("client")
+        source = f"{client[0]}:{client[1]}" if client else "unknown"
+        caller = state.get("caller") or self._caller(scope, source)
         named = state.get("audit")  # (action, target) when the service named the refused operation
         route = scope.get("route")
         action, target = named or (f"{scope['method']} {getattr(route, 'path', scope['path'])}", scope["path"])
-        client = scope.get("client")
-        source = f"{client[0]}:{client[1]}" if client else "unknown"
         entry = Entry(actor=caller.owner if caller else "anonymous", role=caller.role if caller else "none",
                       action=action, target=target, source=source, outcome=str(status), status=status,
                       project=getattr(caller, "project", "") or "", detail=state.get("error", ""))
         with write(self.engine) as conn:
             append(conn, entry)
+
+    def _caller(self, scope: dict[str, Any], source: str) -> Any:
+        """The token's owner, for a call refused here before its route checked the token."""
+        from llmos.errors import LlmosError
+
+        given = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode("latin-1")
+        if self.identify is None or not given.startswith("Bearer "):
+            return None
+        try:
+            return self.identify(given.removeprefix("Bearer ").strip(), source)
+        except LlmosError:  # unknown or revoked: anonymous
+            return None
 
 
 def _body_refusal(scope: dict[str, Any], body: bytes) -> ControlError | None:

@@ -74,7 +74,7 @@ def install(app: FastAPI, service: Any) -> None:
 
     key()  # the audit chain's key exists (0600) from the first start on, not from the first audited call
     limit = getattr(service.config, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-    app.add_middleware(Guard, engine=service.engine, max_body_bytes=limit)
+    app.add_middleware(Guard, engine=service.engine, max_body_bytes=limit, identify=service.caller)
     _complete_openapi(app)
 
 
