@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["allowed_roots", "as_path", "check_paths", "default_roots", "outside", "resolve", "root_problem",
            "run_folders", "spec_paths"]
 
-_NOT_PATHS = frozenset({"run", "env", "description"})  # a command's argv and environment; free text
+# A command's argv and environment (the program's own business), and free text. Named with their model,
+# so that a field called `run` or `env` elsewhere (a stage's spec) is still walked.
+_NOT_PATHS = frozenset({("CommandJob", "run"), ("CommandJob", "env"), ("*", "description")})
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")  # one folder name; never `..`
 
@@ -41,7 +43,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")  # one 
 def spec_paths(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
     """(dotted field, path as written) for every value of `model` that names a file or folder."""
     for name, field in type(model).model_fields.items():
-        if name in _NOT_PATHS:
+        if (type(model).__name__, name) in _NOT_PATHS or ("*", name) in _NOT_PATHS:
             continue
         key = f"{prefix}{field.alias or name}"
         yield from _walk(getattr(model, name), key, _is_path_type(field.annotation))
