@@ -29,6 +29,10 @@ def test_the_issue_attacks_are_refused_at_submit(api, llmos_home: Path) -> None:
     _refused(api("ann", "POST", "/v1/jobs", json=train(model={"name": "~nobody-here/x"})), "model.name")
     _refused(api("ann", "POST", "/v1/jobs", json=train(output="~nobody-here/x")), "output")  # a 422, not a 500
     _refused(api("ann", "POST", "/v1/jobs", json=train(output=str(llmos_home / "control"))), "output")
+    stage = {"name": "tr", "train": {"data": {"train": "/etc/shadow", "label_column": "label"},
+                                     "register": {"name": "m"}}}
+    pipeline = {"spec": {"kind": "pipeline", "name": "p", "stages": [stage]}}
+    _refused(api("ann", "POST", "/v1/jobs", json=pipeline), "stages.0.train.data.train")  # a stage's spec too
     deploy = {"spec": {"name": "d", "model": "sentiment@production", "tracking_uri": "sqlite:////etc/mlflow.db"}}
     _refused(api("ann", "POST", "/v1/deployments", json=deploy), "tracking_uri")  # llmos deploy specs too
     own.mkdir(parents=True)
@@ -36,7 +40,7 @@ def test_the_issue_attacks_are_refused_at_submit(api, llmos_home: Path) -> None:
     body = _refused(api("ann", "POST", "/v1/jobs", json=train(data={"train": f"{own}/link/shadow"})), "data.train")
     assert "resolves to /etc/shadow" in body["problems"][0]["message"]
     audit = [(a["actor"], a["action"], a["outcome"]) for a in api("root", "GET", "/v1/audit").json()]
-    assert audit.count(("ann", "submit", "422")) == 10
+    assert audit.count(("ann", "submit", "422")) == 11
 
 
 def test_own_folders_run_folders_and_added_roots(api, llmos_home: Path, tmp_path: Path) -> None:  # noqa: F811
