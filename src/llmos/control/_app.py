@@ -204,7 +204,7 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
 
     @app.post("/v1/deployments/{name}/{action}", summary="promote or roll back a deployment's running canary now")
     def deployment_canary(name: str, action: Literal["promote", "rollback"], who: Who) -> dict:
-        return _deployments().canary(who, name, action)
+        return service.canary(who, name, action)
 
     from llmos.control._routes_projects import add_project_routes
 

@@ -341,6 +341,13 @@ class Service:
                 raise NotFound(f"no deployment {name}.", hint="List them with: llmos status")
             return self.deployments.undeploy(caller, name)
 
+    def canary(self, caller: auth.Caller, name: str, action: str) -> dict:
+        """`promote` or `rollback` a deployment's running canary (audited by the deployments, or refused here)."""
+        with self._audited(caller, f"deploy.{action}", f"deployment {name}"):
+            if self.deployments is None:
+                raise NotFound(f"no deployment {name}.", hint="List them with: llmos status")
+            return self.deployments.canary(caller, name, action)
+
     @contextmanager
     def _audited(self, caller: auth.Caller, action: str, target: str) -> Iterator[dict]:
         """Name a refused call's action and target; the REST app's Guard writes its audit row
