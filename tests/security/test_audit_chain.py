@@ -215,6 +215,7 @@ def llmos(*args: str, check: bool = True) -> Result:
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_refused_calls_are_audited_and_a_row_deleted_by_hand_is_caught(daemon: dict, llmos_home: Path) -> None:
     url = daemon["url"]

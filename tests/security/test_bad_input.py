@@ -190,6 +190,7 @@ expected-statuses = ["400", "401", "403", "404", "405", "409", "413", "422"]
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_schemathesis_all_checks_no_5xx_no_schema_violation(plane: Plane, tmp_path: Path) -> None:
     """Every check schemathesis has, bounded (examples per operation and a time budget). A spec is a
