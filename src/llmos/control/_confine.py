@@ -36,6 +36,9 @@ __all__ = ["allowed_roots", "as_path", "check_paths", "default_roots", "outside"
 # A command's argv and environment (the program's own business), and free text. Named with their model,
 # so that a field called `run` or `env` elsewhere (a stage's spec) is still walked.
 _NOT_PATHS = frozenset({("CommandJob", "run"), ("CommandJob", "env"), ("*", "description")})
+# In a raw mapping (a pipeline stage's spec, not yet a model) the keys whose string values the spec
+# loader reads as files, relative to the daemon's folder when the stage becomes a job.
+_FILE_KEYS = frozenset({"train", "eval", "test", "calib", "teacher", "output", "cwd"})
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")  # one folder name; never `..`
 
@@ -49,35 +52,36 @@ def spec_paths(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
         yield from _walk(getattr(model, name), key, _is_path_type(field.annotation))
 
 
-def _walk(value: Any, key: str, typed_path: bool) -> Iterator[tuple[str, str]]:
+def _walk(value: Any, key: str, typed_path: bool, file_key: bool = False) -> Iterator[tuple[str, str]]:
     if isinstance(value, BaseModel):
         yield from spec_paths(value, key + ".")
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield from _walk(v, f"{key}.{k}", typed_path)
+            yield from _walk(v, f"{key}.{k}", typed_path, k in _FILE_KEYS)
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             yield from _walk(v, f"{key}.{i}", typed_path)
     elif isinstance(value, os.PathLike):
         yield key, os.fspath(value)
     elif isinstance(value, str):
-        path = as_path(value, typed_path)
+        path = as_path(value, typed_path, file_key)
         if path is not None:
             yield key, path
 
 
-def as_path(value: str, typed_path: bool = False) -> str | None:
-    """The file-system path a spec string names, or None when it names something else."""
+def as_path(value: str, typed_path: bool = False, file_key: bool = False) -> str | None:
+    """The file-system path a spec string names, or None when it names something else. `file_key`: the
+    string is a file key's value in a raw mapping (a stage's spec), where a relative name is a path too."""
     if value.startswith("sqlite:///"):
         return value.removeprefix("sqlite:///") or None  # sqlite:////abs, sqlite:///relative
     if value.startswith("file:"):
         return re.sub(r"^file:(//)?", "", value) or None
     if typed_path:
         return value
-    if _URI.match(value) and not value.startswith("~"):  # hf:, http://, models:/, runs:/
+    if (_URI.match(value) and not value.startswith("~")) or value.startswith("${"):  # hf:, http://; ${stages.X.model}
         return None
     parts = value.split("/")
-    if value.startswith(("/", "~", "./")) or value == "." or ".." in parts:
+    if value.startswith(("/", "~", "./")) or value == "." or ".." in parts or file_key:
         return value
     return None
 

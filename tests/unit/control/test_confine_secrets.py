@@ -42,6 +42,11 @@ def test_which_strings_are_paths(text: str, path: str | None) -> None:
     assert as_path(text) == path
 
 
+def test_in_a_stage_s_raw_spec_a_file_key_s_relative_name_is_a_path() -> None:
+    assert as_path("dev.csv", file_key=True) == "dev.csv" and as_path("dev.csv") is None
+    assert as_path("hf:imdb", file_key=True) is None and as_path("${stages.tr.model}", file_key=True) is None
+
+
 def test_outside_is_after_resolution() -> None:
     roots = [Path("/h/projects/a"), Path("/data/a")]
     paths = [("output", Path("/h/projects/a/run")), ("data.train", Path("/h/projects/ab/x")),
