@@ -57,6 +57,11 @@ def test_the_checks_are_pure_functions() -> None:
     assert parse_json(b"[" * 100_000)[1][0][1].startswith("nested too deeply")
     assert url_problems("/v1/jobs/1/logs/a\x00b", [("state", "x\x00")]) == [
         ("path", "contains a NUL byte (%00); remove it"), ("query.state", "contains a NUL byte (%00); remove it")]
+    assert url_problems(f"/v1/jobs/{2**63}", [("a", str(-(2**63) - 1)), ("b", str(2**63 - 1)), ("c", "0" * 30 + "1"),
+                                              ("d", "1-2"), ("e", "\u00b2"), ("f", "9" * 5000)]) == [
+        ("path", "9223372036854775808 is beyond a 64-bit integer"),
+        ("query.a", "-9223372036854775809 is beyond a 64-bit integer"),
+        ("query.f", "9" * 60 + "... (5000 characters) is beyond a 64-bit integer")]
     assert submission_problems({"name": "n" * 101, "env": {"K": "v" * 70_000}}) == [
         ("spec.name", "is 101 characters; at most 100"),
         ("spec.env", "holds 70001 bytes of names and values; at most 65536 (pass large data as a file under the "
@@ -97,9 +102,11 @@ def test_a_50_mb_body_is_refused_before_it_is_read_and_nothing_is_stored(plane: 
 def test_integers_beyond_64_bits_are_a_422_not_a_500(plane: Plane) -> None:
     root = plane.headers("root")
     for method, path, kwargs, where in (
-            ("GET", f"/v1/jobs/{BIG}", {}, "path.job_id"),
-            ("POST", f"/v1/jobs/{BIG}/cancel", {}, "path.job_id"),
-            ("POST", f"/v1/tokens/{BIG}/revoke", {}, "path.token_id"),
+            ("GET", f"/v1/jobs/{BIG}", {}, "path"),
+            ("POST", f"/v1/jobs/{BIG}/cancel", {}, "path"),
+            ("POST", f"/v1/tokens/{BIG}/revoke", {}, "path"),
+            ("GET", f"/ui/jobs/{BIG}", {}, "path"),  # on every route, whatever it declares
+            ("GET", f"/v1/jobs/{2**63}", {}, "path"),
             ("GET", "/v1/jobs", {"params": {"before": BIG}}, "query.before"),
             ("GET", f"/v1/jobs/1/logs/attempt-1/launcher.log?offset={BIG}", {}, "query.offset"),
             ("POST", "/v1/jobs", {"json": command(resources={"cpus": BIG})}, "body.spec.resources.cpus"),

@@ -65,7 +65,8 @@ class Guard:
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         problems = url_problems(scope["path"], query)
         if problems:
-            return Rejected("the URL is not valid:", problems=problems, hint="Remove the NUL bytes from the URL.")
+            return Rejected("the URL is not valid:", problems=problems,
+                            hint="Remove NUL bytes from the URL; ids, offsets and cursors fit in 64 bits.")
         return None
 
     async def _read_body(self, scope: dict[str, Any], receive: Any) -> tuple[bytes, ControlError | None]:

@@ -64,12 +64,26 @@ def parse_json(body: bytes) -> tuple[Any, list[tuple[str, str]]]:
 
 
 def url_problems(path: str, query: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """NUL bytes in the URL's path or query (decoded); a path with one cannot name a file or a row."""
+    """NUL bytes in the URL's path or query (decoded), which cannot name a file or a row, and integers
+    beyond 64 bits, which no id, offset or cursor can be (on every route, whatever it declares)."""
     found = [("path", "contains a NUL byte (%00); remove it")] if "\x00" in path else []
+    found += [("path", f"{_short(part)} is beyond a 64-bit integer") for part in path.split("/") if _too_big(part)]
     for name, value in query:
+        where = f"query.{name.replace(chr(0), '?')}"
         if "\x00" in name or "\x00" in value:
-            found.append((f"query.{name.replace(chr(0), '?')}", "contains a NUL byte (%00); remove it"))
+            found.append((where, "contains a NUL byte (%00); remove it"))
+        elif _too_big(value):
+            found.append((where, f"{_short(value)} is beyond a 64-bit integer"))
     return found
+
+
+def _too_big(text: str) -> bool:
+    """An integer literal outside -2**63..2**63-1 (without converting a string of any length)."""
+    unsigned = text[1:] if text[:1] in ("+", "-") else text
+    if not unsigned.isascii() or not unsigned.isdigit():
+        return False
+    digits = unsigned.lstrip("0")
+    return len(digits) > 19 or not INT64_MIN <= int(text) <= INT64_MAX
 
 
 def submission_problems(spec: Any) -> list[tuple[str, str]]:
