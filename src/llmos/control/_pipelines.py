@@ -14,7 +14,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 
 from llmos.control._auth import Caller
 from llmos.control._db import read, write
@@ -67,9 +67,10 @@ class PipelineDriver:
     def tick(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         with read(self.engine) as conn:
-            live = conn.execute(select(jobs).where(jobs.c.kind == "pipeline", jobs.c.id.in_(
-                select(pipeline_stages.c.pipeline_id).where(pipeline_stages.c.state.in_(("PENDING", "RUNNING"))))
-            )).all()
+            # running pipelines, and ended (cancelled) ones whose stages must still be wound down
+            live = conn.execute(select(jobs).where(jobs.c.kind == "pipeline", or_(
+                jobs.c.state == JobState.RUNNING.value, jobs.c.id.in_(select(pipeline_stages.c.pipeline_id).where(
+                    pipeline_stages.c.state.in_(("PENDING", "RUNNING"))))))).all()
         for row in live:
             try:
                 self._advance(row, now)

@@ -95,3 +95,34 @@ def test_a_cancelled_pipeline_cancels_its_running_stage_and_skips_the_rest(servi
     PipelineDriver(engine).tick()
     assert service.job(train_id)["state"] == "CANCELLED"
     assert [s["state"] for s in service.job(pid)["stages"]] == ["FAILED", "SKIPPED", "SKIPPED"]
+
+
+class _Deployments:
+    """Stands in for the daemon's DeploymentManager (tested on its own): records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple] = []
+
+    def deploy(self, caller: Caller, job, project: str) -> dict:
+        self.asked.append((caller.owner, job.name, job.model, project))
+        return {"url": "http://127.0.0.1:9"}
+
+
+def test_a_deploy_stage_deploys_the_promoted_version_and_the_pipeline_then_succeeds(service, engine) -> None:
+    spec = {"kind": "pipeline", "name": "p", "stages": [
+        {"name": "promote", "promote": {"model": "intents/3", "alias": "production"}},
+        {"name": "deploy", "deploy": {"model": "${stages.promote.model}"}}]}
+    pid = service.submit(ADMIN, spec)["id"]
+    deployments = _Deployments()
+    driver = PipelineDriver(engine, deployments=deployments)
+    driver.tick()
+    promote = _stages(service, pid)["promote"]
+    (Path(promote["folder"]) / "result.json").write_text(json.dumps(
+        {"passed": True, "model": "intents/3", "reason": "intents@production -> version 3"}))
+    _finish(engine, promote["job_id"], ok=True)
+    driver.tick()  # promote succeeded: the deployment is made at once, as the caller who submitted
+    assert deployments.asked == [("admin", "p", "intents/3", service.job(pid)["project"])]
+    driver.tick()
+    shown = service.job(pid)
+    assert shown["state"] == "SUCCEEDED" and shown["reason"] == "every stage succeeded; it yielded intents/3"
+    assert shown["stages"][1]["reason"] == "deployed p (intents/3) at http://127.0.0.1:9"
