@@ -85,8 +85,8 @@ def ls(state: _State = None, owner: _Owner = None, limit: _Limit = 50, json_out:
         # The words people grep for (ids, states) are never wrapped or cut.
         table.add_column(column, no_wrap=column in ("id", "state", "age"), min_width=9 if column == "state" else None)
     for j in rows:
-        res = f"{j.workers}x{j.cpus:g}cpu" + (f" {j.gpus}gpu" if j.gpus else "") + (
-            f" {j.memory_gb:g}GB" if j.memory_gb else "")
+        res = "its stages' jobs" if j.kind == "pipeline" else f"{j.workers}x{j.cpus:g}cpu" + (
+            f" {j.gpus}gpu" if j.gpus else "") + (f" {j.memory_gb:g}GB" if j.memory_gb else "")
         place = j.placement
         where = "-" if place is None else (", ".join(place["addresses"]) if place.get("addresses") else
                                            f"cores {_ranges(place['cores'])}") + (

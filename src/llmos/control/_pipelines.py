@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, or_, select, update
@@ -120,8 +121,6 @@ class PipelineDriver:
             if state == "RUNNING":
                 continue
             if state == "SUCCEEDED":
-                from pathlib import Path
-
                 verdict = read_verdict(s["action"], Path(s["folder"]))
                 state, model, reason = ("SUCCEEDED" if verdict.ok else "FAILED"), verdict.model, verdict.reason
             else:
