@@ -21,7 +21,7 @@ import pytest
 from click.testing import Result
 from sqlalchemy import insert, select, text
 
-from llmos.control._audit import Entry, append, check_chain, key, verify
+from llmos.control._audit import Entry, append, check_chain, key, seal_legacy, verify
 from llmos.control._audit_head import head_file, read_head
 from llmos.control._db import open_db, read, write
 from llmos.control._schema import audit
@@ -167,8 +167,13 @@ def test_rows_from_before_the_chain_are_sealed_by_the_first_chained_row(engine) 
                                               target=f"job {i}", source="local", outcome="ok", detail=""))
     with read(engine) as conn:
         assert "none of the 2 rows" in verify(conn, secret=SECRET).problem
+    with write(engine) as conn:  # what the daemon does at start, once
+        assert seal_legacy(conn, secret=SECRET) == 3 and seal_legacy(conn, secret=SECRET) is None
     fill(engine, 2)
-    assert verdict(engine).to_dict() == {"ok": True, "rows": 4, "chained": 2, "first_bad": None, "problem": ""}
+    assert verdict(engine).to_dict() == {"ok": True, "rows": 5, "chained": 3, "first_bad": None, "problem": ""}
+    with read(engine) as conn:
+        assert conn.execute(select(audit.c.action, audit.c.target).where(audit.c.id == 3)).one() == (
+            "audit.seal", "rows 1..2")
     tamper(engine, "UPDATE audit SET actor = 'mallory' WHERE id = 1")
     found = verdict(engine)
     assert found.first_bad == 3 and "does not follow" in found.problem

@@ -36,7 +36,7 @@ from llmos.control._schema import audit
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Row
 
-__all__ = ["FIELDS", "Entry", "Verdict", "append", "check_chain", "key", "query", "verify"]
+__all__ = ["FIELDS", "Entry", "Verdict", "append", "check_chain", "key", "query", "seal_legacy", "verify"]
 
 # The fields a digest covers, in this order; `id` is the first.
 FIELDS = ("id", "at_s", "actor", "role", "project", "action", "target", "source", "outcome", "status", "detail")
@@ -147,6 +147,18 @@ def append(conn: Connection, entry: Entry, *, secret: bytes | None = None, now_s
     digest = _insert(conn, secret, prev, next_id, at_s, entry)
     remember(conn, next_id, digest)  # the newest row, kept outside the database once this commits
     return next_id
+
+
+def seal_legacy(conn: Connection, *, secret: bytes | None = None) -> int | None:
+    """At start: if the newest row predates the chain (a database upgraded from llmos 0.1.0), append a
+    row that seals every row before it, so that the log verifies from the first start on."""
+    last = conn.execute(select(audit.c.id, audit.c.digest).order_by(audit.c.id.desc()).limit(1)).first()
+    if last is None or last.digest is not None:
+        return None
+    return append(conn, Entry(actor="llmos", role="system", action="audit.seal", target=f"rows 1..{last.id}",
+                              source="local", status=0,
+                              detail="written before the hash chain (llmos 0.1.0); this row's digest covers them"),
+                  secret=secret)
 
 
 def _insert(conn: Connection, secret: bytes, prev: str, row_id: int, at_s: float, entry: Entry) -> str:

@@ -70,9 +70,12 @@ def install(app: FastAPI, service: Any) -> None:
                       "This is a bug in llmos: its log (LLMOS_HOME/control/daemon.log) has the traceback; "
                       "please report it.")
 
-    from llmos.control._audit import key
+    from llmos.control._audit import key, seal_legacy
+    from llmos.control._db import write
 
     key()  # the audit chain's key exists (0600) from the first start on, not from the first audited call
+    with write(service.engine) as conn:
+        seal_legacy(conn)  # rows from before the chain (an upgraded database) verify from the start
     limit = getattr(service.config, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
     app.add_middleware(Guard, engine=service.engine, max_body_bytes=limit, identify=service.caller)
     _complete_openapi(app)
