@@ -21,7 +21,7 @@ import yaml
 
 from tests.integration._util import llmos
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def sweep_spec(data: tuple[Path, Path], **fields: object) -> dict:
