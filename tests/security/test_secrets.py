@@ -106,7 +106,8 @@ def _secret_round_trip(tmp_path: Path, llmos_home: Path) -> None:
     assert "cwd" in refused and "llmos roots add ann" in refused
     assert str(tmp_path) in llmos("roots", "add", "ann", str(tmp_path)).stdout
     assert str(tmp_path) in [r["path"] for r in json.loads(as_ann("roots", "ls", "ann", "--json"))]
-    script = 'echo "key=$API_KEY"; printf %s "$API_KEY" > got.txt; env > env.txt'
+    key = llmos_home / "control" / "secrets.key"
+    script = f'echo "key=$API_KEY"; printf %s "$API_KEY" > got.txt; env > env.txt; cat {key} > stolen.txt 2>&1; true'
     spec = write_job(tmp_path / "job", json.dumps({"kind": "command", "name": "uses-key", "run": ["sh", "-c", script],
                                                    "env": {"API_KEY": "${secret:API_KEY}"}}))
     job_id = int(as_ann("submit", str(spec)).split("submitted job ")[1].split()[0])
@@ -117,6 +118,7 @@ def _secret_round_trip(tmp_path: Path, llmos_home: Path) -> None:
     assert (folder / "got.txt").read_text() == VALUE  # the job had it
     environment = (folder / "env.txt").read_text()
     assert "db-pw-4242" not in environment and "LLMOS_DB_PASSWORD" not in environment
+    assert key.read_text().strip() not in (folder / "stolen.txt").read_text()  # isolation hides the key
     assert VALUE in (folder / "output.log").read_text()  # on disk, as written; the API serves it redacted
     logs = as_ann("logs", str(job_id))
     assert "key=***" in logs and VALUE not in logs
