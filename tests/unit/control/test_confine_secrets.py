@@ -104,3 +104,11 @@ def test_database_passwords_stay_out_of_files(tmp_path: Path, monkeypatch: pytes
     assert database_url("postgresql://u@h/db", str(secret)) == "postgresql://u:env@h/db"
     assert database_url("postgresql://u:url@h/db") == "postgresql://u:url@h/db"
     assert os.environ["LLMOS_DB_PASSWORD"] == "env" and database_url(None) is None
+
+
+def test_the_database_url_may_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmos.control._config import load_config
+
+    monkeypatch.setenv("LLMOS_DB", "postgresql://u:pw@h:5432/db")
+    assert load_config().db == "postgresql://u:pw@h:5432/db"
+    assert load_config(db="sqlite:////tmp/x.db").db == "sqlite:////tmp/x.db"  # --db wins
