@@ -1,10 +1,9 @@
-"""`kind: sweep` end to end: a real daemon (SQLite and PostgreSQL) killed with SIGKILL mid-sweep and
-started again, real trial jobs, the real Optuna study in the control plane's database, MLflow parent
-and child runs, the best trial registered; and `llmos run` in the foreground, where the median pruner
-stops a trial whose loss lags (a real SIGTERM: it checkpoints and exits).
-
-tiny-bert on the shared sentiment CSV; the metric is the eval loss, which moves with the learning
-rate from the first evaluation (accuracy of a 16-step tiny model is often flat at 0.5).
+"""`kind: sweep` end to end: docs/pipelines.md's sweep example under a real daemon (SQLite and
+PostgreSQL) killed with SIGKILL mid-sweep and started again: real trial jobs, the real Optuna study
+in the control plane's database, MLflow parent and child runs, the best trial registered; and
+`llmos run` in the foreground, where the median pruner stops a trial whose loss lags (a real
+SIGTERM: it checkpoints and exits). tiny-bert; the metric is the eval loss, which moves with the
+learning rate from the first evaluation (a 12-step tiny model's accuracy is often flat).
 """
 
 from __future__ import annotations
@@ -22,6 +21,21 @@ import yaml
 from tests.integration._util import llmos
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+DOC = Path(__file__).parents[2] / "docs" / "pipelines.md"
+
+
+def docs_example(folder: Path) -> Path:
+    """The sweep spec of docs/pipelines.md beside the bundled data, as the doc tells a reader to set it up."""
+    import re
+    import shutil
+
+    from llmos.data import bundled_dataset_path
+
+    text = DOC.read_text().split("<!-- sweep-example:", 1)[1]
+    for csv in bundled_dataset_path().glob("*.csv"):
+        shutil.copy(csv, folder)
+    (folder / "sweep.yaml").write_text(re.search(r"```yaml\n(.*?)```", text, re.S).group(1))  # type: ignore[union-attr]
+    return folder / "sweep.yaml"
 
 
 def sweep_spec(data: tuple[Path, Path], **fields: object) -> dict:
@@ -85,13 +99,13 @@ def db_args(request: pytest.FixtureRequest) -> Iterator[tuple[str, ...]]:
         yield ("--db", url)
 
 
-def test_a_sweep_under_the_daemon_resumes_after_a_kill(daemon, db_args, sentiment_csv, llmos_home: Path,
-                                                       tmp_path: Path) -> None:
+def test_the_docs_sweep_under_the_daemon_resumes_after_a_kill(daemon, db_args, llmos_home: Path,
+                                                             tmp_path: Path) -> None:
     from llmos.control import Client
 
     pid = daemon(*db_args)
-    spec = tmp_path / "sweep.yaml"
-    spec.write_text(yaml.safe_dump(sweep_spec(sentiment_csv, register={"name": "tiny-sweep", "alias": "best"})))
+    spec = docs_example(tmp_path)
+    assert "ok sweep.yaml: kind sweep" in llmos("spec", "validate", str(spec)).stdout
     sweep_id = int(llmos("submit", str(spec)).stdout.split("submitted job ")[1].split()[0])
 
     def trials() -> list[dict]:
@@ -118,7 +132,7 @@ def test_a_sweep_under_the_daemon_resumes_after_a_kill(daemon, db_args, sentimen
     best = sweep["result"]["best"]
     assert best["value"] == min(t["value"] for t in sweep["trials"] if t["state"] == "complete")
     assert sweep["result"]["registered"]["alias"] == "best"
-    assert f"registered tiny-sweep version {sweep['result']['registered']['version']}" in job["reason"]  # type: ignore[index]
+    assert f"registered intents version {sweep['result']['registered']['version']}" in job["reason"]  # type: ignore[index]
     shown = llmos("jobs", "show", str(sweep_id)).stdout
     assert "train.lr" in shown and "complete" in shown and "loss" in shown
 
