@@ -57,7 +57,12 @@ def _fernet() -> Any:
             else:
                 with os.fdopen(fd, "wb") as f:
                     f.write(Fernet.generate_key())
-            _CIPHERS[path] = Fernet(path.read_bytes().strip())
+            try:
+                _CIPHERS[path] = Fernet(path.read_bytes().strip())
+            except ValueError:
+                raise LlmosError(f"{path} does not hold a Fernet key (32 url-safe base64 bytes).",
+                                 hint="Restore it from the backup kept with the database; a new key cannot "
+                                      "read the stored secrets (set them again after removing the file).") from None
         return _CIPHERS[path]
 
 
@@ -142,11 +147,12 @@ def check_references(conn: Connection, job: BaseModel, project: str) -> None:
     from llmos.control._schema import secrets
 
     uses, problems = references(job)
+    missing: list[str] = []
     if uses:
         known = set(conn.execute(select(secrets.c.name).where(secrets.c.project == project)).scalars())
         problems += [(key, f"project {project} has no secret {name}") for key, name in uses if name not in known]
+        missing = sorted({name for _, name in uses} - known)
     if problems:
-        missing = sorted({name for _, name in uses})
         raise SpecError("the spec's secret references cannot be used:", problems=problems,
                         hint=f"Set a secret with: llmos secrets set {missing[0] if missing else 'NAME'} --project "
                              f"{project} (the value is read from stdin); reference it as ${{secret:NAME}} in env")
