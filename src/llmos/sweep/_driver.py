@@ -80,6 +80,10 @@ def _fold(sweep: SweepJob, study: Study, trials: Trials, parent: Any, folder: Pa
         prune = study.report(number, reports) if reports else False
         return TrialView(number, "running", prune=prune), None
     if run.state == "complete":
+        # Evaluations since the last round first: later trials are pruned against them at each step.
+        reports = new_reports(_evals(run.run_dir), sweep.metric, frozen.intermediate_values)
+        if reports:
+            study.report(number, reports)
         value = trial_value(run.run_dir, sweep.metric)
         if value is None:
             study.tell(number, "failed")
