@@ -185,6 +185,19 @@ def test_check_chain_is_pure() -> None:
     assert (gap.ok, gap.first_bad, gap.problem) == (False, 2, "row 2: row 1 is missing before it (deleted)")
 
 
+def test_since_takes_ages_dates_and_epoch_seconds() -> None:
+    import time
+
+    from llmos.cli.audit import parse_since
+    from llmos.errors import LlmosError
+
+    assert parse_since("30m", 10_000.0) == 8_200.0 and parse_since("2h", 10_000.0) == 2_800.0
+    assert parse_since("1700000000", 0.0) == 1_700_000_000.0
+    assert parse_since("2026-12-06T04:30", 0.0) == time.mktime((2026, 12, 6, 4, 30, 0, 0, 0, -1))
+    with pytest.raises(LlmosError, match="not a time"):
+        parse_since("yesterday", 0.0)
+
+
 def test_the_key_is_made_once_and_private(tmp_path: Path) -> None:
     path = tmp_path / "audit.key"
     made = key(path)
