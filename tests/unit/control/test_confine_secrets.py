@@ -112,3 +112,14 @@ def test_the_database_url_may_come_from_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("LLMOS_DB", "postgresql://u:pw@h:5432/db")
     assert load_config().db == "postgresql://u:pw@h:5432/db"
     assert load_config(db="sqlite:////tmp/x.db").db == "sqlite:////tmp/x.db"  # --db wins
+
+
+def test_default_roots_per_project_and_cluster_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from llmos.control._confine import default_roots
+
+    monkeypatch.setenv("LLMOS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LLMOS_STORAGE", raising=False)
+    assert default_roots("nlp") == [tmp_path / "home" / "projects" / "nlp"]
+    monkeypatch.setenv("LLMOS_STORAGE", str(tmp_path / "shared"))
+    assert default_roots("nlp")[1] == tmp_path / "shared" / "projects" / "nlp"
+    assert default_roots("../control") == default_roots("..") == []  # a name is one folder, never a way up
