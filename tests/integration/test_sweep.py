@@ -105,7 +105,7 @@ def test_the_docs_sweep_under_the_daemon_resumes_after_a_kill(daemon, db_args, l
 
     pid = daemon(*db_args)
     spec = docs_example(tmp_path)
-    assert "ok sweep.yaml: kind sweep" in llmos("spec", "validate", str(spec)).stdout
+    assert "kind sweep" in " ".join(llmos("spec", "validate", str(spec)).stdout.split())
     sweep_id = int(llmos("submit", str(spec)).stdout.split("submitted job ")[1].split()[0])
 
     def trials() -> list[dict]:

@@ -80,12 +80,14 @@ def _serve(config: ControlConfig) -> int:
     service.isolation = isolation  # `none` makes admin tokens only
     loop = ControlLoop(engine, hosts() if hosts else inventory, config, executor=executor, log=_log, refresh=hosts)
     _wire_deployments(service, loop, inventory, config)
+    if loop.deployments is not None:
+        loop.deployments.isolation = isolation  # replicas run as their project's jobs do
     from llmos.control._pipelines import PipelineDriver
 
     loop.pipelines = PipelineDriver(engine, deployments=service.deployments, log=_log)
     from llmos.control._sweeps import SweepDriver
 
-    loop.sweeps = SweepDriver(engine, log=_log)
+    loop.sweeps = SweepDriver(engine, log=_log, background=True, wake=waker.wake)
     loop.recover()
 
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say so; without it every

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,19 +80,45 @@ def sweep_view(conn: Connection, sweep_id: int) -> dict[str, Any] | None:
 
 
 class SweepDriver:
-    """Runs a round of every live sweep; the study and MLflow parent of each are opened once."""
+    """Runs a round of every live sweep; the study and MLflow parent of each are opened once.
 
-    def __init__(self, engine: Engine, log: Any = print) -> None:
+    With `background` (the daemon), the rounds run in a thread of their own: opening a study and
+    its MLflow parent the first time, or drawing the plots at the end, takes seconds that the
+    scheduling loop must not wait for. Trial jobs it creates are picked up by the loop's next round
+    (`wake`); every change goes through `transition`, safe beside the loop as the API's are."""
+
+    def __init__(self, engine: Engine, log: Any = print, background: bool = False,
+                 wake: Any = lambda: None) -> None:
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=False)  # Optuna opens its own engine on it
         self.log = log
+        self.background, self.wake = background, wake
         self._open: dict[int, tuple[Any, Any, Any]] = {}  # sweep id -> (SweepJob, Study, Parent)
         self._last_s = 0.0
+        self._thread: threading.Thread | None = None
 
     def tick(self, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        if now - self._last_s < _ROUND_EVERY_S:
+        if self.background:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sweeps", daemon=True)
+                self._thread.start()
             return
+        self.rounds(now)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                if self.rounds():
+                    self.wake()
+            except Exception as exc:  # e.g. the database briefly unreachable: try again next second
+                self.log(f"sweeps: round failed: {exc!r}")
+            time.sleep(_ROUND_EVERY_S)
+
+    def rounds(self, now: float | None = None) -> int:
+        """A round of every live sweep; returns how many there were."""
+        now = time.time() if now is None else now
+        if now - self._last_s < _ROUND_EVERY_S and not self.background:
+            return 0
         self._last_s = now
         with read(self.engine) as conn:
             live = conn.execute(select(jobs, sweeps.c.folder, sweeps.c.study)
@@ -103,6 +130,7 @@ class SweepDriver:
                     self._round(row, now)
             except Exception as exc:  # one broken sweep must not stop the others, nor the scheduler
                 self.log(f"sweep {row.id}: round failed: {exc!r}")
+        return len(live)
 
     def _round(self, row: Any, now: float) -> None:
         from llmos.sweep import finish, one_round
