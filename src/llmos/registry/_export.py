@@ -9,7 +9,15 @@ What each stored format can become:
 | `hf-safetensors` + structured pruning (`llmos_structure`) | refused: a HF config cannot describe it | exported |
 | `bf16` | the folder (bf16 weights) | exported (fp32 graph) |
 | `onnx-int8` | refused | the graph as it is |
-| `torchao-*` | refused (for now) | refused |
+| `torchao-*` | transformers' torchao format (below) | refused |
+| `torchao-*` of a GPT-2-style model (Conv1D layers) | refused: its quantized Linear layers have no HF class | refused |
+
+A torchao child exports as transformers itself saves a torchao-quantized model: `config.json` with a
+`quantization_config` (`quant_method: torchao` and the torchao config the recipe used) and
+`model.safetensors` holding the quantized tensors flattened the way torchao's safetensors support
+writes them; `from_pretrained` on it needs only transformers and torchao. Token embeddings that llmos
+keeps in int8 (its own per-row module, which transformers does not know) are written back in full
+precision, so the export is larger than the stored child by that table.
 """
 
 from __future__ import annotations
@@ -67,17 +75,74 @@ def export(ref: str, format: Literal["hf", "onnx"] = "hf", out: str | Path | Non
 
 def _to_hf(folder: Path, stored: str, ref: str, target: Path) -> None:
     config = json.loads((folder / "config.json").read_text())
+    if stored.startswith("torchao-"):
+        _torchao_to_hf(folder, ref, target)
+        return
     if stored not in _HF_FORMATS:
         raise ModelError(f"{ref} is stored as {stored}, which plain transformers cannot load.",
                          hint="Export it with --format onnx" if stored == "onnx-int8" else
-                         "Export its parent, or a bf16 child, with --format hf (torchao-quantized weights load "
-                         "only through llmos for now).")
+                         "Export its parent, or a bf16 child, with --format hf.")
     if "llmos_structure" in config:
         raise ModelError(f"{ref} is structurally pruned: its layers differ in size, which a Hugging Face config "
                          "cannot describe.", hint="Export it with --format onnx (the graph holds every shape).")
     for path in folder.iterdir():
         if path.name not in _LLMOS_FILES:
             (shutil.copytree if path.is_dir() else shutil.copy2)(path, target / path.name)
+
+
+def _torchao_to_hf(folder: Path, ref: str, target: Path) -> None:
+    """A torchao child in transformers' own torchao format (see the module docstring)."""
+    import torch
+    from safetensors.torch import save_file
+    from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
+    from transformers import TorchAoConfig
+
+    from llmos.models._formats import QUANT_FILE, load_torchao
+    from llmos.models._int8_embedding import Int8Embedding
+
+    layout = json.loads((folder / QUANT_FILE).read_text())
+    if layout.get("conv1d_to_linear"):
+        raise ModelError(f"{ref} is a GPT-2-style model whose Conv1D layers llmos turned into Linear ones to "
+                         "quantize them; its Hugging Face class cannot hold those.",
+                         hint="Export its parent with --format hf, or a bf16 child.")
+    task = json.loads((folder / "llmos_model.json").read_text())["task"]
+    model = load_torchao(folder, task)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, Int8Embedding):  # back to a plain table: transformers knows no int8 one
+            plain = torch.nn.Embedding(module.num_embeddings, module.embedding_dim, module.padding_idx)
+            plain.weight.data.copy_(module.weight)
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, plain)
+    model.tie_weights()
+    model.config.quantization_config = TorchAoConfig(quant_type=_torchao_config(layout)).to_dict()
+    state = {k: v for k, v in model.state_dict().items() if k not in layout.get("tied", {})}
+    tensors, metadata = flatten_tensor_state_dict(state)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(target / "model.safetensors"), metadata=metadata)
+    model.config.save_pretrained(str(target))
+    for path in folder.iterdir():  # the tokenizer, a generation config: all but what was rewritten
+        if path.name not in (*_LLMOS_FILES, "config.json", "model.safetensors"):
+            (shutil.copytree if path.is_dir() else shutil.copy2)(path, target / path.name)
+
+
+def _torchao_config(layout: dict) -> object:
+    """The torchao config a recipe quantized with, from its `quantization.json`."""
+    import torch
+    from torchao.quantization import (
+        Int8DynamicActivationInt8WeightConfig,
+        Int8WeightOnlyConfig,
+        IntxWeightOnlyConfig,
+        PerGroup,
+    )
+
+    scheme = layout["scheme"]
+    if scheme == "int8-dynamic":
+        return Int8DynamicActivationInt8WeightConfig()
+    if scheme == "int8-weight-only":
+        return Int8WeightOnlyConfig()
+    if scheme == "int4-weight-only":
+        return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(layout["group_size"]))
+    raise ModelError(f"unknown torchao scheme {scheme!r} in quantization.json.",
+                     hint="The folder is damaged or from a newer llmos; fetch it again or upgrade llmos.")
 
 
 def _to_onnx(folder: Path, task: str, stored: str, ref: str, target: Path) -> None:

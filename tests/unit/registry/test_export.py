@@ -79,6 +79,26 @@ def test_export_loads_without_llmos_and_answers_alike(llmos_home: Path, tmp_path
     np.testing.assert_allclose(plain_answer(fmt, done.out, task), llmos_answer(ref), atol=1e-4)
 
 
+@pytest.mark.parametrize("recipe", ["int8", "int8-weight", "int4-weight"])
+def test_torchao_children_export_in_transformers_own_torchao_format(llmos_home: Path, tmp_path: Path,
+                                                                     sentiment_csv: tuple[Path, Path],
+                                                                     recipe: str) -> None:
+    """Plain transformers (with torchao, without llmos) loads the quantized child and answers as llmos
+    serves it; the Linear weights stay quantized in the file (torchao's safetensors flattening)."""
+    import numpy as np
+    from safetensors import safe_open
+    from tests.unit.serve.conftest import compress_child
+
+    parent = register_tiny(llmos_home, "classification", "exp-ao")
+    ref = compress_child(llmos_home, parent, f"exp-ao-{recipe}", sentiment_csv[1], {}, recipe=recipe)
+    done = export(ref, format="hf", out=tmp_path / "out")
+    config = json.loads((done.out / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "torchao"
+    with safe_open(str(done.out / "model.safetensors"), framework="pt") as fh:
+        assert any(key.endswith("_weight_qdata") for key in fh.keys())  # noqa: SIM118
+    np.testing.assert_allclose(plain_answer("hf", done.out, "classification"), llmos_answer(ref), atol=1e-4)
+
+
 def test_cli_export_json_and_refusals(llmos_home: Path, tmp_path: Path) -> None:
     ref = register_tiny(llmos_home, "classification", "exp-cli")
     runner = CliRunner()
@@ -103,7 +123,8 @@ def test_formats_plain_tools_cannot_load_are_refused_with_the_fix(tmp_path: Path
         _to_hf(folder, "hf-safetensors", "m/3", tmp_path / "o1")
     assert "--format onnx" in pruned.value.hint
     (folder / "config.json").write_text("{}")
-    with pytest.raises(ModelError, match="stored as torchao-int8"):
+    (folder / "quantization.json").write_text(json.dumps({"scheme": "int8-weight-only", "conv1d_to_linear": True}))
+    with pytest.raises(ModelError, match="GPT-2-style"):
         _to_hf(folder, "torchao-int8", "m/4", tmp_path / "o2")
     with pytest.raises(ModelError, match="do not export to ONNX"):
         _to_onnx(folder, "classification", "torchao-int8-weight", "m/5", tmp_path / "o3")
