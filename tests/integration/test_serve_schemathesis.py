@@ -4,8 +4,9 @@ that breaks the OpenAPI document (status codes, content types, response schemas,
 
 A request that the schema allows but a limit the schema cannot express refuses (too many tokens in
 a prompt: 400, as OpenAI answers context_length_exceeded; prompts x n above limits.max_inputs: 413)
-counts as an accepted answer for the positive-data check, and 413 (too many inputs) as a rejection for the negative-data check, beside
-the statuses schemathesis ships (without 5xx); everything else is as schemathesis ships it."""
+counts as an accepted answer for the positive-data check, and 413 (too many inputs) as a rejection
+for the negative-data check, beside the statuses schemathesis ships (without 5xx); everything else is
+as schemathesis ships it."""
 
 from __future__ import annotations
 
