@@ -17,7 +17,7 @@ import yaml
 from tests.integration._util import llmos
 from tests.integration.test_control_plane import client, plane, wait_for  # noqa: F401  (plane: a fixture)
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 DOC = Path(__file__).parents[2] / "docs" / "pipelines.md"
 
 
@@ -64,7 +64,7 @@ def test_the_worked_example_under_the_daemon_resumes_after_a_sigkill(plane, tmp_
     os.kill(info["pid"], signal.SIGKILL)  # the daemon dies mid-pipeline
     plane()
     with client() as c:
-        wait_for(lambda: c.job(pid)["state"] in ("SUCCEEDED", "FAILED"), timeout_s=700, what="the pipeline to end")
+        wait_for(lambda: c.job(pid)["state"] in ("SUCCEEDED", "FAILED"), timeout_s=900, what="the pipeline to end")
         shown = c.job(pid)
         stage_jobs = {s["name"]: c.job(s["job_id"]) for s in shown["stages"] if s["job_id"]}
         every = c.jobs(limit=100)

@@ -152,7 +152,10 @@ class Service:
     def _pipeline(self, caller: auth.Caller, job: Any, project: str, rank: int, retries: int, priority: str,
                   note: dict) -> dict:
         from llmos.control._pipelines import create_pipeline
+        from llmos.pipeline import stage_problems
 
+        if problems := stage_problems(job):
+            raise SpecError("the pipeline's stages cannot run as written (nothing was queued):", problems=problems)
         now = time.time()
         with write(self.engine) as conn:
             job_id = create_pipeline(conn, job, {"owner": caller.owner, "project": project, "priority": rank,

@@ -5,6 +5,7 @@ finished stage yielded; `stage_spec` turns a stage into a spec of its kind; `run
 whole pipeline in this process (`llmos run`). The control plane's driver is `llmos.control._pipelines`.
 """
 
+from llmos.pipeline._checks import stage_problems
 from llmos.pipeline._outputs import Verdict, bounds_missed, compress_verdict, read_verdict, train_verdict
 from llmos.pipeline._plan import pipeline_folder, stage_spec
 from llmos.pipeline._progress import DONE, STAGE_STATES, Progress, advance, stage_state_of_job
@@ -20,6 +21,7 @@ __all__ = [
     "pipeline_folder",
     "read_verdict",
     "run_foreground",
+    "stage_problems",
     "stage_spec",
     "stage_state_of_job",
     "train_verdict",

@@ -26,6 +26,11 @@ __all__ = ["run_foreground"]
 def run_foreground(job: PipelineJob, *, max_retries: int = 0, note: Callable[[str], None] = print,
                    folder: Path | None = None) -> dict[str, Any]:
     """Run every stage; returns {state, folder, stages: [{name, action, needs, state, model, reason}]}."""
+    from llmos.errors import SpecError
+    from llmos.pipeline._checks import stage_problems
+
+    if problems := stage_problems(job):
+        raise SpecError("the pipeline's stages cannot run as written (nothing was run):", problems=problems)
     folder = folder or pipeline_folder(job, time.strftime("%Y%m%d-%H%M%S"))
     stages = {s.name: {"name": s.name, "action": s.action, "needs": s.needs(), "state": "PENDING", "model": None,
                        "reason": "", "folder": str(folder / s.name), "tries": 0} for s in job.stages}

@@ -126,3 +126,45 @@ def test_a_deploy_stage_deploys_the_promoted_version_and_the_pipeline_then_succe
     shown = service.job(pid)
     assert shown["state"] == "SUCCEEDED" and shown["reason"] == "every stage succeeded; it yielded intents/3"
     assert shown["stages"][1]["reason"] == "deployed p (intents/3) at http://127.0.0.1:9"
+
+
+def test_a_gate_that_fails_stops_the_pipeline_before_promotion_naming_the_bound(service, engine,
+                                                                                tmp_path: Path) -> None:
+    csv = tmp_path / "dev.csv"
+    csv.write_text("text,label\ngood,pos\nbad,neg\n")
+    spec = {"kind": "pipeline", "name": "p", "stages": [
+        {"name": "compress", "compress": {"model": "intents/1", "recipe": ["bf16"], "eval": str(csv)}},
+        {"name": "promote", "promote": {"model": "${stages.compress.model}", "alias": "production"}}]}
+    pid = service.submit(ADMIN, spec)["id"]
+    driver = PipelineDriver(engine)
+    driver.tick()
+    compress = _stages(service, pid)["compress"]
+    assert service.job(compress["job_id"])["kind"] == "compress"
+    Path(compress["folder"]).mkdir(parents=True, exist_ok=True)
+    (Path(compress["folder"]) / "report.json").write_text(json.dumps({"registered_name": "intents", "children": [
+        {"label": "bf16", "registered": "2", "measured": {"throughput": 10.0},
+         "gate": {"passed": False, "reasons": ["size ratio 0.51 > max_size_ratio 0.01"]}}]}))
+    _finish(engine, compress["job_id"], ok=True)  # the job did its work: the verdict is the gate's
+    driver.tick()
+    shown = service.job(pid)
+    assert [s["state"] for s in shown["stages"]] == ["FAILED", "SKIPPED"]
+    assert shown["state"] == "FAILED" and shown["reason"] == (
+        "stage compress failed: gate failed for every child, so nothing is promoted (bf16: size ratio 0.51 > "
+        "max_size_ratio 0.01)")
+
+
+def test_a_pipeline_whose_stages_name_missing_data_is_refused_at_submission(service, tmp_path: Path) -> None:
+    import pytest
+
+    from llmos.errors import SpecError
+
+    spec = {"kind": "pipeline", "name": "p", "stages": [
+        {"name": "train", "train": {"data": {"train": str(tmp_path / "gone.csv")}, "register": {"name": "m"}}},
+        {"name": "compress", "compress": {"model": "${stages.train.model}", "recipe": ["bf16"],
+                                          "eval": str(tmp_path / "dev.csv")}},
+        {"name": "evaluate", "evaluate": {"model": "${stages.compress.model}", "data": str(tmp_path / "t.csv")}}]}
+    with pytest.raises(SpecError) as caught:
+        service.submit(ADMIN, spec)
+    assert [p for p, _ in caught.value.problems] == ["stages.0.train.data", "stages.1.compress.eval",
+                                                     "stages.2.evaluate.data"]
+    assert service.jobs(ADMIN) == []  # nothing was queued
