@@ -66,5 +66,6 @@ def complete_document(doc: dict[str, Any]) -> dict[str, Any]:
                 described = responses.get(str(code), {}).get("description")
                 responses[str(code)] = {"description": described or _DESCRIPTIONS.get(code, "error"),
                                         "content": error}
+            op["responses"] = dict(sorted(responses.items()))
             op["security"] = [] if path in _OPEN else [{"bearer": []}]
     return doc
