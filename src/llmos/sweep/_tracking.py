@@ -26,6 +26,7 @@ class Parent:
     def __init__(self, sweep: SweepJob, study: Any) -> None:
         self.sweep, self.study = sweep, study
         self.run_id: str | None = None
+        self._tracker: Any = None
         self.experiment_id = ""
         self.uri = ""
         if not sweep.base.tracking.enabled:
@@ -39,6 +40,7 @@ class Parent:
                             resume_run_id=previous)
         # A daemon that stops marks the run FAILED on its way out; the next one resumes it (RUNNING again).
         self.run_id, self.experiment_id, self.uri = tracker.run_id, tracker.experiment_id, tracker.tracking_uri
+        self._tracker = tracker  # finish() ends the run through it (it would mark it FAILED at exit otherwise)
         if previous is None:
             study.set_user_attr(_PARENT_ATTR, self.run_id)
 
@@ -68,7 +70,7 @@ class Parent:
         with tempfile.TemporaryDirectory() as tmp:
             for path in _plots(self.study, Path(tmp)):
                 client.log_artifact(self.run_id, str(path), "plots")
-        client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
+        self._tracker.finish("FAILED" if failed else "FINISHED")
 
     def _client(self) -> Any:
         from mlflow import MlflowClient
