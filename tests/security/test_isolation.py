@@ -195,3 +195,27 @@ def test_the_sandbox_of_a_daemon_that_is_not_root(tmp_path_factory: pytest.TempP
         shutil.rmtree(home, ignore_errors=True)
         for leftover in Path("/tmp").glob(".llmos-pyenv-*"):
             leftover.rmdir()
+
+
+def test_a_serve_replica_runs_isolated_as_its_project(plane, llmos_home: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                                                      ) -> None:
+    import httpx
+    import psutil
+
+    from llmos.deploy._process import free_port
+    from tests.integration.test_deploy_serve import register_tiny
+
+    monkeypatch.setenv("LLMOS_ISOLATION", "users")
+    register_tiny(llmos_home, ["negative", "positive"])
+    plane()
+    port = free_port()
+    assert "deployed tiny" in llmos("deploy", "tiny@prod", "--port", str(port), timeout_s=120).stdout
+    c = client()
+    wait_for(lambda: c.deployments()[0]["ready"] == 1, 180, "the replica to be ready")
+    answer = httpx.post(f"http://127.0.0.1:{port}/v1/classify", json={"input": "hello"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    replicas = [p for p in psutil.process_iter(["cmdline", "uids"])
+                if (p.info["cmdline"] or [])[1:3] == ["-m", "llmos.serve"] and str(llmos_home) in p.info["cmdline"][-1]]
+    assert replicas and all(p.info["uids"].real != 0 for p in replicas), [(p.pid, p.info) for p in replicas]
+    environ = replicas[0].environ()
+    assert "LLMOS_TOKEN" not in environ and environ["USER"].startswith("llmos-")

@@ -80,6 +80,7 @@ class DeploymentManager:
         self.stopping: dict[str, threading.Thread] = {}  # undeployed, replicas still draining
         self.owners: dict[str, str] = {}
         self.projects: dict[str, str] = {}  # deployment -> project (whose quota its replicas count against)
+        self.isolation = "trusted"  # set by the daemon: replicas run isolated like their project's jobs
         self.classes: dict[str, int] = {}  # deployment -> the class its replicas wait for room at
         # Replicas the controllers asked for since their last tick and found no room for (deployment
         # -> need, count), and since when each deployment waits (its place in the scheduler's queue).
@@ -363,6 +364,7 @@ class DeploymentManager:
     def _spawn(self, controller: Any, argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
         from llmos.deploy import DeployError
         from llmos.deploy._process import default_spawn
+        from llmos.executor import isolated
 
         res = controller.job.resources
         need = Need(res.cpus, res.memory_gb or 0.0, res.gpus)
@@ -378,6 +380,9 @@ class DeploymentManager:
             # nvidia-smi's numbering (the inventory's), not CUDA's default fastest-first one.
             env = {**env, "OMP_NUM_THREADS": str(len(cores)), "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
                    "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+            # As a job of its project (llmos.executor.isolated): its own user, the control folder hidden.
+            argv, env = isolated(argv, env, self.isolation, self._project(controller.name),
+                                 self._root / controller.name / "replicas", cores)
             popen = default_spawn(argv, env, log_path)
             if hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(popen.pid, set(cores))  # before the replica starts its thread pools

@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +116,7 @@ def _open_shared(home: Path) -> None:
         (home / name).mkdir(exist_ok=True)
         os.chown(home / name, 0, 0)
         (home / name).chmod(0o711)
-    for name in ("tracking", "mlartifacts", "models"):
+    for name in ("tracking", "mlartifacts", "models", "cache"):  # shared by every job (see docs)
         _group_tree(home / name, gid)
     # The SQLite tracking store lives in tracking/ (its journal is made beside it, where every job
     # user may write); LLMOS_HOME/mlflow.db stays its name, a link.
@@ -131,10 +133,19 @@ def _open_shared(home: Path) -> None:
         db.symlink_to("tracking/mlflow.db")
 
 
+# A default ACL u::rwx g::rwx o::--- (the kernel's binary form): what anyone makes in a shared
+# folder is the group's too, whatever its umask (the daemon's 077, a job's 007).
+_SHARED_ACL = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, 0xFFFFFFFF)
+                                              for tag, perm in ((0x01, 7), (0x04, 7), (0x20, 0)))
+
+
 def _group_tree(folder: Path, gid: int) -> None:
-    """`folder` and all below it: group `gid`, group read-write, folders set-group-id."""
+    """`folder` and all below it: group `gid`, group read-write, folders set-group-id with a default
+    ACL that keeps new entries group read-write."""
     folder.mkdir(exist_ok=True)
     for root, dirs, files in os.walk(folder):
+        with contextlib.suppress(OSError):  # a file system without ACLs: the umasks decide
+            os.setxattr(root, "system.posix_acl_default", _SHARED_ACL)
         for path in [root, *(os.path.join(root, f) for f in files)]:
             if os.path.islink(path):
                 continue

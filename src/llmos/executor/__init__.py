@@ -9,7 +9,7 @@ placement groups; `pip install 'llmos[ray]'`, imported only when asked for). The
 from llmos.executor._base import Executor, Exit, NotPlaced, attempt_dir
 from llmos.executor._hosts import NODE, Cluster, Gpu, Inventory
 from llmos.executor._kinds import KINDS, Kind, Program, Request, kind_of, parse_spec
-from llmos.executor._local import LocalExecutor, Proc, alive
+from llmos.executor._local import LocalExecutor, Proc, alive, isolated
 
 __all__ = [
     "KINDS",
@@ -27,6 +27,7 @@ __all__ = [
     "Request",
     "alive",
     "attempt_dir",
+    "isolated",
     "kind_of",
     "parse_spec",
 ]

@@ -30,7 +30,7 @@ from llmos.executor._base import Exit, attempt_dir, exit_record
 from llmos.executor._kinds import kind_of
 from llmos.executor._sandbox import job_environ
 
-__all__ = ["LocalExecutor", "Proc", "alive"]
+__all__ = ["LocalExecutor", "Proc", "alive", "isolated"]
 
 _SHIM = Path(__file__).with_name("_shim.py")
 
@@ -75,14 +75,14 @@ class LocalExecutor:
         cores = [c for w in workers for c in w["cores"]]
         gpus = [g for w in workers for g in w["gpus"]]
         threads = str(len(workers[0]["cores"]))
-        # The placement holds nvidia-smi's indices; CUDA numbers devices fastest first unless told
-        # to use nvidia-smi's (PCI bus) order, and on a mixed machine index 0 would be another GPU.
         sandbox = []
-        if self.isolation in ("users", "sandbox"):
+        if self.isolation in ("users", "sandbox"):  # the shim builds it: the project picks the user
             from llmos.executor._jobuser import attempt_sandbox
 
             plan = attempt_sandbox(self.isolation, placement.get("project") or "default", folder, program.run_dir)
             sandbox, env = [plan.to_json()], {**plan.extra, **env}
+        # The placement holds nvidia-smi's indices; CUDA numbers devices fastest first unless told
+        # to use nvidia-smi's (PCI bus) order, and on a mixed machine index 0 would be another GPU.
         env = {**job_environ(os.environ), **env, "PYTHONUNBUFFERED": "1", "LLMOS_JOB_ID": str(job_id),
                "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
                "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
@@ -150,6 +150,20 @@ class LocalExecutor:
         for p in [psutil.Process(proc.pid), *tree]:
             with contextlib.suppress(psutil.Error):
                 p.kill()
+
+
+def isolated(argv: list[str], env: dict[str, str], isolation: str, project: str, folder: Path,
+             cores: list[int]) -> tuple[list[str], dict[str, str]]:
+    """(argv, env) that start `argv` isolated as a job of `project` is (a serve replica: its
+    deployment's folder is `folder`), pinned to `cores`; the environment without daemon secrets."""
+    env = job_environ(env)
+    if isolation not in ("users", "sandbox"):
+        return argv, env
+    from llmos.executor._jobuser import attempt_sandbox
+
+    plan = attempt_sandbox(isolation, project, folder, None)
+    return ([sys.executable, str(_SHIM), str(folder), ",".join(map(str, cores)), plan.to_json(), "--", *argv],
+            {**env, **plan.extra})
 
 
 def alive(proc: Proc) -> bool:

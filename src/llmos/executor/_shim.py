@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
 
 _CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
-_PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
 
 
 def _isolate(plan: dict) -> dict:
@@ -98,6 +98,8 @@ def _isolate(plan: dict) -> dict:
         if new_proc:  # the program is PID 1 of a namespace of its own: a /proc that shows only it
             _mount(libc, "proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
         _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl")
+        # Killed with the shim: whoever stops an isolated process by the shim's pid stops it too.
+        _check(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
 
     # cwd again by its path, now resolved in the new view: a folder the shim stood in must not be a
     # way around a tmpfs laid over one of its parents.
