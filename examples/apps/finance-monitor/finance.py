@@ -21,12 +21,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 import data
 import live
 import measure
 import report
+import yaml
 
 HERE = Path(__file__).resolve().parent
 # --tiny: the test preset and enough steps to learn something; a second name keeps real models apart.

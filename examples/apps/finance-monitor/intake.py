@@ -74,19 +74,20 @@ def serve(appender: Appender, status: dict, host: str, port: int) -> ThreadingHT
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             if self.path == "/status":
                 self._answer(200, dict(status))
             else:
                 self._answer(404, {"error": f"no route {self.path}", "hint": "POST /headlines or GET /status"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path != "/headlines":
                 self._answer(404, {"error": f"no route {self.path}", "hint": "POST /headlines"})
                 return
             size = int(self.headers.get("content-length") or 0)
             if size > MAX_BODY:
-                self._answer(413, {"error": f"body: {size} bytes, at most {MAX_BODY}", "hint": "send fewer per request"})
+                self._answer(413, {"error": f"body: {size} bytes, at most {MAX_BODY}",
+                                   "hint": "send fewer headlines per request"})
                 return
             try:
                 body = json.loads(self.rfile.read(size) or b"null")

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from webhook import Receiver
 
 HERE = Path(__file__).resolve().parent

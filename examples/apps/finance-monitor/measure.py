@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import httpx
+import rules
 
 import llmos
-import rules
 
 CHUNK = 64  # texts per request
 
@@ -22,10 +22,10 @@ def accuracy(ref: str, test: list[dict], threads: int) -> dict:
                                 json={"input": [r["text"] for r in test[start:start + CHUNK]]})
             answer.raise_for_status()
             predicted += [row["label"] for row in answer.json()["data"]]
-    right = [p == r["label"] for p, r in zip(predicted, test)]
+    right = [p == r["label"] for p, r in zip(predicted, test, strict=True)]
 
     def share(keep) -> float:
-        picked = [ok for ok, r in zip(right, test) if keep(r)]
+        picked = [ok for ok, r in zip(right, test, strict=True) if keep(r)]
         return sum(picked) / len(picked) if picked else float("nan")
 
     return {"n": len(test), "version": server.version, "all": share(lambda r: True),

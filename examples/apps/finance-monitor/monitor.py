@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 import intake
 import rules
 from state import Store, read_new
@@ -60,7 +59,7 @@ def process(store: Store, state: dict, batch: list[dict], labels: list[tuple[str
             end: int, cfg: rules.Rules) -> None:
     """Apply one labelled batch to the state and commit it (the alerts join the outbox)."""
     scored, alerts = [], []
-    for item, (name, score) in zip(batch, labels):
+    for item, (name, score) in zip(batch, labels, strict=True):
         company = state["companies"].get(item["company"]) or rules.new_company()
         company, fired = rules.step(company, item["company"], item | {"label": name}, cfg)
         state["companies"][item["company"]] = company
@@ -112,8 +111,9 @@ def run(args: argparse.Namespace, url: str) -> int:
             if lines:
                 labels = label(client, url, [b["text"] for b in batch]) if batch else []
                 process(store, state, batch, labels, end, cfg)
+                levels = {c: round(rules.level(s["scores"], cfg), 3) for c, s in state["companies"].items()}
                 status.update(offset=state["offset"], headlines=state["headlines"], outbox=len(state["outbox"]),
-                              levels={c: round(rules.level(s["scores"], cfg), 3) for c, s in state["companies"].items()})
+                              levels=levels)
                 idle_since = time.monotonic()
             deliver(store, state, client, args.webhook, retry_at)
             if not lines:
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="the intake's address")
     parser.add_argument("--port", type=int, default=8600, help="the intake's port (0: a free one)")
     parser.add_argument("--threads", type=int, default=1, help="model threads when serving --model here")
-    parser.add_argument("--exit-idle-s", type=float, default=0.0, help="stop after this long with nothing new (0: never)")
+    parser.add_argument("--exit-idle-s", type=float, default=0.0,
+                        help="stop after this long with nothing new (0: never)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     args.stream.parent.mkdir(parents=True, exist_ok=True)

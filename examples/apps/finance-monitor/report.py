@@ -43,7 +43,7 @@ def plot(scored: list[dict], truth: dict[str, str], alerts: list[dict], path: Pa
     fig, axes = plt.subplots((len(companies) + cols - 1) // cols, cols, figsize=(12, 2.2 * len(companies) / cols + 1),
                              sharex=True, sharey=True, squeeze=False)
     position = {r["id"]: i for i, r in enumerate(scored)}
-    for ax, company in zip(axes.flat, companies):
+    for ax, company in zip(axes.flat, companies, strict=False):
         mine = [r for r in scored if r["company"] == company]
         x = [position[r["id"]] for r in mine]
         true_scores: list[float] = []
@@ -65,11 +65,11 @@ def plot(scored: list[dict], truth: dict[str, str], alerts: list[dict], path: Pa
         ax.axis("off")
     handles = {}
     for ax in axes.flat:
-        for h, name in zip(*ax.get_legend_handles_labels()):
+        for h, name in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(name, h)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
+    fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=len(handles), fontsize=8)
     fig.supxlabel("headline (arrival order)", fontsize=9)
     fig.supylabel(f"rolling sentiment (last {cfg.window})", fontsize=9)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
