@@ -13,7 +13,7 @@ APP = Path(__file__).resolve().parents[2] / "examples" / "apps" / "support-desk"
 sys.path.insert(0, str(APP))
 
 import data  # noqa: E402  (the app's modules, found through APP)
-from decide import at_threshold, curve, pick_threshold, recall_at_k, route  # noqa: E402
+from decide import at_threshold, curve, pick_threshold, recall_at_k, route, tfidf_rank  # noqa: E402
 
 
 def test_pick_threshold_takes_the_lowest_that_meets_the_target() -> None:
@@ -37,6 +37,9 @@ def test_recall_at_k_and_route() -> None:
     assert route(0.97, 0.2, 0.9, 0.6) == "template"
     assert route(0.5, 0.7, 0.9, 0.6) == "faq"
     assert route(0.5, 0.5, 0.9, 0.6) == "human"
+    docs = ["Is the cast iron pan ok in a dishwasher?", "Do you ship to France?", "Plus membership costs"]
+    assert tfidf_rank(["ship it to Paris, France", "dishwasher"], docs, ["pan", "ship", "plus"]) == [
+        ["ship", "pan", "plus"], ["pan", "ship", "plus"]]
 
 
 def test_the_splits_keep_uncovered_intents_out_of_training() -> None:
@@ -63,6 +66,7 @@ def test_the_desk_runs_end_to_end_on_the_tiny_model(tmp_path: Path) -> None:
     r = json.loads((tmp_path / "results.json").read_text())
     assert r["intent_accuracy"] > 1 / 6 + 0.05  # above chance among the 6 covered intents
     assert r["retrieval"]["recall_at_5"] > 5 / 20  # above chance among the 20 FAQ entries
+    assert r["retrieval"]["tfidf_recall_at_5"] > 0.5  # the keyword baseline, measured beside it
     # The threshold meets the target on the calibration set, checked from the messages themselves.
     threshold = r["intent_threshold"]["threshold"]
     assert threshold is not None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,3 +61,26 @@ def route(intent_confidence: float, faq_similarity: float, intent_threshold: flo
     if faq_similarity >= faq_threshold:
         return "faq"
     return "human"
+
+
+def tfidf_rank(queries: Sequence[str], docs: Sequence[str], ids: Sequence[str]) -> list[list[str]]:
+    """The keyword baseline for retrieval: each query's documents by TF-IDF cosine, best first."""
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+", text.lower())
+
+    doc_words = [words(d) for d in docs]
+    df = Counter(w for ws in doc_words for w in set(ws))
+    idf = {w: math.log((1 + len(docs)) / (1 + n)) + 1 for w, n in df.items()}
+
+    def vector(ws: list[str]) -> dict[str, float]:
+        v = {w: c * idf.get(w, 0.0) for w, c in Counter(ws).items()}
+        norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
+        return {w: x / norm for w, x in v.items()}
+
+    doc_vectors = [vector(ws) for ws in doc_words]
+    ranked = []
+    for q in queries:
+        qv = vector(words(q))
+        scores = [sum(x * d.get(w, 0.0) for w, x in qv.items()) for d in doc_vectors]
+        ranked.append([ids[i] for i in sorted(range(len(ids)), key=lambda i: -scores[i])])
+    return ranked

@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import httpx
 from data import COVERED, NONE, faq_doc
-from decide import at_threshold, curve, pick_threshold, recall_at_k, route
+from decide import at_threshold, curve, pick_threshold, recall_at_k, route, tfidf_rank
 
 import llmos
 
@@ -91,8 +91,7 @@ def run(refs: dict[str, str], splits: dict[str, list[dict]], faq: list[dict], *,
         "sizes": {name: len(r) for name, r in rows.items()} | {"faq_entries": len(faq),
                                                                "covered_intents": len(COVERED)},
         "intent_accuracy": sum(covered_test) / len(covered_test),
-        "retrieval": {f"recall_at_{k}": recall_at_k([[i for i, _ in r] for r in ranked["faq-eval"]], faq_truth, k)
-                      for k in (1, 5)},
+        "retrieval": _retrieval(ranked["faq-eval"], rows["faq-eval"], faq),
         "intent_threshold": asdict(chosen) | {"test": asdict(at_threshold(test_conf, test_ok, chosen.threshold))},
         "faq_threshold": asdict(faq_chosen),
         "curves": {"calib": [asdict(p) for p in curve(calib_conf, calib_ok)],
@@ -110,6 +109,15 @@ def _finite(value: object) -> object:
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return None if value == float("inf") else value
+
+
+def _retrieval(ranked: list[list[tuple[str, float]]], rows: list[dict], faq: list[dict]) -> dict:
+    """recall@1 and @5 of the fine-tuned retriever, and of TF-IDF on the same questions (the baseline)."""
+    truth = [r["id"] for r in rows]
+    keyword = tfidf_rank([r["query"] for r in rows], [faq_doc(e) for e in faq], [e["id"] for e in faq])
+    tuned = [[i for i, _ in r] for r in ranked]
+    return {f"{name}_at_{k}": recall_at_k(order, truth, k)
+            for name, order in (("recall", tuned), ("tfidf_recall", keyword)) for k in (1, 5)}
 
 
 def _route_shares(rows: list[dict], routes: list[str], predicted: list[str]) -> dict:

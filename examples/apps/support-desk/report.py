@@ -20,6 +20,8 @@ def table(r: dict) -> str:
         f"| FAQ retrieval recall@1 / recall@5 ({r['sizes']['faq-eval']} held-out questions, "
         f"{r['sizes']['faq_entries']} entries) | {r['retrieval']['recall_at_1']:.1%} / "
         f"{r['retrieval']['recall_at_5']:.1%} |",
+        f"| the same, TF-IDF keyword baseline | {r['retrieval']['tfidf_recall_at_1']:.1%} / "
+        f"{r['retrieval']['tfidf_recall_at_5']:.1%} |",
         f"| intent threshold (chosen on {r['sizes']['calib']} calibration messages) | {_at(t['threshold'])} |",
         f"| template precision / coverage, calibration | {t['precision']:.1%} / {t['coverage']:.1%} |",
         f"| template precision / coverage, test | {t['test']['precision']:.1%} / {t['test']['coverage']:.1%} |",
