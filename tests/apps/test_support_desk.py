@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -10,10 +11,28 @@ from pathlib import Path
 import pytest
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "apps" / "support-desk"
-sys.path.insert(0, str(APP))
+_NAMES = ("data", "decide", "desk", "measure", "report")
 
-import data  # noqa: E402  (the app's modules, found through APP)
-from decide import at_threshold, curve, pick_threshold, recall_at_k, route, tfidf_rank  # noqa: E402
+
+def _load_app() -> dict:
+    """The app's modules, imported by their plain names as desk.py does, without leaving those names
+    in sys.modules (other apps' tests have modules called data and report too)."""
+    saved = {n: sys.modules.pop(n) for n in _NAMES if n in sys.modules}
+    sys.path.insert(0, str(APP))
+    try:
+        return {n: importlib.import_module(n) for n in ("data", "decide", "desk")}
+    finally:
+        sys.path.remove(str(APP))
+        for n in _NAMES:
+            sys.modules.pop(n, None)
+        sys.modules.update(saved)
+
+
+_APP = _load_app()
+data, desk = _APP["data"], _APP["desk"]
+_decide = _APP["decide"]
+at_threshold, curve, pick_threshold = _decide.at_threshold, _decide.curve, _decide.pick_threshold
+recall_at_k, route, tfidf_rank = _decide.recall_at_k, _decide.route, _decide.tfidf_rank
 
 
 def test_pick_threshold_takes_the_lowest_that_meets_the_target() -> None:
@@ -53,6 +72,16 @@ def test_the_splits_keep_uncovered_intents_out_of_training() -> None:
     train_queries = {r["query"] for r in faq["faq-train"]}
     assert not train_queries & {r["query"] for r in faq["faq-eval"]}  # held-out questions stay held out
     assert len({r["id"] for r in faq["faq-check"]}) == len(faq["faq-check"]) == len(data.load_faq())
+
+
+def test_the_shipped_pipeline_and_its_tiny_variant_validate() -> None:
+    from llmos.spec import load_job, parse_job
+
+    job = load_job(APP / "pipeline.yaml")
+    assert [s.name for s in job.stages] == ["intents", "faq", "check-intents", "check-faq", "promote-intents",
+                                            "promote-faq"]
+    tiny = parse_job(desk.pipeline_spec(tiny=True))
+    assert tiny.name == "support-desk-tiny"
 
 
 @pytest.mark.timeout(900)
