@@ -69,7 +69,7 @@ def test_a_developer_acts_only_in_its_own_projects() -> None:
         refusals = [(r["actor"], r["action"], r["outcome"]) for r in http.get(
             "/v1/audit", headers=root, params={"limit": 1000}).json() if r["outcome"] != "ok"]
         assert ("ann", "submit", "403") in refusals and ("bob", "cancel", "403") in refusals
-        assert ("ann", "projects.grant", "403") in refusals
+        assert ("ann", "projects.grant", "403") in refusals, refusals
 
 
 def test_critical_needs_the_projects_grant() -> None:

@@ -111,7 +111,7 @@ def quota(
     guarantee_cpus: Annotated[float | None, typer.Option(help="CPUs it may reclaim from borrowers")] = None,
     guarantee_gpus: Annotated[float | None, typer.Option(help="GPUs it may reclaim from borrowers")] = None,
     guarantee_memory_gb: Annotated[float | None, typer.Option(help="memory (GB) it may reclaim")] = None,
-    weight: Annotated[float | None, typer.Option(help="fair-share weight (default 1)")] = None,
+    weight: Annotated[float | None, typer.Option(help="fair-share weight (1 until set)")] = None,
     clear: Annotated[bool, typer.Option(help="first remove every limit (weight back to 1)")] = False,
 ) -> None:
     """Set a project's quota (admins): the scheduler keeps it under its caps (its jobs wait), lets it

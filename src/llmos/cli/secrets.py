@@ -13,7 +13,7 @@ from llmos.cli._render import JsonFlag, console, print_json
 app = typer.Typer(help="Secrets of a project: set by its developers, given to its jobs' environment only.",
                   no_args_is_help=True)
 
-Project = Annotated[str | None, typer.Option(help="the project (default: yours)")]
+Project = Annotated[str | None, typer.Option(help="the project; unset: your default project")]
 
 
 @app.command("set")

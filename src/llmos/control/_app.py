@@ -19,6 +19,7 @@ from llmos.control._errors import NotFound
 from llmos.control._handlers import install
 from llmos.control._input import INT64_MAX, submission_problems
 from llmos.control._metrics import registry_for, render
+from llmos.control._routes_projects import USER
 from llmos.errors import SpecError
 
 if TYPE_CHECKING:
@@ -53,8 +54,8 @@ class TokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     role: str = Field(description=" | ".join(ROLES))
-    name: str = Field(min_length=1, max_length=100, description="a label for the token")
-    owner: str | None = Field(None, max_length=100, description="the user it acts as (default: name)")
+    name: str = Field(description="a label for the token (the user's name when no owner is given)", **USER)
+    owner: str | None = Field(None, description="the user it acts as (default: name)", **USER)
 
 
 class DeployBody(BaseModel):

@@ -36,11 +36,23 @@ class Guard:
             return
         state = scope.setdefault("state", {})
         status = [0]
+        held: list[dict[str, Any]] = []
 
         async def send_wrapper(message: dict[str, Any]) -> None:
+            # A refusal's row is written before its answer leaves: a client that sees the 4xx finds it
+            # in the audit log (error answers are small; they are held until their body is complete).
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-            await send(message)
+            if status[0] < 400:
+                await send(message)
+                return
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await self._audit(scope, status[0])
+                status[0] = -status[0]  # audited
+                for part in held:
+                    await send(part)
+                held.clear()
 
         try:
             refusal = self._url_refusal(scope)
@@ -58,7 +70,7 @@ class Guard:
             status[0] = 500  # the framework's last handler answers it
             raise
         finally:
-            if status[0] >= 400:
+            if status[0] >= 400:  # not audited yet: the answer never completed (or the app raised)
                 await self._audit(scope, status[0])
 
     def _url_refusal(self, scope: dict[str, Any]) -> ControlError | None:

@@ -16,31 +16,33 @@ __all__ = ["add_project_routes"]
 
 _REFUSED = {403: {"description": "not a member of the project (or not an admin)"}}
 _NAME = {"min_length": 1, "max_length": 100, "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
+# A user is a token's owner: any printable name that can also appear in a URL path segment.
+USER = {"min_length": 1, "max_length": 100, "pattern": r"^[^\x00-\x1f\x7f/]+$"}
 
 
 class ProjectBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: 0 is not false
 
     name: str = Field(description="the project's name (letters, digits, _ . -)", **_NAME)
 
 
 class MemberBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: 0 is not false
 
-    user: str = Field(description="the user (a token's owner)", min_length=1, max_length=100)
+    user: str = Field(description="the user (a token's owner)", **USER)
     role: str = Field(description=" | ".join(ROLES) + " in this project")
 
 
 class GrantBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: 0 is not false
 
     priority: str = Field(description="the highest class the project may use: normal, high or critical")
 
 
 class QuotaBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: 0 is not false
 
-    weight: float | None = Field(None, gt=0, le=1e6, description="fair-share weight (default 1)")
+    weight: float | None = Field(None, gt=0, le=1e6, description="fair-share weight (1 until set)")
     guarantee_cpus: float | None = Field(None, ge=0, le=1e9, description="CPUs it may reclaim from borrowers")
     guarantee_memory_gb: float | None = Field(None, ge=0, le=1e9, description="memory it may reclaim (GB)")
     guarantee_gpus: float | None = Field(None, ge=0, le=1e9, description="GPUs it may reclaim from borrowers")
