@@ -73,13 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("finance-monitor-out"), help="folder for data and results")
     parser.add_argument("--rate", type=float, default=50.0, help="headlines per second in the live runs")
     parser.add_argument("--threads", type=int, default=1, help="model threads of the served model")
+    parser.add_argument("--model", help="a registered model to monitor with (name@alias): skips the fine-tuning")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     for old in ("steady", "restart"):  # a live run starts from an empty stream and state
         shutil.rmtree(out / old, ignore_errors=True)
     splits = data.write_all(out / "data", **(TINY_SIZES if args.tiny else {}))
-    ref = train(out, pipeline_spec(args.tiny))
-    print(f"trained and promoted {ref}; measuring it on {len(splits['test'])} held-out headlines")
+    ref = args.model or train(out, pipeline_spec(args.tiny))
+    print(f"monitoring with {ref}; measuring it on {len(splits['test'])} held-out headlines")
     results: dict = {"model": "tiny-bert" if args.tiny else "minilm-l6", "ref": ref, "rate_per_s": args.rate,
                      "device": f"{platform.machine()} CPU, {args.threads} model thread(s)"}
     results["accuracy"] = measure.accuracy(ref, splits["test"], args.threads)
