@@ -20,14 +20,15 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
-    file: Annotated[Path, typer.Argument(help="spec (YAML): kind pipeline, train or compress")],
+    file: Annotated[Path, typer.Argument(help="spec (YAML): kind pipeline, sweep, train or compress")],
     overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. name=nightly")] = None,
     max_retries: Annotated[int, typer.Option(min=0, help="runs again a stage that crashed (not one whose gate or "
                                                          "bounds failed) up to this many times")] = 0,
     json_out: JsonFlag = False,
 ) -> None:
     """Run a spec in the foreground: a pipeline's stages one after another (train, compress with its gate,
-    evaluate, promote, deploy), each starting once the stages it needs have succeeded."""
+    evaluate, promote, deploy), each starting once the stages it needs have succeeded; a sweep's trials
+    as subprocesses, max_parallel at a time."""
     from llmos.errors import RunFailed, SpecError
     from llmos.spec import load_job
 

@@ -14,7 +14,8 @@ app = typer.Typer(help="Validate job specs and print commented examples.", no_ar
 
 # What runs a valid spec of each kind.
 _NEXT = {"train": "llmos train {file}", "compress": "llmos compress {file}", "serve": "llmos serve --spec {file}",
-         "command": "llmos submit {file}", "pipeline": "llmos run {file}"}
+         "command": "llmos submit {file}", "pipeline": "llmos run {file}",
+         "sweep": "llmos run {file}"}
 
 
 @app.command()
@@ -34,11 +35,11 @@ def validate(
     console.print(f"[green]ok[/] {file}: kind {kind}")
     console.print_json(job.model_dump_json())
     console.print("next: " + _NEXT.get(kind, "llmos submit {file}").format(file=file)
-                  + (f"   (or queue it: llmos submit {file})" if kind in ("train", "compress", "pipeline") else ""))
+                  + (f"   (or queue it: llmos submit {file})" if kind in ("train", "compress", "pipeline", "sweep") else ""))
 
 
 @app.command()
-def example(kind: Annotated[str, typer.Argument(help="job kind: train, compress, serve, command or pipeline")] = "train"
+def example(kind: Annotated[str, typer.Argument(help="job kind: train, compress, serve, command, pipeline or sweep")] = "train"
             ) -> None:
     """Print a commented example spec generated from the field descriptions."""
     from llmos.spec import example_yaml
