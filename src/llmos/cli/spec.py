@@ -35,11 +35,13 @@ def validate(
     console.print(f"[green]ok[/] {file}: kind {kind}")
     console.print_json(job.model_dump_json())
     console.print("next: " + _NEXT.get(kind, "llmos submit {file}").format(file=file)
-                  + (f"   (or queue it: llmos submit {file})" if kind in ("train", "compress", "pipeline", "sweep") else ""))
+                  + (f"   (or queue it: llmos submit {file})"
+                     if kind in ("train", "compress", "pipeline", "sweep") else ""))
 
 
 @app.command()
-def example(kind: Annotated[str, typer.Argument(help="job kind: train, compress, serve, command, pipeline or sweep")] = "train"
+def example(kind: Annotated[str, typer.Argument(
+        help="job kind: train, compress, serve, command, pipeline or sweep")] = "train"
             ) -> None:
     """Print a commented example spec generated from the field descriptions."""
     from llmos.spec import example_yaml
