@@ -67,7 +67,7 @@ def _serve(config: ControlConfig) -> int:
     from llmos.control._service import Service
     from llmos.paths import home
 
-    isolation = resolve(config.isolation)
+    isolation = resolve(config.isolation, cluster=bool(config.ray))
     prepare_home(home(), isolation)  # before the database opens: its files are 0600 from the start
     engine = open_db(database_url(config.db, config.db_password_file))
     for name in ("LLMOS_DB_PASSWORD", "LLMOS_DB"):  # never handed on to a job or a replica

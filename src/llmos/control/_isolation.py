@@ -3,7 +3,7 @@
     users     the daemon is root: each project's jobs run as its own OS user in a mount namespace
               that hides LLMOS_HOME/control (tokens, database, configuration, keys)
     sandbox   the daemon is not root: jobs run in user, mount and PID namespaces that hide it
-    none      neither works here: the daemon says so and makes admin tokens only
+    none      neither works here (or jobs run on Ray): the daemon says so and makes admin tokens only
     trusted   chosen by an admin (`isolation: trusted`): jobs run as the daemon's user, for a
               machine whose every token holder may read the control plane's state
 
@@ -30,21 +30,31 @@ MODES = ("auto", "users", "sandbox", "none", "trusted")
 _SHIM = Path(__file__).parents[1] / "executor" / "_shim.py"
 
 
-def choose(requested: str, is_root: bool, works: dict[str, bool]) -> str:
-    """The isolation to run with: `requested` if it is a fixed one, else the best that `works`."""
+def choose(requested: str, is_root: bool, works: dict[str, bool], cluster: bool = False) -> str:
+    """The isolation to run with: `requested` if it is a fixed one, else the best that `works`. On a
+    Ray cluster llmos isolates nothing yet (workers run as the Ray node's user): `none`."""
     if requested != "auto":
         return requested
+    if cluster:
+        return "none"
     if is_root:  # root in a user namespace keeps its capabilities there: it could lift the sandbox
         return "users" if works.get("users") else "none"
     return "sandbox" if works.get("sandbox") else "none"
 
 
-def resolve(configured: str) -> str:
+def resolve(configured: str, cluster: bool = False) -> str:
     """Decide the mode on this machine now; raises LlmosError when a mode asked for does not work."""
     requested = os.environ.get("LLMOS_ISOLATION") or configured
     if requested not in MODES:
         raise LlmosError(f"isolation {requested!r} is not one of {', '.join(MODES)}.",
                          hint="Fix LLMOS_ISOLATION or `isolation:` in control.yaml.")
+    if cluster:
+        if requested in ("users", "sandbox"):
+            raise LlmosError(f"isolation {requested!r} covers jobs on this machine only; on a Ray cluster workers "
+                             "run as the Ray node's user.",
+                             hint="Use isolation: auto (none: admin tokens only) or trusted, and keep untrusted "
+                                  "teams on Ray clusters of their own (docs/security.md).")
+        return choose(requested, os.geteuid() == 0, {}, cluster=True)
     is_root = os.geteuid() == 0
     wanted = [requested] if requested in ("users", "sandbox") else ["users", "sandbox"] if requested == "auto" else []
     works = {m: _probe(m) for m in wanted if (m == "users") == is_root}
@@ -72,8 +82,8 @@ def describe(mode: str) -> str:
     return {
         "users": "jobs isolated: each project's jobs run as its own user (llmos-PROJECT), control folder hidden",
         "sandbox": "jobs isolated: user, mount and PID namespaces hide the control folder",
-        "none": "WARNING: jobs cannot be isolated from the control plane here (not root, no user namespaces); "
-                "only admin tokens can be made",
+        "none": "WARNING: jobs cannot be isolated from the control plane here (neither root nor user namespaces, "
+                "or Ray workers); only admin tokens can be made",
         "trusted": "WARNING: isolation is off (isolation: trusted): jobs run as the daemon's user and can read "
                    "its tokens and database",
     }[mode]

@@ -67,6 +67,11 @@ def test_isolation_mode(requested: str, root: bool, works: dict, mode: str) -> N
     assert choose(requested, root, works) == mode
 
 
+def test_on_a_ray_cluster_nothing_is_isolated_yet() -> None:
+    assert choose("auto", True, {"users": True}, cluster=True) == "none"
+    assert choose("trusted", True, {}, cluster=True) == "trusted"
+
+
 def test_without_isolation_only_admin_tokens_are_made() -> None:
     refusal = token_refusal("none", "developer")
     assert refusal is not None and refusal.status == 403 and "isolation: trusted" in refusal.hint
