@@ -219,3 +219,33 @@ def test_a_serve_replica_runs_isolated_as_its_project(plane, llmos_home: Path, m
     assert replicas and all(p.info["uids"].real != 0 for p in replicas), [(p.pid, p.info) for p in replicas]
     environ = replicas[0].environ()
     assert "LLMOS_TOKEN" not in environ and environ["USER"].startswith("llmos-")
+
+
+def test_links_left_in_a_run_folder_never_turn_the_daemons_writes(llmos_home: Path, sentiment_csv) -> None:
+    """A job owns its run folder; the daemon writes the job file there at each launch. A link a job
+    of the project left at that name (or a second name of another file, where the kernel allows
+    hard links to others' files) is removed first: the file it points at stays as it was."""
+    from llmos.control._isolation import prepare_home
+    from llmos.executor import LocalExecutor, parse_spec
+    from llmos.executor._jobuser import ensure_user
+
+    prepare_home(llmos_home, "users")
+    uid, gid, _ = ensure_user("alpha")
+    victim, other = llmos_home / "victim.txt", llmos_home / "other.txt"
+    victim.write_text("precious\n")
+    other.write_text("precious too\n")
+    run = llmos_home / "runs" / "t-1"
+    run.mkdir()
+    (run / "job.json").symlink_to(victim)
+    os.link(other, run / "run.json")  # as root: what protected_hardlinks=0 would let a job do
+    for path in (run, run / "run.json"):
+        os.lchown(path, uid, gid)
+    train, test = sentiment_csv
+    job = parse_spec({"kind": "train", "name": "t", "output": str(run), "model": {"name": "tiny-bert"},
+                      "data": {"train": str(train), "eval": str(test)}, "train": {"epochs": 1}})
+    executor = LocalExecutor("users")
+    handle = executor.launch(1, 1, job, {"workers": [{"cores": [0], "gpus": []}], "project": "alpha"})
+    executor.kill(handle)
+    assert victim.read_text() == "precious\n" and other.read_text() == "precious too\n"
+    assert not (run / "job.json").is_symlink() and (run / "job.json").stat().st_uid == uid
+    assert (run / "run.json").stat().st_nlink == 1

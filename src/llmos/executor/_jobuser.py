@@ -17,7 +17,7 @@ from pathlib import Path
 from llmos.errors import LlmosError
 from llmos.executor._sandbox import JOB_GROUP, Sandbox, project_user, view
 
-__all__ = ["attempt_sandbox", "ensure_group", "ensure_user", "give"]
+__all__ = ["attempt_sandbox", "ensure_group", "ensure_user", "give", "reclaim"]
 
 
 def ensure_user(project: str) -> tuple[int, int, int]:
@@ -60,16 +60,31 @@ def give(path: Path, uid: int, gid: int, *, tree: bool = True) -> None:
             os.lchown(os.path.join(root, name), uid, gid)
 
 
+def reclaim(run_dir: Path, project: str) -> None:
+    """Take a job's run folder back before the daemon writes into it (the job file, run.json):
+    root's and 0700, so that no job races it, and without the links or many-linked files at its
+    top a job may have left to turn the daemon's writes onto another file. `attempt_sandbox` gives
+    it back."""
+    run = run_dir.expanduser().resolve()
+    if not _given(run, project) or not run.is_dir() or run.stat().st_uid == os.geteuid():
+        return
+    os.chown(run, os.geteuid(), os.getegid())
+    os.chmod(run, 0o700)
+    for entry in os.scandir(run):
+        st = entry.stat(follow_symlinks=False)
+        if entry.is_symlink() or (not entry.is_dir(follow_symlinks=False) and st.st_nlink > 1):
+            os.unlink(entry.path)
+
+
 def attempt_sandbox(mode: str, project: str, attempt: Path, run_dir: Path | None) -> Sandbox:
     """The sandbox of one attempt of `project`'s job; makes the project's user and folders. A run
     folder outside the home's `runs/`, the project's folder or the cluster storage is used as it
     is (never taken over: the job writes there only if its user may)."""
-    from llmos.paths import home, project_dir, storage
+    from llmos.paths import home, project_dir
 
     control, own = home() / "control", project_dir(project)
-    ours = [home() / "runs", own, *([storage()] if storage() else [])]
     run = run_dir.resolve() if run_dir is not None else None
-    owned = run is not None and any(run.is_relative_to(r) and run != r for r in ours)
+    owned = run is not None and _given(run, project)
     # Nothing under the control folder is ever shown but the attempt's own folder.
     own.mkdir(parents=True, exist_ok=True)
     if owned and run is not None:
@@ -93,6 +108,15 @@ def attempt_sandbox(mode: str, project: str, attempt: Path, run_dir: Path | None
     hide, reveal = view([str(h) for h in hidden], [str(p) for p in needed],
                         _mode if mode == "users" else lambda _: 0o755)
     return Sandbox(*sandbox_ids, hide, reveal, extra=extra)
+
+
+def _given(run: Path, project: str) -> bool:
+    """Whether a run folder is one the daemon gives to the job's user: under the home's runs/, the
+    project's folder or the cluster storage (never an admin root or another user's folder)."""
+    from llmos.paths import home, project_dir, storage
+
+    ours = [home() / "runs", project_dir(project), *([storage()] if storage() else [])]
+    return any(run.is_relative_to(r) and run != r for r in ours)
 
 
 def _mode(path: str) -> int:

@@ -67,6 +67,11 @@ class LocalExecutor:
         folder = attempt_dir(job_id, attempt)
         folder.mkdir(parents=True, exist_ok=True)
         workers = placement["workers"]
+        output = getattr(job, "output", None)
+        if self.isolation == "users" and output is not None:  # the daemon writes the job file there next
+            from llmos.executor._jobuser import reclaim
+
+            reclaim(Path(output), placement.get("project") or "default")
         program = kind_of(job).program(job, len(workers[0]["cores"]), folder)
         command, env, cwd = program.argv, program.env, program.cwd
         if len(workers) > 1:  # one process per worker on this machine, rendezvous on loopback
@@ -99,7 +104,7 @@ class LocalExecutor:
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         self._children[child.pid] = child
         proc = Proc(child.pid, _create_time(child.pid) or 0.0)
-        (log_path.parent / "pid.json").write_text(proc.to_json())
+        _write_new(log_path.parent / "pid.json", proc.to_json())
         return proc
 
     def popen(self, proc: Proc) -> subprocess.Popen | None:
@@ -175,6 +180,17 @@ def alive(proc: Proc) -> bool:
         return abs(p.create_time() - proc.create_time) < 0.05 and p.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write `path` as a new file put in place atomically: never through a link an isolated job
+    (which owns its attempt folder) left at that name."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _signed(returncode: int) -> int:

@@ -16,6 +16,7 @@ runs unisolated by accident.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -149,11 +150,16 @@ def _check(result: int, what: str) -> None:
 
 def _record(attempt_dir: str, code: int) -> None:
     path = os.path.join(attempt_dir, "exit.json")
-    with open(path + ".tmp", "w") as f:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    # The folder may be an isolated job's: a new file, never through a link it left there.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
         json.dump({"exit_code": code, "ended_s": time.time()}, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(path + ".tmp", path)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
