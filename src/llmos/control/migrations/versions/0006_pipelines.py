@@ -18,6 +18,17 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A database written before versioned migrations by a later llmos may have them already.
+    present = set(sa.inspect(op.get_bind()).get_table_names())
+    if "pipeline_stages" not in present:
+        _pipeline_stages()
+    if "sweeps" not in present:
+        _sweeps()
+    if "sweep_trials" not in present:
+        _sweep_trials()
+
+
+def _pipeline_stages() -> None:
     op.create_table("pipeline_stages",
                     sa.Column("pipeline_id", sa.Integer, sa.ForeignKey("jobs.id"), primary_key=True),
                     sa.Column("name", sa.String(100), primary_key=True),
@@ -30,12 +41,18 @@ def upgrade() -> None:
                     sa.Column("folder", sa.Text),
                     sa.Column("reason", sa.Text, nullable=False),
                     sa.Column("updated_s", sa.Float, nullable=False))
+
+
+def _sweeps() -> None:
     op.create_table("sweeps",
                     sa.Column("sweep_id", sa.Integer, sa.ForeignKey("jobs.id"), primary_key=True),
                     sa.Column("study", sa.String(200), nullable=False),
                     sa.Column("folder", sa.Text, nullable=False),
                     sa.Column("ended_s", sa.Float),
                     sa.Column("result", sa.Text))
+
+
+def _sweep_trials() -> None:
     op.create_table("sweep_trials",
                     sa.Column("sweep_id", sa.Integer, sa.ForeignKey("jobs.id"), primary_key=True),
                     sa.Column("number", sa.Integer, primary_key=True),
