@@ -4,8 +4,9 @@
     python finance.py --tiny      # the 2-layer test model, less data (seconds; the figures mean nothing)
 
 It writes its data (generated, data.py), fine-tunes, checks and promotes the model with one llmos
-pipeline (`llmos run pipeline.yaml`), measures the served model on the held-out headlines, then
-runs the monitor (monitor.py, its own process) twice on a live stream fed at --rate headlines/s
+pipeline (`llmos run pipeline.yaml`), serves it (`llmos serve`, its own process), measures it on
+the held-out headlines, then runs the monitor (monitor.py, its own process, a client of that
+server) twice on a live stream fed at --rate headlines/s
 with a local webhook receiving the alerts: once undisturbed (the latency figures) and once killed
 with SIGKILL mid-stream and started again (the restart check). It reports a table, results.json
 and sentiment.png in --out.
@@ -80,19 +81,19 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out / old, ignore_errors=True)
     splits = data.write_all(out / "data", **(TINY_SIZES if args.tiny else {}))
     ref = args.model or train(out, pipeline_spec(args.tiny))
-    print(f"monitoring with {ref}; measuring it on {len(splits['test'])} held-out headlines")
     results: dict = {"model": "tiny-bert" if args.tiny else "minilm-l6", "ref": ref, "rate_per_s": args.rate,
                      "device": f"{platform.machine()} CPU, {args.threads} model thread(s)"}
-    results["accuracy"] = measure.accuracy(ref, splits["test"], args.threads)
     stream = splits["stream"]
-    print("live run 1 (undisturbed): the latency")
-    steady = live.run(out / "steady", stream, ref, rate_per_s=args.rate, threads=args.threads)
+    print(f"serving {ref} (llmos serve); measuring it on {len(splits['test'])} held-out headlines")
+    with live.served(ref, args.threads, out) as url:
+        results["accuracy"] = measure.accuracy(url, splits["test"])
+        print("live run 1 (undisturbed): the latency")
+        steady = live.run(out / "steady", stream, url, rate_per_s=args.rate)
+        print("live run 2: killed and restarted mid-stream")
+        again = live.run(out / "restart", stream, url, rate_per_s=args.rate, kill_at=int(len(stream) * 0.45))
     results["feed_s"] = steady["feed_s"]
     results["latency"] = measure.latency(steady)
     results["stream_accuracy"] = measure.stream_accuracy(steady, stream)
-    print("live run 2: killed and restarted mid-stream")
-    again = live.run(out / "restart", stream, ref, rate_per_s=args.rate, threads=args.threads,
-                     kill_at=int(len(stream) * 0.45))
     results["restart"] = measure.restart_check(again, stream)
     scored = measure.read_jsonl(out / "steady" / "state" / "scored.jsonl")
     alerts = measure.read_jsonl(out / "steady" / "state" / "alerts.jsonl")

@@ -1,15 +1,18 @@
 """Live runs of the monitor: a producer feeds headlines at a fixed rate, a local webhook receives.
 
-Four in five headlines are appended to the stream file, one in five is POSTed to the monitor's
-HTTP intake. `run` starts the monitor as its own process (monitor.py), and with `kill_at` kills it
-for real (SIGKILL) at that headline and starts it again while the producer keeps going; the
+The model runs as its own service (`llmos serve`, `served`). Four in five headlines are appended
+to the stream file, one in five is POSTed to the monitor's HTTP intake. `run` starts the monitor
+as its own process (monitor.py, a client of the model service), and with `kill_at` kills it for
+real (SIGKILL) at that headline and starts it again while the producer keeps going; the
 producer's HTTP posts retry until the new monitor's intake answers, as any client would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,14 +35,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def served(ref: str, threads: int, folder: Path):
+    """`llmos serve REF` as a child process; its URL once /readyz answers 200."""
+    port = free_port()
+    llmos = shutil.which("llmos", path=str(Path(sys.executable).parent)) or shutil.which("llmos") or "llmos"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "serve.log").open("ab") as log:
+        proc = subprocess.Popen([llmos, "serve", ref, "--port", str(port), "--num-threads", str(threads)],
+                                stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"llmos serve {ref} did not get ready; see {folder / 'serve.log'}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()  # SIGTERM: the server drains and exits
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 class Monitor:
     """monitor.py as a child process with a fixed intake port (so a restarted one answers at the same URL)."""
 
-    def __init__(self, folder: Path, model: str, webhook: str, threads: int) -> None:
+    def __init__(self, folder: Path, model_url: str, webhook: str) -> None:
         self.folder, self.port = folder, free_port()
         self.argv = [sys.executable, str(HERE / "monitor.py"), "--stream", str(folder / "stream.jsonl"),
-                     "--state", str(folder / "state"), "--model", model, "--webhook", webhook,
-                     "--port", str(self.port), "--threads", str(threads)]
+                     "--state", str(folder / "state"), "--model-url", model_url, "--webhook", webhook,
+                     "--port", str(self.port)]
         self.intake = f"http://127.0.0.1:{self.port}/headlines"
         self.proc: subprocess.Popen | None = None
 
@@ -99,13 +130,13 @@ def feed(rows: list[dict], stream: Path, intake: str, rate_per_s: float, hook=No
     return time.monotonic() - start
 
 
-def run(folder: Path, rows: list[dict], model: str, *, rate_per_s: float, threads: int,
+def run(folder: Path, rows: list[dict], model_url: str, *, rate_per_s: float,
         kill_at: int | None = None, note=print) -> dict:
     """Feed rows through a live monitor; what the webhook got, and (with kill_at) what the kill left."""
     folder.mkdir(parents=True, exist_ok=True)
     stream = folder / "stream.jsonl"
     receiver = Receiver()
-    monitor = Monitor(folder, model, receiver.url, threads)
+    monitor = Monitor(folder, model_url, receiver.url)
     killed: dict = {}
     restarter: list[threading.Thread] = []
 
@@ -119,7 +150,15 @@ def run(folder: Path, rows: list[dict], model: str, *, rate_per_s: float, thread
                       outbox=len(state["outbox"]))
         note(f"  killed the monitor (SIGKILL) at headline {i}: {state['headlines']} labelled, "
              f"{killed['file_bytes'] - state['offset']} bytes not yet read; starting it again")
-        restarter.append(threading.Thread(target=monitor.start))
+        down = time.monotonic()
+
+        def restart() -> None:
+            monitor.start()
+            # headlines that came while no monitor was running (the producer never stopped)
+            killed.update(down_s=round(time.monotonic() - down, 2),
+                          bytes_arrived_while_down=stream.stat().st_size - killed["file_bytes"])
+
+        restarter.append(threading.Thread(target=restart))
         restarter[0].start()
 
     try:

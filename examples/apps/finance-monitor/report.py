@@ -22,7 +22,8 @@ def table(results: dict) -> str:
         f"max {lat['alert_max_s'] * 1000:.0f} ms",
         f"  arrival -> labelled: p50 {lat['label_p50_s'] * 1000:.0f} ms, p95 {lat['label_p95_s'] * 1000:.0f} ms",
         f"kill/restart: SIGKILL at headline {chk['killed']['at_headline']} "
-        f"({chk['killed']['labelled']} labelled, {chk['killed']['alerts_received']} alerts sent by then); "
+        f"({chk['killed']['labelled']} labelled, {chk['killed']['alerts_received']} alerts sent by then; "
+        f"down {chk['killed']['down_s']:.1f} s, {chk['killed']['bytes_arrived_while_down']} bytes arrived meanwhile); "
         f"after the restart {chk['labelled']}/{chk['headlines_sent']} labelled, {chk['lost']} lost, "
         f"{chk['labelled_twice']} twice; {chk['alerts_received']} alerts received, "
         f"{chk['alerts_received_twice']} twice; same alerts as without the kill: {chk['same_as_uninterrupted']}",
