@@ -78,7 +78,10 @@ def _fold(sweep: SweepJob, study: Study, trials: Trials, parent: Any, folder: Pa
                 "set metric to one of those")
         reports = new_reports(evals, sweep.metric, frozen.intermediate_values)
         prune = study.report(number, reports) if reports else False
-        return TrialView(number, "running", prune=prune), None
+        # A trial that has written its summary has done all its training: stopping it saves nothing,
+        # and it is told complete (with its final value) once its process has exited.
+        done = (run.run_dir / "summary.json").is_file()
+        return TrialView(number, "running", prune=prune and not done), None
     if run.state == "complete":
         # Evaluations since the last round first: later trials are pruned against them at each step.
         reports = new_reports(_evals(run.run_dir), sweep.metric, frozen.intermediate_values)

@@ -117,3 +117,15 @@ def test_the_grid_covers_every_combination_once(tmp_path: Path) -> None:
         trials.finish(n, 0.1 * n)
     assert one_round(job, study, trials, Parent(), tmp_path / "runs", say=lambda _: None).done
     assert plan([], total=0, max_parallel=1, max_failed=0).done
+
+
+def test_a_trial_that_has_finished_training_is_not_pruned_at_its_last_evaluation(tmp_path: Path) -> None:
+    job, folder = sweep(tmp_path, trials=2, max_parallel=2), tmp_path / "runs"
+    study, trials = Study(job, f"sqlite:///{tmp_path / 'db.sqlite'}", "s"), MemoryTrials()
+    one_round(job, study, trials, Parent(), folder, say=lambda _: None)
+    trials.evaluate(0, 4, 0.5)
+    trials.finish(0, 0.4)
+    trials.evaluate(1, 4, 0.9)  # worse than the median at step 4, but its summary is written:
+    (Path(trials.jobs[1].output) / "summary.json").write_text(json.dumps({"metrics": {"loss": 0.9}}))
+    one_round(job, study, trials, Parent(), folder, say=lambda _: None)  # its process has not exited yet
+    assert trials.stops == []
