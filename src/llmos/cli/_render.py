@@ -12,7 +12,7 @@ from rich.console import Console
 from llmos.errors import LlmosError
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)  # errors quote data: ":CD:" is no emoji
 
 # The `--json` flag of every command that lists or shows: the same records the Python API returns.
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of a table (for scripts)")]

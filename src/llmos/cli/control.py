@@ -78,7 +78,8 @@ def up(
     if info.get("tls"):
         console.print(f"  TLS       {info['tls']['cert']}" + (" (self-signed)" if info["tls"]["self_signed"] else ""))
         console.print(f"  SHA-256   {info['tls']['fingerprint']}\n            (other machines: llmos login "
-                      f"{info['scheme']}://HOST:{info['port']} --fingerprint THAT)", soft_wrap=True)
+                      f"{info['scheme']}://HOST:{info['port']} --fingerprint THAT)", soft_wrap=True,
+                      emoji=False)  # a fingerprint's ":CD:" is no emoji
     console.print(f"  state     {info['db']}\n  token     {admin_token_file()} (admin)\n  log       {daemon_log()}\n"
                   f"  API docs  {info['url']}/docs")
     for warning in _warnings(info):
@@ -120,7 +121,8 @@ def status(json_out: JsonFlag = False) -> None:
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(s["counts"].items())) or "none yet"
     console.print(f"  jobs     {counts}")
     console.print(f"  serving  {s.get('scheme', 'http').upper()} on {s.get('bind', s['url'])}"
-                  + (f", certificate SHA-256 {s['tls']['fingerprint']}" if s.get("tls") else ""), soft_wrap=True)
+                  + (f", certificate SHA-256 {s['tls']['fingerprint']}" if s.get("tls") else ""), soft_wrap=True,
+                  emoji=False)
     console.print(f"  isolation {s.get('isolation', 'trusted')}")
     for warning in _warnings(s):
         console.print(f"[yellow]{warning}[/]")
