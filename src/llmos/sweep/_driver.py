@@ -39,7 +39,11 @@ def one_round(sweep: SweepJob, study: Study, trials: Trials, parent: Any, folder
     runs, views = trials.runs(), []
     problem = None
     for number, frozen in sorted(study.trials().items()):
-        view, why = _fold(sweep, study, trials, parent, folder, number, frozen, runs.get(number), say)
+        run = runs.get(number)
+        if run is None and cancelled and not frozen.state.is_finished():
+            views.append(TrialView(number, "waiting"))  # asked for, never started: not now
+            continue
+        view, why = _fold(sweep, study, trials, parent, folder, number, frozen, run, say)
         views.append(view)
         problem = problem or why
     halt = problem or ("the sweep was cancelled" if cancelled else None)
