@@ -37,6 +37,7 @@ __all__ = ["SweepDriver", "create_sweep", "sweep_view"]
 
 _ROUND_EVERY_S = 1.0  # a sweep's round reads run folders and the study: once a second is plenty
 _RUNNING = ("QUEUED", "STARTING", "RUNNING", "PREEMPTED")
+_MAX_ROUND_ERRORS = 30  # rounds (about a second apart) that fail in a row before the sweep is failed
 
 
 def create_sweep(conn: Connection, job: SweepJob, values: dict[str, Any], reason: str, now_s: float) -> int:
@@ -96,6 +97,7 @@ class SweepDriver:
         self._open: dict[int, tuple[Any, Any, Any]] = {}  # sweep id -> (SweepJob, Study, Parent)
         self._last_s = 0.0
         self._thread: threading.Thread | None = None
+        self._errors: dict[int, int] = {}  # sweep id -> rounds failed in a row
 
     def tick(self, now: float | None = None) -> None:
         if self.background:
@@ -128,9 +130,30 @@ class SweepDriver:
             try:
                 with _shared_umask():
                     self._round(row, now)
+                self._errors.pop(row.id, None)
             except Exception as exc:  # one broken sweep must not stop the others, nor the scheduler
                 self.log(f"sweep {row.id}: round failed: {exc!r}")
+                self._errors[row.id] = self._errors.get(row.id, 0) + 1
+                if self._errors[row.id] >= _MAX_ROUND_ERRORS:  # not a passing hiccup: the sweep fails, saying why
+                    self._give_up(row, now, str(getattr(exc, "message", exc)))
         return len(live)
+
+    def _give_up(self, row: Any, now: float, why: str) -> None:
+        reason = f"sweep rounds failed {_MAX_ROUND_ERRORS} times in a row: {why}"
+        with write(self.engine) as conn:
+            conn.execute(update(sweeps).where(sweeps.c.sweep_id == row.id).values(
+                ended_s=now, result=json.dumps({"failed": reason})))
+            with contextlib.suppress(Conflict):
+                transition(conn, row.id, JobState.FAILED, reason, now_s=now, expect=[JobState.RUNNING])
+            for (job_id,) in conn.execute(select(sweep_trials.c.job_id).where(sweep_trials.c.sweep_id == row.id)):
+                state, holds = conn.execute(select(jobs.c.state, jobs.c.holds).where(jobs.c.id == job_id)).one()
+                if JobState(state) not in TERMINAL:
+                    with contextlib.suppress(Conflict):
+                        transition(conn, job_id, JobState.CANCELLED, f"sweep {row.id} failed", now_s=now,
+                                   **({"stop_s": now} if holds else {}))
+        self._open.pop(row.id, None)
+        self._errors.pop(row.id, None)
+        self.log(f"sweep {row.id}: {reason}")
 
     def _round(self, row: Any, now: float) -> None:
         from llmos.sweep import finish, one_round
