@@ -7,6 +7,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -105,6 +106,21 @@ def test_the_held_out_templates_stay_out_of_training() -> None:
     assert unseen and not unseen & {r["template"] for r in train}
     assert not {r["company"] for r in train} & set(data.NEW_COMPANIES)
     assert data.make_stream(4, 50) == data.make_stream(4, 50)  # seeded: the same stream every time
+
+
+def test_a_second_monitor_on_the_same_state_is_refused(tmp_path: Path) -> None:
+    argv = [sys.executable, str(APP / "monitor.py"), "--stream", str(tmp_path / "s.jsonl"), "--state",
+            str(tmp_path / "state"), "--model-url", "http://127.0.0.1:9", "--port", "0"]
+    first = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+    try:
+        while not (tmp_path / "state" / "ready.json").exists():  # an empty stream: it never asks the model
+            assert first.poll() is None
+            time.sleep(0.05)
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "another monitor is running on" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
 
 
 @pytest.mark.timeout(900)

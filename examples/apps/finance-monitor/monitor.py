@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -95,6 +96,15 @@ def deliver(store: Store, state: dict, client: httpx.Client, webhook: str | None
 
 def run(args: argparse.Namespace, url: str) -> int:
     store = Store(args.state)
+    # One monitor per state folder: two would read the same offsets and send every alert twice.
+    # The kernel drops the lock when the process dies, SIGKILL included.
+    lock = (args.state / "lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"error: another monitor is running on {args.state}\n"
+              f"hint: stop it first, or give this one its own --state folder", file=sys.stderr)
+        return 2
     state = store.load()
     status: dict = {"offset": state["offset"], "headlines": state["headlines"], "ready": False}
     server = intake.serve(intake.Appender(args.stream), status, args.host, args.port)
