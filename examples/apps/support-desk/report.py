@@ -59,7 +59,7 @@ def plot(r: dict, path: Path) -> None:
     ax.set_title(f"support-desk intent model ({r['model']}): coverage vs precision")
     ax.set_xlim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="lower center", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
