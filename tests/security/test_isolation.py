@@ -17,7 +17,8 @@ import pytest
 from tests.integration._util import llmos
 from tests.integration.test_control_plane import client, plane, wait_for  # noqa: F401  (plane: fixture)
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the users isolation needs a root daemon")
+pytestmark = [pytest.mark.slow,  # real daemons, jobs, a training run and a replica
+              pytest.mark.skipif(os.geteuid() != 0, reason="the users isolation needs a root daemon")]
 
 ATTACK = r"""
 import json, os, sqlite3, sys

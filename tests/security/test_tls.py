@@ -31,7 +31,8 @@ def _own_address() -> str | None:
 
 
 ADDRESS = _own_address()
-pytestmark = pytest.mark.skipif(ADDRESS is None, reason="this machine has no non-loopback IPv4 address")
+pytestmark = [pytest.mark.slow,  # real daemons and the CLI in subprocesses
+              pytest.mark.skipif(ADDRESS is None, reason="this machine has no non-loopback IPv4 address")]
 
 
 def _elsewhere(tmp: Path, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
