@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     results["model"] = "tiny-bert" if args.tiny else "minilm-l6"
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     report.plot(results, out / "coverage_precision.png")
+    print(report.samples(results, json.loads((HERE / "templates.json").read_text(encoding="utf-8")),
+                         data.load_faq()))
+    print()
     print(report.table(results))
     print(f"wrote {out / 'results.json'} and {out / 'coverage_precision.png'}")
     return 0

@@ -97,6 +97,11 @@ def run(refs: dict[str, str], splits: dict[str, list[dict]], faq: list[dict], *,
         "curves": {"calib": [asdict(p) for p in curve(calib_conf, calib_ok)],
                    "test": [asdict(p) for p in curve(test_conf, test_ok)]},
         "routes": _route_shares(rows["test"], routes, test_pred),
+        # what happened to each test message: the desk's decision and what it was based on
+        "test_messages": [{"text": row["text"], "intent": row["intent"], "route": how, "predicted": guess,
+                           "confidence": conf, "faq": found[0][0], "similarity": found[0][1]}
+                          for row, how, guess, conf, found in zip(rows["test"], routes, test_pred, test_conf,
+                                                                  ranked["test"], strict=True)],
         # each calibration message's confidence and whether its intent was right, to check the choice
         "calib_scores": [[c, ok] for c, ok in zip(calib_conf, calib_ok, strict=True)],
     })

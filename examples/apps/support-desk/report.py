@@ -37,6 +37,23 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def samples(r: dict, templates: dict[str, str], faq: list[dict], per_route: int = 2) -> str:
+    """A few test messages and what the desk did with them: the first of each route."""
+    answers = {e["id"]: e["answer"] for e in faq}
+    lines = []
+    for how in ("template", "faq", "human"):
+        for m in [m for m in r["test_messages"] if m["route"] == how][:per_route]:
+            if how == "template":
+                why, reply = f"intent {m['predicted']} ({m['confidence']:.2f})", templates[m["predicted"]]
+            elif how == "faq":
+                why, reply = f"FAQ {m['faq']} (similarity {m['similarity']:.2f})", answers[m["faq"]]
+            else:
+                why, reply = f"unsure: intent {m['confidence']:.3f}, FAQ {m['similarity']:.3f}", "(to a person)"
+            lines += [f"> {m['text']}", f"  {how}: {why} [really {m['intent']}]",
+                      f"  {reply[:110] + ('...' if len(reply) > 110 else '')}"]
+    return "\n".join(lines)
+
+
 def plot(r: dict, path: Path) -> None:
     """Precision against coverage of the template answers, as the threshold falls; the chosen one marked."""
     import matplotlib
