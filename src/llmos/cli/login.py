@@ -36,6 +36,9 @@ def login(
     ca_pem = ca_cert.read_bytes() if ca_cert else None
     who, path = log_in(url, token, ca_pem, fingerprint)
     console.print(f"logged in to {url} as {who['owner']} ({who['role']}); saved in {path} (mode 0600)")
+    if url.startswith("http://"):
+        console.print("[yellow]WARNING: plain HTTP: the token crosses the network readable. Serve the API over "
+                      "HTTPS (llmos up --host ... without --insecure-http).[/]")
     console.print("next: llmos status   (llmos logout forgets it)")
 
 
