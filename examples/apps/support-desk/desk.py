@@ -95,4 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from llmos.errors import LlmosError
+
+    try:
+        raise SystemExit(main())
+    except LlmosError as exc:  # what the user can fix: said in two lines, as llmos itself says it
+        raise SystemExit(f"error: {exc.message}\nhint: {exc.hint}") from None
