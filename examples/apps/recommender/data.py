@@ -111,7 +111,7 @@ def training_rows(train: dict[str, list[str]], items: dict[str, Item], *, negati
 
     pairs-*: (history so far, next item) for the bi-encoder, every step of every history from the
     second item on; ranker-*: the same histories with the next item (label 1) and `negatives`
-    items the user never took (label 0), one of them from the next item's own category.
+    items the user never took (label 0); with two or more, one is from the next item's category.
     Every `validate_every`-th user's last step goes to the *-eval files instead (each once)."""
     rng = random.Random(seed + 2)
     all_ids = sorted(items)
@@ -125,7 +125,8 @@ def training_rows(train: dict[str, list[str]], items: dict[str, Item], *, negati
             out["pairs-eval" if held else "pairs-train"].append({"query": query, "doc": target.text})
             same = [i for i in all_ids if items[i].category == target.category and i not in seen]
             other = [i for i in all_ids if i not in seen]
-            picks = rng.sample(same, min(1, len(same))) + rng.sample(other, negatives - min(1, len(same)))
+            hard = min(1, len(same)) if negatives >= 2 else 0  # one alone is drawn from anywhere
+            picks = rng.sample(same, hard) + rng.sample(other, negatives - hard)
             rows = [{"history": query, "item": target.text, "label": "1"}]
             rows += [{"history": query, "item": items[i].text, "label": "0"} for i in picks]
             out["ranker-eval" if held else "ranker-train"].extend(rows)
@@ -149,7 +150,7 @@ class Sizes:
     items_per_category: int
     users: int
     history_len: tuple[int, int]
-    negatives: int = 2
+    negatives: int = 1  # balanced classes: with 2 (1 in 3 positive) MiniLM's ranker learnt only "no"
     validate_every: int = 5
 
 
