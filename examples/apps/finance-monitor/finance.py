@@ -50,6 +50,8 @@ def pipeline_spec(tiny: bool) -> dict:
         if "compress" in stage:  # nor a speed-up to show on a 2-layer model: only the accuracy must hold
             stage["compress"]["gate"] = {"max_metric_drop": 100, "min_speedup": 0.01, "max_size_ratio": 1.0}
             stage["compress"]["tracking"] = {"system_metrics": False}
+            stage["compress"]["report"] = {"latency_runs": 3, "throughput_batches": 1, "warmup": 1, "compile": "never",
+                                           "num_threads": 1, "runtime": {"num_threads": 1, "compile": "off"}}
         if "evaluate" in stage:
             stage["evaluate"]["min"] = {}  # a random-init model has no bar to clear
     return spec
