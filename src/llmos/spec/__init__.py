@@ -6,7 +6,6 @@ Nothing below this package sees a raw dict: callers get Pydantic models.
 from llmos.spec._command import CommandJob, CommandResources, parse_command
 from llmos.spec._compress import CompressDataSpec, CompressJob, GateSpec, RecipeSpec, ReportSpec
 from llmos.spec._example import example_yaml
-from llmos.spec._sweep import ParamSpec, PrunerSpec, SweepJob, trial_job
 from llmos.spec._load import KINDS, apply_overrides, load_job, parse_job, validate_dict
 from llmos.spec._models import (
     CheckpointSpec,
@@ -23,6 +22,7 @@ from llmos.spec._models import (
     TrainSpec,
 )
 from llmos.spec._serve import AutoscaleSpec, CanarySpec, ReplicaResources, ReplicasSpec, ServeJob
+from llmos.spec._sweep import ParamSpec, PrunerSpec, SweepJob, trial_job
 
 __all__ = [
     "KINDS",
@@ -39,6 +39,8 @@ __all__ = [
     "GateSpec",
     "LoraSpec",
     "ModelSpec",
+    "ParamSpec",
+    "PrunerSpec",
     "RecipeSpec",
     "RegisterSpec",
     "ReplicaResources",
@@ -46,11 +48,8 @@ __all__ = [
     "ReportSpec",
     "ResourcesSpec",
     "ServeJob",
-    "SweepJob",
-    "ParamSpec",
-    "PrunerSpec",
-    "trial_job",
     "SftSpec",
+    "SweepJob",
     "TrackingSpec",
     "TrainJob",
     "TrainSpec",
@@ -59,5 +58,6 @@ __all__ = [
     "load_job",
     "parse_command",
     "parse_job",
+    "trial_job",
     "validate_dict",
 ]
