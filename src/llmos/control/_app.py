@@ -7,7 +7,7 @@ token, 403 a role too low, 404 unknown job or token, 409 a cancel of a finished 
 revocation of the last admin token, 422 an invalid spec or a job larger than the machine).
 """
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -203,9 +203,15 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
     def undeploy(name: str, who: Who) -> dict:
         return service.undeploy(who, name)
 
-    @app.post("/v1/deployments/{name}/{action}", summary="promote or roll back a deployment's running canary now")
-    def deployment_canary(name: str, action: Literal["promote", "rollback"], who: Who) -> dict:
-        return service.canary(who, name, action)
+    # Two routes, not one `{action}` route: a POST to any other path under a deployment (its logs)
+    # must answer 405, not a 422 about an action.
+    @app.post("/v1/deployments/{name}/promote", summary="promote a deployment's running canary to 100% now")
+    def deployment_promote(name: str, who: Who) -> dict:
+        return service.canary(who, name, "promote")
+
+    @app.post("/v1/deployments/{name}/rollback", summary="roll a deployment's running canary back now")
+    def deployment_rollback(name: str, who: Who) -> dict:
+        return service.canary(who, name, "rollback")
 
     from llmos.control._routes_projects import add_project_routes
 

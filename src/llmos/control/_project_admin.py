@@ -66,8 +66,9 @@ class Projects:
     def add_member(self, caller: auth.Caller, name: str, user: str, role: str) -> dict:
         with self._change(caller, "projects.add_member", name, "manage its members", project_admin=True) as conn:
             if conn.execute(select(users.c.name).where(users.c.name == user)).first() is None:
-                raise NotFound(f"no user {user}.", hint=f"A user is made with its first token: llmos tokens create "
-                                                        f"--owner {user} --role developer --name NAME")
+                # 422, not 404: the project (the resource addressed) exists; the body names no known user.
+                raise Rejected(f"user: no user {user}.", hint=f"A user is made with its first token: llmos tokens "
+                                                             f"create --owner {user} --role developer --name NAME")
             rules.set_member(conn, name, user, role)
             auth.record(conn, caller, "projects.add_member", f"project {name}", detail=f"{user} as {role}")
         return self.show(caller, name)

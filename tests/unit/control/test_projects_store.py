@@ -27,7 +27,7 @@ def test_membership_grants_and_quotas(service) -> None:
         service.submit(ann, command("true"), project="nlp")
     with pytest.raises(NotFound, match="no project nope"):
         service.submit(ann, command("true"), project="nope")
-    with pytest.raises(NotFound, match="no user zed"):
+    with pytest.raises(Rejected, match="no user zed"):
         admin.add_member(ROOT, "nlp", "zed", "developer")
     admin.add_member(ROOT, "nlp", "ann", "viewer")
     with pytest.raises(Forbidden, match="ann is a viewer of project nlp"):
