@@ -208,7 +208,10 @@ def test_a_lost_node_is_retried_from_the_checkpoint_and_ends_with_the_same_weigh
 def test_a_restarted_daemon_adopts_running_workers_and_each_job_completes_once(
         plane: Plane, tmp_path: Path) -> None:
     job_id = plane.submit(sleeper(tmp_path, "steady", 12, 1))
-    wait_for(lambda: plane.state(job_id) == "RUNNING", what="the job to run")
+    # RUNNING is recorded when the launch begins; the program runs once its worker opened the log (a
+    # daemon killed before that leaves a launch that is retried: tests/cluster/test_ray_executor.py)
+    started = plane.storage / "jobs" / str(job_id) / "attempt-1" / "output.log"
+    wait_for(lambda: plane.state(job_id) == "RUNNING" and started.exists(), what="the job to run")
     pid = json.loads((plane.home / "control" / "daemon.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(1)

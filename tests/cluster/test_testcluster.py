@@ -160,7 +160,7 @@ def test_a_drained_node_takes_no_new_work_and_leaves_when_idle(ray_cluster: Test
 
     (folder / "release").touch()
     ray_driver.get(busy, timeout=60)
-    wait_until(lambda: not _alive(ray_cluster, node_id), "a drained node leaving once idle")
+    wait_until(lambda: not _alive(ray_cluster, node_id), "a drained node leaving once idle", timeout_s=180)
     (node,) = [node for node in ray_driver.nodes() if node["NodeID"] == node_id]
     assert (node["Alive"], node["DeathReason"], node["DeathReasonMessage"]) == (False, 3, "maintenance")
     ray_cluster.start_node("n1")

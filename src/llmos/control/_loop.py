@@ -66,6 +66,7 @@ class ControlLoop:
         self.usage: dict[str, Resources] = {}
         self.owed: dict[str, float] = {}  # fair share owed to owners whose jobs could not be placed
         self._signalled: set[tuple[int, int]] = set()  # (job, attempt) already sent SIGTERM
+        self._killed: set[tuple[int, int]] = set()  # (job, attempt) already said to be SIGKILLed
         self._last_s: float | None = None
         self._held: set[int] | None = None  # the cores last published to held_cores_file()
 
@@ -167,6 +168,7 @@ class ControlLoop:
             except Conflict:
                 continue  # cancelled meanwhile: the next tick sees it as a cancelled job that exited
             self._signalled.discard((row.id, row.attempt))
+            self._killed.discard((row.id, row.attempt))
             self.log(f"job {row.id}: {outcome.reason}")
         return changed
 
@@ -179,7 +181,9 @@ class ControlLoop:
                 self.executor.terminate(row.process)
                 self._signalled.add((row.id, row.attempt))
             elif now > row.stop_s + self.config.grace_s:
-                self.log(f"job {row.id}: still running {self.config.grace_s:g} s after SIGTERM; SIGKILL")
+                if (row.id, row.attempt) not in self._killed:  # sent again each round, said once
+                    self.log(f"job {row.id}: still running {self.config.grace_s:g} s after SIGTERM; SIGKILL")
+                    self._killed.add((row.id, row.attempt))
                 self.executor.kill(row.process)
 
     def _apply(self, decision: Decision, queued: dict[str, Any], holding: list[Any], now: float) -> set[int]:

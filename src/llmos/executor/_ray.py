@@ -242,7 +242,8 @@ class RayExecutor:
         return self._actors[name]
 
     def _state(self, name: str) -> str:
-        """'running', 'ended' (exit record on its way) or 'gone' (actor dead or unknown)."""
+        """'running', 'ended' (exit record on its way) or 'gone' (actor dead or unknown, or made by a
+        launch that died before starting its program)."""
         import ray
         from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
@@ -250,13 +251,22 @@ class RayExecutor:
         if actor is None:
             return "gone"
         try:
-            code = ray.get(actor.state.remote(), timeout=_CALL_TIMEOUT_S)
+            started, code = ray.get(actor.state.remote(), timeout=_CALL_TIMEOUT_S)
         except (GetTimeoutError, ActorUnavailableError):
             return "running"  # slow or briefly unreachable is not lost: the node's death shows as an actor error
         except RayActorError:
             self._actors.pop(name, None)
             return "gone"
+        if not started:
+            # No program and nobody starting one: its attempt's launch died with an earlier daemon
+            # (killed between making the actors and starting them). Gone: the attempt is retried.
+            return "running" if self._launching(name) else "gone"
         return "running" if code is None else "ended"
+
+    def _launching(self, worker: str) -> bool:
+        """Whether this daemon's launch thread is still bringing up the attempt of that worker."""
+        starting = self._starting.get(worker.rsplit("-", 1)[0])
+        return starting is not None and not starting.done()
 
 
 def _reserve(pg: Any, nodes: list[str], bundles: list[dict[str, float]]) -> None:

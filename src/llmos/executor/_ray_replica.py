@@ -80,7 +80,7 @@ class RayReplica:
         if self._ended or time.monotonic() - self._seen_s < max_age_s:
             return self._ended
         try:
-            code = ray.get(self._actor.state.remote(), timeout=_CALL_TIMEOUT_S)
+            _started, code = ray.get(self._actor.state.remote(), timeout=_CALL_TIMEOUT_S)  # started before this object
         except (GetTimeoutError, ActorUnavailableError):
             # Slow or unreachable for now is not lost: Ray reports the actor dead once its node is declared
             # dead. (Meanwhile the front stops routing to a replica that fails its probes.)

@@ -44,9 +44,10 @@ class Worker:
         threading.Thread(target=self._record, args=(self.proc, exit_file), daemon=True).start()
         return self.proc.pid
 
-    def state(self) -> int | None:
-        """The program's exit code (negative: killed by that signal), or None while it runs."""
-        return None if self.proc is None else self.proc.poll()
+    def state(self) -> tuple[bool, int | None]:
+        """Whether the program was started, and its exit code (negative: killed by that signal) or
+        None while it runs. Never started: the daemon that made this actor died before starting it."""
+        return (False, None) if self.proc is None else (True, self.proc.poll())
 
     def signal(self, signum: int) -> None:
         if self.proc is not None and self.proc.poll() is None:

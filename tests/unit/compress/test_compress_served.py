@@ -3,8 +3,8 @@
 The child here is the issue's case in small: an ONNX int8 export, many times faster than its
 parent at one fixed length (short texts), but served on texts of 32 different lengths per request,
 where ONNX Runtime cannot pack (length buckets: several calls, each still padded) while the parent
-packs. The gate asks 3x: the fixed-length figure (~9x) would pass it, the served one (0.7-1.4x
-measured) does not, and the child must not get the alias.
+packs. The fixed-length figure (~9x on a quiet machine) is well above the served one (0.7-1.4x); the
+gate asks a speed-up between the two this run measured, and the child must not get the alias.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import csv
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.unit.compress.compress_helpers import make_context
@@ -55,6 +56,13 @@ def _parent(folder: Path) -> Parent:
                   config=json.loads((folder / "config.json").read_text()))
 
 
+def _job(eval_csv: Path, min_speedup: float) -> Any:  # a CompressJob
+    return parse_job({"kind": "compress", "model": "s/1", "recipe": ["onnx-int8"], "eval": str(eval_csv),
+                      "gate": {"max_metric_drop": 50, "min_speedup": min_speedup}, "alias": "fast",
+                      "report": {"seq_len": 8, "num_threads": 1, "runtime": {"num_threads": 1}, "latency_runs": 5,
+                                 "throughput_batches": 20, "warmup": 2, "compile": "never"}})
+
+
 @pytest.mark.timeout(300)
 def test_a_child_fast_at_fixed_length_but_slow_served_does_not_get_the_alias(tmp_path: Path) -> None:
     from transformers import AutoTokenizer
@@ -67,10 +75,7 @@ def test_a_child_fast_at_fixed_length_but_slow_served_does_not_get_the_alias(tmp
     child_folder = get_recipe("onnx-int8").run(ctx, params)
     # one thread each (a busy 2-core machine), short timings; seq_len 8: the fixed-length figure
     # times every model at the short texts' length, where the ONNX child shines
-    job = parse_job({"kind": "compress", "model": "s/1", "recipe": ["onnx-int8"], "eval": str(eval_csv),
-                     "gate": {"max_metric_drop": 50, "min_speedup": 3.0}, "alias": "fast",
-                     "report": {"seq_len": 8, "num_threads": 1, "runtime": {"num_threads": 1}, "latency_runs": 5,
-                                "throughput_batches": 20, "warmup": 2, "compile": "never"}})
+    job = _job(eval_csv, min_speedup=3.0)
     data = load_data(job, parent, AutoTokenizer.from_pretrained(str(parent.folder)))  # type: ignore[arg-type]
     work = tmp_path / "measure"
     work.mkdir()
@@ -79,6 +84,13 @@ def test_a_child_fast_at_fixed_length_but_slow_served_does_not_get_the_alias(tmp
     child = {"label": "onnx-int8", "slug": "onnx-int8", "registered": "2",
              "measured": measure(child_folder, job=job, data=data, work_dir=work, label="onnx-int8",  # type: ignore[arg-type]
                                  fmt="onnx-int8")}
+    # the bound sits between the two figures this run measured (a loaded machine moves both, not
+    # their order): the fixed-length figure would pass it, the served one must not
+    fixed = summarize(job, "classification", parent_row, [child], seq_len=8)["children"][0]
+    fixed_speedup, served_speedup = fixed["vs_parent_fixed_length"]["speedup"], fixed["vs_parent"]["speedup"]
+    assert fixed_speedup >= 1.5 * served_speedup, (fixed_speedup, served_speedup)
+    bound = round((fixed_speedup * served_speedup) ** 0.5, 2)
+    job = _job(eval_csv, min_speedup=bound)
     report = summarize(job, "classification", parent_row, [child], seq_len=8)  # type: ignore[arg-type]
     row = report["children"][0]
 
@@ -88,9 +100,8 @@ def test_a_child_fast_at_fixed_length_but_slow_served_does_not_get_the_alias(tmp
     assert served_child["padding"] > 0.05 > served_parent["padding"]  # the loss shown plainly
     assert served_parent["load"] == {"batch_size": 32, "clients": 1, "texts": 64, "texts_over_limit": 0}
     assert served_child["runtime"]["threads"] == served_parent["runtime"]["threads"] == 1
-    # fixed length: the child passes easily (8.8x measured); served, at most ~1.4x (0.7-1.4x measured)
-    assert row["vs_parent_fixed_length"]["speedup"] >= 3.0
-    assert row["vs_parent"]["speedup"] < 3.0
+    # fixed length: the child passes easily (8.8x measured quiet); served, 0.7-1.4x measured
+    assert row["vs_parent_fixed_length"]["speedup"] >= bound > row["vs_parent"]["speedup"]
     assert not row["gate"]["passed"] and row["gate"]["speed_from"] == "served"
-    assert row["gate"]["reasons"][0].startswith("speedup ") and "< min_speedup 3" in row["gate"]["reasons"][0]
+    assert row["gate"]["reasons"][0].startswith("speedup ") and f"< min_speedup {bound:g}" in row["gate"]["reasons"][0]
     assert _move_alias(job, "s", report["children"]) is None  # type: ignore[arg-type]

@@ -1,0 +1,62 @@
+"""The Ray executor's view of an attempt's workers, on the real test cluster (tests/cluster/conftest.py).
+
+A daemon SIGKILLed in the middle of a launch (after making the detached worker actors, before starting
+their programs) leaves actors that are alive but run nothing. The next daemon must see that attempt as
+gone (it is retried), not as running forever; a worker that did start is followed to its exit record.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.cluster._testcluster import TestCluster
+
+pytestmark = [pytest.mark.timeout(300)]
+
+
+def _worker(ray: ModuleType, name: str) -> Any:  # an actor handle
+    from llmos.executor._ray_worker import Worker
+
+    return ray.remote(Worker).options(name=name, lifetime="detached", max_restarts=0, num_cpus=0.25).remote()
+
+
+def test_workers_made_but_never_started_are_gone_and_started_ones_are_followed(
+        ray_cluster: TestCluster, ray_driver: ModuleType) -> None:
+    from llmos.executor._ray import RayExecutor
+
+    folder = ray_cluster.storage / f"executor-test-{time.time_ns()}"
+    folder.mkdir()
+    executor = RayExecutor({})  # a fresh daemon's executor: it launched none of these
+
+    # the launch that died: actors made, no program started
+    orphan = {"backend": "ray", "pg": "llmos-901-1", "workers": ["llmos-901-1-0", "llmos-901-1-1"]}
+    actors = [_worker(ray_driver, name) for name in orphan["workers"]]
+    assert ray_driver.get([a.state.remote() for a in actors], timeout=60) == [(False, None)] * 2
+    assert not executor.alive(json.dumps(orphan))
+    ended = executor.poll(json.dumps(orphan), folder)
+    assert ended is not None and ended.code is None  # no exit known: the attempt is retried, not succeeded
+    for name in orphan["workers"]:  # given back to Ray
+        deadline = time.monotonic() + 30
+        while name in {a["name"] for a in ray_driver.util.list_named_actors(all_namespaces=False)}:
+            assert time.monotonic() < deadline, f"{name} still alive"
+            time.sleep(0.2)
+
+    # a launch that got through: followed while it runs, then to its exit record
+    started = {"backend": "ray", "pg": "llmos-902-1", "workers": ["llmos-902-1-0"]}
+    actor = _worker(ray_driver, started["workers"][0])
+    ray_driver.get(actor.start.remote([sys.executable, "-c", "import time; time.sleep(3)"], {}, str(folder),
+                                      str(folder / "output.log"), str(folder / "exit-0.json")), timeout=60)
+    assert executor.alive(json.dumps(started))
+    assert executor.poll(json.dumps(started), folder) is None
+    deadline = time.monotonic() + 60
+    while (result := executor.poll(json.dumps(started), folder)) is None:
+        assert time.monotonic() < deadline, "the started worker's exit was never seen"
+        time.sleep(0.2)
+    assert result.code == 0 and Path(folder / "exit-0.json").is_file()
