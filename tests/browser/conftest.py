@@ -80,6 +80,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     plane.tokens["admin"] = (plane.home / "control" / "admin.token").read_text().strip()
     for role, name in (("developer", "dev"), ("viewer", "viv")):
         plane.tokens[name] = plane.api("POST", "/v1/tokens", json={"role": role, "name": name})["token"]
+    # The viewer reads the developer's project (reads are scoped to a user's projects).
+    plane.api("POST", "/v1/projects/dev/members", json={"user": "viv", "role": "viewer"})
     try:
         yield plane
     finally:

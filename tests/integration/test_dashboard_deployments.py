@@ -24,6 +24,7 @@ def test_the_deployments_page_follows_a_real_fronts_traffic(tmp_path: Path) -> N
     from llmos.control._db import open_db, write
     from llmos.control._deployments import DeploymentManager
     from llmos.control._inventory import Inventory
+    from llmos.control._projects import ensure_project, set_member
     from llmos.control._service import Service
     from llmos.deploy import DeploymentController
     from llmos.spec import ServeJob
@@ -33,6 +34,8 @@ def test_the_deployments_page_follows_a_real_fronts_traffic(tmp_path: Path) -> N
     service = Service(engine, inventory, ControlConfig(port=0))
     with write(engine) as conn:
         token = create_token(conn, name="viv", owner="viv", role="viewer")
+        ensure_project(conn, "ann")
+        set_member(conn, "ann", "viv", "viewer")  # the deployment is ann's project's; viv reads it
     job = ServeJob.model_validate({"kind": "serve", "name": "demo", "model": "demo@prod",
                                    "replicas": {"min": 2, "max": 2}})
     ctrl = DeploymentController("demo", job, state_dir=tmp_path / "deploy", front_port=0,

@@ -163,7 +163,7 @@ def test_every_error_has_one_shape_the_frameworks_too(plane: Plane) -> None:
 
 
 def test_a_bug_is_a_500_in_the_same_shape_without_a_traceback(plane: Plane, monkeypatch) -> None:
-    monkeypatch.setattr(plane.service, "counts", lambda: {}["boom"])
+    monkeypatch.setattr(plane.service, "counts", lambda *_: {}["boom"])
     answer = httpx.get(f"{plane.url}/v1/status", headers=plane.headers("root"))
     body = shape(answer)
     assert answer.status_code == 500 and body["error"] == "the control plane failed on this request (KeyError)."

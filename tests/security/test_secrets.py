@@ -62,6 +62,8 @@ def test_references_at_submit_and_env_shown_to_owner_and_admins_only(api) -> Non
     assert api("bob", "POST", "/v1/jobs", json=command(env={"T": "${secret:T}"})).status_code == 422  # ann's
 
     job = api("ann", "POST", "/v1/jobs", json=command(env={"T": "${secret:T}", "OPENAI_KEY": "sk-plain"})).json()
+    for who, role in (("bob", "developer"), ("vic", "viewer")):  # members of ann's project may read its jobs
+        assert api("root", "POST", "/v1/projects/ann/members", json={"user": who, "role": role}).status_code == 200
     seen = {who: api(who, "GET", f"/v1/jobs/{job['id']}").json()["spec"]["env"]
             for who in ("ann", "root", "bob", "vic")}
     assert seen["ann"] == seen["root"] == {"T": "${secret:T}", "OPENAI_KEY": "sk-plain"}

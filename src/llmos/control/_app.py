@@ -1,10 +1,12 @@
 """The REST API: a thin FastAPI shell over `Service` (OpenAPI document at /openapi.json, docs at /docs).
 
 Every route but /healthz, /metrics (Prometheus: counts and timings only, no job names or specs)
-and the OpenAPI pages needs `Authorization: Bearer TOKEN`. Errors come
+and the OpenAPI pages needs `Authorization: Bearer TOKEN`. A non-admin reads only the jobs and
+deployments of the projects it is a member of (`_projects.readable_projects`). Errors come
 back as {"error", "hint", "problems"} with the status of the error (401 no, unknown or revoked
-token, 403 a role too low, 404 unknown job or token, 409 a cancel of a finished job or the
-revocation of the last admin token, 422 an invalid spec or a job larger than the machine).
+token, 403 a role too low, 404 unknown job or token, or another project's job or deployment, 409 a
+cancel of a finished job or the revocation of the last admin token, 422 an invalid spec or a job
+larger than the machine).
 """
 
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmos import __version__
 from llmos.control._auth import ROLES, Caller
-from llmos.control._errors import NotFound
 from llmos.control._handlers import install
 from llmos.control._input import INT64_MAX, submission_problems
 from llmos.control._metrics import registry_for, render
+from llmos.control._reads import readable_deployments, visible_deployments
 from llmos.control._routes_projects import USER
 from llmos.errors import SpecError
 
@@ -110,15 +112,15 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
 
     @app.get("/v1/status", summary="the daemon, the machine and job counts")
     def status(who: Who) -> dict:
-        deployments = service.deployments.list() if service.deployments is not None else []
-        return {**info, "inventory": service.hosts().describe(), "counts": service.counts(),
-                "deployments": deployments, "you": {"owner": who.owner, "role": who.role}}
+        # The machine is everyone's to see; jobs and deployments only those of the caller's projects.
+        return {**info, "inventory": service.hosts().describe(), "counts": service.counts(who),
+                "deployments": visible_deployments(service, who), "you": {"owner": who.owner, "role": who.role}}
 
     @app.get("/v1/top", summary="the machine now and which job holds what")
     def top(who: Who) -> dict:
         from llmos.control._top import machine_view
 
-        return machine_view(service)
+        return machine_view(service, who)
 
     @app.post("/v1/jobs", status_code=201, summary="submit a job; returns its id at once")
     def submit(body: SubmitBody, who: Who) -> dict:
@@ -140,12 +142,11 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}/logs", summary="a job's log files (all attempts, all workers)")
     def logs(job_id: Id, who: Who) -> list[dict]:
-        service.job(job_id)  # 404 for an unknown job
-        return service.log_files(job_id)
+        return service.log_files(job_id, who)  # 404 for an unknown job or one of another project
 
     @app.get("/v1/jobs/{job_id}/logs/{name:path}", summary="a log file from `offset` on")
     def log_text(job_id: Id, name: str, who: Who, offset: Offset = 0) -> dict:
-        return service.read_log(job_id, name, offset)
+        return service.read_log(job_id, name, offset, who)
 
     @app.post("/v1/tokens", status_code=201, summary="make a token (admin); shown once")
     def tokens(body: TokenBody, who: Who) -> dict:
@@ -176,24 +177,19 @@ def create_app(service: "Service", info: dict[str, Any]) -> FastAPI:
 
     @app.get("/v1/deployments", summary="deployments and their replicas")
     def deployments(who: Who) -> list[dict]:
-        return service.deployments.list() if service.deployments is not None else []
+        return visible_deployments(service, who)
 
     @app.get("/v1/deployments/{name}", summary="one deployment, its replicas and its latest events")
     def deployment(name: str, who: Who) -> dict:
-        return _deployments().show(name)
+        return readable_deployments(service, who, name).show(name)
 
     @app.get("/v1/deployments/{name}/logs", summary="a deployment's log files (front router, replicas)")
     def deployment_logs(name: str, who: Who) -> list[dict]:
-        return _deployments().log_files(name)
+        return readable_deployments(service, who, name).log_files(name)
 
     @app.get("/v1/deployments/{name}/logs/{file:path}", summary="a deployment's log file from `offset` on")
     def deployment_log_text(name: str, file: str, who: Who, offset: Offset = 0) -> dict:
-        return _deployments().read_log(name, file, offset)
-
-    def _deployments() -> Any:
-        if service.deployments is None:
-            raise NotFound("this control plane runs no deployments.", hint="See: llmos status")
-        return service.deployments
+        return readable_deployments(service, who, name).read_log(name, file, offset)
 
     @app.post("/v1/deployments", status_code=201, summary="create or roll a deployment (a kind: serve spec)")
     def deploy(body: DeployBody, who: Who) -> dict:

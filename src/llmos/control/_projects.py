@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CLASS_NAMES", "access_error", "authorize", "check_priority", "default_project", "effective_role",
            "ensure_project", "ensure_user", "granted_rank", "member_role", "owner_of", "owners", "priority_error",
-           "replica_class", "set_member"]
+           "readable_projects", "replica_class", "set_member"]
 
 _RANK = {role: i for i, role in enumerate(ROLES)}
 NORMAL = PRIORITY_CLASSES["normal"]
@@ -105,6 +105,15 @@ def granted_rank(conn: Connection, project: str) -> int | None:
 def default_project(conn: Connection, user: str) -> str:
     found = conn.execute(select(users.c.default_project).where(users.c.name == user)).scalar()
     return found or user
+
+
+def readable_projects(conn: Connection, caller: Caller) -> set[str] | None:
+    """The projects whose jobs, deployments and logs `caller` may read: those its user is a member
+    of, in any role (None: all of them, for an admin token). Reads outside them answer as if the
+    object did not exist, so that a list is filtered and a show is a 404."""
+    if caller.is_admin:
+        return None
+    return set(conn.execute(select(members.c.project).where(members.c.username == caller.owner)).scalars())
 
 
 def authorize(conn: Connection, caller: Caller, project: str, needs: str, action: str) -> None:

@@ -181,8 +181,17 @@ class Service:
         self.wake()
         return {"id": job_id, "state": JobState.RUNNING.value, "run_dir": None}
 
+    def readable(self, caller: auth.Caller | None) -> set[str] | None:
+        """The projects `caller` may read (`projects.readable_projects`); None: all (an admin, or the
+        daemon itself when no caller is given)."""
+        if caller is None:
+            return None
+        with read(self.engine) as conn:
+            return projects.readable_projects(conn, caller)
+
     def jobs(self, caller: auth.Caller, state: str | None = None, owner: str | None = None, limit: int = 100,
              before: int | None = None) -> list[dict]:
+        """Jobs newest first, of the projects the caller may read."""
         cols = [getattr(jobs.c, c) for c in JOB_COLUMNS]
         query = select(*cols).order_by(jobs.c.id.desc()).limit(max(1, min(limit, _MAX_PAGE)))
         if state:
@@ -193,6 +202,8 @@ class Service:
             query = query.where(jobs.c.state.in_(states))
         if owner:
             query = query.where(jobs.c.owner == owner)
+        if (scope := self.readable(caller)) is not None:
+            query = query.where(jobs.c.project.in_(scope))
         if before:
             query = query.where(jobs.c.id < before)
         with read(self.engine) as conn:
@@ -205,11 +216,10 @@ class Service:
 
     def job(self, job_id: int, viewer: auth.Caller | None = None) -> dict:
         """One job. Its env values (they may hold API keys) are shown as `***` unless `viewer` is its owner
-        or an admin; a secret reference is shown as written."""
+        or an admin; a secret reference is shown as written. A job outside the projects `viewer` may
+        read is a 404, as a missing one is."""
         with read(self.engine) as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
-            if row is None:
-                raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs ls")
+            row = _readable_job(conn, viewer, job_id)
             history = conn.execute(select(transitions).where(transitions.c.job_id == job_id)
                                    .order_by(transitions.c.id)).all()
             tries = conn.execute(select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)).all()
@@ -259,14 +269,21 @@ class Service:
         return {"id": job_id, "state": JobState.CANCELLED.value}
 
     # ---- logs ----------------------------------------------------------------------------------
-    def log_files(self, job_id: int) -> list[dict]:
+    def log_files(self, job_id: int, caller: auth.Caller | None = None) -> list[dict]:
+        """A job's log files; a 404 for a job `caller` (when given) may not read."""
+        if caller is not None:
+            with read(self.engine) as conn:
+                _readable_job(conn, caller, job_id)
         folder = job_dir(job_id)
         files = sorted(folder.glob("attempt-*/*.log"), key=lambda p: (int(p.parent.name.split("-")[1]), p.name))
         return [{"name": f"{p.parent.name}/{p.name}", "size": p.stat().st_size} for p in files]
 
-    def read_log(self, job_id: int, name: str, offset: int = 0) -> dict:
+    def read_log(self, job_id: int, name: str, offset: int = 0, caller: auth.Caller | None = None) -> dict:
         with read(self.engine) as conn:  # the values of the secrets it was given are shown as ***
-            row = conn.execute(select(jobs.c.project, jobs.c.spec).where(jobs.c.id == job_id)).first()
+            if caller is not None:  # a 404 for a job it may not read
+                row = _readable_job(conn, caller, job_id)
+            else:
+                row = conn.execute(select(jobs.c.project, jobs.c.spec).where(jobs.c.id == job_id)).first()
             hide = job_values(conn, row.project, json.loads(row.spec)) if row is not None else []
         return read_chunk(job_dir(job_id), name, offset, f"job {job_id}", f"llmos jobs show {job_id}", hide=hide)
 
@@ -324,9 +341,13 @@ class Service:
         with read(self.engine) as conn:
             return verify(conn, head=read_head(self.engine)).to_dict()
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, caller: auth.Caller | None = None) -> dict[str, int]:
+        """Jobs per state, of the projects `caller` (when given) may read."""
+        query = select(jobs.c.state, func.count()).group_by(jobs.c.state)
+        if (scope := self.readable(caller)) is not None:
+            query = query.where(jobs.c.project.in_(scope))
         with read(self.engine) as conn:
-            rows = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all()
+            rows = conn.execute(query).all()
         return {state: n for state, n in rows}
 
     # ---- deployments ---------------------------------------------------------------------------
@@ -362,6 +383,16 @@ class Service:
             if not note.get("audited"):
                 exc.audit = (action, target)  # type: ignore[attr-defined]
             raise
+
+
+def _readable_job(conn: Connection, caller: auth.Caller | None, job_id: int) -> Any:
+    """Job `job_id`'s row, or a 404 when there is none or it is in a project `caller` (when
+    given) may not read: the same answer, so that another project's job ids do not leak."""
+    row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    scope = None if caller is None else projects.readable_projects(conn, caller)
+    if row is None or (scope is not None and row.project not in scope):
+        raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs ls")
+    return row
 
 
 def _with_output(job: Any, job_id: int) -> tuple[Any, str | None]:

@@ -1,4 +1,7 @@
-"""`llmos top`'s data: the machine now (each core, memory, each GPU) and which job holds what."""
+"""`llmos top`'s data: the machine now (each core, memory, each GPU) and which job holds what.
+
+What is held, and how much, is shown to everyone; by whom only to those who may read its project:
+a core or GPU held by another project's job or replica names no job but `another project`."""
 
 from __future__ import annotations
 
@@ -14,32 +17,51 @@ from llmos.control._db import read
 from llmos.control._schema import jobs
 
 if TYPE_CHECKING:
+    from llmos.control._auth import Caller
     from llmos.control._service import Service
 
-__all__ = ["machine_view", "parse_gpu_use"]
+__all__ = ["HIDDEN", "machine_view", "parse_gpu_use"]
+
+HIDDEN = "another project"  # the holder of a core or GPU held by a job or replica the caller may not read
 
 
-def machine_view(service: Service) -> dict[str, Any]:
+def machine_view(service: Service, caller: Caller | None = None) -> dict[str, Any]:
+    """The machine now; holders named only where `caller` (when given) may read their project."""
     import psutil
 
+    from llmos.control._reads import deployment_project
+
+    scope = service.readable(caller)
     with read(service.engine) as conn:
-        holding = conn.execute(select(jobs.c.id, jobs.c.name, jobs.c.owner, jobs.c.state, jobs.c.placement,
-                                      jobs.c.memory_gb, jobs.c.workers).where(jobs.c.holds.is_(True))).all()
+        holding = conn.execute(select(jobs.c.id, jobs.c.name, jobs.c.owner, jobs.c.project, jobs.c.state,
+                                      jobs.c.placement, jobs.c.memory_gb, jobs.c.workers)
+                               .where(jobs.c.holds.is_(True))).all()
     core_job: dict[int, str] = {}
     gpu_job: dict[int, str] = {}
-    held = []
+    held: list[dict[str, Any]] = []
+    shown: set[str] = set()  # the ids of the holders the caller may read
+    reserved_gb = 0.0
     for row in holding:
         placement = json.loads(row.placement) if row.placement else {"workers": []}
         cores = [c for w in placement["workers"] for c in w["cores"]]
         gpus = [g for w in placement["workers"] for g in w["gpus"]]
-        core_job.update({c: str(row.id) for c in cores})
-        gpu_job.update({g: str(row.id) for g in gpus})
-        held.append({"id": str(row.id), "name": row.name, "owner": row.owner, "state": row.state, "cores": cores,
-                     "gpus": gpus, "memory_gb": row.memory_gb * row.workers})
-    if service.deployments is not None:
-        for replica in service.deployments.holders():
-            core_job.update({c: replica["id"] for c in replica["cores"]})
-            gpu_job.update({g: replica["id"] for g in replica["gpus"]})
+        label = str(row.id) if scope is None or row.project in scope else HIDDEN
+        core_job.update({c: label for c in cores})
+        gpu_job.update({g: label for g in gpus})
+        reserved_gb += row.memory_gb * row.workers
+        if label != HIDDEN:
+            shown.add(label)
+            held.append({"id": label, "name": row.name, "owner": row.owner, "state": row.state, "cores": cores,
+                         "gpus": gpus, "memory_gb": row.memory_gb * row.workers})
+    replicas = service.deployments.holders() if service.deployments is not None else []
+    for replica in replicas:
+        visible = scope is None or deployment_project(service, replica["name"]) in scope
+        label = replica["id"] if visible else HIDDEN
+        core_job.update({c: label for c in replica["cores"]})
+        gpu_job.update({g: label for g in replica["gpus"]})
+        reserved_gb += replica["memory_gb"]
+        if visible:
+            shown.add(label)
             held.append(replica)
     # Since the previous call (the daemon primes it at start): a live view without a blocking sample.
     percents = psutil.cpu_percent(percpu=True)
@@ -50,16 +72,16 @@ def machine_view(service: Service) -> dict[str, Any]:
                   for c in inv.cores],
         "memory": {"total_gb": round(mem.total / 1e9, 2), "used_gb": round((mem.total - mem.available) / 1e9, 2),
                    "schedulable_gb": round(inv.memory_gb, 2),
-                   "reserved_by_jobs_gb": round(sum(h["memory_gb"] for h in held), 2)},
+                   "reserved_by_jobs_gb": round(reserved_gb, 2)},
         "gpus": [{**g, "job": gpu_job.get(g["index"])} for g in _gpu_use(inv)],
         "jobs": held,
-        "nodes": _nodes(service.hosts(), holding, [h for h in held if "node" in h]),
+        "nodes": _nodes(service.hosts(), holding, [r for r in replicas if "node" in r], shown),
     }
 
 
-def _nodes(cluster: Any, holding: list[Any], replicas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _nodes(cluster: Any, holding: list[Any], replicas: list[dict[str, Any]], shown: set[str]) -> list[dict[str, Any]]:
     """Cluster mode: each node's capacity and what the jobs and deployment replicas hold of it (empty on
-    one machine)."""
+    one machine); the ids of those in `shown` only, the amounts of all."""
     if cluster.backend == "local":
         return []
     held: dict[str, dict[str, Any]] = {h.name: {"cpus": 0, "memory_gb": 0.0, "gpus": 0, "jobs": []}
@@ -71,14 +93,16 @@ def _nodes(cluster: Any, holding: list[Any], replicas: list[dict[str, Any]]) -> 
                 use["cpus"] += len(w["cores"])
                 use["memory_gb"] += w["memory_gb"]
                 use["gpus"] += len(w["gpus"])
-                use["jobs"].append(str(row.id))
+                if str(row.id) in shown:
+                    use["jobs"].append(str(row.id))
     for replica in replicas:
         use = held.get(replica["node"])
         if use is not None:
             use["cpus"] += len(replica["cores"])
             use["memory_gb"] += replica["memory_gb"]
             use["gpus"] += len(replica["gpus"])
-            use.setdefault("replicas", []).append(replica["id"])
+            if replica["id"] in shown:
+                use.setdefault("replicas", []).append(replica["id"])
     return [{"name": h.name, "address": h.address, "cpus": len(h.cores), "memory_gb": round(h.memory_gb, 2),
              "gpus": [{"index": g.index, "name": g.name} for g in h.gpus],
              "held": {**held[h.name], "jobs": sorted(set(held[h.name]["jobs"]), key=int)}} for h in cluster.hosts]

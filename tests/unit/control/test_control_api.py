@@ -87,7 +87,12 @@ def test_bad_input(api, tmp_path) -> None:
 
 
 def test_listing_and_logs(api, service) -> None:
+    from llmos.control._projects import set_member
+
     ids = [api("ann", "POST", "/v1/jobs", json=spec(f"j{i}")).json()["id"] for i in range(5)]
+    assert api("vic", "GET", "/v1/jobs").json() == []  # ann's project's jobs, until vic is a member there
+    with write(service.engine) as conn:
+        set_member(conn, "ann", "vic", "viewer")
     listed = api("vic", "GET", "/v1/jobs", params={"limit": 3}).json()
     assert [j["id"] for j in listed] == ids[::-1][:3]
     older = api("vic", "GET", "/v1/jobs", params={"before": listed[-1]["id"]}).json()

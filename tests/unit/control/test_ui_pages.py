@@ -13,6 +13,7 @@ from sqlalchemy import insert
 from llmos.control._app import create_app
 from llmos.control._auth import create_token
 from llmos.control._db import write
+from llmos.control._projects import ensure_project, set_member
 from llmos.control._schema import jobs
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -95,6 +96,9 @@ def test_roles_are_enforced_on_the_server(browser, service, tokens) -> None:
     job = service.submit(Caller("ann", "developer"), {"kind": "command", "name": "sleepy", "run": ["sleep", "60"],
                                                       "env": {"API_KEY": "s3cr3t-value"},
                                                       "resources": {"cpus": 1}})["id"]
+    assert vic.get(f"/ui/jobs/{job}").status_code == 404  # another project's job, as if there were none
+    with write(service.engine) as conn:
+        set_member(conn, "ann", "vic", "viewer")
     seen = vic.get(f"/ui/jobs/{job}")
     assert seen.status_code == 200 and "sleepy" in seen.text and 'id="cancel"' not in seen.text
     assert "API_KEY" in seen.text and "s3cr3t-value" not in seen.text  # masked for all but its owner and admins
@@ -134,6 +138,8 @@ def test_ten_thousand_jobs_page_fast(browser, service) -> None:
             for i in range(10_000)]
     with write(service.engine) as conn:
         conn.execute(insert(jobs), rows)
+        ensure_project(conn, "p")
+        set_member(conn, "p", "vic", "viewer")  # a viewer reads its projects' jobs (all of these)
     client = browser("vic")
     client.get("/ui/jobs")  # templates compiled once
     started = time.perf_counter()
@@ -182,11 +188,14 @@ def test_deployments_page_shows_the_fronts_traffic(browser, service) -> None:
     class Manager:
         def list(self) -> list[dict]:
             return [{"name": "sent", "model": "sent@production", "model_version": "sent/3", "url": url, "front_pid": 1,
-                     "desired": 2, "ready": 2, "min": 1, "max": 3, "owner": "ann", "scaling": "", "waiting": 0,
+                     "desired": 2, "ready": 2, "min": 1, "max": 3, "owner": "ann", "project": "ann", "scaling": "",
+                     "waiting": 0,
                      "rollout": "rolling", "events": ["r2 ready"],
                      "replicas": [{**replica, "id": "r1"}, {**replica, "id": "r2", "state": "starting"}]}]
 
     service.deployments = Manager()
+    with write(service.engine) as conn:
+        set_member(conn, "ann", "vic", "viewer")  # a viewer sees its projects' deployments
     try:
         viv = browser("vic")
         first = viv.get("/ui/deployments").text

@@ -39,7 +39,7 @@ def add_job_routes(router: APIRouter, ui: UI) -> None:
                    "limit": limit, "sizes": PAGE_SIZES, "states": [s.value for s in JobState]}
         if partial:
             return ui.page(request, "_jobs_table.html", viewer, **context)
-        return ui.page(request, "jobs.html", viewer, counts=ui.service.counts(), **context)
+        return ui.page(request, "jobs.html", viewer, counts=ui.service.counts(viewer.caller), **context)
 
     @router.get("/jobs/{job_id}")
     def job_page(request: Request, job_id: int, partial: bool = False) -> Response:
@@ -59,11 +59,10 @@ def add_job_routes(router: APIRouter, ui: UI) -> None:
 
     @router.get("/jobs/{job_id}/logs")
     def log_files(request: Request, job_id: int) -> Response:
-        ui.viewer(request)
-        ui.service.job(job_id)  # 404 for an unknown job
-        return JSONResponse(ui.service.log_files(job_id))
+        viewer = ui.viewer(request)  # a 404 for an unknown job or one of a project not theirs
+        return JSONResponse(ui.service.log_files(job_id, viewer.caller))
 
     @router.get("/jobs/{job_id}/log")
     def log_text(request: Request, job_id: int, name: str, offset: Annotated[int, Query(ge=0)] = 0) -> Response:
-        ui.viewer(request)
-        return JSONResponse(ui.service.read_log(job_id, name, offset))
+        viewer = ui.viewer(request)
+        return JSONResponse(ui.service.read_log(job_id, name, offset, viewer.caller))

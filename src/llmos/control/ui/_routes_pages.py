@@ -21,15 +21,17 @@ def add_page_routes(router: APIRouter, ui: UI) -> None:
         from llmos.control._top import machine_view
 
         viewer = ui.viewer(request)
-        view = machine_view(ui.service)
+        view = machine_view(ui.service, viewer.caller)  # other projects' holders unnamed
         return ui.page(request, "_nodes_body.html" if partial else "nodes.html", viewer, top=view,
                        holders={h["id"]: h for h in view["jobs"]})
 
     @router.get("/deployments")
     def deployments_page(request: Request, partial: bool = False) -> Response:
+        from llmos.control._reads import visible_deployments
+
         viewer = ui.viewer(request)
         manager = ui.service.deployments
-        rows = manager.list() if manager is not None else []
+        rows = visible_deployments(ui.service, viewer.caller)  # those of the viewer's projects
         for row in rows:
             row["traffic"] = ui.fronts.stats(row["name"], row["url"])
         return ui.page(request, "_deployments_body.html" if partial else "deployments.html", viewer,
