@@ -47,7 +47,10 @@ def test_a_developer_acts_only_in_its_own_projects() -> None:
         job_id = ours.json()["id"]
         assert plane.service.job(job_id)["project"] == "nlp"
         theirs = http.post(f"/v1/jobs/{job_id}/cancel", headers=bob)
-        assert theirs.status_code == 403 and "project nlp" in theirs.json()["error"]
+        # bob reads nothing of nlp: its job answers as a missing one, naming no project
+        missing = http.post("/v1/jobs/999999/cancel", headers=bob)
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.json()["error"] == f"no job {job_id}." and "nlp" not in theirs.text
 
         # Without a job's project named, it goes to the user's own project (as before projects).
         own = http.post("/v1/jobs", headers=ann, json={"spec": _job("own")})
@@ -68,7 +71,7 @@ def test_a_developer_acts_only_in_its_own_projects() -> None:
         # Every refusal left an audit row naming the caller and the status.
         refusals = [(r["actor"], r["action"], r["outcome"]) for r in http.get(
             "/v1/audit", headers=root, params={"limit": 1000}).json() if r["outcome"] != "ok"]
-        assert ("ann", "submit", "403") in refusals and ("bob", "cancel", "403") in refusals
+        assert ("ann", "submit", "403") in refusals and ("bob", "cancel", "404") in refusals
         assert ("ann", "projects.grant", "403") in refusals, refusals
 
 

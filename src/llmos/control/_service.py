@@ -252,7 +252,9 @@ class Service:
             with write(self.engine) as conn:
                 row = conn.execute(select(jobs.c.owner, jobs.c.project, jobs.c.state, jobs.c.holds)
                                    .where(jobs.c.id == job_id)).first()
-                if row is None:
+                readable = projects.readable_projects(conn, caller)
+                if row is None or (readable is not None and row.project not in readable):
+                    # another project's job answers as a missing one: an id says nothing of its project
                     raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs ls")
                 # A developer of its project cancels its own jobs there; a project admin any of them.
                 mine = row.owner == caller.owner
