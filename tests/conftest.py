@@ -87,3 +87,27 @@ def smollm2_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     patch.setenv("LLMOS_MODEL_CACHE", str(tmp_path_factory.mktemp("model-cache")))
     yield smollm2_path()
     patch.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _job_users_removed_after() -> Iterator[None]:
+    """The OS users and groups `llmos-*` that isolation tests made (a root daemon makes one per project,
+    and keeps it, as it should) are removed when the session ends: the machine is left as found."""
+    import grp
+    import os
+    import pwd
+    import subprocess
+
+    def ours() -> tuple[set[str], set[str]]:
+        return ({u.pw_name for u in pwd.getpwall() if u.pw_name.startswith("llmos-")},
+                {g.gr_name for g in grp.getgrall() if g.gr_name.startswith("llmos-")})
+
+    users, groups = ours()
+    yield
+    if os.geteuid() != 0:
+        return
+    now_users, now_groups = ours()
+    for name in sorted(now_users - users):
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+    for name in sorted(now_groups - groups):
+        subprocess.run(["groupdel", name], capture_output=True, check=False)
