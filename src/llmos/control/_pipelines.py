@@ -10,6 +10,7 @@ daemon that dies at any point resumes where it was and never starts a stage twic
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -56,7 +57,19 @@ def stages_view(conn: Connection, pipeline_id: int) -> list[dict[str, Any]]:
                         .order_by(pipeline_stages.c.position)).all()
     return [{"name": r.name, "action": r.action, "needs": json.loads(r.needs), "state": r.state, "job_id": r.job_id,
              "job_state": r.job_state, "model": r.model, "folder": r.folder, "reason": r.reason,
-             "updated_s": r.updated_s} for r in rows]
+             "updated_s": r.updated_s, "started_s": r.started_s} for r in rows]
+
+
+@functools.lru_cache(maxsize=256)
+def _deploy_target(spec: str, stage: str) -> tuple[str, float]:
+    """A deploy stage's deployment name and its ready_timeout_s, from its pipeline's spec (parsed once)."""
+    from llmos.spec import validate_dict
+    from llmos.spec._pipeline import stage_defaults
+
+    job = validate_dict(json.loads(spec), "pipeline")
+    found = job.stage(stage)  # type: ignore[attr-defined]
+    name = {**stage_defaults(found, job.name), **found.body()}["name"]  # type: ignore[attr-defined]
+    return str(name), float(found.ready_timeout)
 
 
 class PipelineDriver:
@@ -82,7 +95,7 @@ class PipelineDriver:
     def _advance(self, pipe: Any, now: float) -> None:
         from llmos.pipeline import advance
 
-        stages = self._observe(pipe.id, now)
+        stages = self._observe(pipe, now)
         if JobState(pipe.state) in TERMINAL:  # cancelled (or ended) with stages still live
             self._wind_down(pipe, stages, now)
             return
@@ -106,15 +119,20 @@ class PipelineDriver:
             transition(conn, pipe.id, to, reason, now_s=now, expect=[JobState.RUNNING])
         self.log(f"pipeline {pipe.id}: {reason}")
 
-    def _observe(self, pipeline_id: int, now: float) -> list[dict[str, Any]]:
-        """The stages, with each RUNNING one whose job has finished moved on (reading what it yielded)."""
+    def _observe(self, pipe: Any, now: float) -> list[dict[str, Any]]:
+        """The stages, with each RUNNING one whose job has finished (or whose deployment is ready)
+        moved on, reading what it yielded."""
         from llmos.pipeline import read_verdict, stage_state_of_job
 
+        pipeline_id = pipe.id
         with read(self.engine) as conn:
             stages = stages_view(conn, pipeline_id)
             reasons = {r.id: r.reason for r in conn.execute(select(jobs.c.id, jobs.c.reason).where(
                 jobs.c.id.in_([s["job_id"] for s in stages if s["job_id"]])))}
         for s in stages:
+            if s["state"] == "RUNNING" and s["action"] == "deploy":
+                self._watch_deploy(pipe, s, now)
+                continue
             if s["state"] != "RUNNING" or s["job_id"] is None or s["job_state"] is None:
                 continue
             state = stage_state_of_job(s["job_state"])
@@ -131,12 +149,13 @@ class PipelineDriver:
 
     def _start(self, pipe: Any, stage: dict[str, Any], models: dict[str, str], now: float) -> None:
         from llmos.control._submit import request_of, validate_submission
-        from llmos.pipeline import pipeline_folder, stage_spec
+        from llmos.pipeline import make_pipeline_folder, pipeline_folder, stage_spec
         from llmos.spec import validate_dict
 
         job = validate_dict(json.loads(pipe.spec), f"pipeline {pipe.id}")
         folder = pipeline_folder(job, str(pipe.id)) / stage["name"]  # type: ignore[arg-type]
         try:
+            make_pipeline_folder(folder.parent)
             spec = stage_spec(job, job.stage(stage["name"]), models, folder)  # type: ignore[attr-defined]
             model = validate_submission(spec)
             if stage["action"] == "deploy":
@@ -154,26 +173,68 @@ class PipelineDriver:
                 "project": pipe.project, "priority": pipe.priority, "spec": model.model_dump_json(by_alias=True),
                 "workers": request.workers, "cpus": float(request.cpus), "memory_gb": request.memory_gb,
                 "gpus": request.gpus, "same_node": request.same_node, "max_retries": pipe.max_retries,
-                "run_dir": str(folder) if stage["action"] in ("train", "compress") else None},
+                "run_dir": str(folder)},  # every stage job writes there (evaluate, promote: result.json)
                 f"stage {stage['name']} of pipeline {pipe.id}", now_s=now)
             self._set(pipe.id, stage["name"], now, conn=conn, state="RUNNING", job_id=job_id, folder=str(folder),
-                      reason=f"job {job_id}")
+                      reason=f"job {job_id}", started_s=now)
         self.log(f"pipeline {pipe.id}: stage {stage['name']} is job {job_id}")
 
     def _deploy(self, pipe: Any, stage: dict[str, Any], job: Any, now: float) -> None:
+        """Ask for the deployment; the stage then waits (RUNNING) until its replicas are ready."""
+        from llmos.pipeline import deploy_readiness, expected_version
+
         if self.deployments is None:
             raise LlmosError("deployments are not available on this control plane.",
                              hint=f"Deploy it by hand: llmos deploy {job.model}")
         caller = Caller(pipe.owner, "developer", f"pipeline {pipe.id}")
         view = self.deployments.deploy(caller, job, pipe.project)  # a name deployed already rolls to it
-        self._set(pipe.id, stage["name"], now, state="SUCCEEDED", model=job.model,
-                  reason=f"deployed {job.name} ({job.model}) at {view.get('url', '?')}")
+        version = expected_version(view)  # what the stage waits for; `started_s` starts its clock
+        waiting = deploy_readiness(view, version, waited_s=0.0, timeout_s=_deploy_target(pipe.spec, stage["name"])[1])
+        self._set(pipe.id, stage["name"], now, state="RUNNING", model=version, started_s=now,
+                  reason=waiting.reason if waiting.state == "RUNNING" else "deploying")
+        self.log(f"pipeline {pipe.id}: stage {stage['name']} deployed {job.name} ({version}); waiting for it")
+
+    def _watch_deploy(self, pipe: Any, s: dict[str, Any], now: float) -> None:
+        """A deploy stage that waits: done once its replicas are ready, failed when they cannot be.
+        All it needs is in the database (its version in `model`, its clock in `started_s`), so a
+        restarted daemon goes on waiting where the last one was."""
+        from llmos.control._errors import NotFound
+        from llmos.pipeline import deploy_readiness, log_tail
+
+        if self.deployments is None:  # a daemon started again without them
+            self._set(pipe.id, s["name"], now, state="FAILED", reason="deployments are not available on this "
+                      "control plane: nothing watches the deployment")
+            s.update(state="FAILED")
+            return
+        name, timeout_s = _deploy_target(pipe.spec, s["name"])
+        started = s["started_s"] if s["started_s"] is not None else s["updated_s"]
+        try:
+            view = self.deployments.show(name)
+        except NotFound:
+            view = None
+        verdict = deploy_readiness(view, str(s["model"]), waited_s=now - started, timeout_s=timeout_s)
+        reason = verdict.reason
+        if verdict.state == "FAILED" and view is not None:
+            try:
+                tail = log_tail(self.deployments.log_files(name),
+                                lambda file, offset: self.deployments.read_log(name, file, offset)["text"],
+                                running=[r["id"] for r in view["replicas"]])
+            except Exception as exc:  # the reason stands without its log lines
+                tail = f"(its logs could not be read: {exc})"
+            reason += f"; {tail}" if tail else ""
+        if verdict.state != s["state"] or reason != s["reason"]:  # written when it changes, not each round
+            self._set(pipe.id, s["name"], now, state=verdict.state, reason=reason)
+            s.update(state=verdict.state, reason=reason)
 
     def _wind_down(self, pipe: Any, stages: list[dict[str, Any]], now: float) -> None:
         """A cancelled pipeline: its running stage jobs are cancelled, its pending stages skipped."""
         for s in stages:
             if s["state"] == "PENDING":
                 self._set(pipe.id, s["name"], now, state="SKIPPED", reason=f"pipeline {pipe.state.lower()}")
+            elif s["state"] == "RUNNING" and s["action"] == "deploy":  # stop waiting; what serves stays
+                self._set(pipe.id, s["name"], now, state="FAILED",
+                          reason=f"pipeline {pipe.state.lower()} while its deployment came up (it stays "
+                                 f"deployed: llmos undeploy {_deploy_target(pipe.spec, s['name'])[0]})")
             elif s["state"] == "RUNNING" and s["job_id"] is not None:
                 try:
                     with write(self.engine) as conn:

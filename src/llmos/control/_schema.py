@@ -200,6 +200,7 @@ pipeline_stages = Table(
     Column("folder", Text),  # where its job writes what it yielded
     Column("reason", Text, nullable=False, default=""),
     Column("updated_s", Float, nullable=False),
+    Column("started_s", Float),  # when its job was created or its deployment asked for (migration 0007)
 )
 
 # A `kind: sweep` job (its own row in `jobs`, which never queues): its Optuna study (whose tables Optuna

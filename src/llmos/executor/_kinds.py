@@ -76,11 +76,11 @@ def _compress_program(job: Any, cpus: int, folder: Path) -> Program:
     from llmos.run.compress import compress_command
 
     argv, env, cwd = compress_command(job, folder)
-    return Program(argv, env, cwd)
+    return Program(argv, env, cwd, Path(job.output) if job.output else None)
 
 
 def _command_program(job: Any, cpus: int, folder: Path) -> Program:
-    return Program(list(job.run), dict(job.env), job.cwd or folder)
+    return Program(list(job.run), dict(job.env), job.cwd or folder, job.output)
 
 
 def _one_process(job: Any) -> Request:

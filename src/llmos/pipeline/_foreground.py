@@ -4,7 +4,8 @@ The same decisions as under the daemon (`advance`), the same stage specs (`stage
 verdicts (`read_verdict`); only the stages run here, one at a time: training as `llmos train` runs it
 (worker processes), compression and the evaluate/promote steps in this process. A stage that crashes
 is run again up to `max_retries` times (training resumes from its checkpoints); a verdict (a gate, a
-bound) is final. A deploy stage deploys on the control plane if one is up.
+bound) is final. A deploy stage deploys on the control plane if one is up, and waits there until
+the new version's replicas are ready (or fails after its `ready_timeout_s`, with why).
 """
 
 from __future__ import annotations
@@ -88,22 +89,54 @@ def _run_stage(job: PipelineJob, stage: Stage, models: dict[str, str], folder: P
 
         compress(validate_dict(spec, f"stage {stage.name}"), note=lambda line: note(f"[{stage.name}] {line}"))
     else:
-        return _deploy(spec, folder)
+        return _deploy(spec, folder, stage.ready_timeout, note=lambda line: note(f"[{stage.name}] {line}"))
     return read_verdict(stage.action, folder)
 
 
-def _deploy(spec: dict[str, Any], folder: Path) -> Verdict:
+def _deploy(spec: dict[str, Any], folder: Path, timeout_s: float, note: Callable[[str], None],
+            poll_s: float = 1.0) -> Verdict:
+    """Deploy on the control plane, then wait (as the daemon's driver does) until the replicas of the
+    new version are ready, or fail with why."""
+    from dataclasses import asdict
+
     import yaml
 
     from llmos.api import Client
+    from llmos.pipeline._ready import deploy_readiness, expected_version
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "serve.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     try:
         with Client() as client:
             d = client.deploy(spec=folder / "serve.yaml")
+            version, started, said = expected_version(asdict(d)), time.monotonic(), ""
+            while True:
+                try:
+                    view: dict[str, Any] | None = asdict(client.deployment(d.name))
+                except LlmosError as exc:
+                    if "no deployment" not in exc.message:
+                        raise
+                    view = None
+                verdict = deploy_readiness(view, version, waited_s=time.monotonic() - started, timeout_s=timeout_s)
+                if verdict.state != "RUNNING":
+                    break
+                if verdict.reason != said:
+                    note(said := verdict.reason)
+                time.sleep(poll_s)
+            reason = verdict.reason if verdict.state == "SUCCEEDED" or view is None else \
+                f"{verdict.reason}{_tail(client, d.name, [r['id'] for r in view['replicas']])}"
     except LlmosError as exc:
         return Verdict(False, None, f"could not deploy {spec['model']}: {exc.message} (start a control plane with "
                                     f"llmos up and deploy it: llmos deploy {spec['model']}; or serve it here: "
                                     f"llmos serve {spec['model']})")
-    return Verdict(True, spec["model"], f"deployed {d.name} ({d.model}) at {d.url}")
+    return Verdict(verdict.state == "SUCCEEDED", version, reason)
+
+
+def _tail(client: Any, name: str, running: list[str]) -> str:
+    from llmos.pipeline._ready import log_tail
+
+    texts: dict[str, str] = {}
+    for chunk in client.deployment_log_chunks(name):
+        texts[chunk.file] = texts.get(chunk.file, "") + chunk.text
+    tail = log_tail([{"name": f, "size": len(t)} for f, t in texts.items()], lambda f, at: texts[f][at:], running)
+    return f"; {tail}" if tail else ""

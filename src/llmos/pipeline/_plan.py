@@ -15,7 +15,7 @@ from typing import Any
 
 from llmos.spec._pipeline import SPEC_KIND, PipelineJob, Stage, fill_refs, stage_defaults
 
-__all__ = ["STEP_FILE", "pipeline_folder", "stage_spec"]
+__all__ = ["STEP_FILE", "make_pipeline_folder", "pipeline_folder", "stage_spec"]
 
 STEP_FILE = "step.json"
 
@@ -36,9 +36,20 @@ def stage_spec(job: PipelineJob, stage: Stage, models: dict[str, str], folder: P
         if stage.action in ("train", "compress"):
             spec["output"] = str(folder)
         return spec
-    folder.mkdir(parents=True, exist_ok=True)
+    make_pipeline_folder(folder.parent)
+    folder.mkdir(exist_ok=True)
     step = folder / STEP_FILE
     step.write_text(json.dumps({"action": stage.action, "body": body, "folder": str(folder)}, indent=2))
     cpus = int(body.get("cpus", 1)) if stage.action == "evaluate" else 1
-    return {"kind": "command", "name": f"{job.name}-{stage.name}", "cwd": str(folder),
+    # `output`: the folder is the step's run folder, so that a job running as its project's user
+    # (isolation) is given it and writes result.json there
+    return {"kind": "command", "name": f"{job.name}-{stage.name}", "cwd": str(folder), "output": str(folder),
             "run": [sys.executable, "-m", "llmos.pipeline", str(step)], "resources": {"cpus": cpus}}
+
+
+def make_pipeline_folder(folder: Path) -> None:
+    """Make the pipeline's folder, 0711: a stage job running as its project's user (isolation: users)
+    reaches its own stage folder in it (given to it, 0700, as any job's run folder) without listing
+    the others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o711)

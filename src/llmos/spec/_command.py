@@ -39,6 +39,9 @@ class CommandJob(_Strict):
         "extra environment variables; a value may use ${secret:NAME}, a project secret (llmos secrets set) "
         "given to the job only"))] = {}
     cwd: Annotated[Path | None, Field(description="working folder; null: the job's log folder")] = None
+    output: Annotated[Path | None, Field(description=(
+        "a folder it writes its results in, made and given to it as its run folder (under isolation: its "
+        "project's user's, 0700); null: none"))] = None
     resources: Annotated[CommandResources, Field(description="what it needs")] = CommandResources()
 
 
@@ -53,8 +56,9 @@ def parse_command(raw: dict[str, Any], overrides: list[str] | None = None, sourc
         problems = [(".".join(str(p) for p in e["loc"]) or "(spec)", _message(e)) for e in exc.errors()]
         raise SpecError(f"{source} has {exc.error_count()} problem(s):", problems=problems,
                         hint="Fix the fields above; docs/control-plane.md shows a command job.") from None
-    if job.cwd is not None and not job.cwd.is_absolute():
-        job = job.model_copy(update={"cwd": (Path.cwd() / job.cwd).resolve()})
+    for name in ("cwd", "output"):
+        if getattr(job, name) is not None and not getattr(job, name).is_absolute():
+            job = job.model_copy(update={name: (Path.cwd() / getattr(job, name)).resolve()})
     return job
 
 

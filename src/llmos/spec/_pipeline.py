@@ -24,7 +24,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ACTIONS", "SPEC_KIND", "EvaluateStage", "PipelineJob", "PromoteStage", "Stage", "fill_refs", "refs_in"]
+__all__ = ["ACTIONS", "DEFAULT_READY_TIMEOUT_S", "SPEC_KIND", "EvaluateStage", "PipelineJob", "PromoteStage", "Stage",
+           "fill_refs", "refs_in"]
 
 ACTIONS = ("train", "compress", "evaluate", "promote", "deploy")
 SPEC_KIND = {"train": "train", "compress": "compress", "deploy": "serve"}  # the stage bodies that are specs
@@ -32,6 +33,7 @@ _STAGE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _ANY_REF = re.compile(r"\$\{([^}]*)\}")
 _MODEL_REF = re.compile(r"^\s*stages\.([A-Za-z0-9][A-Za-z0-9_-]*)\.model\s*$")
 _REF_HELP = "write ${stages.NAME.model}: the model version stage NAME yielded"
+DEFAULT_READY_TIMEOUT_S = 600.0  # a deploy stage's wait for ready replicas: a model download and load
 
 
 class _Strict(BaseModel):
@@ -84,7 +86,11 @@ class Stage(_Strict):
     promote: Annotated[dict[str, Any] | None, Field(description="point an alias at a model; it yields that model")
                        ] = None
     deploy: Annotated[dict[str, Any] | None, Field(description=(
-        "a serve spec (llmos spec example serve): deployed on the control plane (name: the pipeline's)"))] = None
+        "a serve spec (llmos spec example serve): deployed on the control plane (name: the pipeline's); the "
+        "stage succeeds once its replicas of the new version answer"))] = None
+    ready_timeout_s: Annotated[float | None, Field(gt=0, le=86400, description=(
+        "deploy stages: how long the deployment may take to have replicas.min replicas of the new version "
+        "ready (null: 600); the stage fails after that, with the replicas' last log lines"))] = None
 
     @model_validator(mode="after")
     def _one_action(self) -> Stage:
@@ -92,7 +98,14 @@ class Stage(_Strict):
         if len(given) != 1:
             raise ValueError(f"a stage does exactly one thing: give one of {', '.join(ACTIONS)}"
                              + (f" (it has {', '.join(given)})" if given else ""))
+        if self.ready_timeout_s is not None and given != ["deploy"]:
+            raise ValueError("ready_timeout_s is for deploy stages only: the other stages end with their jobs")
         return self
+
+    @property
+    def ready_timeout(self) -> float:
+        """A deploy stage's wait for ready replicas, in seconds."""
+        return DEFAULT_READY_TIMEOUT_S if self.ready_timeout_s is None else self.ready_timeout_s
 
     @property
     def action(self) -> str:

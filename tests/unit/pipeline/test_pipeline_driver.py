@@ -98,20 +98,41 @@ def test_a_cancelled_pipeline_cancels_its_running_stage_and_skips_the_rest(servi
 
 
 class _Deployments:
-    """Stands in for the daemon's DeploymentManager (tested on its own): records what it was asked."""
+    """Stands in for the daemon's DeploymentManager (tested on its own): records what it was asked and
+    answers `show` with the view a test sets (`ready` replicas of `version` out of min 1)."""
 
     def __init__(self) -> None:
         self.asked: list[tuple] = []
+        self.ready, self.version, self.gone = 0, "", False
 
     def deploy(self, caller: Caller, job, project: str) -> dict:
         self.asked.append((caller.owner, job.name, job.model, project))
-        return {"url": "http://127.0.0.1:9"}
+        self.version = job.model
+        return self.show(job.name)
+
+    def show(self, name: str) -> dict:
+        from llmos.control._errors import NotFound
+
+        if self.gone:
+            raise NotFound(f"no deployment {name}.")
+        replicas = [{"id": "r3", "version": self.version, "state": "ready" if self.ready else "starting"}]
+        return {"name": name, "model_version": self.version, "url": "http://127.0.0.1:9", "min": 1,
+                "replicas": replicas, "rollout": None, "events": ["r1 (pid 7) exited with code 1 before it was "
+                                                                  "ready; replacing it in 2.0 s"], "canary": None}
+
+    def log_files(self, name: str) -> list[dict]:
+        return [{"name": "front.log", "size": 10}, {"name": "r1.log", "size": 30}, {"name": "r2.log", "size": 40},
+                {"name": "r3.log", "size": 0}]  # r3 has just started: r2's log says why it exited
+
+    def read_log(self, name: str, file: str, offset: int = 0) -> dict:
+        return {"text": f"loading {file}\nOSError: model.safetensors is not a safetensors file\n"[offset:]}
 
 
-def test_a_deploy_stage_deploys_the_promoted_version_and_the_pipeline_then_succeeds(service, engine) -> None:
+def _deploy_pipeline(service, engine, timeout_s: float = 600) -> tuple[int, _Deployments]:
+    """A pipeline promote -> deploy, run up to its deploy stage asking for intents/3."""
     spec = {"kind": "pipeline", "name": "p", "stages": [
         {"name": "promote", "promote": {"model": "intents/3", "alias": "production"}},
-        {"name": "deploy", "deploy": {"model": "${stages.promote.model}"}}]}
+        {"name": "deploy", "deploy": {"model": "${stages.promote.model}"}, "ready_timeout_s": timeout_s}]}
     pid = service.submit(ADMIN, spec)["id"]
     deployments = _Deployments()
     driver = PipelineDriver(engine, deployments=deployments)
@@ -120,12 +141,44 @@ def test_a_deploy_stage_deploys_the_promoted_version_and_the_pipeline_then_succe
     (Path(promote["folder"]) / "result.json").write_text(json.dumps(
         {"passed": True, "model": "intents/3", "reason": "intents@production -> version 3"}))
     _finish(engine, promote["job_id"], ok=True)
-    driver.tick()  # promote succeeded: the deployment is made at once, as the caller who submitted
+    driver.tick(now=100.0)  # promote succeeded: the deployment is made at once, as the caller who submitted
     assert deployments.asked == [("admin", "p", "intents/3", service.job(pid)["project"])]
-    driver.tick()
+    return pid, deployments
+
+
+def test_a_deploy_stage_succeeds_once_its_replicas_are_ready_across_a_restart(service, engine) -> None:
+    pid, deployments = _deploy_pipeline(service, engine)
+    PipelineDriver(engine, deployments=deployments).tick(now=110.0)
+    deploy = _stages(service, pid)["deploy"]
+    assert (deploy["state"], service.job(pid)["state"]) == ("RUNNING", "RUNNING")  # created, not serving yet
+    assert deploy["reason"].startswith("deploying: 0/1 ready (intents/3;") and deploy["started_s"] == 100.0
+    deployments.ready = 1
+    PipelineDriver(engine, deployments=deployments).tick(now=120.0)  # a restarted daemon goes on waiting
     shown = service.job(pid)
     assert shown["state"] == "SUCCEEDED" and shown["reason"] == "every stage succeeded; it yielded intents/3"
-    assert shown["stages"][1]["reason"] == "deployed p (intents/3) at http://127.0.0.1:9"
+    assert shown["stages"][1]["reason"] == "deployed p (intents/3) at http://127.0.0.1:9: 1/1 ready"
+
+
+def test_a_deploy_stage_not_ready_in_its_time_fails_with_the_replicas_last_lines(service, engine) -> None:
+    pid, deployments = _deploy_pipeline(service, engine, timeout_s=30)
+    driver = PipelineDriver(engine, deployments=deployments)
+    driver.tick(now=129.0)
+    assert _stages(service, pid)["deploy"]["state"] == "RUNNING"
+    driver.tick(now=131.0)
+    shown = service.job(pid)
+    reason = shown["stages"][1]["reason"]
+    assert shown["state"] == "FAILED" and shown["stages"][1]["state"] == "FAILED"
+    assert "p had 0/1 replica(s) of intents/3 ready after 30 s (ready_timeout_s)" in reason, reason
+    assert "exited with code 1 before it was ready" in reason
+    assert "last lines of r2.log: loading r2.log | OSError: model.safetensors is not a safetensors file" in reason
+
+
+def test_a_deploy_stage_whose_deployment_goes_away_fails(service, engine) -> None:
+    pid, deployments = _deploy_pipeline(service, engine)
+    deployments.gone = True
+    PipelineDriver(engine, deployments=deployments).tick(now=101.0)
+    assert service.job(pid)["stages"][1]["reason"] == (
+        "the deployment of intents/3 was removed while the stage waited for it")
 
 
 def test_a_gate_that_fails_stops_the_pipeline_before_promotion_naming_the_bound(service, engine,
