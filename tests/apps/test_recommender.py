@@ -63,6 +63,7 @@ def test_the_recommender_runs_end_to_end_on_the_tiny_model(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| fine-tuned retriever |" in done.stdout
     r = json.loads((tmp_path / "results.json").read_text())
+    assert (tmp_path / "methods.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     methods = r["methods"]
     assert set(methods) == {"popularity", "untuned encoder", "fine-tuned retriever", "retriever + ranker"}
     assert all(0 <= v <= 1 for m in methods.values() for v in m.values())

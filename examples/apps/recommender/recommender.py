@@ -7,8 +7,9 @@
 It generates its data (data.py), fine-tunes and registers the retriever and the ranker with one
 llmos pipeline (`llmos run`), serves the @production versions from the registry (`llmos.serve`),
 and reports on the held-out interactions: recall@10 and NDCG@10 of a popularity baseline, the
-untuned encoder, the fine-tuned retriever and the retriever + ranker; a table and results.json in
---out. The /recommend route is asked once in every run, and its answer kept in results.json.
+untuned encoder, the fine-tuned retriever and the retriever + ranker; a table, results.json and
+methods.png (the same figures as bars) in --out. The /recommend route is asked once in every run,
+and its answer kept in results.json.
 """
 
 from __future__ import annotations
@@ -160,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(models, d, serve_port=args.port if args.serve else None)
     results["model"] = "tiny-bert" if args.tiny else "minilm-l6"
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    report.plot(results, out / "methods.png")
     print(report.table(results))
-    print(f"wrote {out / 'results.json'}")
+    print(f"wrote {out / 'results.json'} and {out / 'methods.png'}")
     return 0
 
 
