@@ -76,7 +76,7 @@ class LocalTrials:
                 proc.kill()
 
 
-def run_sweep(sweep: SweepJob, *, storage: str | None = None, poll_s: float = 1.0, say: Any = print) -> dict[str, Any]:
+def run_sweep(sweep: SweepJob, *, storage: str | None = None, poll_s: float = 0.25, say: Any = print) -> dict[str, Any]:
     """Run the sweep to its end here; returns `finish`'s result plus the folder and the study's URL."""
     folder = sweep_folder(sweep)
     folder.mkdir(parents=True, exist_ok=True)
