@@ -186,9 +186,11 @@ def test_a_lost_node_is_retried_from_the_checkpoint_and_ends_with_the_same_weigh
         plane: Plane, ray_cluster: TestCluster, data: tuple[Path, Path], tmp_path: Path,
         two_local_processes: dict) -> None:
     job_id = plane.submit(ddp_job(tmp_path, data, "lossy"))
-    wait_for(lambda: plane.job(job_id).get("run_dir") and
-             list((Path(plane.job(job_id)["run_dir"]) / "checkpoints").glob("step-*")), what="a checkpoint")
-    rank1 = plane.job(job_id)["placement"]["nodes"][1]
+    wait_for(lambda: plane.job(job_id).get("run_dir"), what="the run folder")
+    job = plane.job(job_id)
+    rank1, checkpoints = job["placement"]["nodes"][1], Path(job["run_dir"]) / "checkpoints"
+    # looked at on the storage, not through the CLI: the node must die while the run still trains
+    wait_for(lambda: list(checkpoints.glob("step-*")), what="a checkpoint")
     victim = next(name for name, node_id in ray_cluster.node_ids().items() if node_id == rank1)
     dead_after_s = ray_cluster.kill_node(victim)
     try:

@@ -60,3 +60,21 @@ def test_workers_made_but_never_started_are_gone_and_started_ones_are_followed(
         assert time.monotonic() < deadline, "the started worker's exit was never seen"
         time.sleep(0.2)
     assert result.code == 0 and Path(folder / "exit-0.json").is_file()
+
+
+def test_a_node_lost_after_rank_0_finished_the_run_does_not_fail_it(
+        ray_cluster: TestCluster, ray_driver: ModuleType) -> None:
+    """Rank 0 saves the model only after every rank's last step: its exit 0 is the run's success, and
+    rank 1's node dying afterwards (its actor gone, no exit record) must not send the job to a retry
+    that finds a finished run folder. Rank 0 failing with rank 1 gone stays a lost attempt."""
+    from llmos.executor._ray import RayExecutor
+
+    executor = RayExecutor({})
+    for code, want in ((0, 0), (1, None)):
+        folder = ray_cluster.storage / f"executor-test-{time.time_ns()}"
+        folder.mkdir()
+        (folder / "exit-0.json").write_text(json.dumps({"exit_code": code, "ended_s": 1.5e9}))
+        handle = {"backend": "ray", "pg": f"llmos-904-{code + 1}",
+                  "workers": [f"llmos-904-{code + 1}-0", f"llmos-904-{code + 1}-1"]}  # no such actors: gone
+        result = executor.poll(json.dumps(handle), folder)
+        assert result is not None and result.code == want, (code, result)
