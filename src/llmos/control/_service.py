@@ -250,12 +250,7 @@ class Service:
             auth.require(caller, "developer", "cancel jobs")
             now = time.time()
             with write(self.engine) as conn:
-                row = conn.execute(select(jobs.c.owner, jobs.c.project, jobs.c.state, jobs.c.holds)
-                                   .where(jobs.c.id == job_id)).first()
-                readable = projects.readable_projects(conn, caller)
-                if row is None or (readable is not None and row.project not in readable):
-                    # another project's job answers as a missing one: an id says nothing of its project
-                    raise NotFound(f"no job {job_id}.", hint="List jobs with: llmos jobs ls")
+                row = _readable_job(conn, caller, job_id)  # another project's job: a 404, as a missing one
                 # A developer of its project cancels its own jobs there; a project admin any of them.
                 mine = row.owner == caller.owner
                 projects.authorize(conn, caller, row.project, "developer" if mine else "admin",

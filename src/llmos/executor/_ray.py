@@ -180,9 +180,7 @@ class RayExecutor:
                 return None
             if state == "gone":  # its node was lost (or the actor killed) before the program ended
                 self.kill(handle)
-                if rank > 0 and codes[0] == 0:
-                    # rank 0 finished the run (it saves the model only after every rank's last step):
-                    # a node lost afterwards took nothing from it (_combined's rule)
+                if codes and _combined(codes) == 0:  # rank 0 finished the run before the node went
                     return self._ended(info, Exit(0, ended[0]))
                 return self._ended(info, Exit(None, None))
             return None  # ended, its record is being written
