@@ -9,9 +9,13 @@ namespaces; other projects' folders are hidden instead. See `_sandbox.py` for th
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from llmos.errors import LlmosError
@@ -28,13 +32,14 @@ def ensure_user(project: str) -> tuple[int, int, int]:
 
     name = project_user(project)
     shared = ensure_group()
-    try:
-        user = pwd.getpwnam(name)
-    except KeyError:
-        _run(["useradd", "--system", "--user-group", "--groups", JOB_GROUP, "--no-create-home",
-              "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-              "--comment", f"llmos jobs of project {project}"[:60], name])
-        user = pwd.getpwnam(name)
+    if not _exists(pwd.getpwnam, name):
+        with _accounts_lock():
+            if not _exists(pwd.getpwnam, name):  # another daemon made it while this one waited
+                _run(["useradd", "--system", "--user-group", "--groups", JOB_GROUP, "--no-create-home",
+                      "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                      "--comment", f"llmos jobs of project {project}"[:60], name],
+                     made=lambda: _exists(pwd.getpwnam, name))
+    user = pwd.getpwnam(name)
     return user.pw_uid, user.pw_gid, shared
 
 
@@ -42,11 +47,11 @@ def ensure_group() -> int:
     """The gid of `llmos-jobs`, made if missing."""
     import grp
 
-    try:
-        return grp.getgrnam(JOB_GROUP).gr_gid
-    except KeyError:
-        _run(["groupadd", "--system", JOB_GROUP])
-        return grp.getgrnam(JOB_GROUP).gr_gid
+    if not _exists(grp.getgrnam, JOB_GROUP):
+        with _accounts_lock():
+            if not _exists(grp.getgrnam, JOB_GROUP):
+                _run(["groupadd", "--system", JOB_GROUP], made=lambda: _exists(grp.getgrnam, JOB_GROUP))
+    return grp.getgrnam(JOB_GROUP).gr_gid
 
 
 def give(path: Path, uid: int, gid: int, *, tree: bool = True) -> None:
@@ -126,9 +131,47 @@ def _mode(path: str) -> int:
         return 0o755
 
 
-def _run(argv: list[str]) -> None:
+# Every llmos process on this machine makes accounts under this lock: two useradd runs at once can
+# both read /etc/passwd before either writes it, and the second then drops the first's user (seen
+# here: one name, two uids, one of them lost).
+_ACCOUNTS_LOCK = Path("/run/lock/llmos-accounts.lock")
+
+
+@contextlib.contextmanager
+def _accounts_lock() -> Iterator[None]:
+    folder = _ACCOUNTS_LOCK.parent if _ACCOUNTS_LOCK.parent.is_dir() else Path("/tmp")
+    fd = os.open(folder / _ACCOUNTS_LOCK.name, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        subprocess.run(argv, check=True, capture_output=True, text=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# useradd/groupadd exit codes: another process holds /etc/passwd's lock (10); the name was taken
+# meanwhile (9). Both happen when another daemon on this machine makes its accounts at the same time.
+_PASSWD_BUSY, _NAME_TAKEN = 10, 9
+
+
+def _exists(lookup: Callable[[str], object], name: str) -> bool:
+    try:
+        lookup(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _run(argv: list[str], made: Callable[[], bool] = lambda: False, attempts: int = 20) -> None:
+    """Run an account command. `made()` says whether what it makes exists (made by another process
+    since we looked): then a 'name taken' failure is success. A busy passwd lock is waited out."""
+    try:
+        for attempt in range(attempts):
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode == 0 or (done.returncode == _NAME_TAKEN and made()):
+                return
+            if done.returncode != _PASSWD_BUSY or attempt == attempts - 1:
+                raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr)
+            time.sleep(0.1 + 0.05 * attempt)
     except FileNotFoundError:
         raise LlmosError(f"cannot make the user jobs run as: {argv[0]} is not installed.",
                          hint="Install the passwd package (apt-get install passwd), or run the daemon as "
