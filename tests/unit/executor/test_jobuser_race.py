@@ -29,7 +29,7 @@ def test_concurrent_first_jobs_of_a_project_make_its_user_once() -> None:
         start.wait()
         try:
             results.append(ensure_user(project))
-        except BaseException as exc:  # noqa: BLE001 (reported below)
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=make) for _ in range(4)]
