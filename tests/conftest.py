@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +12,16 @@ import pytest
 
 from tests._mlflow_server import mlflow_server  # noqa: F401  (a session fixture: one server for every module)
 
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("COLUMNS") == "80":
+    # pytest-xdist starts its workers with COLUMNS=80; a Rich console made on import would keep that
+    # width, and the tests that run the CLI in-process with a wider COLUMNS would see cut tables.
+    del os.environ["COLUMNS"]
+
 POSITIVE = ["great", "wonderful", "loved", "excellent", "fantastic", "superb", "moving", "delightful"]
 NEGATIVE = ["terrible", "awful", "hated", "boring", "bad", "horrible", "tedious", "dull"]
 FRAMES = ["the movie was {}", "i thought it {} overall", "this film is {}", "honestly a {} story",
           "what a {} cast and plot", "the ending felt {} to me", "{} acting from everyone"]
+_ACCOUNTS_BEFORE = pytest.StashKey[tuple[set[str], set[str]]]()  # llmos-* users and groups at the start
 
 
 @pytest.fixture(autouse=True)
@@ -79,35 +86,53 @@ def no_dropout_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """SmolLM2-135M-Instruct converted from GGUF once for the session (~30 s): LLMOS_MODEL_CACHE points
-    every test's home, and every CLI process a test starts, at this one cache."""
+    """SmolLM2-135M-Instruct converted from GGUF once for the run (~30 s): LLMOS_MODEL_CACHE points
+    every test's home, and every CLI process a test starts, at this one cache. Under pytest-xdist the
+    workers share it (the conversion is locked and atomic: one converts, the others wait and read)."""
+
     from llmos.models import smollm2_path
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        cache = tmp_path_factory.getbasetemp().parent / "model-cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("model-cache")
     patch = pytest.MonkeyPatch()
-    patch.setenv("LLMOS_MODEL_CACHE", str(tmp_path_factory.mktemp("model-cache")))
+    patch.setenv("LLMOS_MODEL_CACHE", str(cache))
     yield smollm2_path()
     patch.undo()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _job_users_removed_after() -> Iterator[None]:
-    """The OS users and groups `llmos-*` that isolation tests made (a root daemon makes one per project,
-    and keeps it, as it should) are removed when the session ends: the machine is left as found."""
+def _llmos_accounts() -> tuple[set[str], set[str]]:
     import grp
-    import os
     import pwd
+
+    return ({u.pw_name for u in pwd.getpwall() if u.pw_name.startswith("llmos-")},
+            {g.gr_name for g in grp.getgrall() if g.gr_name.startswith("llmos-")})
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not _is_xdist_worker(session.config):
+        session.config.stash[_ACCOUNTS_BEFORE] = _llmos_accounts()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The OS users and groups `llmos-*` that isolation tests made (a root daemon makes one per project,
+    and keeps it, as it should) are removed when the run ends, by the process that ran the session (the
+    controller under pytest-xdist, whose workers may still use them until then): the machine is left as
+    found."""
     import subprocess
 
-    def ours() -> tuple[set[str], set[str]]:
-        return ({u.pw_name for u in pwd.getpwall() if u.pw_name.startswith("llmos-")},
-                {g.gr_name for g in grp.getgrall() if g.gr_name.startswith("llmos-")})
-
-    users, groups = ours()
-    yield
-    if os.geteuid() != 0:
+    before = session.config.stash.get(_ACCOUNTS_BEFORE, None)
+    if before is None or _is_xdist_worker(session.config) or os.geteuid() != 0:
         return
-    now_users, now_groups = ours()
-    for name in sorted(now_users - users):
+    users, groups = _llmos_accounts()
+    for name in sorted(users - before[0]):
         subprocess.run(["userdel", name], capture_output=True, check=False)
-    for name in sorted(now_groups - groups):
+    for name in sorted(groups - before[1]):
         subprocess.run(["groupdel", name], capture_output=True, check=False)
+

@@ -24,10 +24,12 @@ HEALTH_CHECK_PERIOD_MS = 1000
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test in this folder is slow: it drives a real multi-node Ray cluster."""
+    """Every test in this folder is slow: it drives a real multi-node Ray cluster. Under pytest-xdist
+    they all run on one worker, which starts the session's cluster once (`--dist loadgroup`)."""
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("ray-cluster"))
 
 
 @pytest.fixture(scope="session")
