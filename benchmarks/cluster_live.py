@@ -41,7 +41,10 @@ LLMOS = [sys.executable, "-m", "llmos.cli.main"]
 
 
 def cli(home: Path, *args: str, timeout_s: float = 900) -> str:
-    env = {**os.environ, "LLMOS_HOME": str(home)}
+    # Trusted: jobs run as the daemon's user, as on the Ray cluster (which does not isolate jobs yet);
+    # a root daemon would otherwise run them as a project user who cannot read this benchmark's
+    # private temporary folder.
+    env = {**os.environ, "LLMOS_HOME": str(home), "LLMOS_ISOLATION": "trusted"}
     done = subprocess.run([*LLMOS, *args], env=env, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         raise SystemExit(f"llmos {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
@@ -117,19 +120,39 @@ def ddp(cluster, ray_home: Path, work: Path, data: tuple[Path, Path]) -> dict:
             "ratio": on_ray[key] / local[key], "nodes": ray_job["placement"].get("addresses")}
 
 
+def born_s(path: Path) -> float | None:
+    """When `path` was created (statx birth time), None where the file system does not keep it."""
+    done = subprocess.run(["stat", "-c", "%.9W", str(path)], capture_output=True, text=True)
+    born = float(done.stdout.strip() or 0) if done.returncode == 0 else 0.0
+    return born or None
+
+
 def start_latency(cluster, ray_home: Path, local_home: Path, work: Path, data: tuple[Path, Path],
                   repeats: int) -> dict:
+    """submit -> first step, and where it goes: submit -> the executor's launch began (pid.json
+    written) -> the program started (the attempt's output.log made) -> rank 0's log made by the
+    program (llmos.run's first act) -> its first step line."""
     small = spec(work, "first-step", data, "tiny-bert", 1, ", max_steps: 3")
     out: dict[str, list[float]] = {"local": [], "ray": []}
+    phases: dict[str, list[dict[str, float | None]]] = {"local": [], "ray": []}
     for _ in range(repeats):
         for where, home in (("local", local_home), ("ray", ray_home)):
             overrides = ["resources.nodes=1", "resources.procs=2"] if where == "local" else []
             t0 = time.time()
             job_id = submit(home, small, *overrides)
             jobs_root = (cluster.storage / "llmos" / "jobs") if where == "ray" else home / "control" / "jobs"
-            out[where].append(first_step_s(jobs_root / str(job_id) / "attempt-1" / "worker-0.log", t0))
+            attempt = jobs_root / str(job_id) / "attempt-1"
+            try:
+                out[where].append(first_step_s(attempt / "worker-0.log", t0, timeout_s=300))
+            except SystemExit:
+                raise SystemExit(f"no step line from the {where} job {job_id}: {job(home, job_id)}\n"
+                                 f"daemon log: {(home / 'control' / 'daemon.log').read_text()[-3000:]}") from None
+            marks = {"launch_began_s": born_s(attempt / "pid.json"),
+                     "program_started_s": born_s(attempt / "output.log"),
+                     "worker_log_made_s": born_s(attempt / "worker-0.log")}
+            phases[where].append({k: (v - t0 if v else None) for k, v in marks.items()})
             wait(lambda h=home, j=job_id: job(h, j)["state"] in ("SUCCEEDED", "FAILED"), what="the small run")
-    return {k: {"median_s": statistics.median(v), "all_s": v} for k, v in out.items()}
+    return {k: {"median_s": statistics.median(v), "all_s": v, "phases": phases[k]} for k, v in out.items()}
 
 
 def node_loss(cluster, ray_home: Path, work: Path, data: tuple[Path, Path]) -> dict:
@@ -173,6 +196,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2000, help="SST-2 training rows for the DDP runs")
     parser.add_argument("--repeats", type=int, default=3, help="submissions per executor for the start latency")
+    parser.add_argument("--parts", default="ddp,first_step,node_loss",
+                        help="which measurements to run, comma-separated (default: all three)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmos-cluster-bench-") as tmp:
         work = Path(tmp)
@@ -183,10 +208,14 @@ def main() -> None:
             data = sst2_rows(work / "storage", args.rows)
             cli(ray_home, "up", "--port", "0", "--ray", cluster.address, "--storage", str(work / "storage" / "llmos"))
             cli(local_home, "up", "--port", "0")
-            record = {"machine": machine(), "cluster_mode": cluster.mode, "nodes": cluster.nodes,
-                      "ddp": ddp(cluster, ray_home, work, data),
-                      "first_step": start_latency(cluster, ray_home, local_home, work, data, args.repeats),
-                      "node_loss": node_loss(cluster, ray_home, work, data)}
+            parts = set(args.parts.split(","))
+            record = {"machine": machine(), "cluster_mode": cluster.mode, "nodes": cluster.nodes}
+            if "ddp" in parts:
+                record["ddp"] = ddp(cluster, ray_home, work, data)
+            if "first_step" in parts:
+                record["first_step"] = start_latency(cluster, ray_home, local_home, work, data, args.repeats)
+            if "node_loss" in parts:
+                record["node_loss"] = node_loss(cluster, ray_home, work, data)
         finally:
             for home in (ray_home, local_home):
                 subprocess.run([*LLMOS, "down", "--timeout-s", "30"], env={**os.environ, "LLMOS_HOME": str(home)},
@@ -194,14 +223,22 @@ def main() -> None:
             cluster.stop()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "cluster_live.json").write_text(json.dumps(record, indent=2))
-    d, f, n = record["ddp"], record["first_step"], record["node_loss"]
     print(f"machine: {record['machine']} ({record['cluster_mode']}: {record['nodes']})")
-    print(f"DDP samples/s: 2 Ray workers on 2 nodes {d['ray_samples_per_s']:.1f}, 2 local processes "
-          f"{d['local_samples_per_s']:.1f}: {d['ratio']:.2f}x (floor >= 0.9x)")
-    print(f"submit -> first step: Ray {f['ray']['median_s']:.1f} s, local {f['local']['median_s']:.1f} s "
-          f"(median of {len(f['ray']['all_s'])}; floor Ray <= local + 3 s)")
-    print(f"node loss -> resumed: {n['resumed_after_kill_s']:.1f} s (node dead after {n['node_dead_after_s']:.1f} s; "
-          f"newest checkpoint {n['checkpoint_age_at_kill_s']:.1f} s old; floor {n['floor_s']:.1f} s)")
+    if d := record.get("ddp"):
+        print(f"DDP samples/s: 2 Ray workers on 2 nodes {d['ray_samples_per_s']:.1f}, 2 local processes "
+              f"{d['local_samples_per_s']:.1f}: {d['ratio']:.2f}x (floor >= 0.9x)")
+    if f := record.get("first_step"):
+        print(f"submit -> first step: Ray {f['ray']['median_s']:.1f} s, local {f['local']['median_s']:.1f} s "
+              f"(median of {len(f['ray']['all_s'])}; floor Ray <= local + 3 s)")
+        for where in ("local", "ray"):
+            for i, marks in enumerate(f[where]["phases"]):
+                shown = ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f} s" if v is not None else f"{k[:-2]} ?"
+                                  for k, v in marks.items())
+                print(f"  {where} #{i + 1}: {shown}, first step {f[where]['all_s'][i]:.1f} s")
+    if n := record.get("node_loss"):
+        print(f"node loss -> resumed: {n['resumed_after_kill_s']:.1f} s "
+              f"(node dead after {n['node_dead_after_s']:.1f} s; "
+              f"newest checkpoint {n['checkpoint_age_at_kill_s']:.1f} s old; floor {n['floor_s']:.1f} s)")
     print(f"record: {(OUT / 'cluster_live.json').relative_to(REPO)}")
 
 
