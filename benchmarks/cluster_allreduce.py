@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=90.0, help="MB of float32 gradients per all-reduce")
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
+    # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so the cluster and daemons below are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="llmos-allreduce-") as tmp:
         cluster = start_cluster(["n1", "n2"], storage=Path(tmp))
         try:

@@ -25,6 +25,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -105,12 +106,24 @@ def first_step_s(log: Path, since: float, timeout_s: float = 600) -> float:
     return time.time() - since
 
 
-def ddp(cluster, ray_home: Path, work: Path, data: tuple[Path, Path]) -> dict:
+def set_mtu(cluster, mtu: int) -> None:
+    """Give the test cluster's links (each node's veth pair and the bridge) this MTU: loopback, which
+    two local workers use, has 65,536; a veth pair starts at 1,500, so the same bytes cost the shared
+    cores many more packets."""
+    net = cluster._backend.net  # the namespaces' names and the bridge (tests/cluster/_netns.py)
+    for name in cluster.nodes:
+        namespace = net.namespace(name)
+        subprocess.run(["ip", "link", "set", f"{namespace}-h", "mtu", str(mtu)], check=True)
+        subprocess.run(["ip", "-n", namespace, "link", "set", "eth0", "mtu", str(mtu)], check=True)
+    subprocess.run(["ip", "link", "set", net.bridge, "mtu", str(mtu)], check=True)
+
+
+def ddp(cluster, ray_home: Path, work: Path, data: tuple[Path, Path], cpus_per_proc: int = 2) -> dict:
     local_run = work / "local-run"
     cli(work / "local-home", "train", str(spec(work, "ddp-local", data, "minilm-l6", 1)), f"output={local_run}",
         "resources.nodes=1", "resources.procs=2")
     local = json.loads((local_run / "summary.json").read_text())
-    ray_id = submit(ray_home, spec(work, "ddp-ray", data, "minilm-l6", 1), "resources.cpus_per_proc=2")
+    ray_id = submit(ray_home, spec(work, "ddp-ray", data, "minilm-l6", 1), f"resources.cpus_per_proc={cpus_per_proc}")
     wait(lambda: job(ray_home, ray_id)["state"] in ("SUCCEEDED", "FAILED"), what="the Ray DDP run")
     ray_job = job(ray_home, ray_id)
     assert ray_job["state"] == "SUCCEEDED", ray_job
@@ -196,9 +209,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2000, help="SST-2 training rows for the DDP runs")
     parser.add_argument("--repeats", type=int, default=3, help="submissions per executor for the start latency")
+    parser.add_argument("--ray-cpus-per-proc", type=int, default=2,
+                        help="CPUs each Ray DDP worker holds (2: a whole node each; its OMP_NUM_THREADS)")
+    parser.add_argument("--mtu", type=int, default=None,
+                        help="set the test cluster's links to this MTU first (default: leave 1,500)")
     parser.add_argument("--parts", default="ddp,first_step,node_loss",
                         help="which measurements to run, comma-separated (default: all three)")
     args = parser.parse_args()
+    # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so the cluster and daemons below are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="llmos-cluster-bench-") as tmp:
         work = Path(tmp)
         (work / "storage").mkdir()
@@ -209,9 +228,11 @@ def main() -> None:
             cli(ray_home, "up", "--port", "0", "--ray", cluster.address, "--storage", str(work / "storage" / "llmos"))
             cli(local_home, "up", "--port", "0")
             parts = set(args.parts.split(","))
-            record = {"machine": machine(), "cluster_mode": cluster.mode, "nodes": cluster.nodes}
+            if args.mtu and cluster.mode == "netns":
+                set_mtu(cluster, args.mtu)
+            record = {"machine": machine(), "cluster_mode": cluster.mode, "nodes": cluster.nodes, "mtu": args.mtu}
             if "ddp" in parts:
-                record["ddp"] = ddp(cluster, ray_home, work, data)
+                record["ddp"] = ddp(cluster, ray_home, work, data, args.ray_cpus_per_proc)
             if "first_step" in parts:
                 record["first_step"] = start_latency(cluster, ray_home, local_home, work, data, args.repeats)
             if "node_loss" in parts:
