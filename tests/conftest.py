@@ -89,7 +89,6 @@ def smollm2_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """SmolLM2-135M-Instruct converted from GGUF once for the run (~30 s): LLMOS_MODEL_CACHE points
     every test's home, and every CLI process a test starts, at this one cache. Under pytest-xdist the
     workers share it (the conversion is locked and atomic: one converts, the others wait and read)."""
-
     from llmos.models import smollm2_path
 
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -135,4 +134,3 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         subprocess.run(["userdel", name], capture_output=True, check=False)
     for name in sorted(groups - before[1]):
         subprocess.run(["groupdel", name], capture_output=True, check=False)
-

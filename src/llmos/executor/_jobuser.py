@@ -32,13 +32,9 @@ def ensure_user(project: str) -> tuple[int, int, int]:
 
     name = project_user(project)
     shared = ensure_group()
-    if not _exists(pwd.getpwnam, name):
-        with _accounts_lock():
-            if not _exists(pwd.getpwnam, name):  # another daemon made it while this one waited
-                _run(["useradd", "--system", "--user-group", "--groups", JOB_GROUP, "--no-create-home",
-                      "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                      "--comment", f"llmos jobs of project {project}"[:60], name],
-                     made=lambda: _exists(pwd.getpwnam, name))
+    _make_once(pwd.getpwnam, name, ["useradd", "--system", "--user-group", "--groups", JOB_GROUP,
+                                    "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+                                    "/usr/sbin/nologin", "--comment", f"llmos jobs of project {project}"[:60], name])
     user = pwd.getpwnam(name)
     return user.pw_uid, user.pw_gid, shared
 
@@ -47,10 +43,7 @@ def ensure_group() -> int:
     """The gid of `llmos-jobs`, made if missing."""
     import grp
 
-    if not _exists(grp.getgrnam, JOB_GROUP):
-        with _accounts_lock():
-            if not _exists(grp.getgrnam, JOB_GROUP):
-                _run(["groupadd", "--system", JOB_GROUP], made=lambda: _exists(grp.getgrnam, JOB_GROUP))
+    _make_once(grp.getgrnam, JOB_GROUP, ["groupadd", "--system", JOB_GROUP])
     return grp.getgrnam(JOB_GROUP).gr_gid
 
 
@@ -151,6 +144,16 @@ def _accounts_lock() -> Iterator[None]:
 # useradd/groupadd exit codes: another process holds /etc/passwd's lock (10); the name was taken
 # meanwhile (9). Both happen when another daemon on this machine makes its accounts at the same time.
 _PASSWD_BUSY, _NAME_TAKEN = 10, 9
+
+
+def _make_once(lookup: Callable[[str], object], name: str, argv: list[str]) -> None:
+    """Make account `name` with `argv` unless `lookup` finds it, under the accounts lock, looking again
+    once it is held (another daemon may have made it while this one waited)."""
+    if _exists(lookup, name):
+        return
+    with _accounts_lock():
+        if not _exists(lookup, name):
+            _run(argv, made=lambda: _exists(lookup, name))
 
 
 def _exists(lookup: Callable[[str], object], name: str) -> bool:
