@@ -3,7 +3,8 @@ with `llmos up --ray HEAD --storage FOLDER` places each `llmos serve` replica of
 on a node, listening on that node's address; the front router on the head routes across the nodes;
 a SIGKILLed daemon's successor adopts the replicas by their actors' names; a replica whose node is lost
 is replaced once a node has room again, and the front answers throughout; a rolling update moves a
-deployment to a new version on another node without a failed request.
+deployment to a new version on another node without a failed request; load scales a deployment out
+onto the other node and idleness scales it back.
 
 Each node offers 2 CPUs to Ray. In the first test each replica asks for 2: one replica per node, so the
 placement is forced and a lost node leaves its replica with nowhere to go until the node comes back.
@@ -178,6 +179,40 @@ def test_a_rolling_update_moves_to_the_new_version_on_another_node_without_a_fai
         print(f"rolled: {load.codes[200]} requests answered, none failed")
     finally:
         plane.cli("undeploy", "roll", check=False)
+    wait_for(lambda: _classify(front) != 200, timeout_s=60, what="the front to stop")
+    wait_for(lambda: not _replica_leftovers(ray_driver), timeout_s=30, what="the replicas' actors and groups to go")
+
+
+def test_load_scales_a_deployment_onto_the_other_node_and_idle_scales_it_back(
+        plane: ServingPlane, ray_cluster: TestCluster, ray_driver: ModuleType) -> None:
+    """Autoscaling as locally: 8 clients back to back keep ~8 requests outstanding against a target of
+    2 a replica, so a second replica starts; it needs a whole node (2 CPUs), so it lands on the other
+    node, and the front spreads the load over both. Idle, the deployment returns to one replica."""
+    port = free_port()
+    plane.cli("deploy", "create", "tiny@prod", "--name", "elastic", "--port", str(port), "--replicas", "1:2",
+              "resources.cpus=2", "batching.max_wait_ms=1", "autoscale.target_outstanding=2",
+              "autoscale.upscale_cooldown_s=0", "autoscale.downscale_cooldown_s=3")
+    front = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: len(_ready_on(plane, "elastic")) == 1, timeout_s=120, what="the first replica")
+        with Load(f"{front}/v1/classify", clients=8, json={"input": "a fine film"}) as load:
+            wait_for(lambda: len(_ready_on(plane, "elastic")) == 2, timeout_s=150, what="a second replica under load")
+            served = {r["id"]: r["served"] for r in _deployment(plane, "elastic")["replicas"]}
+            wait_for(lambda: all(r["served"] > served[r["id"]] for r in _deployment(plane, "elastic")["replicas"]),
+                     timeout_s=30, what="requests on both replicas")
+            load.wait_for_ok(10)
+        d = _deployment(plane, "elastic")
+        assert sorted(r["node"] for r in d["replicas"]) == sorted(ray_cluster.node_ids().values())
+        if ray_cluster.mode == "netns":
+            assert sorted(httpx.URL(r["url"]).host for r in d["replicas"]) == sorted(ray_cluster.nodes.values())
+        assert load.failures() == {}, load.codes
+        wait_for(lambda: len(_deployment(plane, "elastic")["replicas"]) == 1, timeout_s=90,
+                 what="the scale down to one replica when idle")
+        d = _deployment(plane, "elastic")
+        assert d["desired"] == 1 and _classify(front) == 200
+        print(*d["events"], sep="\n")
+    finally:
+        plane.cli("undeploy", "elastic", check=False)
     wait_for(lambda: _classify(front) != 200, timeout_s=60, what="the front to stop")
     wait_for(lambda: not _replica_leftovers(ray_driver), timeout_s=30, what="the replicas' actors and groups to go")
 

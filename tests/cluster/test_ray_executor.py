@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.timeout(300)]
 
 
 def _worker(ray: ModuleType, name: str) -> Any:  # an actor handle
-    from llmos.executor._ray_worker import Worker
+    from llmos.executor._ray_worker import make_worker
 
-    return ray.remote(Worker).options(name=name, lifetime="detached", max_restarts=0, num_cpus=0.25).remote()
+    return make_worker(name, num_cpus=0.25)
 
 
 def test_workers_made_but_never_started_are_gone_and_started_ones_are_followed(
@@ -78,3 +78,24 @@ def test_a_node_lost_after_rank_0_finished_the_run_does_not_fail_it(
                   "workers": [f"llmos-904-{code + 1}-0", f"llmos-904-{code + 1}-1"]}  # no such actors: gone
         result = executor.poll(json.dumps(handle), folder)
         assert result is not None and result.code == want, (code, result)
+
+
+def test_a_program_runs_at_normal_priority_not_at_ray_s_worker_niceness(
+        ray_cluster: TestCluster, ray_driver: ModuleType) -> None:
+    """Ray starts its worker processes at nice 15; a training started from one would inherit it and
+    lose its core to every Ray process on the node. The executor's actors run their programs at 0."""
+    folder = ray_cluster.storage / f"executor-test-{time.time_ns()}"
+    folder.mkdir()
+    plain = ray_driver.remote(num_cpus=0.25)(lambda: __import__("os").nice(0))
+    assert ray_driver.get(plain.remote(), timeout=60) > 0  # what Ray does by default
+    actor = _worker(ray_driver, f"llmos-nice-{time.time_ns()}")
+    try:
+        ray_driver.get(actor.start.remote([sys.executable, "-c", "import os; print(os.nice(0))"], {}, str(folder),
+                                          str(folder / "output.log"), str(folder / "exit-0.json")), timeout=60)
+        deadline = time.monotonic() + 60
+        while not (folder / "exit-0.json").is_file():
+            assert time.monotonic() < deadline, "the program never ended"
+            time.sleep(0.1)
+        assert (folder / "output.log").read_text().strip() == "0"
+    finally:
+        ray_driver.kill(actor)

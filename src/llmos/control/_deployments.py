@@ -464,7 +464,8 @@ class DeploymentManager:
                 "rollout": None if s.rollout is None else s.rollout.state, "events": s.events[-5:],
                 "canary": None if s.canary is None else asdict(s.canary),
                 "replicas": [{"id": r.replica_id, "pid": r.pid, "port": r.port, "url": f"http://{r.host}:{r.port}",
-                              "version": r.model_version, "state": r.state, **self._where(name, r)}
+                              "version": r.model_version, "state": r.state, "served": r.served,
+                              **self._where(name, r)}
                              for r in s.replicas]}
 
     def _where(self, name: str, replica: Any) -> dict[str, Any]:

@@ -129,16 +129,14 @@ class RayExecutor:
         import ray
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        from llmos.executor._ray_worker import Worker
+        from llmos.executor._ray_worker import make_worker
 
-        remote = ray.remote(Worker)
         actors = []
         for rank, bundle in enumerate(bundles):
-            actors.append(remote.options(
-                name=handle["workers"][rank], lifetime="detached", max_restarts=0, num_cpus=bundle["CPU"],
-                num_gpus=bundle.get("GPU", 0), memory=bundle.get("memory"),
-                scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=rank),
-            ).remote())
+            actors.append(make_worker(
+                handle["workers"][rank], num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0),
+                memory=bundle.get("memory"),
+                scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=rank)))
             self._actors[handle["workers"][rank]] = actors[-1]
         master_addr, master_port = ray.get(actors[0].address.remote(), timeout=_RESERVE_TIMEOUT_S)
         local = _local_ranks(workers)

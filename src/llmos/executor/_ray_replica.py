@@ -107,15 +107,13 @@ def start_replica(key: str, node: str, bundle: dict[str, float], argv: list[str]
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     from llmos.executor._ray import _reserve
-    from llmos.executor._ray_worker import Worker
+    from llmos.executor._ray_worker import make_worker
 
     pg = placement_group([bundle], strategy="STRICT_PACK", name=key, lifetime="detached",
                          bundle_label_selector=[{"ray.io/node-id": node}])
     _reserve(pg, [node], [bundle])
-    actor = ray.remote(Worker).options(
-        name=key, lifetime="detached", max_restarts=0, num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0),
-        memory=bundle.get("memory"),
-        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0)).remote()
+    actor = make_worker(key, num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), memory=bundle.get("memory"),
+                        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0))
     exit_file = log.with_suffix(".exit.json")
     try:
         host, port = ray.get(actor.address.remote(), timeout=60.0)

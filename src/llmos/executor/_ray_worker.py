@@ -18,8 +18,15 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "make_worker"]
+
+# Ray starts its worker processes at nice 15 (so its own daemons stay responsive), and a program
+# an actor starts inherits that: a training's workers then lose the core to every Ray process on
+# the node, and a DDP step waits for its slowest rank. The actors that run llmos programs start at
+# the normal priority, as Ray's own job drivers do; raising it later would need privileges.
+_RUNTIME_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
 
 
 class Worker:
@@ -64,3 +71,12 @@ class Worker:
         # Keep nothing of the program running after it (its own children, in its session).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def make_worker(name: str, **options: Any) -> Any:  # an actor handle
+    """A detached, named `Worker` actor (never restarted by Ray: the daemon decides what a lost worker
+    means); `options` are Ray's (resources, scheduling strategy)."""
+    import ray
+
+    return ray.remote(Worker).options(name=name, lifetime="detached", max_restarts=0, runtime_env=_RUNTIME_ENV,
+                                      **options).remote()
