@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000, help="SST-2 training rows for the DDP runs")
     parser.add_argument("--repeats", type=int, default=3, help="submissions per executor for the start latency")
     parser.add_argument("--ray-cpus-per-proc", type=int, default=1,
-                        help="CPUs each Ray DDP worker holds, its OMP_NUM_THREADS (1: as torchrun gives the local workers)")
+                        help="CPUs (and OMP_NUM_THREADS) of each Ray DDP worker; 1 as torchrun gives local ones")
     parser.add_argument("--mtu", type=int, default=None,
                         help="set the test cluster's links to this MTU first (default: leave 1,500)")
     parser.add_argument("--parts", default="ddp,first_step,node_loss",
