@@ -216,6 +216,8 @@ def main() -> None:
     parser.add_argument("--setups", default="old,new", help=f"comma-separated, of {', '.join(SETUPS)}")
     parser.add_argument("--pair-setups", default=None, help="set-ups to run two at once (default: --setups)")
     parser.add_argument("--skip-serving", action="store_true")
+    parser.add_argument("--parts", default="alone,pairs,serving,daemon",
+                        help="which phases to run, comma-separated (default: all; the floors need all)")
     parser.add_argument("--daemon-epochs", type=float, default=2,
                         help="epochs of the daemon phase's trainings (0: skip the phase)")
     args = parser.parse_args()
@@ -224,6 +226,9 @@ def main() -> None:
     unknown = [s for s in {*setups, *pair_setups} - {""} if s not in SETUPS]
     if unknown or "new" not in setups:
         raise SystemExit(f"--setups must include new and name only {', '.join(SETUPS)} (got {unknown or setups})")
+    parts = set(args.parts.split(","))
+    if args.skip_serving:
+        parts.discard("serving")
     print(f"machine: {machine()}", flush=True)
     report: dict = {"machine": machine(), "args": vars(args)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,36 +236,42 @@ def main() -> None:
         # A first, uncounted run warms the file cache and registers the model the serving phase serves.
         model_home = Path(tempfile.mkdtemp(dir=root))
         print(f"warm-up (not counted): {finish(*start_training('new', model_home, args.epochs)):.1f} s", flush=True)
-        print("alone:", flush=True)
-        first = {s: alone(s, root, args.epochs) for s in setups}
-        print("two at once:", flush=True)
-        pairs = {s: pair(s, root, args.epochs) for s in pair_setups if s}
+        first, pairs = {}, {}
+        if "alone" in parts:
+            print("alone:", flush=True)
+            first = {s: alone(s, root, args.epochs) for s in setups}
+        if "pairs" in parts:
+            print("two at once:", flush=True)
+            pairs = {s: pair(s, root, args.epochs) for s in pair_setups if s}
         served = {}
-        if not args.skip_serving:
+        if "serving" in parts:
             print("serving beside a training:", flush=True)
             served = {s: serving(s, model_home, root, args) for s in ("new", "old") if s in setups}
         daemon = {}
-        if args.daemon_epochs:
+        if args.daemon_epochs and "daemon" in parts:
             print("a training started by hand while the daemon runs one:", flush=True)
             daemon = {s: daemon_phase(s, root, args.daemon_epochs) for s in ("new", "old") if s in setups}
-        print("alone again:", flush=True)
-        again = {s: alone(s, root, args.epochs) for s in reversed(setups)}
-    alone_s = {s: statistics.mean([first[s], again[s]]) for s in setups}
-    report.update(alone_s={s: [first[s], again[s]] for s in setups}, pairs_s=pairs, serving=served, daemon=daemon)
-    report["pair_slowdown"] = {s: max(walls) / alone_s[s] for s, walls in pairs.items()}
-    report["alone_speed_vs_old"] = {s: alone_s["old"] / alone_s[s] for s in setups if "old" in setups}
+        again = {}
+        if "alone" in parts:
+            print("alone again:", flush=True)
+            again = {s: alone(s, root, args.epochs) for s in reversed(setups)}
+    alone_s = {s: statistics.mean([first[s], again[s]]) for s in first}
+    report.update(alone_s={s: [first[s], again[s]] for s in first}, pairs_s=pairs, serving=served, daemon=daemon)
+    report["pair_slowdown"] = {s: max(walls) / alone_s[s] for s, walls in pairs.items() if s in alone_s}
+    report["alone_speed_vs_old"] = {s: alone_s["old"] / alone_s[s] for s in alone_s if "old" in alone_s}
     floors = {}
-    if "new" in pairs:
+    if "new" in report["pair_slowdown"]:
         floors["two at once <= 2.3x alone (new)"] = report["pair_slowdown"]["new"] <= 2.3
-    if "old" in setups:
+    if "new" in report["alone_speed_vs_old"]:
         floors["alone new >= 0.97x old"] = report["alone_speed_vs_old"]["new"] >= 0.97
     if "new" in served:
         floors["serving p95 beside training <= 2.5x alone (new)"] = served["new"]["p95_ratio"] <= 2.5
     report["floors"] = floors
     print("\nsummary:")
-    for s in setups:
+    for s in alone_s:
         print(f"  {s}: alone {alone_s[s]:.1f} s ({first[s]:.1f}, {again[s]:.1f})"
-              + (f", {report['alone_speed_vs_old'][s]:.3f}x the speed of old" if "old" in setups else ""))
+              + (f", {report['alone_speed_vs_old'][s]:.3f}x the speed of old" if s in report["alone_speed_vs_old"]
+                 else ""))
     for s, slow in report["pair_slowdown"].items():
         print(f"  {s}: two at once {slow:.2f}x alone")
     for s in served:

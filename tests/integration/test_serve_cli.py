@@ -84,8 +84,8 @@ def stop_later() -> Iterator[list[subprocess.Popen[str]]]:
 
 def test_serve_auth_bench_and_drain(registered: Path, stop_later: list) -> None:
     proc, url = _start([*LLMOS, "serve", "reviews@candidate", "--port", "0", "--max-batch-size", "1",
-                        "--max-queue", "512", "--threads", "1",
-                        "limits.max_input_tokens=256"], registered, LLMOS_API_KEY="k3y")
+                        "--max-queue", "2048", "--threads", "1",
+                        "limits.max_input_tokens=256", "limits.max_inputs=256"], registered, LLMOS_API_KEY="k3y")
     stop_later.append(proc)
     auth = {"authorization": "Bearer k3y"}
     assert httpx.post(f"{url}/v1/classify", json={"input": ["fine"]}).status_code == 401
@@ -100,13 +100,14 @@ def test_serve_auth_bench_and_drain(registered: Path, stop_later: list) -> None:
     assert report["route"] == "/v1/classify" and report["ok"] > 10 and report["errors"] == {}
     assert report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
 
-    # SIGTERM while requests are in flight (6 x 64 inputs, one per forward pass: a second or more of
-    # work): they finish with 200, then the process exits 0.
+    # SIGTERM while requests are in flight (6 x 256 inputs, one per forward pass: the first request
+    # alone is a second or more of work, so all six are in before any ends, even on a busy machine):
+    # they finish with 200, then the process exits 0.
     results: list[int] = []
 
     def request() -> None:
-        r = httpx.post(f"{url}/v1/classify", json={"input": ["a long enough review of a film " * 20] * 64},
-                       headers=auth, timeout=60)
+        r = httpx.post(f"{url}/v1/classify", json={"input": ["a long enough review of a film " * 20] * 256},
+                       headers=auth, timeout=120)
         results.append(r.status_code)
 
     threads = [threading.Thread(target=request) for _ in range(6)]
@@ -118,8 +119,8 @@ def test_serve_auth_bench_and_drain(registered: Path, stop_later: list) -> None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     for t in threads:
-        t.join(timeout=60)
-    assert proc.wait(timeout=60) == 0
+        t.join(timeout=120)
+    assert proc.wait(timeout=120) == 0
     assert results == [200] * 6
 
 
