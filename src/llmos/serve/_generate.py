@@ -28,7 +28,7 @@ from llmos.serve._batching import retry_after_s
 from llmos.serve._errors import HttpError, queue_full
 from llmos.serve._prefix import PrefixCache
 from llmos.serve._sampling import Choice, RowSampling, choose, scan_stop, seeded_generator
-from llmos.serve._worker import Throughput, shutting_down
+from llmos.serve._worker import Throughput, follow_free_cores, shutting_down
 
 __all__ = ["GenParams", "GenerationWorker", "Sequence", "loop_sink"]
 
@@ -144,6 +144,7 @@ class GenerationWorker:
                 if self._stop:
                     return  # stop() answers what is left
                 admitted = self._admit()
+            follow_free_cores(self.runtime)
             try:
                 if admitted:
                     self._prefill(admitted)

@@ -17,6 +17,7 @@ __all__ = ["OnnxRuntime"]
 class OnnxRuntime:
     name = "onnx"
     model = None  # no torch module: ONNX models classify and embed, they do not generate
+    watch = None  # ONNX Runtime fixes its thread pool when the session is made
 
     def __init__(self, folder: Path, info: ModelInfo, spec: Any) -> None:
         from transformers import AutoTokenizer

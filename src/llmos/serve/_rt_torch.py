@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from llmos._cpu import cpu_has_bf16
-from llmos._threads import ThreadPlan, apply_plan, plan_threads
+from llmos._threads import CoreWatch, ThreadPlan, apply_plan, plan_threads
 from llmos.serve._runtime import ModelInfo, Padded
 
 __all__ = ["TorchRuntime", "cast_linear_weights", "default_threads", "serving_threads"]
@@ -43,7 +43,8 @@ def serving_threads(num_threads: int | None) -> ThreadPlan:
     part of the model's compute. Measured with benchmarks/serve.py on a 2-core AVX2 host, with
     the same load: one model thread vs two gave 34.2 vs 34.4 req/s at batch 1 and 70 vs 102
     req/s with dynamic batching (concurrency 16), and the 3x flood's accepted p99 was 561 vs
-    486 ms. On a machine shared with other busy processes, set runtime.num_threads lower.
+    486 ms. On a machine shared with other busy processes, a count llmos chose shrinks while
+    they keep cores busy (CoreWatch); runtime.num_threads fixes it.
     """
     return plan_threads(num_threads, field="runtime.num_threads")
 
@@ -55,6 +56,7 @@ def default_threads() -> int:
 
 class TorchRuntime:
     name = "torch"
+    watch: CoreWatch | None = None
 
     def __init__(self, folder: Path, info: ModelInfo, spec: Any) -> None:
         import torch
@@ -70,9 +72,15 @@ class TorchRuntime:
         if self.device == "cpu":
             # One intra-op pool sized to the cores we were given; one inter-op thread, since batches
             # run one at a time from the worker thread.
-            apply_plan(serving_threads(spec.num_threads))
+            plan = serving_threads(spec.num_threads)
+            apply_plan(plan)
             with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
                 torch.set_num_interop_threads(1)
+            # A count llmos chose follows the cores other processes leave free (a training beside
+            # the server): a pass whose threads share cores with busy processes waits at every
+            # barrier for the descheduled ones. The batch worker calls it between passes.
+            if plan.adaptive:
+                self.watch = CoreWatch(plan.threads, plan.cores)
         self.info = info
         built = load_trained(folder)
         self.tokenizer = built.tokenizer

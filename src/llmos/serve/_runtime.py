@@ -46,6 +46,7 @@ class Runtime(Protocol):
     info: ModelInfo
     tokenizer: Any
     model: Any | None  # the torch module (generation needs it); None for ONNX Runtime
+    watch: Any | None  # a CoreWatch that resizes the model's threads between passes, or None
 
     def infer(self, batch: Padded) -> Any: ...
 

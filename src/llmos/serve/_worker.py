@@ -22,7 +22,7 @@ from llmos.serve._batching import BatchPolicy, Waiting, form_batch, retry_after_
 from llmos.serve._errors import HttpError, queue_full
 from llmos.serve._runtime import Runtime, pad_batch
 
-__all__ = ["BatchWorker", "Throughput", "settle", "shutting_down"]
+__all__ = ["BatchWorker", "Throughput", "follow_free_cores", "settle", "shutting_down"]
 
 _log = logging.getLogger(__name__)
 # How long stop() waits for the forward pass in progress; the queue behind it is refused, not run.
@@ -47,6 +47,14 @@ class Throughput:
         weight = 0.5 ** (dt / self._half_life_s)
         self.items_per_s = weight * self.items_per_s + (1 - weight) * items / dt
         self._last_s = now_s
+
+
+def follow_free_cores(runtime: Any) -> None:
+    """Between passes: the model's threads follow the cores other processes leave free (at most
+    two /proc reads a second; runtimes without a watch, and counts the user fixed, never change)."""
+    watch = getattr(runtime, "watch", None)
+    if watch is not None and (threads := watch.adjust()) is not None:
+        _log.info("model threads now %d of %d: other processes keep part of the cores busy", threads, watch.base)
 
 
 def shutting_down() -> HttpError:
@@ -150,6 +158,7 @@ class BatchWorker:
                 continue
             if batch is None:
                 return
+            follow_free_cores(self.runtime)
             try:
                 self._run(batch)
             finally:

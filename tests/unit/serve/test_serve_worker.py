@@ -127,3 +127,66 @@ def test_closed_loop_clients_fill_one_batch_when_the_worker_lingers() -> None:
     assert sum(plain) == sum(lingering) == 64
     assert max(plain) == 4  # two half batches taking turns
     assert sorted(lingering)[len(lingering) // 2] == 8 and len(lingering) <= 10  # most passes hold every client
+
+
+class _ThreadsSeen(_Runtime):
+    """Records the intra-op threads each pass runs with (torch's count is per thread: the worker's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def infer(self, batch: Any) -> Any:
+        import torch
+
+        self.threads.append(torch.get_num_threads())
+        return super().infer(batch)
+
+
+def test_the_model_threads_follow_the_cores_other_processes_leave_free() -> None:
+    """Between passes the worker asks the runtime's CoreWatch (here with the machine's counters
+    given by the test): another process keeping a core busy takes a thread away before the next
+    pass, and its end gives the thread back."""
+    from llmos._threads import _TICKS_PER_S, CoreWatch
+
+    now, busy, mine = [0.0], [0], [0]
+    runtime = _ThreadsSeen()
+    runtime.watch = CoreWatch(2, [0, 1], clock=lambda: now[0], ticks=lambda cores: (busy[0], mine[0]))
+    worker = _worker(runtime, max_wait_ms=0)
+    worker.start()
+
+    def a_second_with(others_cores: float) -> None:  # the server itself keeps one core busy
+        now[0] += 1.0
+        busy[0] += round((others_cores + 1.0) * _TICKS_PER_S)
+        mine[0] += _TICKS_PER_S
+
+    async def one_request() -> None:
+        await asyncio.gather(*worker.submit([([1], None)]))
+
+    try:
+        asyncio.run(one_request())
+        a_second_with(1.0)
+        asyncio.run(one_request())
+        a_second_with(0.0)
+        asyncio.run(one_request())
+    finally:
+        worker.stop()
+    assert runtime.threads[1:] == [1, 2], runtime.threads
+
+
+def test_a_torch_runtime_follows_free_cores_only_when_llmos_chose_its_threads(
+        tiny_refs: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from llmos.serve import prepare
+    from llmos.serve._runtime import load_runtime
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        chosen = serve_job(tiny_refs["classification"], runtime={"num_threads": None})
+        fixed = serve_job(tiny_refs["classification"], runtime={"num_threads": 1})
+        assert load_runtime(prepare(chosen).folder, chosen.runtime).watch is not None
+        assert load_runtime(prepare(fixed).folder, fixed.runtime).watch is None  # runtime.num_threads: the user's
+    finally:
+        torch.set_num_threads(before)
