@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NullTracker", "Tracker"]
 
+_log = logging.getLogger(__name__)
 _STATUSES = ("FINISHED", "FAILED", "KILLED")
 _PER_BATCH = 100  # MLflow's MAX_PARAMS_TAGS_PER_BATCH
 
@@ -88,7 +90,7 @@ class Tracker:
         self._finished = True
         atexit.unregister(self._at_exit)
         if self._monitor is not None:
-            self._monitor.finish()
+            _stop_system_metrics(self._monitor)
         with mlflow_errors(self.tracking_uri, "ending the run"):
             try:
                 self._queue.close()
@@ -147,3 +149,17 @@ class NullTracker:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+
+def _stop_system_metrics(monitor: Any) -> None:
+    """Stop MLflow's monitor, then log what it sampled since its last point: its loop drops the
+    samples of an interval that the stop cuts short, so a run shorter than one sampling interval
+    (10 s by default) would have no system metrics at all."""
+    monitor.finish()
+    try:
+        tail = monitor.aggregate_metrics()
+        if tail:
+            monitor.publish_metrics(tail)
+            monitor.mlflow_logger.flush()
+    except Exception as exc:  # system metrics are a nice-to-have: never fail the run for them
+        _log.warning("the last system metrics were not logged: %s", exc)

@@ -163,6 +163,16 @@ def test_system_metrics_are_sampled(monkeypatch) -> None:
     assert any(k.startswith("system/cpu_utilization") for k in metrics), sorted(metrics)
 
 
+def test_a_run_shorter_than_one_sampling_interval_still_has_system_metrics() -> None:
+    """MLflow's monitor logs a point only at the end of each interval (10 s by default) and drops
+    the samples of the interval a stop cuts short; the tracker logs them when the run ends."""
+    tracker = start_run(TrackingSpec(system_metrics=True), run_name="short", job={}, tags={})
+    time.sleep(1.0)  # the monitor has taken its first sample (it samples first, then waits 10 s)
+    tracker.finish()
+    metrics = _client(tracker).get_run(tracker.run_id).data.metrics
+    assert any(k.startswith("system/cpu_utilization") for k in metrics), sorted(metrics)
+
+
 def test_disabled_tracking_is_a_null_tracker(tmp_path: Path, llmos_home: Path) -> None:
     tracker = start_run(TrackingSpec(enabled=False, uri=f"sqlite:///{tmp_path / 'never.db'}"),
                         run_name="off", job=JOB, tags={})
