@@ -73,8 +73,13 @@ def wait(check, timeout_s: float = 1800, what: str = "", every_s: float = 0.05) 
 
 def wait_ended(home: Path, job_id: int, what: str) -> dict:
     """The job once it ended (polls the CLI every 2 s)."""
-    wait(lambda: job(home, job_id)["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"), what=what, every_s=2.0)
-    return job(home, job_id)
+    seen: dict = {}
+
+    def ended() -> bool:
+        seen.update(job(home, job_id))
+        return seen["state"] in ("SUCCEEDED", "FAILED", "CANCELLED")
+    wait(ended, what=what, every_s=2.0)
+    return seen
 
 
 def sst2_rows(folder: Path, rows: int) -> tuple[Path, Path]:

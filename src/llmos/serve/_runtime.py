@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmos.errors import ModelError, SpecError
+
+if TYPE_CHECKING:
+    from llmos._threads import CoreWatch
 
 __all__ = ["ModelInfo", "Padded", "Runtime", "load_runtime", "pad_batch", "read_info"]
 
@@ -46,7 +49,7 @@ class Runtime(Protocol):
     info: ModelInfo
     tokenizer: Any
     model: Any | None  # the torch module (generation needs it); None for ONNX Runtime
-    watch: Any | None  # a CoreWatch that resizes the model's threads between passes, or None
+    watch: CoreWatch | None  # resizes the model's threads between passes (torch on CPU, a count llmos chose)
 
     def infer(self, batch: Padded) -> Any: ...
 

@@ -49,10 +49,10 @@ class Throughput:
         self._last_s = now_s
 
 
-def follow_free_cores(runtime: Any) -> None:
+def follow_free_cores(runtime: Runtime) -> None:
     """Between passes: the model's threads follow the cores other processes leave free (at most
     two /proc reads a second; runtimes without a watch, and counts the user fixed, never change)."""
-    watch = getattr(runtime, "watch", None)
+    watch = runtime.watch
     if watch is not None and (threads := watch.adjust()) is not None:
         _log.info("model threads now %d of %d: other processes keep part of the cores busy", threads, watch.base)
 

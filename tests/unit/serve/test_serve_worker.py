@@ -29,6 +29,7 @@ class _Runtime:
     """Answers [sum of ids, batch size] per row; a row holding POISON makes the whole pass fail."""
 
     tokenizer = _Tokenizer()
+    watch: Any = None  # the model's threads never change
 
     def __init__(self) -> None:
         self.passes: list[int] = []
