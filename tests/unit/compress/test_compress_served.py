@@ -79,15 +79,20 @@ def test_a_child_fast_at_fixed_length_but_slow_served_does_not_get_the_alias(tmp
     data = load_data(job, parent, AutoTokenizer.from_pretrained(str(parent.folder)))  # type: ignore[arg-type]
     work = tmp_path / "measure"
     work.mkdir()
-    parent_row = {"label": "parent", "measured": measure(parent.folder, job=job, data=data, work_dir=work,  # type: ignore[arg-type]
-                                                         label="parent", fmt="hf-safetensors")}
-    child = {"label": "onnx-int8", "slug": "onnx-int8", "registered": "2",
-             "measured": measure(child_folder, job=job, data=data, work_dir=work, label="onnx-int8",  # type: ignore[arg-type]
-                                 fmt="onnx-int8")}
-    # the bound sits between the two figures this run measured (a loaded machine moves both, not
-    # their order): the fixed-length figure would pass it, the served one must not
-    fixed = summarize(job, "classification", parent_row, [child], seq_len=8)["children"][0]
-    fixed_speedup, served_speedup = fixed["vs_parent_fixed_length"]["speedup"], fixed["vs_parent"]["speedup"]
+    # the bound sits between the two figures this run measured: the fixed-length figure would
+    # pass it, the served one must not. On a quiet machine they are far apart (~9x vs ~1x); a
+    # loaded one (the parallel suite) can squeeze the short fixed-length timings towards the
+    # served ones, so the pair is measured again, up to three times, until the gap shows
+    for _ in range(3):
+        parent_row = {"label": "parent", "measured": measure(parent.folder, job=job, data=data, work_dir=work,  # type: ignore[arg-type]
+                                                             label="parent", fmt="hf-safetensors")}
+        child = {"label": "onnx-int8", "slug": "onnx-int8", "registered": "2",
+                 "measured": measure(child_folder, job=job, data=data, work_dir=work, label="onnx-int8",  # type: ignore[arg-type]
+                                     fmt="onnx-int8")}
+        fixed = summarize(job, "classification", parent_row, [child], seq_len=8)["children"][0]
+        fixed_speedup, served_speedup = fixed["vs_parent_fixed_length"]["speedup"], fixed["vs_parent"]["speedup"]
+        if fixed_speedup >= 1.5 * served_speedup:
+            break
     assert fixed_speedup >= 1.5 * served_speedup, (fixed_speedup, served_speedup)
     bound = round((fixed_speedup * served_speedup) ** 0.5, 2)
     job = _job(eval_csv, min_speedup=bound)
