@@ -39,6 +39,21 @@ def llmos_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     return home
 
 
+@pytest.fixture(autouse=True)
+def llmos_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """llmos's cache folder (the empty tracking store it copies into each new home) is the run's
+    own, shared by the xdist workers, not the user's ~/.cache/llmos."""
+    cache = _run_folder(tmp_path_factory) / "llmos-cache"
+    monkeypatch.setenv("LLMOS_CACHE_DIR", str(cache))
+    return cache
+
+
+def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test run's temporary folder, the same for every pytest-xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 def _sentiment_rows(n: int, seed: int) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     rows = []
@@ -91,11 +106,8 @@ def smollm2_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     workers share it (the conversion is locked and atomic: one converts, the others wait and read)."""
     from llmos.models import smollm2_path
 
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        cache = tmp_path_factory.getbasetemp().parent / "model-cache"
-        cache.mkdir(exist_ok=True)
-    else:
-        cache = tmp_path_factory.mktemp("model-cache")
+    cache = _run_folder(tmp_path_factory) / "model-cache"
+    cache.mkdir(exist_ok=True)
     patch = pytest.MonkeyPatch()
     patch.setenv("LLMOS_MODEL_CACHE", str(cache))
     yield smollm2_path()

@@ -1,5 +1,5 @@
-"""Fixtures for unit tests that talk to a real MLflow store: one store per test module, since
-creating a SQLite store runs MLflow's migrations (~2 s). Conftests import these names."""
+"""Fixtures for unit tests that talk to a real MLflow store: one store per test module (opening
+MLflow's SQLAlchemy stores for each test would add up). Conftests import these names."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from llmos import __version__
+from llmos._exit import skip_collection_at_exit
 from llmos._threads import prepare_process
 from llmos.cli import audit as audit_cli
 from llmos.cli import bench as bench_cli
@@ -83,6 +84,7 @@ def version() -> None:
 
 
 def main() -> None:
+    skip_collection_at_exit()  # the process ends without CPython's last walk over every object
     # OpenMP's waiting for every command that runs torch in this process (compress, export) and
     # for the processes it starts; before any import of torch, as libgomp reads it once.
     prepare_process()

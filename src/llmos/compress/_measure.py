@@ -158,6 +158,9 @@ def _rss_mb() -> float:
 
 
 def main(argv: list[str]) -> int:
+    from llmos._exit import skip_collection_at_exit
+
+    skip_collection_at_exit()
     import warnings
 
     warnings.filterwarnings("ignore")

@@ -137,6 +137,9 @@ def _runtime_settings(runtime: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    from llmos._exit import skip_collection_at_exit
+
+    skip_collection_at_exit()
     import warnings
 
     from llmos.serve import openmp_defaults

@@ -118,6 +118,9 @@ def _figures(done: list[tuple[float, int, str]], elapsed_s: float) -> dict[str, 
 
 
 def main(argv: list[str]) -> int:
+    from llmos._exit import skip_collection_at_exit
+
+    skip_collection_at_exit()
     import warnings
 
     from llmos.serve import openmp_defaults

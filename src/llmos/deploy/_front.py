@@ -23,6 +23,9 @@ GRACEFUL_S = 5
 
 
 def main(argv: list[str]) -> int:
+    from llmos._exit import skip_collection_at_exit
+
+    skip_collection_at_exit()
     parser = argparse.ArgumentParser(prog="python -m llmos.deploy._front", description=(
         "The front router of one deployment. The deployment controller starts it with the listening "
         "socket; it routes to the replicas listed in STATE_DIR/routes.json."))

@@ -27,6 +27,9 @@ import time
 
 
 def main(argv: list[str]) -> int:
+    from llmos._exit import skip_collection_at_exit
+
+    skip_collection_at_exit()
     if argv[:1] == ["--probe"]:
         return _probe(argv[1])
     attempt_dir, cores, *rest = argv

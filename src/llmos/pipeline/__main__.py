@@ -12,6 +12,9 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
+    from llmos._exit import skip_collection_at_exit
+
+    skip_collection_at_exit()
     from llmos.errors import LlmosError
     from llmos.pipeline._steps import run_step
 

@@ -12,6 +12,9 @@ from llmos.errors import LlmosError
 
 
 def main(argv: list[str]) -> int:
+    from llmos._exit import skip_collection_at_exit
+
+    skip_collection_at_exit()
     if len(argv) != 1:
         print("usage: python -m llmos.run JOB.json", file=sys.stderr)
         return 2

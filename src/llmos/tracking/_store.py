@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from llmos import paths
 from llmos.errors import LlmosError, TrackingError
+from llmos.tracking._seed import seed_sqlite_store
 from llmos.tracking._server import check_server
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ def client(uri: str | None = None) -> MlflowClient:
     uri = resolve_uri(uri)
     if is_server(uri):
         check_server(uri)
+    else:
+        seed_sqlite_store(uri)  # a new SQLite store: a copy of an empty one, not MLflow's migrations
     # A new SQLite store announces its migrations, a registration its wait for READY, at INFO level.
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
