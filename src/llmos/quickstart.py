@@ -32,7 +32,8 @@ def quickstart_job(model: str = "minilm-l6", epochs: float = 4, max_steps: int |
         "checkpoint": {"every_steps": None, "keep": 1},
         "resources": {"procs": procs},
         "register": {"name": "quickstart", "alias": "candidate",
-                     "description": "MiniLM-L6 fine-tuned on the bundled support-intents data"},
+                     "description": f"{'MiniLM-L6' if model == 'minilm-l6' else model} fine-tuned on the "
+                                    "bundled support-intents data"},
     })
 
 

@@ -50,9 +50,12 @@ def quickstart(
     if llm:
         _quickstart_llm(model or "smollm2-135m", max_steps or 40, procs)
         return
+    from rich.markup import escape
+
     from llmos.quickstart import quickstart_job
 
-    console.print("[bold]llmos quickstart[/]: fine-tuning MiniLM-L6 on support-intents "
+    shown = "MiniLM-L6" if model in (None, "minilm-l6") else escape(model)
+    console.print(f"[bold]llmos quickstart[/]: fine-tuning {shown} on support-intents "
                   "(8 intents, bundled with llmos)")
     # Always a new run: the quickstart's folder is scratch, its model lives in the registry.
     _run(quickstart_job(model=model or "minilm-l6", epochs=epochs, max_steps=max_steps, procs=procs), fresh=True,
