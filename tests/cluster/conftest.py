@@ -5,6 +5,7 @@ that the next run removes first). See _testcluster.py."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +24,26 @@ HERE = Path(__file__).parent
 HEALTH_CHECK_PERIOD_MS = 1000
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     """Every test in this folder is slow: it drives a real multi-node Ray cluster. Under pytest-xdist
-    they all run on one worker, which starts the session's cluster once (`--dist loadgroup`)."""
+    they all run on one worker, which starts the session's cluster once (`--dist loadgroup`).
+
+    Marked before every other hook (pytest-xdist reads the group in its own), checked after them: a
+    pytest whose test ids pytest-xdist cannot extend (9.2 with xdist 3.8) left the tests to every
+    worker, each starting a cluster of its own on the same cores; refused here, with the fix."""
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.xdist_group("ray-cluster"))
+    result = yield
+    if os.environ.get("PYTEST_XDIST_WORKER") and config.getvalue("loadgroup"):
+        lost = [item.nodeid for item in items if HERE in item.path.parents and not item.nodeid.endswith("@ray-cluster")]
+        if lost:
+            raise pytest.UsageError(f"pytest-xdist did not group the Ray cluster tests ({lost[0]}): pytest "
+                                    f"{pytest.__version__} with this pytest-xdist; install the pytest that "
+                                    "pyproject.toml's dev extra pins (bash scripts/setup).")
+    return result
 
 
 @pytest.fixture(scope="session")
