@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llmos._exit import skip_collection_at_exit
+
 __all__ = ["measure_folder", "params_count", "size_on_disk_mb"]
 
 _MANIFEST = "manifest.json"
@@ -158,9 +160,7 @@ def _rss_mb() -> float:
 
 
 def main(argv: list[str]) -> int:
-    from llmos._exit import skip_collection_at_exit
-
-    skip_collection_at_exit()
+    skip_collection_at_exit()  # see llmos._exit
     import warnings
 
     warnings.filterwarnings("ignore")

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llmos._exit import skip_collection_at_exit
+
 __all__ = ["measure_served", "percentiles_ms"]
 
 
@@ -137,9 +139,7 @@ def _runtime_settings(runtime: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    from llmos._exit import skip_collection_at_exit
-
-    skip_collection_at_exit()
+    skip_collection_at_exit()  # see llmos._exit
     import warnings
 
     from llmos.serve import openmp_defaults

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llmos._exit import skip_collection_at_exit
+
 __all__ = ["measure_generation", "prompts_for"]
 
 _WARMUP_TOKENS = 4
@@ -118,9 +120,7 @@ def _figures(done: list[tuple[float, int, str]], elapsed_s: float) -> dict[str, 
 
 
 def main(argv: list[str]) -> int:
-    from llmos._exit import skip_collection_at_exit
-
-    skip_collection_at_exit()
+    skip_collection_at_exit()  # see llmos._exit
     import warnings
 
     from llmos.serve import openmp_defaults

@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from llmos._exit import skip_collection_at_exit
 from llmos.control._config import ControlConfig
 
 __all__ = ["main"]
@@ -33,9 +34,7 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from llmos._exit import skip_collection_at_exit
-
-    skip_collection_at_exit()
+    skip_collection_at_exit()  # see llmos._exit
     os.umask(0o077)  # everything the daemon makes (database, keys, logs, run files) is its user's alone
     config = ControlConfig.model_validate_json(Path(argv[0]).read_text())
     from llmos.control._paths import control_dir

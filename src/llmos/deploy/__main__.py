@@ -15,15 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llmos._exit import skip_collection_at_exit
 from llmos.errors import LlmosError
 
 TICK_S = 0.25
 
 
 def main(argv: list[str]) -> int:
-    from llmos._exit import skip_collection_at_exit
-
-    skip_collection_at_exit()
+    skip_collection_at_exit()  # see llmos._exit
     parser = argparse.ArgumentParser(prog="python -m llmos.deploy", description=(
         "Run one deployment in the foreground, without the control plane. SIGHUP re-reads the job file "
         "and rolls to what it names now; SIGTERM or Ctrl-C drains and stops everything."))

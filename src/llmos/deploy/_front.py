@@ -17,15 +17,15 @@ import sys
 import time
 from pathlib import Path
 
+from llmos._exit import skip_collection_at_exit
+
 # At SIGTERM, a response still streaming after this is cut; the controller drains the replicas
 # (so the front has nothing in flight) before it stops the front.
 GRACEFUL_S = 5
 
 
 def main(argv: list[str]) -> int:
-    from llmos._exit import skip_collection_at_exit
-
-    skip_collection_at_exit()
+    skip_collection_at_exit()  # see llmos._exit
     parser = argparse.ArgumentParser(prog="python -m llmos.deploy._front", description=(
         "The front router of one deployment. The deployment controller starts it with the listening "
         "socket; it routes to the replicas listed in STATE_DIR/routes.json."))

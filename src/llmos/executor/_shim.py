@@ -25,11 +25,11 @@ import subprocess
 import sys
 import time
 
+from llmos._exit import skip_collection_at_exit
+
 
 def main(argv: list[str]) -> int:
-    from llmos._exit import skip_collection_at_exit
-
-    skip_collection_at_exit()
+    skip_collection_at_exit()  # see llmos._exit
     if argv[:1] == ["--probe"]:
         return _probe(argv[1])
     attempt_dir, cores, *rest = argv

@@ -10,11 +10,11 @@ import json
 import sys
 from pathlib import Path
 
+from llmos._exit import skip_collection_at_exit
+
 
 def main(argv: list[str]) -> int:
-    from llmos._exit import skip_collection_at_exit
-
-    skip_collection_at_exit()
+    skip_collection_at_exit()  # see llmos._exit
     from llmos.errors import LlmosError
     from llmos.pipeline._steps import run_step
 

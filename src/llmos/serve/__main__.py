@@ -6,13 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from llmos._exit import skip_collection_at_exit
 from llmos.errors import LlmosError
 
 
 def main(argv: list[str]) -> int:
-    from llmos._exit import skip_collection_at_exit
-
-    skip_collection_at_exit()
+    skip_collection_at_exit()  # see llmos._exit
     if len(argv) != 1:
         print("usage: python -m llmos.serve JOB.json", file=sys.stderr)
         return 2
