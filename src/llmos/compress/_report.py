@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmos._warm import Role, Zygote, ZygoteError
 from llmos.compress._gate import PRIMARY_METRIC, compare, decide
 from llmos.errors import LlmosError
 
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
     from llmos.compress._data import CompressData
     from llmos.spec import CompressJob
 
-__all__ = ["SERVED_TASKS", "compiles", "fixed_only", "fixed_view", "measure", "plot_pareto", "render_table",
-           "same_answers", "seq_len_for", "summarize", "with_served"]
+__all__ = ["SERVED_TASKS", "close_warm_starts", "compiles", "fixed_only", "fixed_view", "measure", "plot_pareto",
+           "render_table", "same_answers", "seq_len_for", "summarize", "warm_start", "with_served"]
 
 _MEASURE_TIMEOUT_S = 1800  # one model's measurement; compiling a large model on 2 cores is slow
 
@@ -57,6 +58,9 @@ def measure(folder: Path, *, job: CompressJob, data: CompressData, work_dir: Pat
                "latency_runs": rep.latency_runs, "throughput_batches": rep.throughput_batches,
                "warmup": rep.warmup, "num_threads": rep.num_threads or _cores(), "compile": compile_it}
     env = {**os.environ, "OMP_NUM_THREADS": str(request["num_threads"]), "TOKENIZERS_PARALLELISM": "false"}
+    if served and data.eval_texts is not None:  # the served figures' warm process imports meanwhile
+        served_module = "llmos.compress._served_generate" if data.task == "causal-lm" else "llmos.compress._served"
+        warm_start(served_module, dict(os.environ), work_dir)
     fixed = _in_process_of_its_own("llmos.compress._measure", request, env, work_dir, label)
     if not served:
         return fixed
@@ -109,24 +113,80 @@ def fixed_view(measured: dict[str, Any]) -> dict[str, Any]:
     return {**measured, **measured["fixed_length"]} if "fixed_length" in measured else measured
 
 
+# Each measuring program runs in a process of its own, forked from a warm process (llmos._warm)
+# that has imported torch, transformers and llmos's model code once: the same fresh process
+# for the program, without ~3 s of imports for each model. One warm process per role: the
+# fixed-length figure runs as a batch process, the served one with the server's OpenMP settings.
+_ROLES: dict[str, tuple[Role, tuple[str, ...]]] = {
+    "llmos.compress._measure": ("batch", ("torch", "transformers.modeling_utils", "llmos.models",
+                                          "llmos.run._evaluate")),
+    "llmos.compress._served": ("server", ("torch", "transformers.modeling_utils", "llmos.models", "llmos.serve")),
+    "llmos.compress._served_generate": ("server", ("torch", "transformers.modeling_utils", "llmos.models",
+                                                   "llmos.serve")),
+}
+_zygotes: dict[tuple[Any, ...], Zygote | None] = {}
+
+
+def warm_start(module: str, env: dict[str, str], work_dir: Path) -> Zygote | None:
+    """The warm process for `module` in `env`, started (in the background) on first use; None
+    where it cannot start or LLMOS_WARM_START=off asks for fresh processes."""
+    if os.environ.get("LLMOS_WARM_START", "on").lower() in ("off", "0", "false", "no"):
+        return None
+    role, preload = _ROLES[module]
+    key = (role, preload, tuple(sorted(env.items())))
+    if key not in _zygotes:
+        try:
+            _zygotes[key] = Zygote(role, preload, env, stderr=work_dir / f"warm-{role}.log")
+        except OSError:
+            _zygotes[key] = None
+    return _zygotes[key]
+
+
+def close_warm_starts() -> None:
+    """End the warm processes of this compression (they also end with this process)."""
+    while _zygotes:
+        zygote = _zygotes.popitem()[1]
+        if zygote is not None:
+            zygote.close()
+
+
 def _in_process_of_its_own(module: str, request: dict[str, Any], env: dict[str, str], work_dir: Path,
                            label: str) -> dict[str, Any]:
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
     req_file, out_file = work_dir / f"measure-{slug}.json", work_dir / f"measured-{slug}.json"
+    log_file = work_dir / f"measure-{slug}.log"
     req_file.write_text(json.dumps(request))
     out_file.unlink(missing_ok=True)
+    log_file.unlink(missing_ok=True)
     try:
-        proc = subprocess.run([sys.executable, "-m", module, str(req_file), str(out_file)],
-                              capture_output=True, text=True, env=env, timeout=_MEASURE_TIMEOUT_S, check=False)
+        code = _run_program(module, [str(req_file), str(out_file)], env, work_dir, log_file)
     except subprocess.TimeoutExpired:
         raise LlmosError(f"measuring {label} took over {_MEASURE_TIMEOUT_S} s and was stopped.",
                          hint="Lower report.latency_runs / report.throughput_batches, or set report.compile: "
                               "never (fixed length) / report.runtime.compile: off (served).") from None
-    if proc.returncode != 0 or not out_file.is_file():
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
-        raise LlmosError(f"measuring {label} failed (exit {proc.returncode}):\n{tail}",
-                         hint="Run with LLMOS_DEBUG=1 for the full output; the request is in " + str(req_file))
+    if code != 0 or not out_file.is_file():
+        output = log_file.read_text(errors="replace") if log_file.is_file() else ""
+        tail = "\n".join(output.strip().splitlines()[-6:])
+        raise LlmosError(f"measuring {label} failed (exit {code}):\n{tail}",
+                         hint=f"The whole output is in {log_file}; the request in {req_file}.")
     return json.loads(out_file.read_text())
+
+
+def _run_program(module: str, args: list[str], env: dict[str, str], work_dir: Path, log_file: Path) -> int:
+    """`python -m module *args` in a process of its own, its output in `log_file`: forked from the
+    warm process when there is one, else started fresh. Its exit status."""
+    zygote = warm_start(module, env, work_dir)
+    if zygote is not None:
+        try:
+            return zygote.run(module, args, stdout=log_file, stderr=log_file, timeout_s=_MEASURE_TIMEOUT_S)
+        except ZygoteError as exc:
+            if exc.program_started:  # killed with it (a stop reaches the whole process group): failed
+                return -1
+            _zygotes.update({k: None for k, z in _zygotes.items() if z is zygote})  # fresh processes from now on
+    with log_file.open("ab") as log:
+        proc = subprocess.run([sys.executable, "-m", module, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
+                              timeout=_MEASURE_TIMEOUT_S, check=False)
+    return proc.returncode
 
 
 def summarize(job: CompressJob, task: str, parent: dict[str, Any], children: list[dict[str, Any]],

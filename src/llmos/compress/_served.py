@@ -130,9 +130,9 @@ def _runtime_settings(runtime: Any) -> dict[str, Any]:
         threads = runtime.session.get_session_options().intra_op_num_threads
         packing = runtime.packing
     else:
-        import torch
-
-        threads = torch.get_num_threads()  # the runtime set it for the process
+        # as the runtime planned it: torch.get_num_threads() answers for the calling thread only,
+        # and the model runs in the batch worker's
+        threads = runtime.threads
         packing = runtime.packing
     return {"name": runtime.name, "precision": runtime.precision, "device": runtime.device, "threads": threads,
             "packing": packing, "compiled": getattr(runtime, "compiled", "off")}

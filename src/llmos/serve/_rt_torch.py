@@ -57,6 +57,7 @@ def default_threads() -> int:
 class TorchRuntime:
     name = "torch"
     watch: CoreWatch | None = None
+    threads: int | None = None  # the model's intra-op threads on CPU, as planned (None on CUDA)
 
     def __init__(self, folder: Path, info: ModelInfo, spec: Any) -> None:
         import torch
@@ -74,6 +75,7 @@ class TorchRuntime:
             # run one at a time from the worker thread.
             plan = serving_threads(spec.num_threads)
             apply_plan(plan)
+            self.threads = plan.threads
             with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
                 torch.set_num_interop_threads(1)
             # A count llmos chose follows the cores other processes leave free (a training beside
