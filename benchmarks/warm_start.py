@@ -17,6 +17,7 @@ report.compile=never keeps torch.compile (minutes on 2 cores, the same either wa
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine
+from _common import OUT, machine
 
 LLMOS = [sys.executable, "-m", "llmos.cli.main"]
 EVAL = Path(__file__).resolve().parents[1] / "src" / "llmos" / "datasets" / "support_intents" / "test.csv"
@@ -81,6 +82,11 @@ def main() -> None:
     print(f"| **ratio warm / new** | **{med['on'][0] / med['off'][0]:.2f}x** | "
           f"**{med['on'][1] / med['off'][1]:.2f}x** |")
     print(f"measuring time saved per model: {(med['off'][1] - med['on'][1]) / models:.1f} s")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "warm_start.json").write_text(json.dumps(
+        {"machine": machine(), "recipes": recipes, "rounds": args.rounds,
+         "runs": {w: [{"whole_s": a, "measuring_s": b} for a, b in ts] for w, ts in times.items()},
+         "median": {w: {"whole_s": a, "measuring_s": b} for w, (a, b) in med.items()}}, indent=2))
 
 
 if __name__ == "__main__":
