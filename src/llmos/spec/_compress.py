@@ -181,7 +181,8 @@ class CompressResources(_Strict):
         "CPU cores; the recipes and every measurement run on them (report.num_threads null: all of them)"))] = 1
     memory_gb: Annotated[float | None, Field(gt=0, description=(
         "memory in GB: the parent, one child and one measuring process at a time (see peak_rss_mb in the "
-        "report); null: not counted"))] = None
+        "report), plus ~0.4 GB for each of the two warm processes measurements start from; null: not counted"
+        ))] = None
 
 
 class CompressJob(_Strict):
