@@ -32,11 +32,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-__all__ = ["Role", "Zygote", "ZygoteError"]
+from llmos._threads import Role
 
-Role = Literal["batch", "server"]
+__all__ = ["Role", "Zygote", "ZygoteError"]  # Role: llmos._threads's, re-exported
+
 _START_TIMEOUT_S = 300  # the imports on a busy 2-core machine
 
 
@@ -152,7 +153,7 @@ def _serve(role: Role, preload: Sequence[str]) -> None:
     # it imports cannot garble them.
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
-    from llmos._threads import prepare_process
+    from llmos._threads import prepare_process  # stdlib only: torch is not loaded yet
 
     prepare_process(role)  # before torch loads
     try:
