@@ -75,7 +75,12 @@ class DeploymentManager:
         self._nodes = NodeReplicas(hosts, environ or {}) if hosts is not None else None
         self._root = (Path((environ or {})["LLMOS_STORAGE"]) / "deployments" if hosts is not None
                       else control_dir() / "deployments")
-        self.lock = threading.RLock()  # held while placing: a replica and a job never get one core
+        # Held while placing (a replica and a job never get one core) and while reading or changing
+        # which deployments exist. Lock order: a controller's own lock, then this one (a controller's
+        # tick places its replicas through _spawn). So nothing calls into a running controller while
+        # holding this lock: an API call that did (`deploy show` during a tick that starts a replica)
+        # waited for the controller while the tick waited for this lock, and the daemon hung.
+        self.lock = threading.RLock()
         self.controllers: dict[str, Any] = {}
         self.stopping: dict[str, threading.Thread] = {}  # undeployed, replicas still draining
         self.owners: dict[str, str] = {}
@@ -111,39 +116,47 @@ class DeploymentManager:
                 raise Conflict(f"deployment {job.name} is stopping: its replicas are draining.",
                                hint="Deploy it again when they have exited (at most its server.drain_timeout_s).")
             existing = self.controllers.get(job.name)
-            if existing is not None:
-                self._authorize(caller, job.name, "roll")
-                existing.roll(job)
-                taken = existing.take_audit()  # a canary began: said as the caller's
-                with write(self.engine) as conn:
-                    # A canary's job is stored once promoted: a daemon restarted meanwhile serves the
-                    # current version (the canary's replicas drain), never an unjudged new one.
-                    if not any(action == "deploy.canary" for action, _ in taken):
-                        conn.execute(update(deployments).where(deployments.c.name == job.name).values(
-                            spec=job.model_dump_json(), model_ref=job.model, updated_s=now))
-                    auth.record(conn, caller, "deploy.roll", f"deployment {job.name}", detail=job.model)
-                    self._record_canary(conn, caller, job.name, existing, taken)
-                return {**self._view(job.name), "rolled": True}
-            project = project or caller.owner
-            rank = self._class_for(caller, project)
-            controller = self._controller(job.name, job, job.server.port)
-            controller.start()
-            with write(self.engine) as conn:
-                row = conn.execute(select(deployments.c.name).where(deployments.c.name == job.name)).first()
-                values = {"owner": caller.owner, "project": project, "priority": rank,
-                          "model_ref": job.model, "spec": job.model_dump_json(),
-                          "front_port": controller.front_port, "state": "ACTIVE", "updated_s": now}
-                if row is None:
-                    conn.execute(insert(deployments).values(name=job.name, created_s=now, **values))
-                else:
-                    conn.execute(update(deployments).where(deployments.c.name == job.name).values(**values))
-                auth.record(conn, caller, "deploy", f"deployment {job.name}", detail=job.model)
-            self.controllers[job.name] = controller
-            self.owners[job.name] = caller.owner
-            self.projects[job.name] = project
-            self.classes[job.name] = rank
-        self.log(f"deployment {job.name}: {job.model} at port {controller.front_port}")
-        return {**self._view(job.name), "rolled": False}
+            if existing is None:
+                controller = self._create(caller, job, project, now)
+        if existing is None:
+            self.log(f"deployment {job.name}: {job.model} at port {controller.front_port}")
+            return {**self._view(job.name, controller), "rolled": False}
+        # A running controller is called outside this manager's lock (see the note on self.lock).
+        self._authorize(caller, job.name, "roll")
+        existing.roll(job)
+        taken = existing.take_audit()  # a canary began: said as the caller's
+        with write(self.engine) as conn:
+            # A canary's job is stored once promoted: a daemon restarted meanwhile serves the
+            # current version (the canary's replicas drain), never an unjudged new one.
+            if not any(action == "deploy.canary" for action, _ in taken):
+                conn.execute(update(deployments).where(deployments.c.name == job.name).values(
+                    spec=job.model_dump_json(), model_ref=job.model, updated_s=now))
+            auth.record(conn, caller, "deploy.roll", f"deployment {job.name}", detail=job.model)
+            self._record_canary(conn, caller, job.name, existing, taken)
+        return {**self._view(job.name, existing), "rolled": True}
+
+    def _create(self, caller: auth.Caller, job: Any, project: str | None, now: float) -> Any:
+        """Start and record a new deployment's controller. Called under this manager's lock: no
+        other thread has the new controller yet, so starting it here cannot wait on a tick."""
+        project = project or caller.owner
+        rank = self._class_for(caller, project)
+        controller = self._controller(job.name, job, job.server.port)
+        controller.start()
+        with write(self.engine) as conn:
+            row = conn.execute(select(deployments.c.name).where(deployments.c.name == job.name)).first()
+            values = {"owner": caller.owner, "project": project, "priority": rank,
+                      "model_ref": job.model, "spec": job.model_dump_json(),
+                      "front_port": controller.front_port, "state": "ACTIVE", "updated_s": now}
+            if row is None:
+                conn.execute(insert(deployments).values(name=job.name, created_s=now, **values))
+            else:
+                conn.execute(update(deployments).where(deployments.c.name == job.name).values(**values))
+            auth.record(conn, caller, "deploy", f"deployment {job.name}", detail=job.model)
+        self.controllers[job.name] = controller
+        self.owners[job.name] = caller.owner
+        self.projects[job.name] = project
+        self.classes[job.name] = rank
+        return controller
 
     def _project(self, name: str) -> str:
         return self.projects.get(name) or self.owners.get(name, "deployments")
@@ -189,16 +202,16 @@ class DeploymentManager:
         auth.require(caller, "developer", f"{action} deployments")
         with self.lock:
             controller = self.controllers.get(name)
-            if controller is None:
-                raise NotFound(f"no deployment {name}.", hint="List them with: llmos deploy ls")
-            self._authorize(caller, name, action)
-            if action == "promote":
-                controller.promote()
-            else:
-                controller.rollback()
-            with write(self.engine) as conn:
-                self._record_canary(conn, caller, name, controller, controller.take_audit())
-            return self._view(name)
+        if controller is None:
+            raise NotFound(f"no deployment {name}.", hint="List them with: llmos deploy ls")
+        self._authorize(caller, name, action)
+        if action == "promote":
+            controller.promote()
+        else:
+            controller.rollback()
+        with write(self.engine) as conn:
+            self._record_canary(conn, caller, name, controller, controller.take_audit())
+        return self._view(name, controller)
 
     def _record_canary(self, conn: Any, caller: auth.Caller, name: str, controller: Any,
                        taken: list[tuple[str, str]]) -> None:
@@ -220,13 +233,15 @@ class DeploymentManager:
 
     def list(self) -> list[dict]:
         with self.lock:
-            return [self._view(name) for name in sorted(self.controllers)]
+            controllers = sorted(self.controllers.items())
+        return [self._view(name, controller) for name, controller in controllers]
 
     def show(self, name: str) -> dict:
         with self.lock:
-            if name not in self.controllers:
-                raise NotFound(f"no deployment {name}.", hint="List them with: llmos deploy ls")
-            return self._view(name)
+            controller = self.controllers.get(name)
+        if controller is None:
+            raise NotFound(f"no deployment {name}.", hint="List them with: llmos deploy ls")
+        return self._view(name, controller)
 
     def log_files(self, name: str) -> list[dict]:
         """The front router's and every replica's log (the latest replicas'), of a deployment that
@@ -295,9 +310,11 @@ class DeploymentManager:
         deployments come back at the next `llmos up`. A daemon that is killed instead stops nothing:
         fronts and replicas keep serving, and the next daemon adopts them."""
         with self.lock:
-            for controller in self.controllers.values():
-                controller.stop(drain_timeout_s=controller.job.server.drain_timeout_s)
+            controllers = list(self.controllers.values())
             self.controllers.clear()
+        for controller in controllers:
+            controller.stop(drain_timeout_s=controller.job.server.drain_timeout_s)
+        with self.lock:
             self._demand.clear()
             self._waiting_since.clear()
             undeploying = list(self.stopping.values())
@@ -434,13 +451,14 @@ class DeploymentManager:
     def _live_pins(self) -> dict[str, dict[str, Any]]:
         from llmos.executor import Proc, alive
 
-        live = {pid: pin for pid, pin in list(self._pins.items())
-                if (self._nodes.alive(pid, pin) if self._nodes is not None and "node" in pin
-                    else alive(Proc(int(pid), pin["started"])))}
-        if len(live) != len(self._pins):
-            self._pins = live
-            self._save_pins()
-        return live
+        with self.lock:  # it rewrites the pins: never beside a _spawn adding one (the metrics read it too)
+            live = {pid: pin for pid, pin in list(self._pins.items())
+                    if (self._nodes.alive(pid, pin) if self._nodes is not None and "node" in pin
+                        else alive(Proc(int(pid), pin["started"])))}
+            if len(live) != len(self._pins):
+                self._pins = live
+                self._save_pins()
+            return live
 
     def _load_pins(self) -> dict[str, dict[str, Any]]:
         try:
@@ -454,8 +472,8 @@ class DeploymentManager:
         tmp.write_text(json.dumps(self._pins))
         os.replace(tmp, self._pins_file)
 
-    def _view(self, name: str) -> dict:
-        s = self.controllers[name].status()
+    def _view(self, name: str, controller: Any) -> dict:
+        s = controller.status()
         return {"name": s.name, "model": s.model, "model_version": s.model_version, "url": s.front_url,
                 "front_pid": s.front_pid,
                 "desired": s.desired, "ready": s.ready, "min": s.min_replicas, "max": s.max_replicas,
@@ -472,6 +490,6 @@ class DeploymentManager:
         """The cores a replica holds and, on a cluster, its node."""
         if self.hosts is None:
             return {"cores": self._pins.get(str(replica.pid), {}).get("cores", [])}
-        pin = next((p for p in self._pins.values() if p.get("deployment") == name
+        pin = next((p for p in list(self._pins.values()) if p.get("deployment") == name
                     and p.get("replica") == replica.replica_id), {})
         return {"cores": pin.get("cores", []), "node": pin.get("node", "")}

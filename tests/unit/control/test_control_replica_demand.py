@@ -146,3 +146,36 @@ def test_a_waiting_replica_preempts_a_low_job_and_the_deployment_spawns_it(servi
         plane.loop.tick()
         time.sleep(0.05)
     assert [a["exit_code"] for a in service.job(low)["attempts"]] == [-15, 0]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_reading_deployments_while_a_tick_starts_a_replica_does_not_hang(service, plane) -> None:
+    """A controller's tick holds its own lock and takes the manager's to place a replica; an API
+    call that held the manager's lock and then asked the controller for its status (`deploy show`,
+    `deploy ls`, the pipelines' deploy stages) waited for the tick forever while the tick waited for
+    it: the daemon hung, its API unanswered. Here the tick's half is held on purpose."""
+    import threading
+
+    ctrl = plane.manager.controllers["tiny"]
+    reads: list[object] = []
+    readers = [threading.Thread(target=lambda: reads.append(plane.manager.show("tiny")), daemon=True),
+               threading.Thread(target=lambda: reads.append(plane.manager.list()), daemon=True),
+               threading.Thread(target=lambda: reads.append(plane.manager.holders()), daemon=True)]
+    spawned: list[object] = []
+
+    def tick() -> None:
+        with ctrl._lock:  # as DeploymentController.tick holds it
+            for reader in readers:
+                reader.start()
+            time.sleep(0.5)  # the readers are waiting now, for this controller's lock at most
+            spawned.append(plane.ask())  # the spawn takes the manager's lock
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    ticker.join(timeout=30)
+    for reader in readers:
+        reader.join(timeout=30)
+    assert not ticker.is_alive() and not any(r.is_alive() for r in readers), "deadlock: tick and API wait on each other"
+    assert spawned and spawned[0] is not None  # the replica started (both cores were free)
+    shown = [r for r in reads if isinstance(r, dict)]
+    assert len(reads) == 3 and shown and shown[0]["name"] == "tiny"
