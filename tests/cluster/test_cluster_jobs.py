@@ -131,6 +131,15 @@ def sleeper(folder: Path, name: str, seconds: float, cpus: int) -> Path:
         "python3", "-c", f"import time; time.sleep({seconds})"], "resources": {"cpus": cpus}}))
 
 
+def held(folder: Path, name: str, release: Path, cpus: int) -> Path:
+    """A job that runs until `release` exists (at most 10 minutes): however slow the machine, it is
+    still running when the test needs it to be."""
+    wait = (f"import os, time\nt = time.time()\nwhile not os.path.exists({str(release)!r}) and time.time() - t < 600:\n"
+            "    time.sleep(0.2)")
+    return write_job(folder / name, json.dumps({"kind": "command", "name": name, "run": ["python3", "-c", wait],
+                                                "resources": {"cpus": cpus}}))
+
+
 def test_the_inventory_is_ray_s_nodes(plane: Plane, ray_cluster: TestCluster) -> None:
     status = json.loads(plane.cli("status", "--json").stdout)
     nodes = status["inventory"]["nodes"]
@@ -215,7 +224,8 @@ def test_a_lost_node_is_retried_from_the_checkpoint_and_ends_with_the_same_weigh
 
 def test_a_restarted_daemon_adopts_running_workers_and_each_job_completes_once(
         plane: Plane, tmp_path: Path) -> None:
-    job_id = plane.submit(sleeper(tmp_path, "steady", 12, 1))
+    release = tmp_path / "release"
+    job_id = plane.submit(held(tmp_path, "steady", release, 1))
     # RUNNING is recorded when the launch begins; the program runs once its worker opened the log (a
     # daemon killed before that leaves a launch that is retried: tests/cluster/test_ray_executor.py)
     started = plane.storage / "jobs" / str(job_id) / "attempt-1" / "output.log"
@@ -226,6 +236,7 @@ def test_a_restarted_daemon_adopts_running_workers_and_each_job_completes_once(
     plane.up()
     log = (plane.home / "control" / "daemon.log").read_text()
     assert f"job {job_id} attempt 1: process survived, adopted" in log
+    release.touch()
     wait_for(lambda: plane.state(job_id) == "SUCCEEDED", what="the adopted job to finish")
     job = plane.job(job_id)
     assert job["attempt"] == 1 and job["failures"] == 0
