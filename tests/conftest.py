@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def llmos_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     own, shared by the xdist workers, not the user's ~/.cache/llmos."""
     cache = _run_folder(tmp_path_factory) / "llmos-cache"
     monkeypatch.setenv("LLMOS_CACHE_DIR", str(cache))
+    # The warm fork servers (llmos._forkserver) of this run listen here; they end when it goes.
+    runtime = _run_folder(tmp_path_factory) / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    monkeypatch.setenv("LLMOS_RUNTIME_DIR", str(runtime))
     return cache
 
 
@@ -82,7 +87,6 @@ def sentiment_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 @pytest.fixture(scope="session")
 def no_dropout_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random BERT folder without dropout, so runs split differently can match exactly."""
-    import shutil
 
     import torch
     from transformers import BertConfig, BertModel
@@ -138,6 +142,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     found."""
     import subprocess
 
+    if not _is_xdist_worker(session.config):  # the run's fork servers see their sockets go and end
+        runtime = _run_folder(session.config._tmp_path_factory) / "runtime"  # type: ignore[attr-defined]
+        shutil.rmtree(runtime, ignore_errors=True)
     before = session.config.stash.get(_ACCOUNTS_BEFORE, None)
     if before is None or _is_xdist_worker(session.config) or os.geteuid() != 0:
         return

@@ -316,7 +316,9 @@ def _where(placement: dict[str, Any]) -> str:
 
 def _what(handle: str) -> str:
     info = json.loads(handle)
-    return f"pid {info['pid']}" if "pid" in info else f"{len(info.get('workers', []))} Ray worker(s)"
+    if "pid" not in info:
+        return f"{len(info.get('workers', []))} Ray worker(s)"
+    return f"pid {info['pid']}, started warm" if info.get("warm") else f"pid {info['pid']}"
 
 
 def _job_model(row: Any) -> Any:

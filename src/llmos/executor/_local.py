@@ -39,6 +39,7 @@ _SHIM = Path(__file__).with_name("_shim.py")
 class Proc:
     pid: int
     create_time: float
+    warm: bool = False  # forked from a fork server (llmos._forkserver), not a new Python
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -93,6 +94,15 @@ class LocalExecutor:
                "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
                "LLMOS_WORKER_CORES": ";".join(",".join(map(str, w["cores"])) for w in workers),
                "LLMOS_WORKER_LOGS": str(folder)}
+        if not sandbox and len(workers) == 1:  # forked from a warm process where one runs (llmos._forkserver)
+            from llmos import _forkserver
+
+            pid = _forkserver.launch(command, env, cwd=cwd or folder, log=folder / "output.log", cores=cores,
+                                     attempt_dir=folder)
+            if pid is not None:
+                proc = Proc(pid, _create_time(pid) or 0.0, warm=True)
+                _write_new(folder / "pid.json", proc.to_json())
+                return proc.to_json()
         proc = self.spawn([sys.executable, str(_SHIM), str(folder), ",".join(map(str, cores)), *sandbox, "--",
                            *command], env, folder / "output.log", cwd)
         return proc.to_json()

@@ -1,0 +1,117 @@
+"""llmos._forkserver: programs forked from a warm server run as new processes would (their own
+environment, folder, cores, output, exit status and signals), the supervisor records the exit as the
+shim does, and a server is shared only by callers with the same environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmos import _forkserver
+
+PROGRAM = """
+import json, os, sys, time
+print(json.dumps({"pid": os.getpid(), "argv": sys.argv, "cwd": os.getcwd(), "X": os.environ.get("X"),
+                  "daemon_only": os.environ.get("DAEMON_ONLY"), "cores": sorted(os.sched_getaffinity(0)),
+                  "main": __name__, "path0": sys.path[0]}), flush=True)
+if sys.argv[1] == "sleep":
+    time.sleep(60)
+if sys.argv[1] == "raise":
+    raise RuntimeError("the program failed")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.fixture
+def warm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    runtime = Path(tempfile.mkdtemp(prefix="llmos-test-"))  # short: a socket's path has 108 bytes
+    monkeypatch.setenv("LLMOS_RUNTIME_DIR", str(runtime))
+    monkeypatch.setitem(_forkserver.PRELOAD, "probe", ("batch", ("json",)))
+    (tmp_path / "probe.py").write_text(PROGRAM)
+    yield runtime
+    for log in (runtime / f"llmos-warm-{os.getuid()}").glob("*.log"):  # end the servers this test started
+        for pid in re.findall(r"fork server (\d+): ready", log.read_text()):
+            os.kill(int(pid), signal.SIGKILL)
+    shutil.rmtree(runtime)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _launch(tmp_path: Path, name: str, arg: str, env: dict[str, str], wait_s: float = 120) -> tuple[int, Path]:
+    """The first call for a key starts its server and answers None; the calls after it fork."""
+    folder = tmp_path / name
+    folder.mkdir()
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        pid = _forkserver.launch([sys.executable, "-m", "probe", arg], env, cwd=tmp_path, log=folder / "output.log",
+                                 cores=[0], attempt_dir=folder)
+        if pid is not None:
+            return pid, folder
+        time.sleep(0.2)
+    raise AssertionError("the fork server did not start")
+
+
+def _exit(folder: Path, timeout_s: float = 30) -> int:
+    deadline = time.monotonic() + timeout_s
+    while not (folder / "exit.json").exists():
+        assert time.monotonic() < deadline, "no exit.json"
+        time.sleep(0.05)
+    return json.loads((folder / "exit.json").read_text())["exit_code"]
+
+
+def test_a_forked_program_runs_as_a_new_process_would(warm: Path, tmp_path: Path) -> None:
+    pid, folder = _launch(tmp_path, "a", "3", _env(X="one"))
+    assert _exit(folder) == 3
+    seen = json.loads((folder / "output.log").read_text().splitlines()[0])
+    assert seen["X"] == "one" and seen["daemon_only"] is None  # the request's environment, nothing else
+    assert seen["argv"] == [str(tmp_path / "probe.py"), "3"] and seen["main"] == "__main__"
+    assert seen["cwd"] == str(tmp_path) and seen["path0"] == str(tmp_path) and seen["cores"] == [0]
+    assert seen["pid"] != pid  # the program is the supervisor's child; the supervisor leads its session
+    assert os.getsid(os.getpid()) != pid
+
+
+def test_an_uncaught_exception_and_a_signal_end_the_program_with_their_status(warm: Path, tmp_path: Path) -> None:
+    env = _env(X="two")
+    _, folder = _launch(tmp_path, "a", "0", env)
+    assert _exit(folder) == 0
+    _, failed = _launch(tmp_path, "b", "raise", env, wait_s=5)  # the same key: forked at once
+    assert _exit(failed) == 1
+    assert "RuntimeError: the program failed" in (failed / "output.log").read_text()
+    pid, stopped = _launch(tmp_path, "c", "sleep", env, wait_s=5)
+    while not (stopped / "output.log").exists() or not (stopped / "output.log").read_text():
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGTERM)  # to the supervisor, as the executor's terminate does: passed on
+    assert _exit(stopped) == -signal.SIGTERM
+
+
+def test_a_server_is_shared_only_by_the_same_environment(warm: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    base = _env(X="three")
+    key = _forkserver.server_key("probe", base)
+    # What the executor sets per job does not make another server; anything else does.
+    assert _forkserver.server_key("probe", {**base, "OMP_NUM_THREADS": "1", "LLMOS_JOB_ID": "7"}) == key
+    assert _forkserver.server_key("probe", {**base, "HF_HUB_OFFLINE": "1"}) != key
+    assert _forkserver.server_key("probe", {**base, "LLMOS_OPENMP_ROLE": "server"}) != key
+    monkeypatch.setenv("LLMOS_WARM_START", "off")
+    assert _forkserver.launch([sys.executable, "-m", "probe", "0"], base, cwd=tmp_path, log=tmp_path / "log",
+                              cores=[], attempt_dir=None) is None
+    assert not list(warm.rglob("*.sock")) and not list(warm.rglob("*.starting"))  # nothing started either
+    monkeypatch.delenv("LLMOS_WARM_START")
+    # Not a program the servers preload, or a python that is not this one: a new process.
+    assert _forkserver.launch([sys.executable, "-m", "other", "0"], base, cwd=tmp_path, log=tmp_path / "log",
+                              cores=[], attempt_dir=None) is None
+    assert _forkserver.launch(["python9", "-m", "probe", "0"], base, cwd=tmp_path, log=tmp_path / "log",
+                              cores=[], attempt_dir=None) is None
+    assert not list(warm.rglob("*.starting"))
