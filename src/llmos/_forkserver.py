@@ -174,6 +174,9 @@ def _serve(address: Path, role: Role, preload: Sequence[str]) -> int:
     except Exception as exc:  # the marker stays until it is stale: requests run as new processes
         print(f"llmos fork server: importing {name}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1
+    import setproctitle
+
+    setproctitle.getproctitle()  # finds the command line's memory now, before any child rewrites its environment
     children: set[int] = set()
 
     def reap(_signum: int, _frame: object) -> None:
@@ -253,9 +256,12 @@ def _supervise(request: dict[str, Any]) -> None:
         os.dup2(out, 1)
         os.dup2(out, 2)
         os.close(out)
+        command = " ".join([sys.executable, "-m", request["module"], *request["args"]])
         program = os.fork()
         if program == 0:
+            _title(command)
             return
+        _title(f"llmos supervisor {request.get('attempt_dir') or ''} -- {command}")
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda signum, _frame: _forward(program, signum))
         _, status = os.waitpid(program, 0)
@@ -270,6 +276,13 @@ def _supervise(request: dict[str, Any]) -> None:
             _record(request["attempt_dir"], code)
     finally:
         os._exit(code if code >= 0 else 128 - code)
+
+
+def _title(text: str) -> None:
+    """What ps, top and psutil show for this process (otherwise the server's command line)."""
+    import setproctitle
+
+    setproctitle.setproctitle(text)
 
 
 def _forward(pid: int, signum: int) -> None:

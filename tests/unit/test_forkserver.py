@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from llmos import _forkserver
@@ -92,6 +93,10 @@ def test_an_uncaught_exception_and_a_signal_end_the_program_with_their_status(wa
     pid, stopped = _launch(tmp_path, "c", "sleep", env, wait_s=5)
     while not (stopped / "output.log").exists() or not (stopped / "output.log").read_text():
         time.sleep(0.05)
+    program = json.loads((stopped / "output.log").read_text().splitlines()[0])["pid"]
+    # ps and top show the program's own command line, and the supervisor's, not the server's.
+    assert " ".join(psutil.Process(program).cmdline()).rstrip().endswith("-m probe sleep")
+    assert "llmos supervisor" in " ".join(psutil.Process(pid).cmdline())
     os.kill(pid, signal.SIGTERM)  # to the supervisor, as the executor's terminate does: passed on
     assert _exit(stopped) == -signal.SIGTERM
 
