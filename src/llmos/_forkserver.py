@@ -50,6 +50,7 @@ __all__ = ["PRELOAD", "enabled", "launch", "server_key"]
 _MODEL_STACK = ("torch", "transformers.modeling_utils", "llmos.models")
 PRELOAD: dict[str, tuple[Role, tuple[str, ...]]] = {
     "llmos.run": ("batch", (*_MODEL_STACK, "mlflow", "llmos.tracking", "llmos.run.train")),
+    "llmos.serve": ("server", (*_MODEL_STACK, "mlflow", "llmos.registry", "llmos.serve._run", "llmos.serve._app")),
 }
 # Set by the executor for each job, read by llmos at run time: not part of the key.
 _PER_RUN = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "PWD", "OLDPWD",
@@ -105,15 +106,16 @@ def _folder() -> Path | None:
 
 
 def launch(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, log: Path, cores: Sequence[int],
-           attempt_dir: Path | None) -> int | None:
+           exit_file: Path | None) -> int | None:
     """Start `argv` (`python -m MODULE ARGS`) forked from a warm server; the pid of its supervisor
     (a session leader), or None where it cannot start that way: the caller starts a new process.
 
-    The supervisor writes `attempt_dir/exit.json` when the program ends, as the shim does."""
+    The supervisor writes `exit_file` (`{"exit_code", "ended_s"}`) when the program ends, as the
+    shim writes `exit.json`; the program dies with its supervisor (a SIGKILL to the pid stops both)."""
     if not (enabled() and enabled(env)) or len(argv) < 3 or argv[0] != sys.executable or argv[1] != "-m":
         return None
     module = argv[2]
-    if module not in PRELOAD or env.get("PYTHONUNBUFFERED") != "1":
+    if module not in PRELOAD:
         return None
     folder = _folder()
     if folder is None:
@@ -121,7 +123,7 @@ def launch(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, log: Path,
     key = server_key(module, env)
     address = folder / f"{key}.sock"
     request = {"module": module, "args": list(argv[3:]), "env": dict(env), "cwd": str(cwd), "log": str(log),
-               "cores": list(cores), "attempt_dir": str(attempt_dir) if attempt_dir else None}
+               "cores": list(cores), "exit_file": str(exit_file) if exit_file else None}
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(30)
@@ -257,11 +259,13 @@ def _supervise(request: dict[str, Any]) -> None:
         os.dup2(out, 2)
         os.close(out)
         command = " ".join([sys.executable, "-m", request["module"], *request["args"]])
+        supervisor = os.getpid()
         program = os.fork()
         if program == 0:
+            _die_with(supervisor)
             _title(command)
             return
-        _title(f"llmos supervisor {request.get('attempt_dir') or ''} -- {command}")
+        _title(f"llmos supervisor {request['log']} -- {command}")
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda signum, _frame: _forward(program, signum))
         _, status = os.waitpid(program, 0)
@@ -270,12 +274,22 @@ def _supervise(request: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):
             print(f"error: the warm start failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     try:
-        if request.get("attempt_dir"):
-            from llmos.executor._shim import _record
+        if request.get("exit_file"):
+            from llmos.executor._shim import record_exit
 
-            _record(request["attempt_dir"], code)
+            record_exit(request["exit_file"], code)
     finally:
         os._exit(code if code >= 0 else 128 - code)
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this process when `parent` dies: stopping a job or replica by its supervisor's pid
+    (the handle the control plane keeps) stops the program too, as for a program under the shim."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(70)
 
 
 def _title(text: str) -> None:

@@ -47,7 +47,7 @@ def warm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    return {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1", **extra}
+    return {"PATH": os.environ["PATH"], **extra}
 
 
 def _launch(tmp_path: Path, name: str, arg: str, env: dict[str, str], wait_s: float = 120) -> tuple[int, Path]:
@@ -57,7 +57,7 @@ def _launch(tmp_path: Path, name: str, arg: str, env: dict[str, str], wait_s: fl
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         pid = _forkserver.launch([sys.executable, "-m", "probe", arg], env, cwd=tmp_path, log=folder / "output.log",
-                                 cores=[0], attempt_dir=folder)
+                                 cores=[0], exit_file=folder / "exit.json")
         if pid is not None:
             return pid, folder
         time.sleep(0.2)
@@ -99,6 +99,14 @@ def test_an_uncaught_exception_and_a_signal_end_the_program_with_their_status(wa
     assert "llmos supervisor" in " ".join(psutil.Process(pid).cmdline())
     os.kill(pid, signal.SIGTERM)  # to the supervisor, as the executor's terminate does: passed on
     assert _exit(stopped) == -signal.SIGTERM
+    # A SIGKILL to the supervisor (the pid the control plane keeps) takes the program with it.
+    pid, killed = _launch(tmp_path, "d", "sleep", env, wait_s=5)
+    while not (killed / "output.log").exists() or not (killed / "output.log").read_text():
+        time.sleep(0.05)
+    program = psutil.Process(json.loads((killed / "output.log").read_text().splitlines()[0])["pid"])
+    os.kill(pid, signal.SIGKILL)
+    program.wait(timeout=10)
+    assert not (killed / "exit.json").exists()  # nobody was left to record it: the executor's poll kills the group
 
 
 def test_a_server_is_shared_only_by_the_same_environment(warm: Path, tmp_path: Path,
@@ -111,12 +119,12 @@ def test_a_server_is_shared_only_by_the_same_environment(warm: Path, tmp_path: P
     assert _forkserver.server_key("probe", {**base, "LLMOS_OPENMP_ROLE": "server"}) != key
     monkeypatch.setenv("LLMOS_WARM_START", "off")
     assert _forkserver.launch([sys.executable, "-m", "probe", "0"], base, cwd=tmp_path, log=tmp_path / "log",
-                              cores=[], attempt_dir=None) is None
+                              cores=[], exit_file=None) is None
     assert not list(warm.rglob("*.sock")) and not list(warm.rglob("*.starting"))  # nothing started either
     monkeypatch.delenv("LLMOS_WARM_START")
     # Not a program the servers preload, or a python that is not this one: a new process.
     assert _forkserver.launch([sys.executable, "-m", "other", "0"], base, cwd=tmp_path, log=tmp_path / "log",
-                              cores=[], attempt_dir=None) is None
+                              cores=[], exit_file=None) is None
     assert _forkserver.launch(["python9", "-m", "probe", "0"], base, cwd=tmp_path, log=tmp_path / "log",
-                              cores=[], attempt_dir=None) is None
+                              cores=[], exit_file=None) is None
     assert not list(warm.rglob("*.starting"))

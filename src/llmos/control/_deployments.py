@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Engine
 
+    from llmos.deploy._process import ProcHandle
     from llmos.executor import Cluster
 
 __all__ = ["DeploymentManager"]
@@ -378,9 +379,11 @@ class DeploymentManager:
         holder["c"] = controller
         return controller
 
-    def _spawn(self, controller: Any, argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    def _spawn(self, controller: Any, argv: list[str], env: dict[str, str],
+               log_path: Path) -> subprocess.Popen | ProcHandle:
+        from llmos import _forkserver
         from llmos.deploy import DeployError
-        from llmos.deploy._process import default_spawn
+        from llmos.deploy._process import ForkedReplica, default_spawn
         from llmos.executor import isolated
 
         res = controller.job.resources
@@ -400,16 +403,23 @@ class DeploymentManager:
             # As a job of its project (llmos.executor.isolated): its own user, the control folder hidden.
             argv, env = isolated(argv, env, self.isolation, self._project(controller.name),
                                  self._root / controller.name / "replicas", cores)
-            popen = default_spawn(argv, env, log_path)
-            if hasattr(os, "sched_setaffinity"):
-                os.sched_setaffinity(popen.pid, set(cores))  # before the replica starts its thread pools
+            started: subprocess.Popen | ProcHandle | None = None
+            if self.isolation not in ("users", "sandbox"):  # as the daemon's user: forked warm where it can
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                exit_file = log_path.with_suffix(".exit.json")
+                pid = _forkserver.launch(argv, env, cwd=Path.cwd(), log=log_path, cores=cores, exit_file=exit_file)
+                started = ForkedReplica(pid, exit_file) if pid is not None else None
+            if started is None:
+                started = default_spawn(argv, env, log_path)
+                if hasattr(os, "sched_setaffinity"):
+                    os.sched_setaffinity(started.pid, set(cores))  # before the replica starts its thread pools
             import psutil
 
-            self._pins[str(popen.pid)] = {"deployment": controller.name, "cores": cores, "gpus": gpus,
-                                          "memory_gb": need.memory_gb,
-                                          "started": psutil.Process(popen.pid).create_time()}
+            self._pins[str(started.pid)] = {"deployment": controller.name, "cores": cores, "gpus": gpus,
+                                            "memory_gb": need.memory_gb,
+                                            "started": psutil.Process(started.pid).create_time()}
             self._save_pins()
-        return popen
+        return started
 
     def _wait_for_room(self, name: str, need: Need, room: str) -> NoReturn:
         """Record that a replica of `name` waits for `room` (the scheduler sees it queued) and say so."""

@@ -21,8 +21,8 @@ from typing import Protocol, runtime_checkable
 
 import psutil
 
-__all__ = ["ProcHandle", "RemoteReplica", "ReplicaProc", "Spawn", "adopt", "default_spawn", "free_port",
-           "signals_unblocked", "start_time"]
+__all__ = ["ForkedReplica", "ProcHandle", "RemoteReplica", "ReplicaProc", "Spawn", "adopt", "default_spawn",
+           "free_port", "signals_unblocked", "start_time"]
 
 # psutil derives start times from boot time and clock ticks: equal for one process, up to rounding.
 _SAME_START_S = 0.05
@@ -53,7 +53,7 @@ class RemoteReplica(ReplicaProc, Protocol):
     key: str
 
 
-Spawn = Callable[[list[str], dict[str, str], Path], "subprocess.Popen | RemoteReplica"]
+Spawn = Callable[[list[str], dict[str, str], Path], "subprocess.Popen | ProcHandle | RemoteReplica"]
 
 
 def default_spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
@@ -142,3 +142,27 @@ def adopt(pid: int, started_at: float) -> ProcHandle | None:
     """A handle on a live process with this pid and start time, else None."""
     handle = ProcHandle(pid, started_at=started_at)
     return handle if handle.alive() else None
+
+
+class ForkedReplica(ProcHandle):
+    """A replica forked from a warm server (llmos._forkserver). `pid` is its supervisor: it passes
+    SIGTERM on to the program, the program dies with it, and it writes the exit status to `exit_file`."""
+
+    def __init__(self, pid: int, exit_file: Path) -> None:
+        super().__init__(pid)
+        self.exit_file = exit_file
+
+    def exit_code(self) -> int | None:
+        if self.alive():
+            return None
+        from llmos.executor._base import exit_record
+
+        recorded = exit_record(self.exit_file)
+        return None if recorded is None else recorded.code
+
+    def signal(self, sig: int) -> None:
+        if sig == signal.SIGKILL and self.alive():  # the program too, not only its supervisor
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+            return
+        super().signal(sig)

@@ -106,8 +106,9 @@ class Supervisor:
                 notes.append(f"could not start {replica_id}: {exc}; trying again in {delay_s:.1f} s")
                 break
             self._seq += 1
-            if isinstance(started, subprocess.Popen):
-                handle: ReplicaProc = ProcHandle(started.pid, started)
+            if isinstance(started, subprocess.Popen | ProcHandle):  # on this machine: a child, or forked warm
+                handle: ReplicaProc = ProcHandle(started.pid, started) if isinstance(started, subprocess.Popen) \
+                    else started
                 host, where = REPLICA_HOST, f"port {port}"
             else:  # started elsewhere, listening where it says
                 handle, host, port = started, started.host, started.port

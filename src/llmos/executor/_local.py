@@ -98,7 +98,7 @@ class LocalExecutor:
             from llmos import _forkserver
 
             pid = _forkserver.launch(command, env, cwd=cwd or folder, log=folder / "output.log", cores=cores,
-                                     attempt_dir=folder)
+                                     exit_file=folder / "exit.json")
             if pid is not None:
                 proc = Proc(pid, _create_time(pid) or 0.0, warm=True)
                 _write_new(folder / "pid.json", proc.to_json())

@@ -152,7 +152,11 @@ def _check(result: int, what: str) -> None:
 
 
 def _record(attempt_dir: str, code: int) -> None:
-    path = os.path.join(attempt_dir, "exit.json")
+    record_exit(os.path.join(attempt_dir, "exit.json"), code)
+
+
+def record_exit(path: str, code: int) -> None:
+    """Write `{"exit_code", "ended_s"}` to `path`, atomically (llmos.executor._base.exit_record reads it)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     # The folder may be an isolated job's: a new file, never through a link it left there.
     with contextlib.suppress(FileNotFoundError):
