@@ -23,7 +23,7 @@ from pathlib import Path
 
 from llmos.deploy._autoscale import ReplicaLoad
 from llmos.deploy._errors import NoCapacity
-from llmos.deploy._process import ProcHandle, RemoteReplica, ReplicaProc, Spawn, adopt, free_port
+from llmos.deploy._process import ForkedReplica, ProcHandle, RemoteReplica, ReplicaProc, Spawn, adopt, free_port
 from llmos.deploy._reconcile import ReplicaView, restart_delay_s
 from llmos.deploy._replica import REPLICA_HOST, replica_argv, replica_env, revision_of, write_replica_job
 from llmos.deploy._state import SavedFront, SavedReplica, SavedState, save_state, state_path
@@ -114,7 +114,8 @@ class Supervisor:
                 handle, host, port = started, started.host, started.port
                 where = f"{host}:{port}"
             self._table.add(ReplicaRecord(replica_id, revision, port, handle, now, host=host))
-            notes.append(f"started {replica_id} ({job.model}) pid {handle.pid} on {where}")
+            warm = ", started warm" if isinstance(handle, ForkedReplica) else ""
+            notes.append(f"started {replica_id} ({job.model}) pid {handle.pid} on {where}{warm}")
         notes.extend(self._waiting(waiting))
         self._prune_logs()
         return notes
@@ -139,6 +140,7 @@ class Supervisor:
         for path in logs[:-KEEP_LOGS]:
             if path.name not in running:
                 path.unlink(missing_ok=True)
+                path.with_suffix(".exit.json").unlink(missing_ok=True)  # a warm replica's exit status
 
     def _free_port(self) -> int:
         # The OS may hand out a port again before the replica it was picked for has bound it.
