@@ -1,5 +1,6 @@
-"""Start the control plane's torch programs warm: forked from a process that imported torch,
-transformers and MLflow once, instead of a new Python that spends its first seconds importing them.
+"""Start the control plane's torch programs (jobs and serve replicas) warm: forked from a process
+that imported torch, transformers and MLflow once, instead of a new Python that spends its first
+seconds importing them.
 
 A job of a few steps on a tiny model spends ~87% of its CPU time importing (py-spy; ~4 s of a core
 on a 2-core machine, three times that on a busy one), and every job and every trial pays it again.
@@ -9,7 +10,8 @@ imports the heavy modules once, then, per request, forks a *supervisor* that tak
 environment, cores, working folder and log, starts a session of its own (the daemon's death leaves
 it running), and forks the program: `python -m MODULE ARGS` run as `__main__` by runpy, exactly as
 a new process would run it. The supervisor does what `llmos.executor._shim` does for a new
-process: passes SIGTERM, SIGINT and SIGHUP on, waits, and writes the attempt's `exit.json`.
+process: passes SIGTERM, SIGINT and SIGHUP on, waits, and writes the exit status (a job's
+`exit.json`); the program dies with it, so a SIGKILL to the supervisor's pid stops both.
 
 What a fork cannot change is read once at start: libgomp's settings (the server sets its role's, as
 `llmos._threads.prepare_process` does; each program sizes its pool itself), `PYTHON*` variables,
@@ -17,7 +19,7 @@ and whatever an imported module read from the environment when it loaded. So the
 whole environment except the variables llmos sets per job and reads at run time (`_PER_RUN`), the
 interpreter, its `sys.path` and the stamp of llmos's own source files: a daemon with another
 environment, or code that changed, gets a server of its own. A server ends after `_IDLE_S` without
-a request, or at once when its socket is no longer the one in its folder.
+a request, or within half a minute once its socket is no longer the one in its folder.
 
 Only what runs as the daemon's user can start this way: isolated jobs (`users`, `sandbox`) need the
 shim's namespaces and run as new processes, as do `command` jobs, torchrun gangs and anything
@@ -52,9 +54,11 @@ PRELOAD: dict[str, tuple[Role, tuple[str, ...]]] = {
     "llmos.run": ("batch", (*_MODEL_STACK, "mlflow", "llmos.tracking", "llmos.run.train")),
     "llmos.serve": ("server", (*_MODEL_STACK, "mlflow", "llmos.registry", "llmos.serve._run", "llmos.serve._app")),
 }
-# Set by the executor for each job, read by llmos at run time: not part of the key.
-_PER_RUN = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "PWD", "OLDPWD",
-            "PYTEST_CURRENT_TEST", "_")
+# Set per job (by the executor, or per home: MLflow's set_tracking_uri exports its URI) and read only
+# at run time: not part of the key. libgomp reads OMP_NUM_THREADS at load, but every program sizes
+# its own pool (llmos._threads.apply_plan); CUDA reads its variables when a program first uses it.
+_PER_RUN = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
+            "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PWD", "OLDPWD", "PYTEST_CURRENT_TEST", "_")
 _IDLE_S = 600.0
 _STARTING_STALE_S = 300.0  # a server that has not listened by then failed to start; the next request retries
 
@@ -176,9 +180,14 @@ def _serve(address: Path, role: Role, preload: Sequence[str]) -> int:
     except Exception as exc:  # the marker stays until it is stale: requests run as new processes
         print(f"llmos fork server: importing {name}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1
+    import gc
+
     import setproctitle
 
     setproctitle.getproctitle()  # finds the command line's memory now, before any child rewrites its environment
+    # What the imports made stays where it is: the children's collector never walks (and so never
+    # copies the pages of) the ~600,000 objects they share with the server.
+    gc.freeze()
     children: set[int] = set()
 
     def reap(_signum: int, _frame: object) -> None:

@@ -114,7 +114,8 @@ def test_a_server_is_shared_only_by_the_same_environment(warm: Path, tmp_path: P
     base = _env(X="three")
     key = _forkserver.server_key("probe", base)
     # What the executor sets per job does not make another server; anything else does.
-    assert _forkserver.server_key("probe", {**base, "OMP_NUM_THREADS": "1", "LLMOS_JOB_ID": "7"}) == key
+    assert _forkserver.server_key("probe", {**base, "OMP_NUM_THREADS": "1", "LLMOS_JOB_ID": "7",
+                                            "MLFLOW_TRACKING_URI": "sqlite:////elsewhere.db"}) == key
     assert _forkserver.server_key("probe", {**base, "HF_HUB_OFFLINE": "1"}) != key
     assert _forkserver.server_key("probe", {**base, "LLMOS_OPENMP_ROLE": "server"}) != key
     monkeypatch.setenv("LLMOS_WARM_START", "off")
