@@ -58,7 +58,8 @@ PRELOAD: dict[str, tuple[Role, tuple[str, ...]]] = {
 # at run time: not part of the key. libgomp reads OMP_NUM_THREADS at load, but every program sizes
 # its own pool (llmos._threads.apply_plan); CUDA reads its variables when a program first uses it.
 _PER_RUN = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
-            "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PWD", "OLDPWD", "PYTEST_CURRENT_TEST", "_")
+            "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "PWD", "OLDPWD",
+            "PYTEST_CURRENT_TEST", "_")
 _IDLE_S = 600.0
 _STARTING_STALE_S = 300.0  # a server that has not listened by then failed to start; the next request retries
 
@@ -171,6 +172,9 @@ def _serve(address: Path, role: Role, preload: Sequence[str]) -> int:
     from llmos._threads import prepare_process  # stdlib only: torch is not loaded yet
 
     marker = address.with_suffix(".starting")
+    # A mask it inherited from the thread that started it (the daemon's API thread blocks SIGTERM)
+    # would pass on to every job and replica it forks: none could be stopped gracefully.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     prepare_process(role)  # before torch loads: libgomp reads its settings once
     try:
         import importlib

@@ -85,7 +85,12 @@ def test_a_forked_program_runs_as_a_new_process_would(warm: Path, tmp_path: Path
 
 def test_an_uncaught_exception_and_a_signal_end_the_program_with_their_status(warm: Path, tmp_path: Path) -> None:
     env = _env(X="two")
-    _, folder = _launch(tmp_path, "a", "0", env)
+    # Started from a thread that blocks SIGTERM (the daemon's API thread does): its forks must not.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        _, folder = _launch(tmp_path, "a", "0", env)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     assert _exit(folder) == 0
     _, failed = _launch(tmp_path, "b", "raise", env, wait_s=5)  # the same key: forked at once
     assert _exit(failed) == 1
