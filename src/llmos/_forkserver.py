@@ -45,14 +45,14 @@ from pathlib import Path
 from typing import Any
 
 from llmos._threads import Role
+from llmos._warm import MODEL_STACK, run_as_main
 
 __all__ = ["PRELOAD", "enabled", "launch", "server_key"]
 
 # What each program imports before its first line of work (`python -X importtime`).
-_MODEL_STACK = ("torch", "transformers.modeling_utils", "llmos.models")
 PRELOAD: dict[str, tuple[Role, tuple[str, ...]]] = {
-    "llmos.run": ("batch", (*_MODEL_STACK, "mlflow", "llmos.tracking", "llmos.run.train")),
-    "llmos.serve": ("server", (*_MODEL_STACK, "mlflow", "llmos.registry", "llmos.serve._run", "llmos.serve._app")),
+    "llmos.run": ("batch", (*MODEL_STACK, "mlflow", "llmos.tracking", "llmos.run.train")),
+    "llmos.serve": ("server", (*MODEL_STACK, "mlflow", "llmos.registry", "llmos.serve._run", "llmos.serve._app")),
 }
 # Set per job (by the executor, or per home: MLflow's set_tracking_uri exports its URI) and read only
 # at run time: not part of the key. libgomp reads OMP_NUM_THREADS at load, but every program sizes
@@ -319,22 +319,13 @@ def _forward(pid: int, signum: int) -> None:
 
 def _program(request: dict[str, Any]) -> None:
     """Run `python -m MODULE ARGS` in this process as a new interpreter would."""
-    import runpy
-
     try:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh Python process
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - this process's stdin from now on
         _reseed()
-        sys.path[0] = request["cwd"]  # as `python -m` has it
-        sys.argv = [request["module"], *request["args"]]
     except BaseException:
         os._exit(70)
-    # The program's SystemExit (or an uncaught exception) ends this process through the
-    # interpreter's normal exit: atexit handlers, flushed output, its exit status.
-    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
-    raise SystemExit(0)
+    run_as_main(request["module"], request["args"], request["cwd"])
 
 
 def _reseed() -> None:

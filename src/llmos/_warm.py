@@ -32,11 +32,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 from llmos._threads import Role
 
-__all__ = ["Role", "Zygote", "ZygoteError"]  # Role: llmos._threads's, re-exported
+__all__ = ["MODEL_STACK", "Role", "Zygote", "ZygoteError", "run_as_main"]  # Role: llmos._threads's, re-exported
+
+# What a program that builds a model imports before its first line of work: a warm process's preload.
+MODEL_STACK = ("torch", "transformers.modeling_utils", "llmos.models")
 
 _START_TIMEOUT_S = 300  # the imports on a busy 2-core machine
 
@@ -179,24 +182,29 @@ def _serve(role: Role, preload: Sequence[str]) -> None:
 
 
 def _child(request: dict[str, Any]) -> None:
-    import runpy
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh Python process
-
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - this process's stdin from now on
     for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(target, fd)
         os.close(target)
     os.chdir(request["cwd"])
-    sys.path[0] = request["cwd"]  # as `python -m` has it
-    sys.argv = [request["module"], *request["args"]]
-    # The program runs as `python -m` would run it; its SystemExit (or an uncaught exception)
-    # ends this process through the interpreter's normal exit: atexit handlers, flushed output.
-    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+    run_as_main(request["module"], request["args"], request["cwd"])
+
+
+def run_as_main(module: str, args: Sequence[str], cwd: str) -> NoReturn:
+    """Run `python -m module *args` in this forked process as a new interpreter would (stdin and
+    stdout already in place, `cwd` already the working folder). Its SystemExit (or an uncaught
+    exception) ends the process through the interpreter's normal exit: atexit handlers, flushed
+    output, its exit status. llmos._forkserver's programs start here too."""
+    import runpy
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh Python process
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - this process's stdin from now on
+    sys.path[0] = cwd  # as `python -m` has it
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
     raise SystemExit(0)
 
 

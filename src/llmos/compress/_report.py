@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmos._warm import Role, Zygote, ZygoteError
+from llmos._warm import MODEL_STACK, Role, Zygote, ZygoteError
 from llmos.compress._gate import PRIMARY_METRIC, compare, decide
 from llmos.errors import LlmosError
 
@@ -117,10 +117,9 @@ def fixed_view(measured: dict[str, Any]) -> dict[str, Any]:
 # that has imported torch, transformers and llmos's model code once: the same fresh process
 # for the program, without ~3 s of imports for each model. One warm process per role: the
 # fixed-length figure runs as a batch process, the served one with the server's OpenMP settings.
-_MODEL_STACK = ("torch", "transformers.modeling_utils", "llmos.models")
-_SERVER: tuple[Role, tuple[str, ...]] = ("server", (*_MODEL_STACK, "llmos.serve"))
+_SERVER: tuple[Role, tuple[str, ...]] = ("server", (*MODEL_STACK, "llmos.serve"))
 _ROLES: dict[str, tuple[Role, tuple[str, ...]]] = {
-    "llmos.compress._measure": ("batch", (*_MODEL_STACK, "llmos.run._evaluate")),
+    "llmos.compress._measure": ("batch", (*MODEL_STACK, "llmos.run._evaluate")),
     "llmos.compress._served": _SERVER,
     "llmos.compress._served_generate": _SERVER,
 }
