@@ -47,7 +47,7 @@ from typing import Any
 from llmos._threads import Role
 from llmos._warm import MODEL_STACK, run_as_main
 
-__all__ = ["PRELOAD", "enabled", "launch", "server_key"]
+__all__ = ["PRELOAD", "Attached", "attach", "enabled", "launch", "server_key"]
 
 # What each program imports before its first line of work (`python -X importtime`).
 PRELOAD: dict[str, tuple[Role, tuple[str, ...]]] = {
@@ -117,6 +117,79 @@ def launch(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, log: Path,
 
     The supervisor writes `exit_file` (`{"exit_code", "ended_s"}`) when the program ends, as the
     shim writes `exit.json`; the program dies with its supervisor (a SIGKILL to the pid stops both)."""
+    conn = _request(argv, env, {"cwd": str(cwd), "log": str(log), "cores": list(cores),
+                                "exit_file": str(exit_file) if exit_file else None}, start="first")
+    if conn is None:
+        return None
+    with conn.sock:
+        return conn.pid
+
+
+class Attached:
+    """A program forked for a caller that waits for it in the foreground (`attach`): it writes to
+    the caller's own stdout and stderr (a terminal stays a terminal: progress bars, colours) and
+    reads its stdin. `wait`, `poll`, `send_signal` and `returncode` behave as `subprocess.Popen`'s;
+    signals go to the supervisor, which passes SIGTERM, SIGINT and SIGHUP on."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self._sock, self._reader = conn.sock, conn.reader
+        self._sock.settimeout(None)  # blocking: with a timeout, Python waits for data before MSG_DONTWAIT's recv
+        self.pid = conn.pid  # the supervisor's
+        self.returncode: int | None = None
+        self._waiting = False
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self._waiting = True
+            try:
+                line = self._reader.readline()
+                reply = json.loads(line) if line else {}
+            except (OSError, ValueError):
+                reply = {}
+            finally:
+                self._waiting = False
+            # No answer: the supervisor was killed, and the program with it.
+            self.returncode = int(reply.get("exit_code", -signal.SIGKILL))
+            self._sock.close()
+        return self.returncode
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not self._waiting:  # a signal handler may poll during a wait
+            try:  # without changing the socket's mode
+                self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return None  # running
+            except OSError:
+                pass
+            return self.wait()  # an answer, or the end of the connection: it is over
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            _forward(self.pid, signum)
+
+
+def attach(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path) -> Attached | None:
+    """Start `argv` forked from a warm server with this process's stdin, stdout and stderr, for a
+    caller that waits for it (`llmos train`, `llmos run`: `Attached.wait`); None where it cannot,
+    and the caller starts a new process. No server is started for a foreground command run once:
+    only the second request for a key within `_IDLE_S` starts one (a one-off `llmos quickstart`
+    does not share its cores with a server's imports, nor leave one behind)."""
+    conn = _request(argv, env, {"cwd": str(cwd), "log": None, "cores": [], "exit_file": None, "attached": True},
+                    start="repeat", fds=(0, 1, 2))
+    return Attached(conn) if conn is not None else None
+
+
+class _Conn:
+    def __init__(self, sock: socket.socket, reader: Any, pid: int) -> None:
+        self.sock, self.reader, self.pid = sock, reader, pid
+
+
+def _request(argv: Sequence[str], env: Mapping[str, str], fields: dict[str, Any], *, start: str,
+             fds: Sequence[int] = ()) -> _Conn | None:
+    """Ask the server for `argv`'s key to fork a supervisor; its connection once the supervisor
+    has said its pid and been told to go, or None where nothing was started (no server, not
+    listening, no answer): exactly once either way, never both here and in a new process."""
     if not (enabled() and enabled(env)) or len(argv) < 3 or argv[0] != sys.executable or argv[1] != "-m":
         return None
     module = argv[2]
@@ -127,20 +200,50 @@ def launch(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, log: Path,
         return None
     key = server_key(module, env)
     address = folder / f"{key}.sock"
-    request = {"module": module, "args": list(argv[3:]), "env": dict(env), "cwd": str(cwd), "log": str(log),
-               "cores": list(cores), "exit_file": str(exit_file) if exit_file else None}
+    request = {"module": module, "args": list(argv[3:]), "env": dict(env), **fields}
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(30)
-            conn.connect(str(address))
-            conn.sendall((json.dumps(request) + "\n").encode())
-            reply = json.loads(conn.makefile("r").readline() or "{}")
-        return int(reply["pid"]) if "pid" in reply else None
-    except (FileNotFoundError, ConnectionRefusedError):
-        _start_server(folder, key, module, env)
+        sock.settimeout(30)
+        try:
+            sock.connect(str(address))
+        except (FileNotFoundError, ConnectionRefusedError):
+            if start == "first" or _asked_before(folder, key):
+                _start_server(folder, key, module, env)
+            sock.close()
+            return None
+        usable = [fd for fd in fds if _is_open(fd)]
+        payload = (json.dumps({**request, "fds": len(usable)}) + "\n").encode()
+        if usable:
+            socket.send_fds(sock, [payload[:1]], usable)  # the descriptors travel with the first byte
+            payload = payload[1:]
+        sock.sendall(payload)
+        reader = sock.makefile("r")
+        pid = int(json.loads(reader.readline() or "{}")["pid"])
+        sock.sendall(b"go\n")  # from here the program runs: no new process may start in its place
+    except (OSError, ValueError, KeyError, TypeError):
+        sock.close()  # the supervisor, if there is one, reads no "go" and ends without running it
         return None
-    except (OSError, ValueError, KeyError):
-        return None
+    return _Conn(sock, reader, pid)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _asked_before(folder: Path, key: str) -> bool:
+    """Whether a foreground request for `key` came within `_IDLE_S`; notes this one."""
+    note = folder / f"{key}.asked"
+    try:
+        recent = time.time() - note.stat().st_mtime < _IDLE_S
+    except OSError:
+        recent = False
+    with contextlib.suppress(OSError):
+        note.touch(mode=0o600)
+    return recent
 
 
 def _start_server(folder: Path, key: str, module: str, env: Mapping[str, str]) -> None:
@@ -227,23 +330,25 @@ def _serve(address: Path, role: Role, preload: Sequence[str]) -> int:
                 break
             continue
         last = time.monotonic()
+        fds: list[int] = []
         try:
             conn.settimeout(10)
-            request = json.loads(conn.makefile("r").readline())
+            request, fds = _receive(conn)
             pid = os.fork()
         except (OSError, ValueError) as exc:
             with contextlib.suppress(OSError):
                 conn.sendall((json.dumps({"error": str(exc)}) + "\n").encode())
+            for fd in fds:
+                os.close(fd)
             conn.close()
             continue
         if pid == 0:  # outside every handler of the loop: the program's exceptions are its own
             listener.close()
-            conn.close()
-            _supervise(request)  # returns in the program's process only
+            _supervise(request, conn, fds)  # returns in the program's process only
             _program(request)  # never returns
         children.add(pid)
-        with contextlib.suppress(OSError):
-            conn.sendall((json.dumps({"pid": pid}) + "\n").encode())
+        for fd in fds:
+            os.close(fd)
         conn.close()
     with contextlib.suppress(OSError):
         if os.stat(address).st_ino == mine:
@@ -252,10 +357,32 @@ def _serve(address: Path, role: Role, preload: Sequence[str]) -> int:
     return 0
 
 
-def _supervise(request: dict[str, Any]) -> None:
-    """The forked supervisor: takes the job's session, cores, environment, folder and log, then
-    forks the program. Returns in the program's process; the supervisor itself ends in here."""
-    code = 70  # EX_SOFTWARE: the supervisor itself failed before the program ran
+def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """One request: a JSON line, the caller's descriptors (stdin, stdout, stderr when it waits in
+    the foreground) with its first byte."""
+    first, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
+    data = bytearray(first)
+    while not data.endswith(b"\n"):
+        more = conn.recv(65536)
+        if not more:
+            for fd in fds:
+                os.close(fd)
+            raise ValueError("the request ended early")
+        data += more
+    request = json.loads(data)
+    if len(fds) != request.get("fds", 0):
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("the request's descriptors did not arrive")
+    return request, fds
+
+
+def _supervise(request: dict[str, Any], conn: socket.socket, fds: list[int]) -> None:
+    """The forked supervisor: takes the job's session, cores, environment, folder and output, says
+    its pid, and forks the program once the caller says go. Returns in the program's process; the
+    supervisor itself ends in here. An attached caller (`attach`) keeps the connection and is told
+    the exit status on it; a job's is written to its exit file."""
+    attached = bool(request.get("attached"))
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()  # the daemon's death (or a signal to its group) leaves the job running
@@ -264,23 +391,45 @@ def _supervise(request: dict[str, Any]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        out = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.close(out)
+        if attached and len(fds) == 3:
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+        else:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
+            out = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.close(out)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        conn.settimeout(30)
+        conn.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
+        if conn.makefile("rb").readline() != b"go\n":
+            raise ConnectionError("the caller went away")
+    except BaseException:  # nothing ran: the caller starts a new process (or is gone)
+        os._exit(70)
+    code = 70  # EX_SOFTWARE: the supervisor itself failed before the program ran
+    try:
         command = " ".join([sys.executable, "-m", request["module"], *request["args"]])
         supervisor = os.getpid()
         program = os.fork()
         if program == 0:
+            conn.close()
             _die_with(supervisor)
             _title(command)
+            if attached:  # its output goes to a terminal, maybe: as a new process's would
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(Exception):
+                        stream.reconfigure(line_buffering=stream.isatty())  # type: ignore[union-attr]
             return
-        _title(f"llmos supervisor {request['log']} -- {command}")
+        _title(f"llmos supervisor {request['log'] or 'attached'} -- {command}")
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda signum, _frame: _forward(program, signum))
+        if attached:
+            _unless_caller_dies(program, conn)
         _, status = os.waitpid(program, 0)
         code = os.waitstatus_to_exitcode(status)
     except BaseException as exc:  # nothing may escape into the server's loop
@@ -291,8 +440,37 @@ def _supervise(request: dict[str, Any]) -> None:
             from llmos.executor._shim import record_exit
 
             record_exit(request["exit_file"], code)
+        if attached:
+            with contextlib.suppress(OSError):
+                conn.sendall((json.dumps({"exit_code": code}) + "\n").encode())
     finally:
         os._exit(code if code >= 0 else 128 - code)
+
+
+def _unless_caller_dies(program: int, conn: socket.socket) -> None:
+    """Return once `program` has ended; if the caller waiting for it in the foreground dies first
+    (its end of the connection closes), SIGKILL this whole session, as a kill to the caller's process
+    group would end a program it had started itself (and its run-folder lock is gone with it)."""
+    import select
+
+    try:
+        ended = os.pidfd_open(program)
+    except (AttributeError, OSError):  # Linux < 5.3: no watch
+        return
+    conn.settimeout(None)
+    try:
+        while True:
+            ready, _, _ = select.select([ended, conn], [], [])
+            if ended in ready:
+                return
+            try:
+                gone = not conn.recv(1)  # it sends nothing after "go": this is the end of the connection
+            except OSError:
+                gone = True
+            if gone:
+                os.killpg(0, signal.SIGKILL)
+    finally:
+        os.close(ended)
 
 
 def _die_with(parent: int) -> None:
@@ -325,7 +503,7 @@ def _program(request: dict[str, Any]) -> None:
         _reseed()
     except BaseException:
         os._exit(70)
-    run_as_main(request["module"], request["args"], request["cwd"])
+    run_as_main(request["module"], request["args"], request["cwd"], stdin=None)  # the supervisor set fd 0
 
 
 def _reseed() -> None:

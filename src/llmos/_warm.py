@@ -193,15 +193,17 @@ def _child(request: dict[str, Any]) -> None:
     run_as_main(request["module"], request["args"], request["cwd"])
 
 
-def run_as_main(module: str, args: Sequence[str], cwd: str) -> NoReturn:
-    """Run `python -m module *args` in this forked process as a new interpreter would (stdin and
-    stdout already in place, `cwd` already the working folder). Its SystemExit (or an uncaught
-    exception) ends the process through the interpreter's normal exit: atexit handlers, flushed
-    output, its exit status. llmos._forkserver's programs start here too."""
+def run_as_main(module: str, args: Sequence[str], cwd: str, stdin: str | None = os.devnull) -> NoReturn:
+    """Run `python -m module *args` in this forked process as a new interpreter would (stdout
+    already in place, `cwd` already the working folder; `stdin` opened as its stdin, or None where
+    fd 0 is already its own). Its SystemExit (or an uncaught exception) ends the process through the
+    interpreter's normal exit: atexit handlers, flushed output, its exit status.
+    llmos._forkserver's programs start here too."""
     import runpy
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh Python process
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - this process's stdin from now on
+    if stdin is not None:
+        sys.stdin = open(stdin)  # noqa: SIM115 - this process's stdin from now on
     sys.path[0] = cwd  # as `python -m` has it
     sys.argv = [module, *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

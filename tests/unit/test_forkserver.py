@@ -134,3 +134,92 @@ def test_a_server_is_shared_only_by_the_same_environment(warm: Path, tmp_path: P
     assert _forkserver.launch(["python9", "-m", "probe", "0"], base, cwd=tmp_path, log=tmp_path / "log",
                               cores=[], exit_file=None) is None
     assert not list(warm.rglob("*.starting"))
+
+
+def _attach(tmp_path: Path, arg: str, env: dict[str, str], wait_s: float = 120) -> _forkserver.Attached:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        proc = _forkserver.attach([sys.executable, "-m", "probe", arg], env, cwd=tmp_path)
+        if proc is not None:
+            return proc
+        time.sleep(0.2)
+    raise AssertionError("the fork server did not start")
+
+
+def test_a_foreground_program_writes_to_its_callers_output_and_its_status_comes_back(
+        warm: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    env = _env(X="fg")
+    # A command run once starts no server (nothing left behind, no imports beside it)...
+    assert _forkserver.attach([sys.executable, "-m", "probe", "0"], env, cwd=tmp_path) is None
+    assert not list(warm.rglob("*.sock")) and not list(warm.rglob("*.starting"))
+    # ...the second within the idle time does, and the ones after it are forked.
+    assert _forkserver.attach([sys.executable, "-m", "probe", "0"], env, cwd=tmp_path) is None
+    assert list(warm.rglob("*.starting")) or list(warm.rglob("*.sock"))
+    proc = _attach(tmp_path, "4", env)
+    assert proc.wait() == 4 and proc.returncode == 4 and proc.poll() == 4
+    seen = json.loads(capfd.readouterr().out.strip().splitlines()[-1])  # this process's own stdout
+    assert seen["X"] == "fg" and seen["argv"] == [str(tmp_path / "probe.py"), "4"] and seen["cwd"] == str(tmp_path)
+    assert seen["cores"] == sorted(os.sched_getaffinity(0))  # no cores of its own: the caller's
+    proc = _attach(tmp_path, "sleep", env, wait_s=5)
+    while proc.poll() is None and "sleep" not in capfd.readouterr().out:
+        time.sleep(0.05)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)  # to the supervisor, passed on: as Popen.send_signal to a new process
+    assert proc.wait() == -signal.SIGTERM
+    proc = _attach(tmp_path, "sleep", env, wait_s=5)
+    os.kill(proc.pid, signal.SIGKILL)  # the supervisor killed: nothing can say how it ended
+    assert proc.wait() == -signal.SIGKILL
+
+
+CALLER = """
+import json, sys, time
+from pathlib import Path
+from llmos import _forkserver
+_forkserver.PRELOAD["probe"] = ("batch", ("json",))
+while (proc := _forkserver.attach([sys.executable, "-m", "probe", "sleep"], json.loads(sys.argv[1]),
+                                  cwd=Path(sys.argv[2]))) is None:
+    time.sleep(0.2)
+proc.wait()
+"""
+
+
+def test_a_foreground_program_dies_with_its_caller(warm: Path, tmp_path: Path) -> None:
+    """A kill to the caller's process group would end a program it started as a new process; one
+    it was forked from a server for is in a session of its own, and must end all the same."""
+    import subprocess
+
+    env = _env(X="caller")
+    (tmp_path / "out").write_text("")
+    with open(tmp_path / "out", "w") as out:
+        caller = subprocess.Popen([sys.executable, "-c", CALLER, json.dumps(env), str(tmp_path)], stdout=out,
+                                  env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out").read_text():
+        assert time.monotonic() < deadline and caller.poll() is None, "the program did not start"
+        time.sleep(0.1)
+    program = psutil.Process(json.loads((tmp_path / "out").read_text().splitlines()[0])["pid"])
+    caller.kill()
+    caller.wait()
+    program.wait(timeout=10)  # gone with it
+
+
+def test_a_request_whose_caller_goes_away_before_go_runs_nothing(warm: Path, tmp_path: Path) -> None:
+    """Exactly once: a caller that gave up (its timeout) starts a new process instead, so the
+    supervisor it was given must not run the program."""
+    env = _env(X="once")
+    _launch(tmp_path, "first", "0", env)  # the server is up
+    key = _forkserver.server_key("probe", env)
+    address = warm / f"llmos-warm-{os.getuid()}" / f"{key}.sock"
+    folder = tmp_path / "abandoned"
+    folder.mkdir()
+    request = {"module": "probe", "args": ["0"], "env": env, "cwd": str(tmp_path), "log": str(folder / "output.log"),
+               "cores": [], "exit_file": str(folder / "exit.json"), "fds": 0}
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(str(address))
+        conn.sendall((json.dumps(request) + "\n").encode())
+        supervisor = psutil.Process(json.loads(conn.makefile("r").readline())["pid"])
+    supervisor.wait(timeout=30)  # it ends (the server reaps it)...
+    assert not (folder / "output.log").read_text() and not (folder / "exit.json").exists()  # ...having run nothing
