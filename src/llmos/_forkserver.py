@@ -1,30 +1,41 @@
-"""Start the control plane's torch programs (jobs and serve replicas) warm: forked from a process
-that imported torch, transformers and MLflow once, instead of a new Python that spends its first
-seconds importing them.
+"""Start llmos's torch programs warm: forked from a process that imported torch, transformers
+and MLflow once, instead of a new Python that spends its first seconds importing them.
 
 A job of a few steps on a tiny model spends ~87% of its CPU time importing (py-spy; ~4 s of a core
-on a 2-core machine, three times that on a busy one), and every job and every trial pays it again.
-A fork server is one long-lived process per environment, shared by every daemon of this user that
-starts programs with the same Python, the same code and the same environment (the key below): it
-imports the heavy modules once, then, per request, forks a *supervisor* that takes the job's
-environment, cores, working folder and log, starts a session of its own (the daemon's death leaves
-it running), and forks the program: `python -m MODULE ARGS` run as `__main__` by runpy, exactly as
-a new process would run it. The supervisor does what `llmos.executor._shim` does for a new
-process: passes SIGTERM, SIGINT and SIGHUP on, waits, and writes the exit status (a job's
-`exit.json`); the program dies with it, so a SIGKILL to the supervisor's pid stops both.
+on a 2-core machine, three times that on a busy one), and every job, trial and measurement pays it
+again. A fork server is one long-lived process per environment, shared by every caller of this
+user that starts programs with the same Python, the same code and the same environment (the key
+below): it imports the heavy modules once, then, per request, forks a *supervisor* that takes the
+program's environment, cores, working folder and output, starts a session of its own, and forks
+the program: `python -m MODULE ARGS` run as `__main__` by runpy, exactly as a new process would
+run it. The supervisor does what `llmos.executor._shim` does for a new process: passes SIGTERM,
+SIGINT and SIGHUP on, waits, and reports the exit status; the program dies with it, so a SIGKILL
+to the supervisor's pid stops both. A supervisor forks its program only once the caller has its
+pid and says go: a request runs once, here or (where the caller gave up) as a new process.
+
+Three kinds of callers:
+- `launch`: the control plane's jobs and serve replicas. The program writes to its log, the
+  daemon's death leaves it running, and the supervisor writes its exit status to a file (a job's
+  `exit.json`), as the shim does. Only what runs as the daemon's user can start this way: isolated
+  jobs (`users`, `sandbox`) need the shim's namespaces, and within them nothing starts warm
+  (a server would outlive the job as its project's user), as `command` jobs and torchrun gangs.
+- `attach` from a command in the foreground (`llmos train`, `llmos run`, `llmos quickstart`): the
+  program gets the caller's stdin, stdout and stderr (passed over the socket), its cores, umask
+  and priority; the exit status comes back on the connection, and the program dies with its
+  caller. Only the second such request for a key within `_IDLE_S` starts a server.
+- `attach(..., start="wait")` from a compression's measurements: output to the given files; the
+  first request starts the server and waits for it, so that nothing is measured beside imports.
+The first request for a key under `launch` starts its server in the background and runs as a new
+process; so does every such request while that server imports.
 
 What a fork cannot change is read once at start: libgomp's settings (the server sets its role's, as
 `llmos._threads.prepare_process` does; each program sizes its pool itself), `PYTHON*` variables,
 and whatever an imported module read from the environment when it loaded. So the key holds the
 whole environment except the variables llmos sets per job and reads at run time (`_PER_RUN`), the
-interpreter, its `sys.path` and the stamp of llmos's own source files: a daemon with another
+interpreter, its `sys.path` and the stamp of llmos's own source files: a caller with another
 environment, or code that changed, gets a server of its own. A server ends after `_IDLE_S` without
 a request, or within half a minute once its socket is no longer the one in its folder.
-
-Only what runs as the daemon's user can start this way: isolated jobs (`users`, `sandbox`) need the
-shim's namespaces and run as new processes, as do `command` jobs, torchrun gangs and anything
-started with `LLMOS_WARM_START=off`. The first request for a key starts its server in the
-background and runs as a new process; so does every request while that server imports.
+`LLMOS_WARM_START=off` in the caller's environment (or the program's) turns all of it off.
 """
 
 from __future__ import annotations
@@ -42,17 +53,27 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 from llmos._threads import Role
-from llmos._warm import MODEL_STACK, run_as_main
 
-__all__ = ["PRELOAD", "Attached", "attach", "enabled", "launch", "server_key"]
+__all__ = ["MODEL_STACK", "PRELOAD", "Attached", "attach", "enabled", "launch", "run_as_main", "server_key",
+           "start_early"]
 
-# What each program imports before its first line of work (`python -X importtime`).
+# What a program that builds a model imports before its first line of work (`python -X importtime`).
+MODEL_STACK = ("torch", "transformers.modeling_utils", "llmos.models")
+_BATCH: tuple[Role, tuple[str, ...]] = ("batch", (*MODEL_STACK, "mlflow", "llmos.tracking", "llmos.run.train"))
+_SERVER: tuple[Role, tuple[str, ...]] = ("server", (*MODEL_STACK, "mlflow", "llmos.registry", "llmos.serve._run",
+                                                    "llmos.serve._app"))
+# The programs that start warm, and their server's role and imports. Programs with the same role,
+# imports and environment share one server: a compression's measurements and the jobs and
+# replicas of a daemon started from the same shell.
 PRELOAD: dict[str, tuple[Role, tuple[str, ...]]] = {
-    "llmos.run": ("batch", (*MODEL_STACK, "mlflow", "llmos.tracking", "llmos.run.train")),
-    "llmos.serve": ("server", (*MODEL_STACK, "mlflow", "llmos.registry", "llmos.serve._run", "llmos.serve._app")),
+    "llmos.run": _BATCH,
+    "llmos.serve": _SERVER,
+    "llmos.compress._measure": _BATCH,  # a model's fixed-length figures, as a batch process
+    "llmos.compress._served": _SERVER,  # its served figures, with the server's OpenMP settings
+    "llmos.compress._served_generate": _SERVER,
 }
 # Set per job (by the executor, or per home: MLflow's set_tracking_uri exports its URI) and read only
 # at run time: not part of the key. libgomp reads OMP_NUM_THREADS at load, but every program sizes
@@ -61,6 +82,7 @@ _PER_RUN = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_
             "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "PWD", "OLDPWD",
             "PYTEST_CURRENT_TEST", "_")
 _IDLE_S = 600.0
+_ROLE: Role = "batch"  # the server's (set as it starts)
 _STARTING_STALE_S = 300.0  # a server that has not listened by then failed to start; the next request retries
 
 
@@ -138,8 +160,14 @@ class Attached:
         self.returncode: int | None = None
         self._waiting = False
 
-    def wait(self) -> int:
+    def wait(self, timeout: float | None = None) -> int:
+        """Its exit status (negative: the signal that ended it); subprocess.TimeoutExpired after
+        `timeout` seconds, as Popen.wait."""
         if self.returncode is None:
+            import select
+
+            if timeout is not None and not select.select([self._sock], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
             self._waiting = True
             try:
                 line = self._reader.readline()
@@ -168,21 +196,35 @@ class Attached:
         if self.returncode is None:
             _forward(self.pid, signum)
 
+    def kill(self) -> None:
+        """SIGKILL the supervisor; the program dies with it."""
+        self.send_signal(signal.SIGKILL)
 
-def attach(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path) -> Attached | None:
-    """Start `argv` forked from a warm server with this process's stdin, stdout and stderr, for a
-    caller that waits for it (`llmos train`, `llmos run`: `Attached.wait`); None where it cannot,
-    and the caller starts a new process. No server is started for a foreground command run once:
-    only the second request for a key within `_IDLE_S` starts one (a one-off `llmos quickstart`
-    does not share its cores with a server's imports, nor leave one behind)."""
-    conn = _request(argv, env, {"cwd": str(cwd), "log": None, "cores": [], "exit_file": None, "attached": True},
-                    start="repeat", fds=(0, 1, 2))
+
+def attach(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, stdio: Sequence[int] = (0, 1, 2),
+           start: str = "repeat") -> Attached | None:
+    """Start `argv` forked from a warm server for a caller that waits for it (`Attached.wait`),
+    with `stdio` as its stdin, stdout and stderr (this process's own by default), this process's
+    cores, umask and priority; None where it cannot, and the caller starts a new process.
+
+    `start` says what happens when no server listens for the key. "repeat" (a command in the
+    foreground: `llmos train`, `llmos run`): only the second request within `_IDLE_S` starts one,
+    and both run as new processes, so a one-off `llmos quickstart` does not share its cores with a
+    server's imports, nor leaves one behind. "wait" (a compression's measurements, which must not
+    run beside imports): start it and wait until it listens."""
+    # What a new process would inherit from this one but a fork from the server would not.
+    umask = os.umask(0o077)
+    os.umask(umask)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    conn = _request(argv, env, {"cwd": str(cwd), "log": None, "cores": cores, "exit_file": None, "attached": True,
+                                "umask": umask, "nice": os.nice(0)}, start=start, fds=stdio)
     return Attached(conn) if conn is not None else None
 
 
-class _Conn:
-    def __init__(self, sock: socket.socket, reader: Any, pid: int) -> None:
-        self.sock, self.reader, self.pid = sock, reader, pid
+class _Conn(NamedTuple):
+    sock: socket.socket  # to the supervisor
+    reader: Any  # the socket's reading side (text)
+    pid: int  # the supervisor's
 
 
 def _request(argv: Sequence[str], env: Mapping[str, str], fields: dict[str, Any], *, start: str,
@@ -190,15 +232,10 @@ def _request(argv: Sequence[str], env: Mapping[str, str], fields: dict[str, Any]
     """Ask the server for `argv`'s key to fork a supervisor; its connection once the supervisor
     has said its pid and been told to go, or None where nothing was started (no server, not
     listening, no answer): exactly once either way, never both here and in a new process."""
-    if not (enabled() and enabled(env)) or len(argv) < 3 or argv[0] != sys.executable or argv[1] != "-m":
+    where = _server_for(argv, env)
+    if where is None:
         return None
-    module = argv[2]
-    if module not in PRELOAD:
-        return None
-    folder = _folder()
-    if folder is None:
-        return None
-    key = server_key(module, env)
+    folder, key, module = where
     address = folder / f"{key}.sock"
     request = {"module": module, "args": list(argv[3:]), "env": dict(env), **fields}
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -207,10 +244,17 @@ def _request(argv: Sequence[str], env: Mapping[str, str], fields: dict[str, Any]
         try:
             sock.connect(str(address))
         except (FileNotFoundError, ConnectionRefusedError):
-            if start == "first" or _asked_before(folder, key):
-                _start_server(folder, key, module, env)
-            sock.close()
-            return None
+            if start == "wait":
+                server = _start_server(folder, key, module, env)
+                if not _listening(address, server):
+                    sock.close()
+                    return None
+                sock.connect(str(address))
+            else:
+                if start == "first" or _asked_before(folder, key):
+                    _start_server(folder, key, module, env)
+                sock.close()
+                return None
         usable = [fd for fd in fds if _is_open(fd)]
         payload = (json.dumps({**request, "fds": len(usable)}) + "\n").encode()
         if usable:
@@ -224,6 +268,26 @@ def _request(argv: Sequence[str], env: Mapping[str, str], fields: dict[str, Any]
         sock.close()  # the supervisor, if there is one, reads no "go" and ends without running it
         return None
     return _Conn(sock, reader, pid)
+
+
+def start_early(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """Start the server that `argv` in `env` will be forked from, in the background, unless it
+    listens or starts already: its imports run while the caller does other work."""
+    where = _server_for(argv, env)
+    if where is not None and not (where[0] / f"{where[1]}.sock").exists():
+        _start_server(*where, env)
+
+
+def _server_for(argv: Sequence[str], env: Mapping[str, str]) -> tuple[Path, str, str] | None:
+    """The folder, key and module of the server that `argv` can be forked from; None where it
+    cannot start warm (turned off, not a preloaded module, another Python, no private folder)."""
+    if not (enabled() and enabled(env)) or len(argv) < 3 or argv[0] != sys.executable or argv[1] != "-m":
+        return None
+    module = argv[2]
+    if module not in PRELOAD:
+        return None
+    folder = _folder()
+    return (folder, server_key(module, env), module) if folder is not None else None
 
 
 def _is_open(fd: int) -> bool:
@@ -246,8 +310,26 @@ def _asked_before(folder: Path, key: str) -> bool:
     return recent
 
 
-def _start_server(folder: Path, key: str, module: str, env: Mapping[str, str]) -> None:
-    """Start the server for `key` in the background, unless one is starting already."""
+def _listening(address: Path, server: subprocess.Popen | None) -> bool:
+    """Wait until the server for `address` listens: True, or False once it has failed (the one
+    this process started has exited; another's marker is gone or stale) or not listened in
+    `_STARTING_STALE_S`."""
+    marker = address.with_suffix(".starting")
+    deadline = time.monotonic() + _STARTING_STALE_S
+    while time.monotonic() < deadline:
+        if address.exists():
+            return True
+        if server is not None and server.poll() is not None:
+            return False
+        if server is None and not marker.exists() and not address.exists():
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def _start_server(folder: Path, key: str, module: str, env: Mapping[str, str]) -> subprocess.Popen | None:
+    """Start the server for `key` in the background, unless one is starting already; the one
+    started here, if any."""
     marker = folder / f"{key}.starting"
     try:
         fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -255,17 +337,17 @@ def _start_server(folder: Path, key: str, module: str, env: Mapping[str, str]) -
         with contextlib.suppress(OSError):
             if time.time() - marker.stat().st_mtime > _STARTING_STALE_S:
                 marker.unlink()  # the next request starts another
-        return
+        return None
     except OSError:
-        return
+        return None
     os.close(fd)
     role, preload = PRELOAD[module]
     # Its own environment is the key's: the per-run variables of this first job stay out of it.
     server_env = {k: v for k, v in env.items() if not _is_per_run(k)}
     with open(folder / f"{key}.log", "ab") as out:
-        subprocess.Popen([sys.executable, "-m", "llmos._forkserver", str(folder / f"{key}.sock"), role, *preload],
-                         env=server_env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=folder,
-                         start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", "llmos._forkserver", str(folder / f"{key}.sock"), role,
+                                 *preload], env=server_env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                cwd=folder, start_new_session=True)
 
 
 # ---- the server: python -m llmos._forkserver SOCKET ROLE MODULE... -----------------------------------
@@ -279,6 +361,8 @@ def _serve(address: Path, role: Role, preload: Sequence[str]) -> int:
     # would pass on to every job and replica it forks: none could be stopped gracefully.
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     prepare_process(role)  # before torch loads: libgomp reads its settings once
+    global _ROLE
+    _ROLE = role
     try:
         import importlib
 
@@ -388,8 +472,15 @@ def _supervise(request: dict[str, Any], conn: socket.socket, fds: list[int]) -> 
         os.setsid()  # the daemon's death (or a signal to its group) leaves the job running
         if request["cores"] and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(request["cores"]))
+        if "umask" in request:
+            os.umask(request["umask"])
+        if request.get("nice", 0) > os.nice(0):  # only ever lower its priority (raising it needs root)
+            os.nice(request["nice"] - os.nice(0))
         os.environ.clear()
         os.environ.update(request["env"])
+        from llmos._threads import openmp_env
+
+        os.environ.update(openmp_env(role=_ROLE))  # what libgomp read in this server, as the program's own would say
         os.chdir(request["cwd"])
         if attached and len(fds) == 3:
             for target, fd in enumerate(fds):
@@ -503,7 +594,21 @@ def _program(request: dict[str, Any]) -> None:
         _reseed()
     except BaseException:
         os._exit(70)
-    run_as_main(request["module"], request["args"], request["cwd"], stdin=None)  # the supervisor set fd 0
+    run_as_main(request["module"], request["args"], request["cwd"])
+
+
+def run_as_main(module: str, args: Sequence[str], cwd: str) -> NoReturn:
+    """Run `python -m module *args` in this forked process as a new interpreter would (stdin,
+    stdout, stderr and the working folder already in place). Its SystemExit (or an uncaught
+    exception) ends the process through the interpreter's normal exit: atexit handlers, flushed
+    output, its exit status."""
+    import runpy
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh Python process
+    sys.path[0] = cwd  # as `python -m` has it
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    raise SystemExit(0)
 
 
 def _reseed() -> None:

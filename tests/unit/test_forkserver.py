@@ -159,7 +159,15 @@ def test_a_foreground_program_writes_to_its_callers_output_and_its_status_comes_
     assert proc.wait() == 4 and proc.returncode == 4 and proc.poll() == 4
     seen = json.loads(capfd.readouterr().out.strip().splitlines()[-1])  # this process's own stdout
     assert seen["X"] == "fg" and seen["argv"] == [str(tmp_path / "probe.py"), "4"] and seen["cwd"] == str(tmp_path)
-    assert seen["cores"] == sorted(os.sched_getaffinity(0))  # no cores of its own: the caller's
+    assert seen["cores"] == sorted(os.sched_getaffinity(0))  # the caller's cores, as a new process would have
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mask)})  # as under `taskset -c 0`
+    try:
+        proc = _attach(tmp_path, "0", env, wait_s=5)
+    finally:
+        os.sched_setaffinity(0, mask)
+    assert proc.wait() == 0
+    assert json.loads(capfd.readouterr().out.strip().splitlines()[-1])["cores"] == [min(mask)]
     proc = _attach(tmp_path, "sleep", env, wait_s=5)
     while proc.poll() is None and "sleep" not in capfd.readouterr().out:
         time.sleep(0.05)
@@ -223,3 +231,62 @@ def test_a_request_whose_caller_goes_away_before_go_runs_nothing(warm: Path, tmp
         supervisor = psutil.Process(json.loads(conn.makefile("r").readline())["pid"])
     supervisor.wait(timeout=30)  # it ends (the server reaps it)...
     assert not (folder / "output.log").read_text() and not (folder / "exit.json").exists()  # ...having run nothing
+
+
+STATEFUL = """
+import json, os, signal, sys
+import probe_state  # a module of the test's folder, imported by the server: each program finds it unchanged
+probe_state.count += 1
+print(json.dumps({"count": probe_state.count, "spin": os.environ.get("GOMP_SPINCOUNT"), "stdin": sys.stdin.read(),
+                  "sigint": signal.getsignal(signal.SIGINT) is signal.default_int_handler, "pid": os.getpid()}))
+print("to stderr", file=sys.stderr)
+if sys.argv[1:] == ["sleep"]:
+    import time
+    time.sleep(60)
+"""
+
+
+def test_a_measuring_program_waits_for_its_server_and_writes_to_the_files_it_was_given(
+        warm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compression's measurements: the first request starts the server and waits for it (no
+    measurement runs beside imports); output to the caller's files; each program starts from the
+    server's state, not its sibling's; a program over its time is killed and the server goes on."""
+    import subprocess
+
+    (tmp_path / "stateful.py").write_text(STATEFUL)
+    (tmp_path / "probe_state.py").write_text("count = 0\n")
+    monkeypatch.setitem(_forkserver.PRELOAD, "stateful", ("server", ("json", "probe_state")))
+    monkeypatch.syspath_prepend(str(tmp_path))  # where the server finds probe_state (sys.path is part of the key)
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)}
+    log = tmp_path / "measure.log"
+
+    def run(*args: str, timeout_s: float | None = None) -> tuple[int, dict]:
+        with open(os.devnull, "rb") as null, log.open("wb") as out:
+            proc = _forkserver.attach([sys.executable, "-m", "stateful", *args], env, cwd=tmp_path,
+                                      stdio=(null.fileno(), out.fileno(), out.fileno()), start="wait")
+            assert proc is not None  # started and waited for, never a new process
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return proc.wait(), {}
+        return code, json.loads(next(line for line in log.read_text().splitlines() if line.startswith("{")))
+
+    first, second = run(), run()
+    for code, seen in (first, second):
+        assert code == 0 and seen["count"] == 1 and seen["stdin"] == "" and seen["sigint"]
+        assert seen["spin"] == "10000"  # the server role's OpenMP settings
+    assert first[1]["pid"] != second[1]["pid"]
+    assert "to stderr" in log.read_text()
+    started = time.monotonic()
+    assert run("sleep", timeout_s=1)[0] == -signal.SIGKILL and time.monotonic() - started < 30
+    assert run()[0] == 0  # the server goes on
+
+
+def test_a_server_that_cannot_import_leaves_the_caller_to_start_a_new_process(warm: Path, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(_forkserver.PRELOAD, "probe", ("batch", ("json", "no_such_module_here")))
+    started = time.monotonic()
+    assert _forkserver.attach([sys.executable, "-m", "probe", "0"], _env(), cwd=tmp_path, start="wait") is None
+    assert time.monotonic() - started < 120
+    assert "no_such_module_here" in next(warm.rglob("*.log")).read_text()

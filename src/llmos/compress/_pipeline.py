@@ -23,7 +23,7 @@ from llmos._threads import apply_plan, plan_threads
 from llmos.compress._data import check_sources, load_data
 from llmos.compress._recipe import Parent, RecipeContext, slug
 from llmos.compress._recipes import get_recipe
-from llmos.compress._report import close_warm_starts, compiles, measure, plot_pareto, seq_len_for, summarize
+from llmos.compress._report import compiles, measure, plot_pareto, seq_len_for, summarize
 from llmos.errors import LlmosError, ModelError, SpecError
 from llmos.spec import CompressJob
 from llmos.tracking._store import quiet_downloads
@@ -101,23 +101,20 @@ def _run(job: CompressJob, parent: Parent, plans: list[tuple[Any, Any, Any]], da
                f"{rep.clients} in flight")
     note(f"measuring {len(children) + 1} models (metric on {len(data.eval)} rows; speed {how}; fixed-length "
          f"figure at batch {rep.batch_size} x {seq_len_for(job, data)} tokens)")
-    try:
-        parent_row = {"label": "parent", "ref": parent.ref, "version": parent.version, "format": parent.format,
-                      "measured": measure(parent.folder, job=job, data=data, work_dir=measure_dir, label="parent",
-                                          fmt=parent.format)}
-        if job.report.compile == "auto" and any(compiles(job, c["format"], parent.task) for c in children):
-            # Compiled children are also compared with the compiled parent: compiling alone speeds up
-            # fp32 too, and the report must not credit quantization with that.
-            note("[parent] measuring compiled, as the reference for compiled children")
-            parent_row["measured_compiled"] = measure(parent.folder, job=job, data=data, work_dir=measure_dir,
-                                                      label="parent-compiled", fmt=parent.format, force_compile=True,
-                                                      served=False)
-        for child in children:
-            note(f"[{child['label']}] measuring")
-            child["measured"] = measure(Path(child["folder"]), job=job, data=data, work_dir=measure_dir,
-                                        label=child["label"], fmt=child["format"])
-    finally:
-        close_warm_starts()
+    parent_row = {"label": "parent", "ref": parent.ref, "version": parent.version, "format": parent.format,
+                  "measured": measure(parent.folder, job=job, data=data, work_dir=measure_dir, label="parent",
+                                      fmt=parent.format)}
+    if job.report.compile == "auto" and any(compiles(job, c["format"], parent.task) for c in children):
+        # Compiled children are also compared with the compiled parent: compiling alone speeds up
+        # fp32 too, and the report must not credit quantization with that.
+        note("[parent] measuring compiled, as the reference for compiled children")
+        parent_row["measured_compiled"] = measure(parent.folder, job=job, data=data, work_dir=measure_dir,
+                                                  label="parent-compiled", fmt=parent.format, force_compile=True,
+                                                  served=False)
+    for child in children:
+        note(f"[{child['label']}] measuring")
+        child["measured"] = measure(Path(child["folder"]), job=job, data=data, work_dir=measure_dir,
+                                    label=child["label"], fmt=child["format"])
 
     # ---- report: JSON, plot, MLflow ---------------------------------------------------------------
     report = summarize(job, parent.task, parent_row, children, seq_len_for(job, data))

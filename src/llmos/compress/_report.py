@@ -12,7 +12,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmos._warm import MODEL_STACK, Role, Zygote, ZygoteError
 from llmos.compress._gate import PRIMARY_METRIC, compare, decide
 from llmos.errors import LlmosError
 
@@ -20,8 +19,8 @@ if TYPE_CHECKING:
     from llmos.compress._data import CompressData
     from llmos.spec import CompressJob
 
-__all__ = ["SERVED_TASKS", "close_warm_starts", "compiles", "fixed_only", "fixed_view", "measure", "plot_pareto",
-           "render_table", "same_answers", "seq_len_for", "summarize", "warm_start", "with_served"]
+__all__ = ["SERVED_TASKS", "compiles", "fixed_only", "fixed_view", "measure", "plot_pareto",
+           "render_table", "same_answers", "seq_len_for", "summarize", "with_served"]
 
 _MEASURE_TIMEOUT_S = 1800  # one model's measurement; compiling a large model on 2 cores is slow
 
@@ -58,9 +57,11 @@ def measure(folder: Path, *, job: CompressJob, data: CompressData, work_dir: Pat
                "latency_runs": rep.latency_runs, "throughput_batches": rep.throughput_batches,
                "warmup": rep.warmup, "num_threads": rep.num_threads or _cores(), "compile": compile_it}
     env = {**os.environ, "OMP_NUM_THREADS": str(request["num_threads"]), "TOKENIZERS_PARALLELISM": "false"}
-    if served and data.eval_texts is not None:  # the served figures' warm process imports meanwhile
+    if served and data.eval_texts is not None:  # the served figures' warm server imports meanwhile
+        from llmos import _forkserver
+
         served_module = "llmos.compress._served_generate" if data.task == "causal-lm" else "llmos.compress._served"
-        warm_start(served_module, dict(os.environ), work_dir)
+        _forkserver.start_early([sys.executable, "-m", served_module], dict(os.environ))
     fixed = _in_process_of_its_own("llmos.compress._measure", request, env, work_dir, label)
     if not served:
         return fixed
@@ -113,40 +114,12 @@ def fixed_view(measured: dict[str, Any]) -> dict[str, Any]:
     return {**measured, **measured["fixed_length"]} if "fixed_length" in measured else measured
 
 
-# Each measuring program runs in a process of its own, forked from a warm process (llmos._warm)
-# that has imported torch, transformers and llmos's model code once: the same fresh process
-# for the program, without ~3 s of imports for each model. One warm process per role: the
+# Each measuring program runs in a process of its own, forked from a warm server
+# (llmos._forkserver) that has imported torch, transformers and llmos's model code once: the same
+# fresh process for the program, without ~3 s of imports for each model. One server per role: the
 # fixed-length figure runs as a batch process, the served one with the server's OpenMP settings.
-_SERVER: tuple[Role, tuple[str, ...]] = ("server", (*MODEL_STACK, "llmos.serve"))
-_ROLES: dict[str, tuple[Role, tuple[str, ...]]] = {
-    "llmos.compress._measure": ("batch", (*MODEL_STACK, "llmos.run._evaluate")),
-    "llmos.compress._served": _SERVER,
-    "llmos.compress._served_generate": _SERVER,
-}
-_zygotes: dict[tuple[Any, ...], Zygote | None] = {}
-
-
-def warm_start(module: str, env: dict[str, str], work_dir: Path) -> Zygote | None:
-    """The warm process for `module` in `env`, started (in the background) on first use; None
-    where it cannot start or LLMOS_WARM_START=off asks for fresh processes."""
-    if os.environ.get("LLMOS_WARM_START", "on").lower() in ("off", "0", "false", "no"):
-        return None
-    role, preload = _ROLES[module]
-    key = (role, preload, tuple(sorted(env.items())))
-    if key not in _zygotes:
-        try:
-            _zygotes[key] = Zygote(role, preload, env, stderr=work_dir / f"warm-{role}.log")
-        except OSError:
-            _zygotes[key] = None
-    return _zygotes[key]
-
-
-def close_warm_starts() -> None:
-    """End the warm processes of this compression (they also end with this process)."""
-    while _zygotes:
-        zygote = _zygotes.popitem()[1]
-        if zygote is not None:
-            zygote.close()
+# The servers outlive the compression (10 minutes idle): the next one in this environment, and the
+# daemon's jobs and replicas, start from them too.
 
 
 def _in_process_of_its_own(module: str, request: dict[str, Any], env: dict[str, str], work_dir: Path,
@@ -173,19 +146,22 @@ def _in_process_of_its_own(module: str, request: dict[str, Any], env: dict[str, 
 
 def _run_program(module: str, args: list[str], env: dict[str, str], work_dir: Path, log_file: Path) -> int:
     """`python -m module *args` in a process of its own, its output in `log_file`: forked from the
-    warm process when there is one, else started fresh. Its exit status."""
-    zygote = warm_start(module, env, work_dir)
-    if zygote is not None:
+    warm server for its role (started, and waited for, on first use), else started fresh. Its exit
+    status; subprocess.TimeoutExpired once it has run `_MEASURE_TIMEOUT_S` (it is killed)."""
+    from llmos import _forkserver
+
+    argv = [sys.executable, "-m", module, *args]
+    with open(os.devnull, "rb") as null, log_file.open("ab") as log:
+        proc: subprocess.Popen | _forkserver.Attached | None = _forkserver.attach(
+            argv, env, cwd=Path.cwd(), stdio=(null.fileno(), log.fileno(), log.fileno()), start="wait")
+        if proc is None:
+            proc = subprocess.Popen(argv, stdin=null, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
-            return zygote.run(module, args, stdout=log_file, stderr=log_file, timeout_s=_MEASURE_TIMEOUT_S)
-        except ZygoteError as exc:
-            if exc.program_started:  # killed with it (a stop reaches the whole process group): failed
-                return -1
-            _zygotes.update({k: None for k, z in _zygotes.items() if z is zygote})  # fresh processes from now on
-    with log_file.open("ab") as log:
-        proc = subprocess.run([sys.executable, "-m", module, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                              timeout=_MEASURE_TIMEOUT_S, check=False)
-    return proc.returncode
+            return proc.wait(timeout=_MEASURE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
 
 
 def summarize(job: CompressJob, task: str, parent: dict[str, Any], children: list[dict[str, Any]],

@@ -89,8 +89,10 @@ def attempt_sandbox(mode: str, project: str, attempt: Path, run_dir: Path | None
         run.mkdir(parents=True, exist_ok=True)
     needed = [p for p in [own, home(), Path(sys.prefix), Path(sys.base_prefix), Path(__file__).parents[2], run]
               if p is not None and p.is_dir() and not p.is_relative_to(control)] + [attempt]
+    # LLMOS_WARM_START: what the job itself runs in the foreground (a sweep's trials, a pipeline's
+    # stages) starts as new processes: a fork server (llmos._forkserver) would outlive the job.
     extra = {"HOME": str(own), "USER": project_user(project), "LOGNAME": project_user(project),
-             "LLMOS_PROJECT": project, "LLMOS_RUNS": str(own / "runs")}
+             "LLMOS_PROJECT": project, "LLMOS_RUNS": str(own / "runs"), "LLMOS_WARM_START": "off"}
     if mode == "users":
         uid, gid, shared = ensure_user(project)
         give(own, uid, gid, tree=False)
