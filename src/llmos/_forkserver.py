@@ -321,7 +321,7 @@ def _listening(address: Path, server: subprocess.Popen | None) -> bool:
             return True
         if server is not None and server.poll() is not None:
             return False
-        if server is None and not marker.exists() and not address.exists():
+        if server is None and not marker.exists():  # another's start ended without a socket
             return False
         time.sleep(0.05)
     return False
@@ -445,19 +445,20 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     """One request: a JSON line, the caller's descriptors (stdin, stdout, stderr when it waits in
     the foreground) with its first byte."""
     first, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
-    data = bytearray(first)
-    while not data.endswith(b"\n"):
-        more = conn.recv(65536)
-        if not more:
-            for fd in fds:
-                os.close(fd)
-            raise ValueError("the request ended early")
-        data += more
-    request = json.loads(data)
-    if len(fds) != request.get("fds", 0):
+    try:
+        data = bytearray(first)
+        while not data.endswith(b"\n"):
+            more = conn.recv(65536)
+            if not more:
+                raise ValueError("the request ended early")
+            data += more
+        request = json.loads(data)
+        if len(fds) != request.get("fds", 0):
+            raise ValueError("the request's descriptors did not arrive")
+    except BaseException:
         for fd in fds:
             os.close(fd)
-        raise ValueError("the request's descriptors did not arrive")
+        raise
     return request, fds
 
 
