@@ -1,7 +1,7 @@
 """A deploy stage succeeds when its deployment serves, not when it is created (issue 16): under a real
 daemon that is SIGKILLed while the stage waits for its replica and started again, and with `llmos run`;
-a version whose replicas cannot load fails the stage after its `ready_timeout_s`, with the replica's
-last log lines, while `llmos jobs show` says it waits."""
+a version whose replicas cannot load fails the stage once they exited three times in a row, long
+before its `ready_timeout_s`, with the replica's last log lines, while `llmos jobs show` says it waits."""
 
 from __future__ import annotations
 
@@ -80,14 +80,13 @@ def test_a_deploy_stage_waits_for_its_replica_across_a_daemon_restart(plane, tmp
     assert result["stages"][0]["reason"].endswith(": 1/1 ready"), result
 
 
-def test_a_version_that_cannot_load_fails_the_stage_after_its_ready_timeout(plane, tmp_path: Path,  # noqa: F811
+def test_a_version_that_cannot_load_fails_the_stage_after_three_exits_in_a_row(plane, tmp_path: Path,  # noqa: F811
                                                                            llmos_home: Path) -> None:
     version = _register(llmos_home, broken=True)
     plane()
     with client() as c:
-        # Long enough for a replica to import torch and fail on the weights on a slow, busy machine
-        # (~10 s when it starts cold, its imports under load included; the test waits all of it).
-        pid = c.submit_file(_pipeline(tmp_path / "p.yaml", "broken", f"tiny/{version}", ready_timeout_s=40))["id"]
+        # The default bound (600 s): the stage fails on the third exit in a row, not on the clock.
+        pid = c.submit_file(_pipeline(tmp_path / "p.yaml", "broken", f"tiny/{version}"))["id"]
         wait_for(lambda: c.job(pid)["stages"][0]["state"] == "RUNNING", 60, "the deploy stage to wait")
         shown_cli = llmos("jobs", "show", str(pid)).stdout
         wait_for(lambda: c.job(pid)["state"] in ("SUCCEEDED", "FAILED"), 180, "the pipeline to end")
@@ -95,7 +94,9 @@ def test_a_version_that_cannot_load_fails_the_stage_after_its_ready_timeout(plan
     assert "serve (deploy) RUNNING" in shown_cli and "deploying: 0/1 ready" in shown_cli, shown_cli
     reason = shown["stages"][0]["reason"]
     assert shown["state"] == "FAILED" and shown["stages"][0]["state"] == "FAILED", reason
-    assert f"broken had 0/1 replica(s) of tiny/{version} ready after 40 s (ready_timeout_s)" in reason, reason
+    assert reason.startswith(f"broken had 0/1 replica(s) of tiny/{version} ready: they exited before they were "
+                             "ready 3 times in a row, so the stage did not wait out its 600 s"), reason
+    assert shown["stages"][0]["updated_s"] - shown["stages"][0]["started_s"] < 300, shown["stages"][0]
     assert "exited with code 1 before it was ready" in reason, reason
     assert re.search(r"last lines of r\d+\.log: .*Error", reason), reason  # why the replica that exited did
     assert shown["reason"].startswith("stage serve failed: broken had 0/1"), shown["reason"]

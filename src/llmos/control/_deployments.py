@@ -490,6 +490,7 @@ class DeploymentManager:
                 "owner": self.owners.get(name, ""), "project": self._project(name), "scaling": s.scaling_reason,
                 "waiting": self._demand.get(name, (None, 0))[1],
                 "rollout": None if s.rollout is None else s.rollout.state, "events": s.events[-5:],
+                "start_failures": s.start_failures,
                 "canary": None if s.canary is None else asdict(s.canary),
                 "replicas": [{"id": r.replica_id, "pid": r.pid, "port": r.port, "url": f"http://{r.host}:{r.port}",
                               "version": r.model_version, "state": r.state, "served": r.served,

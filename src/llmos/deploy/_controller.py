@@ -228,7 +228,8 @@ class DeploymentController:
                 scaling_reason=self._decision.reason, replicas=replicas, rollout=self._rollout,
                 events=list(self._events), events_total=self._events_total,
                 front_pid=self._front.proc.pid if self._front.alive() and self._front.proc else None,
-                canary=self._canary.status() if self._canary is not None else None)
+                canary=self._canary.status() if self._canary is not None else None,
+                start_failures=self._sup.failures(self._target) if self._target else 0)
 
     # --- the front --------------------------------------------------------------------------------
     def _routes(self) -> RouteSet:

@@ -63,6 +63,9 @@ class DeploymentStatus:
     events_total: int = 0  # events ever recorded: tells a follower how many of `events` are new
     front_pid: int | None = None  # the front router's process; None while it is being started again
     canary: CanaryStatus | None = None  # the latest canary, while it runs and after it ended
+    # Replicas of the target revision that exited in a row, none of them ready since: a version that
+    # cannot load shows here long before any timeout.
+    start_failures: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

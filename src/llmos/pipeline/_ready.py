@@ -3,8 +3,11 @@
 A deploy stage succeeds once the deployment serves the version it asked for: `replicas.min` replicas
 of that version ready (answering their readiness probe), with no canary of it still being watched. It
 fails when the roll to it failed (its replicas kept exiting while the old ones served), its canary was
-rolled back, the deployment went away, or it is not ready within the stage's `ready_timeout_s`; then
-the reason carries the deployment's latest events and (added by the caller) its replicas' last log lines.
+rolled back, the deployment went away, its replicas exited before they were ready `MAX_START_FAILURES`
+times in a row (a version that cannot load: the stage does not wait out its bound for it; the
+deployment goes on retrying, with back-off, as it would for a replica that died), or it is not ready
+within the stage's `ready_timeout_s`; then the reason carries the deployment's latest events and (added
+by the caller) its replicas' last log lines.
 
     deploy_readiness(view, "sentiment/3", waited_s=12, timeout_s=600)
     -> Readiness("RUNNING", "deploying: 0/1 ready (sentiment/3; gives up after 600 s)")
@@ -15,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
+
+from llmos.deploy._reconcile import MAX_START_FAILURES
 
 __all__ = ["Readiness", "deploy_readiness", "expected_version", "log_tail"]
 
@@ -54,6 +59,12 @@ def deploy_readiness(view: dict[str, Any] | None, version: str, *, waited_s: flo
     if view.get("rollout") == "failed" and view["model_version"] != version:
         return Readiness("FAILED", f"the roll of {name} to {version} failed; it still serves "
                                    f"{view['model_version']} (events: {events})")
+    exited = int(view.get("start_failures") or 0)
+    if view["model_version"] == version and ready == 0 and exited >= MAX_START_FAILURES:
+        return Readiness("FAILED", f"{name} had 0/{need} replica(s) of {version} ready: they exited before they "
+                                   f"were ready {exited} times in a row, so the stage did not wait out its "
+                                   f"{timeout_s:g} s (ready_timeout_s); the deployment keeps retrying "
+                                   f"(events: {events or 'none'})")
     if waited_s > timeout_s:
         return Readiness("FAILED", f"{name} had {ready}/{need} replica(s) of {version} ready after "
                                    f"{timeout_s:g} s (ready_timeout_s) (events: {events or 'none'})")

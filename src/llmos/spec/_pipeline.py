@@ -90,7 +90,8 @@ class Stage(_Strict):
         "stage succeeds once its replicas of the new version answer"))] = None
     ready_timeout_s: Annotated[float | None, Field(gt=0, le=86400, description=(
         "deploy stages: how long the deployment may take to have replicas.min replicas of the new version "
-        "ready (null: 600); the stage fails after that, with the replicas' last log lines"))] = None
+        "ready (null: 600); the stage fails after that, or as soon as they exit before ready 3 times in a row, "
+        "with the replicas' last log lines"))] = None
 
     @model_validator(mode="after")
     def _one_action(self) -> Stage:

@@ -12,9 +12,9 @@ from llmos.spec import validate_dict
 
 
 def _view(serving: str = "s/2", replicas: tuple = (("s/2", "starting"),), rollout: str | None = None,
-          canary: dict | None = None, min_replicas: int = 1) -> dict:
+          canary: dict | None = None, min_replicas: int = 1, start_failures: int = 0) -> dict:
     return {"name": "s", "model_version": serving, "url": "http://h:1", "min": min_replicas, "rollout": rollout,
-            "canary": canary, "events": ["rolling s/1#a -> s/2#b"],
+            "canary": canary, "events": ["rolling s/1#a -> s/2#b"], "start_failures": start_failures,
             "replicas": [{"version": v, "state": st} for v, st in replicas]}
 
 
@@ -43,6 +43,25 @@ def test_a_failed_roll_a_rolled_back_canary_a_removed_deployment_and_the_bound_f
     assert deploy_readiness(None, "s/2", waited_s=1, timeout_s=60).state == "FAILED"
     late = deploy_readiness(_view(), "s/2", waited_s=61, timeout_s=60)
     assert late.state == "FAILED" and "s had 0/1 replica(s) of s/2 ready after 60 s (ready_timeout_s)" in late.reason
+
+
+def test_a_version_whose_replicas_keep_exiting_before_ready_fails_before_the_bound() -> None:
+    """Three exits in a row with none ready (the roll rule's count): the stage stops waiting; fewer, or
+    a replica of it ready, and it waits on. A canary's or an old version's exits are not the stage's."""
+    from llmos.deploy._reconcile import MAX_START_FAILURES
+
+    assert MAX_START_FAILURES == 3
+    early = deploy_readiness(_view(start_failures=3), "s/2", waited_s=20, timeout_s=600)
+    assert early.state == "FAILED", early
+    assert early.reason.startswith("s had 0/1 replica(s) of s/2 ready: they exited before they were ready "
+                                   "3 times in a row, so the stage did not wait out its 600 s (ready_timeout_s)")
+    assert "the deployment keeps retrying (events: rolling s/1#a -> s/2#b)" in early.reason
+    assert deploy_readiness(_view(start_failures=2), "s/2", waited_s=20, timeout_s=600).state == "RUNNING"
+    one_up = _view(min_replicas=2, replicas=(("s/2", "ready"), ("s/2", "starting")), start_failures=3)
+    assert deploy_readiness(one_up, "s/2", waited_s=20, timeout_s=600).state == "RUNNING"
+    canary = {"state": "watching", "to_revision": "s/2#b", "percent": 10, "verdict": ""}
+    watched = _view(serving="s/1", replicas=(("s/1", "ready"),), canary=canary, start_failures=3)
+    assert deploy_readiness(watched, "s/2", waited_s=20, timeout_s=600).state == "RUNNING"
 
 
 def test_a_watched_canary_is_waited_for() -> None:
