@@ -84,7 +84,10 @@ def label(argv: list[str]) -> str:
         extra = words[2] if module in ("llmos", "llmos.cli.main") and len(words) > 2 else ""
         return f"-m {module} {extra}".strip()
     if words[0] == "-c":
-        return "python -c"
+        code = words[1] if len(words) > 1 else ""
+        if "exec(eval(sys.stdin.readline()))" in code:
+            return "pytest-xdist worker (the tests' own work)"
+        return "python -c " + " ".join(code.split())[:40]
     name = Path(words[0]).name
     sub = words[1] if name in ("llmos", "ray", "mlflow") and len(words) > 1 else ""
     return f"{name} {sub}".strip()
