@@ -46,11 +46,15 @@ def llmos_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     own, shared by the xdist workers, not the user's ~/.cache/llmos."""
     cache = _run_folder(tmp_path_factory) / "llmos-cache"
     monkeypatch.setenv("LLMOS_CACHE_DIR", str(cache))
-    # The warm fork servers (llmos._forkserver) of this run listen here; they end when it goes.
+    monkeypatch.setenv("LLMOS_RUNTIME_DIR", str(runtime_folder(tmp_path_factory)))
+    return cache
+
+
+def runtime_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the warm fork servers (llmos._forkserver) of this run listen; they end when it goes."""
     runtime = _run_folder(tmp_path_factory) / "runtime"
     runtime.mkdir(mode=0o700, exist_ok=True)
-    monkeypatch.setenv("LLMOS_RUNTIME_DIR", str(runtime))
-    return cache
+    return runtime
 
 
 def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -33,8 +33,11 @@ RAY = Path(sys.executable).parent / "ray"
 def ray_env(slot: int, node: str) -> dict[str, str]:
     """A node's environment: the machine's, without the test process's llmos, pytest and Ray variables
     (a real node does not inherit the driver's), with usage stats off, the cluster's token auth
-    (os.environ holds it from start_cluster on) and the mark that finds the node's processes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOS_", "PYTEST_", "RAY_"))}
+    (os.environ holds it from start_cluster on) and the mark that finds the node's processes. The
+    run's folder for warm fork servers stays: a node's servers end with the test run, not 10 minutes
+    after it in the machine's temp folder."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LLMOS_", "PYTEST_", "RAY_")) or k == "LLMOS_RUNTIME_DIR"}
     auth = {k: os.environ[k] for k in AUTH_VARS if k in os.environ}
     return {**env, **auth, "RAY_USAGE_STATS_ENABLED": "0", MARK: f"{slot}:{node}"}
 

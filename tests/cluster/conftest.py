@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 
 from tests.cluster._testcluster import TestCluster, start_cluster
+from tests.conftest import runtime_folder
 
 WORKERS = ["n1", "n2"]
 HERE = Path(__file__).parent
@@ -49,8 +50,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
     pytest.importorskip("ray", reason="the cluster tests need Ray: pip install 'llmos[ray]'")
-    cluster = start_cluster(WORKERS, storage=tmp_path_factory.mktemp("cluster-storage"),
-                            health_check_period_ms=HEALTH_CHECK_PERIOD_MS)
+    with pytest.MonkeyPatch.context() as env:  # the nodes' warm fork servers end with the run, as the tests' do
+        env.setenv("LLMOS_RUNTIME_DIR", str(runtime_folder(tmp_path_factory)))
+        cluster = start_cluster(WORKERS, storage=tmp_path_factory.mktemp("cluster-storage"),
+                                health_check_period_ms=HEALTH_CHECK_PERIOD_MS)
     if cluster.mode != "netns":
         warnings.warn(f"test cluster: Ray's one-host test cluster (every node on this host's address), not "
                       f"network namespaces: {cluster.mode_reason}", stacklevel=1)
