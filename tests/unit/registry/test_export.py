@@ -18,32 +18,33 @@ from llmos.errors import ModelError
 from llmos.registry import export
 
 TEXTS = ["a wonderful film", "the ending felt dull to me, and long"]
-# Run in a fresh interpreter: loads the export with transformers or onnxruntime alone.
+# Run in one fresh interpreter for every export a test checks: loads each with transformers or
+# onnxruntime alone (an interpreter costs seconds of imports; llmos must stay out of all of them).
 PLAIN = """
 import json, sys
-kind, folder, task = sys.argv[1:4]
-texts = json.loads(sys.argv[4])
+exports, texts = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 from transformers import AutoTokenizer
-tokens = AutoTokenizer.from_pretrained(folder)(texts, padding=True, return_tensors="np" if kind == "onnx" else "pt")
-if kind == "hf":
+
+def answer(kind, folder, task):
+    tokens = AutoTokenizer.from_pretrained(folder)(texts, padding=True, return_tensors="np" if kind == "onnx" else "pt")
+    if kind == "onnx":
+        import onnxruntime
+        session = onnxruntime.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        return session.run(None, {n: tokens[n] for n in names})[0].tolist()
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
     model = (AutoModelForSequenceClassification if task == "classification" else AutoModel).from_pretrained(folder)
     with torch.no_grad():
         out = model(**tokens)
     if task == "classification":
-        answer = out.logits
-    else:  # mean pooling, L2-normalised: what the export's README.md says
-        mask = tokens["attention_mask"].unsqueeze(-1).float()
-        answer = torch.nn.functional.normalize((out.last_hidden_state * mask).sum(1) / mask.sum(1), dim=-1)
-    answer = answer.tolist()
-else:
-    import onnxruntime
-    session = onnxruntime.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    answer = session.run(None, {n: tokens[n] for n in names})[0].tolist()
+        return out.logits.tolist()
+    mask = tokens["attention_mask"].unsqueeze(-1).float()  # mean pooling, L2-normalised: the export's README.md
+    return torch.nn.functional.normalize((out.last_hidden_state * mask).sum(1) / mask.sum(1), dim=-1).tolist()
+
+answers = [answer(*e) for e in exports]
 assert not any(m == "llmos" or m.startswith("llmos.") for m in sys.modules), "llmos was imported"
-print(json.dumps(answer))
+print(json.dumps(answers))
 """
 
 
@@ -60,43 +61,53 @@ def llmos_answer(ref: str) -> list[list[float]]:
     return (out if isinstance(out, torch.Tensor) else out.logits).tolist()
 
 
-def plain_answer(kind: str, folder: Path, task: str) -> list[list[float]]:
-    done = subprocess.run([sys.executable, "-c", PLAIN, kind, str(folder), task, json.dumps(TEXTS)],
+def plain_answers(exports: list[tuple[str, Path, str]]) -> list[list[list[float]]]:
+    """Each (format, folder, task)'s answer to TEXTS from one interpreter without llmos."""
+    jobs = json.dumps([(kind, str(folder), task) for kind, folder, task in exports])
+    done = subprocess.run([sys.executable, "-c", PLAIN, jobs, json.dumps(TEXTS)],
                           capture_output=True, text=True, timeout=300, cwd="/")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("task", ["classification", "embedding"])
-@pytest.mark.parametrize("fmt", ["hf", "onnx"])
-def test_export_loads_without_llmos_and_answers_alike(llmos_home: Path, tmp_path: Path, task: str, fmt: str) -> None:
+def test_export_loads_without_llmos_and_answers_alike(llmos_home: Path, tmp_path: Path) -> None:
+    """Both formats of both tasks."""
     import numpy as np
 
-    ref = register_tiny(llmos_home, task, f"exp-{task[:3]}")
-    done = export(ref, format=fmt, out=tmp_path / "out")  # type: ignore[arg-type]
-    assert "llmos_model.json" not in done.files and "manifest.json" not in done.files
-    assert ("model.onnx" if fmt == "onnx" else "model.safetensors") in done.files
-    np.testing.assert_allclose(plain_answer(fmt, done.out, task), llmos_answer(ref), atol=1e-4)
+    cases = [(fmt, task) for task in ("classification", "embedding") for fmt in ("hf", "onnx")]
+    refs = {task: register_tiny(llmos_home, task, f"exp-{task[:3]}") for task in ("classification", "embedding")}
+    exports = []
+    for fmt, task in cases:
+        done = export(refs[task], format=fmt, out=tmp_path / f"{fmt}-{task}")  # type: ignore[arg-type]
+        assert "llmos_model.json" not in done.files and "manifest.json" not in done.files, (fmt, task)
+        assert ("model.onnx" if fmt == "onnx" else "model.safetensors") in done.files, (fmt, task)
+        exports.append((fmt, done.out, task))
+    for (fmt, task), plain in zip(cases, plain_answers(exports), strict=True):
+        np.testing.assert_allclose(plain, llmos_answer(refs[task]), atol=1e-4, err_msg=f"{fmt} {task}")
 
 
-@pytest.mark.parametrize("recipe", ["int8", "int8-weight", "int4-weight"])
 def test_torchao_children_export_in_transformers_own_torchao_format(llmos_home: Path, tmp_path: Path,
-                                                                     sentiment_csv: tuple[Path, Path],
-                                                                     recipe: str) -> None:
-    """Plain transformers (with torchao, without llmos) loads the quantized child and answers as llmos
-    serves it; the Linear weights stay quantized in the file (torchao's safetensors flattening)."""
+                                                                     sentiment_csv: tuple[Path, Path]) -> None:
+    """Plain transformers (with torchao, without llmos) loads each quantized child and answers as
+    llmos serves it; the Linear weights stay quantized in the file (torchao's safetensors flattening)."""
     import numpy as np
     from safetensors import safe_open
     from tests.unit.serve.conftest import compress_child
 
     parent = register_tiny(llmos_home, "classification", "exp-ao")
-    ref = compress_child(llmos_home, parent, f"exp-ao-{recipe}", sentiment_csv[1], {}, recipe=recipe)
-    done = export(ref, format="hf", out=tmp_path / "out")
-    config = json.loads((done.out / "config.json").read_text())
-    assert config["quantization_config"]["quant_method"] == "torchao"
-    with safe_open(str(done.out / "model.safetensors"), framework="pt") as fh:
-        assert any(key.endswith("_weight_qdata") for key in fh.keys())  # noqa: SIM118
-    np.testing.assert_allclose(plain_answer("hf", done.out, "classification"), llmos_answer(ref), atol=1e-4)
+    recipes = ["int8", "int8-weight", "int4-weight"]
+    refs, exports = [], []
+    for recipe in recipes:
+        ref = compress_child(llmos_home, parent, f"exp-ao-{recipe}", sentiment_csv[1], {}, recipe=recipe)
+        done = export(ref, format="hf", out=tmp_path / recipe)
+        config = json.loads((done.out / "config.json").read_text())
+        assert config["quantization_config"]["quant_method"] == "torchao", recipe
+        with safe_open(str(done.out / "model.safetensors"), framework="pt") as fh:
+            assert any(key.endswith("_weight_qdata") for key in fh.keys()), recipe  # noqa: SIM118
+        refs.append(ref)
+        exports.append(("hf", done.out, "classification"))
+    for recipe, ref, plain in zip(recipes, refs, plain_answers(exports), strict=True):
+        np.testing.assert_allclose(plain, llmos_answer(ref), atol=1e-4, err_msg=recipe)
 
 
 def test_cli_export_json_and_refusals(llmos_home: Path, tmp_path: Path) -> None:
