@@ -233,8 +233,9 @@ def forked() -> bool:
 def worker_attach(argv: Sequence[str], *, module: str = "llmos.run") -> int | None:
     """In a worker that torchrun started (`python -m llmos.run JOB.json`, `argv` its arguments):
     run the worker's program forked from a warm server and return its exit status, or None where
-    it cannot (turned off, not under torchrun, no server yet: the first two gangs of an environment
-    start one, as `attach` does for commands in the foreground) and this process runs it itself.
+    it cannot (turned off, not under torchrun, no server yet) and this process runs it itself. As
+    for commands in the foreground, an environment's second request starts the server: for a gang
+    that is its own second worker, so the first gang runs as new processes and the next ones warm.
 
     This process stays the worker torchrun watches and signals: SIGTERM, SIGINT and SIGHUP are
     passed on, the program dies with it (torchrun's SIGKILL included), and a program ended by a
