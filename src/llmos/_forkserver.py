@@ -25,21 +25,16 @@ Three kinds of callers:
   caller. Only the second such request for a key within `_IDLE_S` starts a server.
 - `attach(..., start="wait")` from a compression's measurements: output to the given files; the
   first request starts the server and waits for it, so that nothing is measured beside imports.
-- `attach` from a worker that torchrun started (`python -m llmos.run JOB.json` with
-  `TORCHELASTIC_RUN_ID` set, `worker_attach`): the worker process stays what torchrun watches
-  (~0.1 s of imports) and waits in the foreground for its program, forked warm with the rank's
-  variables; the rank's variables are per-run, so every rank, every restart and the job's
-  single-process runs share one server.
 The first request for a key under `launch` starts its server in the background and runs as a new
 process; so does every such request while that server imports.
 
 What a fork cannot change is read once at start: libgomp's settings (the server sets its role's, as
 `llmos._threads.prepare_process` does; each program sizes its pool itself), `PYTHON*` variables,
 and whatever an imported module read from the environment when it loaded. So the key holds the
-whole environment except the variables llmos and torchrun set per job and read at run time
-(`_PER_RUN`), the interpreter, its `sys.path`, the stamp of llmos's own source files and the
-caller's namespaces (a program runs in its server's network and mount namespaces): a caller with
-another environment, in another namespace, or with code that changed, gets a server of its own.
+whole environment except the variables llmos sets per job and reads at run time (`_PER_RUN`), the
+interpreter, its `sys.path`, the stamp of llmos's own source files and the caller's namespaces (a
+program runs in its server's network and mount namespaces): a caller with another environment, in
+another namespace, or with code that changed, gets a server of its own.
 A server ends after `_IDLE_S` without a request, or within half a minute once its socket is no
 longer the one in its folder.
 `LLMOS_WARM_START=off` in the caller's environment (or the program's) turns all of it off.
@@ -64,8 +59,8 @@ from typing import Any, NamedTuple, NoReturn
 
 from llmos._threads import Role
 
-__all__ = ["MODEL_STACK", "PRELOAD", "Attached", "attach", "enabled", "forked", "launch", "run_as_main",
-           "server_key", "start_early", "wait_foreground", "worker_attach"]
+__all__ = ["MODEL_STACK", "PRELOAD", "Attached", "attach", "enabled", "launch", "run_as_main", "server_key",
+           "start_early", "wait_foreground"]
 
 # What a program that builds a model imports before its first line of work (`python -X importtime`).
 MODEL_STACK = ("torch", "transformers.modeling_utils", "llmos.models")
@@ -87,14 +82,10 @@ PRELOAD: dict[str, tuple[Role, tuple[str, ...]]] = {
 # its own pool (llmos._threads.apply_plan); CUDA reads its variables when a program first uses it.
 _PER_RUN = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
             "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "PWD", "OLDPWD",
-            "PYTEST_CURRENT_TEST", "_",
-            # torchrun's, per worker: read when the process group is made (torch.distributed.elastic's agent)
-            "RANK", "LOCAL_RANK", "GROUP_RANK", "ROLE_RANK", "ROLE_NAME", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
-            "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCH_NCCL_ASYNC_ERROR_HANDLING")
+            "PYTEST_CURRENT_TEST", "_")
 _NAMESPACES = ("ipc", "mnt", "net", "pid", "user", "uts")
 _IDLE_S = 600.0
 _ROLE: Role = "batch"  # the server's (set as it starts)
-_FORKED = False  # True in a program forked from a server (`forked`)
 _STARTING_STALE_S = 300.0  # a server that has not listened by then failed to start; the next request retries
 
 
@@ -106,8 +97,7 @@ def enabled(environ: Mapping[str, str] | None = None) -> bool:
 def _is_per_run(name: str) -> bool:
     # llmos reads its own variables when it uses them (none at import), but for the OpenMP role
     # that `prepare_process` reads before torch loads.
-    return (name in _PER_RUN or name.startswith("TORCHELASTIC_")
-            or (name.startswith("LLMOS_") and name != "LLMOS_OPENMP_ROLE"))
+    return name in _PER_RUN or (name.startswith("LLMOS_") and name != "LLMOS_OPENMP_ROLE")
 
 
 def _source_stamp() -> str:
@@ -225,38 +215,10 @@ class Attached:
         self.send_signal(signal.SIGKILL)
 
 
-def forked() -> bool:
-    """Whether this process is a program forked from a fork server (not a new Python)."""
-    return _FORKED
-
-
-def worker_attach(argv: Sequence[str], *, module: str = "llmos.run") -> int | None:
-    """In a worker that torchrun started (`python -m llmos.run JOB.json`, `argv` its arguments):
-    run the worker's program forked from a warm server and return its exit status, or None where
-    it cannot (turned off, not under torchrun, no server yet) and this process runs it itself. As
-    for commands in the foreground, an environment's second request starts the server: for a gang
-    that is its own second worker, so the first gang runs as new processes and the next ones warm.
-
-    This process stays the worker torchrun watches and signals: SIGTERM, SIGINT and SIGHUP are
-    passed on, the program dies with it (torchrun's SIGKILL included), and a program ended by a
-    signal ends this process by the same one, so torchrun reads the status a new process would
-    have had. The program pins itself to its rank's cores and opens its rank's log, as here."""
-    if "TORCHELASTIC_RUN_ID" not in os.environ or forked():
-        return None
-    proc = attach([sys.executable, "-m", module, *argv], os.environ, cwd=Path.cwd())
-    if proc is None:
-        return None
-    code = wait_foreground(proc)
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    return code
-
-
 def wait_foreground(proc: subprocess.Popen | Attached) -> int:
     """Wait for a program started for a command in the foreground (a new process, or forked warm:
     `attach`) and return its exit status, passing on what the command gets: SIGTERM (from a
-    scheduler or torchrun, to this process only); Ctrl-C, which reaches a new child through the
+    scheduler, to this process only; torchrun passes it to its workers); Ctrl-C, which reaches a new child through the
     terminal's process group but not a warm one, which leads a session of its own; SIGHUP; and
     Ctrl-Z, which stops both. Off the main thread (no signal handlers there) it only waits."""
     import threading
@@ -681,9 +643,6 @@ def _program(request: dict[str, Any]) -> None:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         _reseed()
-        import llmos._forkserver as this  # the server runs this file as __main__: the module the program imports
-
-        this._FORKED = True
     except BaseException:
         os._exit(70)
     run_as_main(request["module"], request["args"], request["cwd"])
