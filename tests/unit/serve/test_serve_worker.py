@@ -126,7 +126,9 @@ def test_closed_loop_clients_fill_one_batch_when_the_worker_lingers() -> None:
 
     plain, lingering = run(0), run(40)
     assert sum(plain) == sum(lingering) == 64
-    assert max(plain) == 4  # two half batches taking turns
+    # Two half batches taking turns: the typical pass (a loaded machine may let one client's next
+    # request slip into the other half's pass now and then, as it did once in CI: 5).
+    assert sorted(plain)[len(plain) // 2] == 4 and max(plain) < 8
     assert sorted(lingering)[len(lingering) // 2] == 8 and len(lingering) <= 10  # most passes hold every client
 
 
