@@ -60,7 +60,7 @@ from typing import Any, NamedTuple, NoReturn
 from llmos._threads import Role
 
 __all__ = ["MODEL_STACK", "PRELOAD", "Attached", "attach", "enabled", "launch", "run_as_main", "server_key",
-           "start_early", "wait_foreground"]
+           "start_early"]
 
 # What a program that builds a model imports before its first line of work (`python -X importtime`).
 MODEL_STACK = ("torch", "transformers.modeling_utils", "llmos.models")
@@ -213,42 +213,6 @@ class Attached:
     def kill(self) -> None:
         """SIGKILL the supervisor; the program dies with it."""
         self.send_signal(signal.SIGKILL)
-
-
-def wait_foreground(proc: subprocess.Popen | Attached) -> int:
-    """Wait for a program started for a command in the foreground (a new process, or forked warm:
-    `attach`) and return its exit status, passing on what the command gets: SIGTERM (from a
-    scheduler, to this process only; torchrun passes it to its workers); Ctrl-C, which reaches a new child through the
-    terminal's process group but not a warm one, which leads a session of its own; SIGHUP; and
-    Ctrl-Z, which stops both. Off the main thread (no signal handlers there) it only waits."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return proc.wait()
-
-    def forward(signum: int, _frame: Any) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signum)
-
-    warm = isinstance(proc, Attached)
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
-                signal.SIGINT: signal.signal(signal.SIGINT, forward if warm else signal.SIG_IGN)}
-    if warm:
-        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, forward)
-
-        def suspend(_signum: int, _frame: Any) -> None:  # Ctrl-Z stops the program with this process
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGSTOP)
-            os.kill(os.getpid(), signal.SIGSTOP)
-            with contextlib.suppress(OSError):  # fg/bg: on again
-                os.killpg(proc.pid, signal.SIGCONT)
-
-        previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, suspend)
-    try:
-        return proc.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def attach(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, stdio: Sequence[int] = (0, 1, 2),

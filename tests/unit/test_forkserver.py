@@ -309,4 +309,3 @@ def test_a_caller_in_another_network_namespace_gets_a_server_of_its_own(tmp_path
 
     here = key()
     assert key() == here != key("unshare", "--net")
-
