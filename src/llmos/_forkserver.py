@@ -31,10 +31,11 @@ process; so does every such request while that server imports.
 What a fork cannot change is read once at start: libgomp's settings (the server sets its role's, as
 `llmos._threads.prepare_process` does; each program sizes its pool itself), `PYTHON*` variables,
 and whatever an imported module read from the environment when it loaded. So the key holds the
-whole environment except the variables llmos sets per job and reads at run time (`_PER_RUN`), the
-interpreter, its `sys.path`, the stamp of llmos's own source files and the caller's namespaces (a
-program runs in its server's network and mount namespaces): a caller with another environment, in
-another namespace, or with code that changed, gets a server of its own.
+whole environment except the variables llmos sets per job and reads at run time (`_PER_RUN`) and
+those read only when used (`_READ_WHEN_USED`), with the OpenMP settings as the server will load
+them; the interpreter, its `sys.path`, the stamp of llmos's own source files and the caller's
+namespaces (a program runs in its server's network and mount namespaces): a caller with another
+environment, in another namespace, or with code that changed, gets a server of its own.
 A server ends after `_IDLE_S` without a request, or within half a minute once its socket is no
 longer the one in its folder.
 `LLMOS_WARM_START=off` in the caller's environment (or the program's) turns all of it off.
@@ -57,7 +58,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from llmos._threads import Role
+from llmos._threads import Role, openmp_env
 
 __all__ = ["MODEL_STACK", "PRELOAD", "Attached", "attach", "enabled", "launch", "run_as_main", "server_key",
            "start_early"]
@@ -83,6 +84,15 @@ PRELOAD: dict[str, tuple[Role, tuple[str, ...]]] = {
 _PER_RUN = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
             "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "PWD", "OLDPWD",
             "PYTEST_CURRENT_TEST", "_")
+# Not set per job, but read only when used, never while a server imports its modules (none of which
+# imports Ray or pytest): the server keeps the first caller's value and every program gets its own,
+# so a caller that differs only in these shares the server. Test runners and Ray's driver export
+# them into every child (`PYTEST_XDIST_WORKER`, `RAY_*`, `PYTHONBREAKPOINT`), shells prepend to
+# PATH, tokenizers reads its switch at each call, and MLflow exports its session's markers: each
+# split the servers of one machine's callers into a dozen, each paying its imports (issue 18.6).
+_READ_WHEN_USED = ("PATH", "TOKENIZERS_PARALLELISM", "PYTHONBREAKPOINT", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
+                   "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "_MLFLOW_TELEMETRY_SESSION_ID")
+_READ_WHEN_USED_PREFIXES = ("PYTEST_", "RAY_")
 _NAMESPACES = ("ipc", "mnt", "net", "pid", "user", "uts")
 _IDLE_S = 600.0
 _ROLE: Role = "batch"  # the server's (set as it starts)
@@ -111,9 +121,17 @@ def _source_stamp() -> str:
     return digest.hexdigest()
 
 
+def _in_key(name: str) -> bool:
+    return not (_is_per_run(name) or name in _READ_WHEN_USED or name.startswith(_READ_WHEN_USED_PREFIXES))
+
+
 def server_key(module: str, env: Mapping[str, str]) -> str:
     role, preload = PRELOAD[module]
-    fixed = sorted((k, v) for k, v in env.items() if not _is_per_run(k))
+    # The OpenMP settings the server will load libgomp with (`prepare_process`), not the caller's
+    # variables: a caller without them and one that inherited llmos's choice from an llmos process
+    # get the same, while a user's own spin count or wait policy gets a server of its own.
+    env = {**env, **openmp_env(env, role=role)}
+    fixed = sorted((k, v) for k, v in env.items() if _in_key(k))
     # sys.path[0] is the caller's folder (`python -m` puts it there); a program gets its own.
     blob = json.dumps([sys.executable, sys.path[1:], role, preload, _source_stamp(), _namespaces(), fixed])
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

@@ -122,7 +122,17 @@ def test_a_server_is_shared_only_by_the_same_environment(warm: Path, tmp_path: P
     assert _forkserver.server_key("probe", {**base, "OMP_NUM_THREADS": "1", "LLMOS_JOB_ID": "7",
                                             "MLFLOW_TRACKING_URI": "sqlite:////elsewhere.db"}) == key
     assert _forkserver.server_key("probe", {**base, "HF_HUB_OFFLINE": "1"}) != key
-    assert _forkserver.server_key("probe", {**base, "LLMOS_OPENMP_ROLE": "server"}) != key
+    # Nor what is read only when used: a test runner's worker, Ray's driver, a longer PATH.
+    assert _forkserver.server_key("probe", {**base, "PYTEST_XDIST_WORKER": "gw7", "RAY_AUTH_MODE": "token",
+                                            "PATH": f"/elsewhere/bin:{base.get('PATH', '')}",
+                                            "TOKENIZERS_PARALLELISM": "false"}) == key
+    # The OpenMP settings count as libgomp will load them: llmos's own choice, inherited from an
+    # llmos process of either role, is the server's anyway; a user's own spin count is not.
+    bare = {k: v for k, v in base.items() if k not in ("GOMP_SPINCOUNT", "LLMOS_OPENMP_ROLE")}
+    assert _forkserver.server_key("probe", bare) == key
+    assert _forkserver.server_key("probe", {**bare, "GOMP_SPINCOUNT": "10000", "LLMOS_OPENMP_ROLE": "server"}) == key
+    assert _forkserver.server_key("probe", {**bare, "GOMP_SPINCOUNT": "10000"}) != key
+    assert _forkserver.server_key("probe", {**bare, "OMP_WAIT_POLICY": "PASSIVE"}) != key
     monkeypatch.setenv("LLMOS_WARM_START", "off")
     assert _forkserver.launch([sys.executable, "-m", "probe", "0"], base, cwd=tmp_path, log=tmp_path / "log",
                               cores=[], exit_file=None) is None
