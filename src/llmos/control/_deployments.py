@@ -381,9 +381,8 @@ class DeploymentManager:
 
     def _spawn(self, controller: Any, argv: list[str], env: dict[str, str],
                log_path: Path) -> subprocess.Popen | ProcHandle:
-        from llmos import _forkserver
         from llmos.deploy import DeployError
-        from llmos.deploy._process import ForkedReplica, default_spawn
+        from llmos.deploy._process import default_spawn
         from llmos.executor import isolated
 
         res = controller.job.resources
@@ -403,16 +402,8 @@ class DeploymentManager:
             # As a job of its project (llmos.executor.isolated): its own user, the control folder hidden.
             argv, env = isolated(argv, env, self.isolation, self._project(controller.name),
                                  self._root / controller.name / "replicas", cores)
-            started: subprocess.Popen | ProcHandle | None = None
-            if self.isolation not in ("users", "sandbox"):  # as the daemon's user: forked warm where it can
-                log_path.parent.mkdir(parents=True, exist_ok=True)
-                exit_file = log_path.with_suffix(".exit.json")
-                pid = _forkserver.launch(argv, env, cwd=Path.cwd(), log=log_path, cores=cores, exit_file=exit_file)
-                started = ForkedReplica(pid, exit_file) if pid is not None else None
-            if started is None:
-                started = default_spawn(argv, env, log_path)
-                if hasattr(os, "sched_setaffinity"):
-                    os.sched_setaffinity(started.pid, set(cores))  # before the replica starts its thread pools
+            # As the daemon's user, forked warm where it can; an isolated one as a new process.
+            started = default_spawn(argv, env, log_path, cores=cores, warm=self.isolation not in ("users", "sandbox"))
             import psutil
 
             self._pins[str(started.pid)] = {"deployment": controller.name, "cores": cores, "gpus": gpus,

@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -56,16 +56,34 @@ class RemoteReplica(ReplicaProc, Protocol):
 Spawn = Callable[[list[str], dict[str, str], Path], "subprocess.Popen | ProcHandle | RemoteReplica"]
 
 
-def default_spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """Start a replica with stdout and stderr appended to `log_path`.
+def default_spawn(argv: list[str], env: dict[str, str], log_path: Path, *, cores: Sequence[int] | None = None,
+                  warm: bool = True) -> subprocess.Popen | ForkedReplica:
+    """Start a replica with stdout and stderr appended to `log_path`, kept to `cores` (None: this
+    process's own).
 
     A new session, so that a Ctrl-C meant for the daemon's terminal does not reach the replicas:
-    they stop only when the controller drains them, and outlive a daemon that crashes.
+    they stop only when the controller drains them, and outlive a daemon that crashes. `warm`: a
+    replica (`python -m llmos.serve JOB.json`) is forked from a warm server where one runs
+    (llmos._forkserver), as the control plane's are, whether a daemon or `python -m llmos.deploy`
+    supervises it; it writes its exit status beside its log. Anything else, and the first replica
+    for a new server, starts as a new process.
     """
+    from llmos import _forkserver
+    from llmos._threads import usable_cores
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    keep_to = list(cores) if cores is not None else usable_cores()
+    if warm:
+        exit_file = log_path.with_suffix(".exit.json")
+        pid = _forkserver.launch(argv, env, cwd=Path.cwd(), log=log_path, cores=keep_to, exit_file=exit_file)
+        if pid is not None:
+            return ForkedReplica(pid, exit_file)
     with log_path.open("ab") as log, signals_unblocked():
-        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        started = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    if cores is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(started.pid, set(cores))  # before the replica starts its thread pools
+    return started
 
 
 @contextlib.contextmanager
