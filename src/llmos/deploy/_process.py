@@ -68,14 +68,14 @@ def default_spawn(argv: list[str], env: dict[str, str], log_path: Path, *, cores
     supervises it; it writes its exit status beside its log. Anything else, and the first replica
     for a new server, starts as a new process.
     """
-    from llmos import _forkserver
-    from llmos._threads import usable_cores
-
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    keep_to = list(cores) if cores is not None else usable_cores()
     if warm:
+        from llmos import _forkserver
+        from llmos._threads import usable_cores
+
         exit_file = log_path.with_suffix(".exit.json")
-        pid = _forkserver.launch(argv, env, cwd=Path.cwd(), log=log_path, cores=keep_to, exit_file=exit_file)
+        pid = _forkserver.launch(argv, env, cwd=Path.cwd(), log=log_path,
+                                 cores=list(cores) if cores is not None else usable_cores(), exit_file=exit_file)
         if pid is not None:
             return ForkedReplica(pid, exit_file)
     with log_path.open("ab") as log, signals_unblocked():
