@@ -13,7 +13,12 @@ another (no daemon), in the same environment. A foreground command starts a serv
 second run, so the first two warm runs are new processes too; the median is over the runs that
 found the server listening.
 
-    .venv/bin/python benchmarks/warm_jobs.py [--jobs 6] [--steps 4] [--foreground]
+With `--procs 2`, each job is a gang of two workers under torchrun (one core each): torchrun itself
+is a new Python either way, and each worker it starts forks its program from the server once one
+listens (`llmos._forkserver.worker_attach`); runs that found no server listening are new processes
+and reported apart, as above.
+
+    .venv/bin/python benchmarks/warm_jobs.py [--jobs 6] [--steps 4] [--foreground] [--procs 2]
 
 A JSON record goes to benchmarks/out/warm_jobs.json (git-ignored).
 """
@@ -41,8 +46,22 @@ def busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def run_jobs(warm: str, n: int, steps: int) -> list[dict]:
+def job_spec(warm: str, i: int, steps: int, procs: int, home: Path) -> dict:
     from llmos.quickstart import quickstart_job
+
+    spec = json.loads(quickstart_job(model="tiny-bert", max_steps=steps).model_dump_json(by_alias=True))
+    spec.update({"name": f"tiny-{warm}-{i}", "output": str(home / "runs" / f"tiny-{i}")})
+    if procs > 1:
+        spec["resources"] = {**(spec.get("resources") or {}), "procs": procs,
+                             "cpus_per_proc": max(1, (os.cpu_count() or 2) // procs)}
+    return spec
+
+
+def _listening() -> bool:
+    return any((Path(os.environ["LLMOS_RUNTIME_DIR"]) / f"llmos-warm-{os.getuid()}").glob("*.sock"))
+
+
+def run_jobs(warm: str, n: int, steps: int, procs: int) -> list[dict]:
 
     home = tempfile.mkdtemp(prefix="llmos-warm-jobs-")
     os.environ.update({"LLMOS_HOME": home, "LLMOS_WARM_START": warm, "LLMOS_ISOLATION": "trusted"})
@@ -53,8 +72,8 @@ def run_jobs(warm: str, n: int, steps: int) -> list[dict]:
     try:
         with Client.local() as client:
             for i in range(n):
-                spec = json.loads(quickstart_job(model="tiny-bert", max_steps=steps).model_dump_json(by_alias=True))
-                spec.update({"name": f"tiny-{warm}-{i}", "output": str(Path(home) / "runs" / f"tiny-{i}")})
+                spec = job_spec(warm, i, steps, procs, Path(home))
+                listening = warm == "on" and _listening()
                 cpu0, t0 = busy_s(), time.perf_counter()
                 job_id = client.submit(spec)["id"]
                 while (job := client.job(job_id))["state"] not in ("SUCCEEDED", "FAILED", "CANCELLED"):
@@ -62,7 +81,9 @@ def run_jobs(warm: str, n: int, steps: int) -> list[dict]:
                 wall, cpu = time.perf_counter() - t0, busy_s() - cpu0
                 if job["state"] != "SUCCEEDED":
                     raise SystemExit(f"job {job_id} {job['state']}: {job.get('reason')}")
-                started_warm = any("started warm" in t["reason"] for t in job["transitions"])
+                # A gang runs torchrun as a new process, its workers' programs forked where a server listened.
+                started_warm = listening if procs > 1 else any("started warm" in t["reason"]
+                                                               for t in job["transitions"])
                 results.append({"wall_s": wall, "cpu_s": cpu, "warm": started_warm})
                 print(f"LLMOS_WARM_START={warm:3} job {i + 1}: {wall:5.1f} s, {cpu:5.1f} CPU s"
                       f"{' (started warm)' if started_warm else ''}", flush=True)
@@ -72,22 +93,17 @@ def run_jobs(warm: str, n: int, steps: int) -> list[dict]:
     return results
 
 
-def run_foreground(warm: str, n: int, steps: int) -> list[dict]:
+def run_foreground(warm: str, n: int, steps: int, procs: int) -> list[dict]:
     import subprocess
-
-    from llmos.quickstart import quickstart_job
 
     home = Path(tempfile.mkdtemp(prefix="llmos-warm-fg-"))
     env = {**os.environ, "LLMOS_HOME": str(home), "LLMOS_WARM_START": warm}
-    servers = Path(os.environ["LLMOS_RUNTIME_DIR"]) / f"llmos-warm-{os.getuid()}"
     results = []
     try:
         for i in range(n):
-            spec = json.loads(quickstart_job(model="tiny-bert", max_steps=steps).model_dump_json(by_alias=True))
-            spec.update({"name": f"tiny-{warm}-{i}", "output": str(home / "runs" / f"tiny-{i}")})
             path = home / f"job-{i}.json"
-            path.write_text(json.dumps(spec))
-            listening = any(servers.glob("*.sock"))
+            path.write_text(json.dumps(job_spec(warm, i, steps, procs, home)))
+            listening = _listening()
             cpu0, t0 = busy_s(), time.perf_counter()
             done = subprocess.run([sys.executable, "-m", "llmos.cli.main", "train", str(path)], env=env,
                                   capture_output=True, text=True)
@@ -107,13 +123,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=6)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--foreground", action="store_true", help="llmos train in the foreground, no daemon")
+    parser.add_argument("--procs", type=int, default=1, help="workers per job (torchrun above 1)")
     args = parser.parse_args()
     run = run_foreground if args.foreground else run_jobs
     runtime = tempfile.mkdtemp(prefix="lw-")  # this run's own fork servers, none left from before
     os.environ["LLMOS_RUNTIME_DIR"] = runtime
     try:
-        off = run("off", args.jobs, args.steps)
-        on = run("on", args.jobs, args.steps)
+        off = run("off", args.jobs, args.steps, args.procs)
+        on = run("on", args.jobs, args.steps, args.procs)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)  # the server sees its socket go and ends
     steady_on = [r for r in on if r["warm"]]
@@ -123,7 +140,8 @@ def main() -> None:
                                                                                                 ("on", on))}
     print(f"\nmachine: {machine()}")
     where = "as `llmos train` in the foreground" if args.foreground else "under a daemon"
-    print(f"{args.jobs} tiny-bert training jobs ({args.steps} steps, eval, save, tracking) one after another "
+    gang = f", {args.procs} workers each" if args.procs > 1 else ""
+    print(f"{args.jobs} tiny-bert training jobs ({args.steps} steps, eval, save, tracking{gang}) one after another "
           f"{where} on 2 cores:")
     print("| | per job, wall (median) | per job, CPU (median) | all jobs, wall | all jobs, CPU |")
     print("|---|---:|---:|---:|---:|")
@@ -139,9 +157,10 @@ def main() -> None:
           + ", ".join(f"{r['wall_s']:.1f} s / {r['cpu_s']:.1f} CPU s" for r in cold)
           + f"; {len(steady_on)} of {args.jobs} started warm")
     OUT.mkdir(parents=True, exist_ok=True)
-    name = "warm_jobs_foreground.json" if args.foreground else "warm_jobs.json"
+    name = f"warm_jobs{'_foreground' if args.foreground else ''}{f'_procs{args.procs}' if args.procs > 1 else ''}.json"
     (OUT / name).write_text(json.dumps({"machine": machine(), "jobs": args.jobs, "steps": args.steps,
-                                                    "off": off, "on": on, "median": med, "totals": totals}, indent=2))
+                                        "procs": args.procs, "off": off, "on": on, "median": med, "totals": totals},
+                                       indent=2))
 
 
 if __name__ == "__main__":

@@ -25,15 +25,20 @@ Three kinds of callers:
   caller. Only the second such request for a key within `_IDLE_S` starts a server.
 - `attach(..., start="wait")` from a compression's measurements: output to the given files; the
   first request starts the server and waits for it, so that nothing is measured beside imports.
+- `attach` from a worker that torchrun started (`python -m llmos.run JOB.json` with
+  `TORCHELASTIC_RUN_ID` set, `worker_attach`): the worker process stays what torchrun watches
+  (~0.1 s of imports) and waits in the foreground for its program, forked warm with the rank's
+  variables; the rank's variables are per-run, so every rank, every restart and the job's
+  single-process runs share one server.
 The first request for a key under `launch` starts its server in the background and runs as a new
 process; so does every such request while that server imports.
 
 What a fork cannot change is read once at start: libgomp's settings (the server sets its role's, as
 `llmos._threads.prepare_process` does; each program sizes its pool itself), `PYTHON*` variables,
 and whatever an imported module read from the environment when it loaded. So the key holds the
-whole environment except the variables llmos sets per job and reads at run time (`_PER_RUN`) and
-those read only when used (`_READ_WHEN_USED`), with the OpenMP settings as the server will load
-them; the interpreter, its `sys.path`, the stamp of llmos's own source files and the caller's
+whole environment except the variables llmos and torchrun set per job and read at run time
+(`_PER_RUN`) and those read only when used (`_READ_WHEN_USED`), with the OpenMP settings as the
+server will load them; the interpreter, its `sys.path`, the stamp of llmos's own source files and the caller's
 namespaces (a program runs in its server's network and mount namespaces): a caller with another
 environment, in another namespace, or with code that changed, gets a server of its own.
 A server ends after `_IDLE_S` without a request, or within half a minute once its socket is no
@@ -60,8 +65,8 @@ from typing import Any, NamedTuple, NoReturn
 
 from llmos._threads import Role, openmp_env
 
-__all__ = ["MODEL_STACK", "PRELOAD", "Attached", "attach", "enabled", "launch", "run_as_main", "server_key",
-           "start_early"]
+__all__ = ["MODEL_STACK", "PRELOAD", "Attached", "attach", "enabled", "forked", "launch", "run_as_main",
+           "server_key", "start_early", "wait_foreground", "worker_attach"]
 
 # What a program that builds a model imports before its first line of work (`python -X importtime`).
 MODEL_STACK = ("torch", "transformers.modeling_utils", "llmos.models")
@@ -83,7 +88,10 @@ PRELOAD: dict[str, tuple[Role, tuple[str, ...]]] = {
 # its own pool (llmos._threads.apply_plan); CUDA reads its variables when a program first uses it.
 _PER_RUN = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
             "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "PWD", "OLDPWD",
-            "PYTEST_CURRENT_TEST", "_")
+            "PYTEST_CURRENT_TEST", "_",
+            # torchrun's, per worker: read when the process group is made (torch.distributed.elastic's agent)
+            "RANK", "LOCAL_RANK", "GROUP_RANK", "ROLE_RANK", "ROLE_NAME", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
+            "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCH_NCCL_ASYNC_ERROR_HANDLING")
 # Not set per job, but read only when used, never while a server imports its modules (none of which
 # imports Ray or pytest): the server keeps the first caller's value and every program gets its own,
 # so a caller that differs only in these shares the server. Test runners and Ray's driver export
@@ -96,6 +104,7 @@ _READ_WHEN_USED_PREFIXES = ("PYTEST_", "RAY_")
 _NAMESPACES = ("ipc", "mnt", "net", "pid", "user", "uts")
 _IDLE_S = 600.0
 _ROLE: Role = "batch"  # the server's (set as it starts)
+_FORKED = False  # True in a program forked from a server (`forked`)
 _STARTING_STALE_S = 300.0  # a server that has not listened by then failed to start; the next request retries
 
 
@@ -107,7 +116,8 @@ def enabled(environ: Mapping[str, str] | None = None) -> bool:
 def _is_per_run(name: str) -> bool:
     # llmos reads its own variables when it uses them (none at import), but for the OpenMP role
     # that `prepare_process` reads before torch loads.
-    return name in _PER_RUN or (name.startswith("LLMOS_") and name != "LLMOS_OPENMP_ROLE")
+    return (name in _PER_RUN or name.startswith("TORCHELASTIC_")
+            or (name.startswith("LLMOS_") and name != "LLMOS_OPENMP_ROLE"))
 
 
 def _source_stamp() -> str:
@@ -233,8 +243,72 @@ class Attached:
         self.send_signal(signal.SIGKILL)
 
 
+def forked() -> bool:
+    """Whether this process is a program forked from a fork server (not a new Python)."""
+    return _FORKED
+
+
+def worker_attach(argv: Sequence[str], *, module: str = "llmos.run") -> int | None:
+    """In a worker that torchrun started (`python -m llmos.run JOB.json`, `argv` its arguments):
+    run the worker's program forked from a warm server and return its exit status, or None where
+    it cannot (turned off, not under torchrun, no server yet) and this process runs it itself. As
+    for commands in the foreground, an environment's second request starts the server: for a gang
+    that is its own second worker, so the first gang runs as new processes and the next ones warm.
+
+    This process stays the worker torchrun watches and signals: SIGTERM, SIGINT and SIGHUP are
+    passed on, the program dies with it (torchrun's SIGKILL included), and a program ended by a
+    signal ends this process by the same one, so torchrun reads the status a new process would
+    have had. The program pins itself to its rank's cores and opens its rank's log, as here."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or forked():
+        return None
+    proc = attach([sys.executable, "-m", module, *argv], os.environ, cwd=Path.cwd())
+    if proc is None:
+        return None
+    code = wait_foreground(proc)
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
+
+
+def wait_foreground(proc: subprocess.Popen | Attached) -> int:
+    """Wait for a program started for a command in the foreground (a new process, or forked warm:
+    `attach`) and return its exit status, passing on what the command gets: SIGTERM (from a
+    scheduler or torchrun, to this process only); Ctrl-C, which reaches a new child through the
+    terminal's process group but not a warm one, which leads a session of its own; SIGHUP; and
+    Ctrl-Z, which stops both. Off the main thread (no signal handlers there) it only waits."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return proc.wait()
+
+    def forward(signum: int, _frame: Any) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    warm = isinstance(proc, Attached)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+                signal.SIGINT: signal.signal(signal.SIGINT, forward if warm else signal.SIG_IGN)}
+    if warm:
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, forward)
+
+        def suspend(_signum: int, _frame: Any) -> None:  # Ctrl-Z stops the program with this process
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGSTOP)
+            os.kill(os.getpid(), signal.SIGSTOP)
+            with contextlib.suppress(OSError):  # fg/bg: on again
+                os.killpg(proc.pid, signal.SIGCONT)
+
+        previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, suspend)
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def attach(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, stdio: Sequence[int] = (0, 1, 2),
-           start: str = "repeat") -> Attached | None:
+           start: str = "repeat", detach: bool = False) -> Attached | None:
     """Start `argv` forked from a warm server for a caller that waits for it (`Attached.wait`),
     with `stdio` as its stdin, stdout and stderr (this process's own by default), this process's
     cores, umask and priority; None where it cannot, and the caller starts a new process.
@@ -243,13 +317,16 @@ def attach(argv: Sequence[str], env: Mapping[str, str], *, cwd: Path, stdio: Seq
     foreground: `llmos train`, `llmos run`): only the second request within `_IDLE_S` starts one,
     and both run as new processes, so a one-off `llmos quickstart` does not share its cores with a
     server's imports, nor leaves one behind. "wait" (a compression's measurements, which must not
-    run beside imports): start it and wait until it listens."""
+    run beside imports): start it and wait until it listens. "first" (a Ray worker's actor, which
+    may run many programs on its node): the first request starts it in the background and runs
+    as a new process. `detach`: a server this request starts is not this process's child (an
+    actor's children end with it: Ray's `kill_child_processes_on_worker_exit`)."""
     # What a new process would inherit from this one but a fork from the server would not.
     umask = os.umask(0o077)
     os.umask(umask)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     conn = _request(argv, env, {"cwd": str(cwd), "log": None, "cores": cores, "exit_file": None, "attached": True,
-                                "umask": umask, "nice": os.nice(0)}, start=start, fds=stdio)
+                                "umask": umask, "nice": os.nice(0)}, start=start, fds=stdio, detach=detach)
     return Attached(conn) if conn is not None else None
 
 
@@ -260,7 +337,7 @@ class _Conn(NamedTuple):
 
 
 def _request(argv: Sequence[str], env: Mapping[str, str], fields: dict[str, Any], *, start: str,
-             fds: Sequence[int] = ()) -> _Conn | None:
+             fds: Sequence[int] = (), detach: bool = False) -> _Conn | None:
     """Ask the server for `argv`'s key to fork a supervisor; its connection once the supervisor
     has said its pid and been told to go, or None where nothing was started (no server, not
     listening, no answer): exactly once either way, never both here and in a new process."""
@@ -277,14 +354,14 @@ def _request(argv: Sequence[str], env: Mapping[str, str], fields: dict[str, Any]
             sock.connect(str(address))
         except (FileNotFoundError, ConnectionRefusedError):
             if start == "wait":
-                server = _start_server(folder, key, module, env)
+                server = _start_server(folder, key, module, env, detach=detach)
                 if not _listening(address, server):
                     sock.close()
                     return None
                 sock.connect(str(address))
             else:
                 if start == "first" or _asked_before(folder, key):
-                    _start_server(folder, key, module, env)
+                    _start_server(folder, key, module, env, detach=detach)
                 sock.close()
                 return None
         usable = [fd for fd in fds if _is_open(fd)]
@@ -359,9 +436,11 @@ def _listening(address: Path, server: subprocess.Popen | None) -> bool:
     return False
 
 
-def _start_server(folder: Path, key: str, module: str, env: Mapping[str, str]) -> subprocess.Popen | None:
+def _start_server(folder: Path, key: str, module: str, env: Mapping[str, str], *,
+                  detach: bool = False) -> subprocess.Popen | None:
     """Start the server for `key` in the background, unless one is starting already; the one
-    started here, if any."""
+    started here, if any (None when `detach`: it was handed to init by a double fork, and only its
+    marker says whether it still starts)."""
     marker = folder / f"{key}.starting"
     try:
         fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -376,10 +455,19 @@ def _start_server(folder: Path, key: str, module: str, env: Mapping[str, str]) -
     role, preload = PRELOAD[module]
     # Its own environment is the key's: the per-run variables of this first job stay out of it.
     server_env = {k: v for k, v in env.items() if not _is_per_run(k)}
+    command = [sys.executable, "-m", "llmos._forkserver", str(folder / f"{key}.sock"), role, *preload]
     with open(folder / f"{key}.log", "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "llmos._forkserver", str(folder / f"{key}.sock"), role,
-                                 *preload], env=server_env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                cwd=folder, start_new_session=True)
+        server = subprocess.Popen([sys.executable, "-I", "-S", "-c", _DETACH, *command] if detach else command,
+                                  env=server_env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=folder,
+                                  start_new_session=True)
+    if detach:
+        server.wait()  # the go-between forks the server and exits at once
+        return None
+    return server
+
+
+# Started by a go-between that exits once it has forked the server: its parent is then init.
+_DETACH = "import os, sys\nif os.fork() == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\n"
 
 
 # ---- the server: python -m llmos._forkserver SOCKET ROLE MODULE... -----------------------------------
@@ -625,6 +713,9 @@ def _program(request: dict[str, Any]) -> None:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         _reseed()
+        import llmos._forkserver as this  # the server runs this file as __main__: the module the program imports
+
+        this._FORKED = True
     except BaseException:
         os._exit(70)
     run_as_main(request["module"], request["args"], request["cwd"])

@@ -139,6 +139,45 @@ def test_sigkill_then_sigterm_mid_run_then_resume_ends_with_the_weights_of_an_un
     assert finished.returncode == 2 and "--fresh" in finished.stderr
 
 
+def _torchrun_workers(launcher: int) -> list:
+    import psutil
+
+    for proc in psutil.Process(launcher).children(recursive=True):
+        if "torch.distributed.run" in proc.cmdline():
+            return proc.children()
+    return []
+
+
+def test_a_gang_started_again_runs_its_workers_warm_and_a_sigterm_still_checkpoints(
+        tmp_path: Path, sentiment_csv: tuple[Path, Path]) -> None:
+    """From an environment's second gang on, each worker torchrun starts and watches is a thin
+    process (torch never loaded) whose program is forked from the warm server (docs/cpu.md). A
+    SIGTERM to `llmos train` still goes launcher -> torchrun -> worker -> program: the run
+    checkpoints where it is and exits 75, as with workers started as new processes."""
+    job = tiny_bert_job(tmp_path, sentiment_csv, tmp_path / "unused")
+    gang = ["resources.procs=2", "resources.cpus_per_proc=1"]
+    llmos("train", str(job), f"output={tmp_path / 'first'}", *gang, "train.max_steps=2")  # starts a server if none
+    servers = Path(os.environ["LLMOS_RUNTIME_DIR"]) / f"llmos-warm-{os.getuid()}"
+    deadline = time.monotonic() + 180
+    while any(servers.glob("*.starting")) and time.monotonic() < deadline:  # the server imports
+        time.sleep(0.2)
+
+    run = tmp_path / "second"
+    proc = subprocess.Popen([*LLMOS, "train", str(job), f"output={run}", *gang], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for(run / "checkpoints" / "step-00000020", proc)
+    workers = _torchrun_workers(proc.pid)
+    assert len(workers) == 2, workers
+    for worker in workers:
+        assert worker.cmdline()[-3:-1] == ["-m", "llmos.run"]
+        assert "libtorch" not in Path(f"/proc/{worker.pid}/maps").read_text(), "a worker imported torch itself"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, out + err
+    state = json.loads((run / "run.json").read_text())
+    assert state["status"] == "preempted" and (run / "checkpoints" / f"step-{state['step']:08d}").is_dir()
+
+
 def test_two_nodes_rendezvous_and_match_one_process(tmp_path: Path, sentiment_csv: tuple[Path, Path],
                                                     no_dropout_bert: Path,
                                                     one_process: dict[str, torch.Tensor]) -> None:

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -121,6 +122,11 @@ def test_a_server_is_shared_only_by_the_same_environment(warm: Path, tmp_path: P
     # What the executor sets per job does not make another server; anything else does.
     assert _forkserver.server_key("probe", {**base, "OMP_NUM_THREADS": "1", "LLMOS_JOB_ID": "7",
                                             "MLFLOW_TRACKING_URI": "sqlite:////elsewhere.db"}) == key
+    # Nor what torchrun sets per worker: every rank and restart of a gang shares the server.
+    assert _forkserver.server_key("probe", {**base, "RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2",
+                                            "MASTER_ADDR": "10.0.0.2", "MASTER_PORT": "29500",
+                                            "TORCHELASTIC_RUN_ID": "abc", "TORCHELASTIC_RESTART_COUNT": "1",
+                                            "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"}) == key
     assert _forkserver.server_key("probe", {**base, "HF_HUB_OFFLINE": "1"}) != key
     # Nor what is read only when used: a test runner's worker, Ray's driver, a longer PATH.
     assert _forkserver.server_key("probe", {**base, "PYTEST_XDIST_WORKER": "gw7", "RAY_AUTH_MODE": "token",
@@ -319,3 +325,93 @@ def test_a_caller_in_another_network_namespace_gets_a_server_of_its_own(tmp_path
 
     here = key()
     assert key() == here != key("unshare", "--net")
+
+
+WORKER = """
+import os, sys
+from llmos import _forkserver
+_forkserver.PRELOAD["probe"] = ("batch", ("json",))
+code = _forkserver.worker_attach(sys.argv[1:], module="probe")
+print("worker", os.getpid(), "cold" if code is None else "warm", flush=True)
+sys.exit(99 if code is None else code)
+"""
+
+
+def test_a_torchrun_worker_runs_its_program_warm_and_passes_signals_and_its_status(warm: Path,
+                                                                                tmp_path: Path) -> None:
+    """What torchrun starts (`python -m llmos.run JOB.json` with its per-worker variables) forks the
+    program from the server once one runs; the worker torchrun watches passes its signals on and
+    ends as the program did: by its exit code, or by the same signal."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "X": "gang", "TORCHELASTIC_RUN_ID": "run-1",
+           "RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}
+
+    def worker(arg: str, rank: str = "1") -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", WORKER, arg], env={**env, "RANK": rank}, cwd=tmp_path,
+                                stdout=subprocess.PIPE, text=True)
+
+    # Not under torchrun, or with warm starts off: the worker runs its program itself.
+    plain = {k: v for k, v in env.items() if k != "TORCHELASTIC_RUN_ID"}
+    done = subprocess.run([sys.executable, "-c", WORKER, "0"], env=plain, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 99 and not list(warm.rglob("*.sock")) and not list(warm.rglob("*.starting"))
+    # A gang's two workers: the second request within the idle time starts the server; both run cold.
+    assert [worker("0", rank).wait() for rank in ("0", "1")] == [99, 99]
+    deadline = time.monotonic() + 120
+    while (proc := worker("3")).wait() == 99:
+        assert time.monotonic() < deadline, "the fork server did not start"
+        time.sleep(0.2)
+    out = proc.stdout.read().splitlines()  # type: ignore[union-attr]
+    seen = json.loads(out[0])
+    assert proc.returncode == 3 and out[-1] == f"worker {proc.pid} warm"
+    assert seen["X"] == "gang" and seen["main"] == "__main__" and seen["pid"] != proc.pid
+    assert json.loads(out[0])["argv"] == [str(tmp_path / "probe.py"), "3"]
+
+    proc = worker("sleep")
+    program = psutil.Process(json.loads(proc.stdout.readline())["pid"])  # type: ignore[union-attr]
+    proc.send_signal(signal.SIGTERM)  # torchrun stopping its workers: the program gets it...
+    assert proc.wait(timeout=30) == -signal.SIGTERM  # ...and the worker ends by it, as the program did
+    assert not program.is_running()
+    proc = worker("sleep")
+    program = psutil.Process(json.loads(proc.stdout.readline())["pid"])  # type: ignore[union-attr]
+    proc.kill()  # torchrun's last resort: the program goes with the worker
+    proc.wait()
+    program.wait(timeout=10)
+
+
+def test_a_ray_workers_program_forks_warm_from_a_server_that_is_not_the_actors_child(warm: Path,
+                                                                                   tmp_path: Path) -> None:
+    """The actor that runs a job's worker on a Ray node (`executor._ray_worker.Worker`, called here
+    as the actor would call it): its first program starts the node's server, detached (Ray ends an
+    actor's children with it), and runs as a new process; the next one is forked warm, writes to
+    its log, and a SIGTERM reaches it once through its supervisor; its exit is recorded as a new
+    process's would be."""
+    from llmos.executor._ray_worker import Worker
+
+    def start(name: str, arg: str) -> tuple[Worker, Path]:
+        worker, folder = Worker(), tmp_path / name
+        folder.mkdir()
+        worker.start([sys.executable, "-m", "probe", arg], _env(X="ray"), str(tmp_path), str(folder / "out.log"),
+                     str(folder / "exit.json"))  # the same environment: the same server
+        return worker, folder
+
+    first, folder = start("first", "4")
+    assert isinstance(first.proc, subprocess.Popen) and _exit(folder) == 4
+    deadline = time.monotonic() + 120
+    while not list(warm.rglob("*.sock")):
+        assert time.monotonic() < deadline, "the fork server did not start"
+        time.sleep(0.2)
+    server = psutil.Process(int(re.findall(r"fork server (\d+): ready", next(warm.rglob("*.log")).read_text())[0]))
+    assert server.ppid() != os.getpid(), "the server is the caller's child: it would end with the actor"
+
+    second, folder = start("second", "sleep")
+    assert not isinstance(second.proc, subprocess.Popen)
+    deadline = time.monotonic() + 30
+    while not (folder / "out.log").read_text():
+        assert time.monotonic() < deadline, "the program wrote nothing to its log"
+        time.sleep(0.05)
+    seen = json.loads((folder / "out.log").read_text().splitlines()[0])
+    assert seen["X"] == "ray" and psutil.Process(seen["pid"]).ppid() == second.proc.pid  # its supervisor's
+    assert second.state() == (True, None)
+    second.signal(signal.SIGTERM)
+    assert _exit(folder) == -signal.SIGTERM and second.state() == (True, -signal.SIGTERM)

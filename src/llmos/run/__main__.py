@@ -17,6 +17,11 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m llmos.run JOB.json", file=sys.stderr)
         return 2
+    from llmos._forkserver import worker_attach
+
+    warm = worker_attach(argv)  # torchrun's worker: its program forked warm where a server runs
+    if warm is not None:
+        return warm
     from llmos._threads import prepare_process
 
     prepare_process()  # before torch loads: libgomp reads its settings once

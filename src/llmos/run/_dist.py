@@ -7,12 +7,22 @@ init_process_group. Recipes ask it who they are and let rank 0 alone write and l
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 __all__ = ["Dist", "init"]
+
+# The tensors this module hands to collectives, still referenced from Python for a while after.
+# gloo's worker thread may drop a finished collective's last C++ reference late (a barrier keeps the
+# works in flight when it was made, and its thread frees them after it). Where Python no longer holds
+# such a tensor, that drop frees its Python object and needs the GIL; if the main thread is then
+# destroying the process group (the DDP Reducer freed as `train()` returns joins gloo's threads with
+# the GIL held), each waits for the other forever: a rank hung at the end of ~1 run in 30. Held
+# here, the thread's drop only lowers a count. 64 collectives later a tensor is long released.
+_HELD: deque[torch.Tensor] = deque(maxlen=64)
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ class Dist:
         """True on every rank when `flag` is true on any (e.g. a stop request seen by one worker)."""
         if not self.enabled:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self._comm_device())
+        t = _held(torch.tensor([1.0 if flag else 0.0], device=self._comm_device()))
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
@@ -43,7 +53,7 @@ class Dist:
         """Element-wise sum over ranks (in place on a copy)."""
         if not self.enabled:
             return values
-        t = values.detach().clone().to(self._comm_device())
+        t = _held(values.detach().clone().to(self._comm_device()))
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.to(values.device)
 
@@ -51,7 +61,7 @@ class Dist:
         """Rank 0's `value`, on every rank."""
         if not self.enabled:
             return value
-        t = torch.tensor([value], dtype=torch.long, device=self._comm_device())
+        t = _held(torch.tensor([value], dtype=torch.long, device=self._comm_device()))
         dist.broadcast(t, src=0)
         return int(t.item())
 
@@ -74,6 +84,11 @@ class Dist:
 
     def _comm_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+
+def _held(tensor: torch.Tensor) -> torch.Tensor:
+    _HELD.append(tensor)
+    return tensor
 
 
 def init(device: str = "auto") -> Dist:

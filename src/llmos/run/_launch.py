@@ -8,10 +8,8 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -156,33 +154,4 @@ def _run_child(command: list[str], env: dict[str, str]) -> int:
     proc: subprocess.Popen | _forkserver.Attached | None = _forkserver.attach(command, env, cwd=Path.cwd())
     if proc is None:
         proc = subprocess.Popen(command, env=env)
-    if threading.current_thread() is not threading.main_thread():  # signal handlers are main-thread only
-        return proc.wait()
-    child = proc
-
-    def forward(signum: int, _frame: Any) -> None:
-        if child.poll() is None:
-            child.send_signal(signum)
-
-    # SIGTERM comes from a scheduler to this process only: pass it on (torchrun passes it to its
-    # workers). Ctrl-C reaches the whole foreground process group, a new child included; a warm
-    # one leads a session of its own, so it is passed on too.
-    warm = isinstance(proc, _forkserver.Attached)
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
-                signal.SIGINT: signal.signal(signal.SIGINT, forward if warm else signal.SIG_IGN)}
-    if warm:
-        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, forward)
-
-        def suspend(_signum: int, _frame: Any) -> None:  # Ctrl-Z stops the program with this process
-            with contextlib.suppress(OSError):
-                os.killpg(child.pid, signal.SIGSTOP)
-            os.kill(os.getpid(), signal.SIGSTOP)
-            with contextlib.suppress(OSError):  # fg/bg: on again
-                os.killpg(child.pid, signal.SIGCONT)
-
-        previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, suspend)
-    try:
-        return proc.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return _forkserver.wait_foreground(proc)
