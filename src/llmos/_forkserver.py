@@ -13,12 +13,15 @@ SIGINT and SIGHUP on, waits, and reports the exit status; the program dies with 
 to the supervisor's pid stops both. A supervisor forks its program only once the caller has its
 pid and says go: a request runs once, here or (where the caller gave up) as a new process.
 
-Three kinds of callers:
+Four kinds of callers:
 - `launch`: the control plane's jobs and serve replicas. The program writes to its log, the
   daemon's death leaves it running, and the supervisor writes its exit status to a file (a job's
   `exit.json`), as the shim does. Only what runs as the daemon's user can start this way: isolated
   jobs (`users`, `sandbox`) need the shim's namespaces, and within them nothing starts warm
-  (a server would outlive the job as its project's user), as `command` jobs and torchrun gangs.
+  (a server would outlive the job as its project's user), as `command` jobs and torchrun itself
+  (its workers attach, below). A Ray worker's actor (`executor._ray_worker`) attaches instead, with
+  `start="first"` and `detach=True`: its node's first program starts the node's server and runs as
+  a new process.
 - `attach` from a command in the foreground (`llmos train`, `llmos run`, `llmos quickstart`): the
   program gets the caller's stdin, stdout and stderr (passed over the socket), its cores, umask
   and priority; the exit status comes back on the connection, and the program dies with its
