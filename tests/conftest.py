@@ -109,7 +109,7 @@ def no_dropout_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """SmolLM2-135M-Instruct converted from GGUF once for the run (~30 s): LLMOS_MODEL_CACHE points
+    """SmolLM2-135M-Instruct converted from GGUF once for the run (~15 s): LLMOS_MODEL_CACHE points
     every test's home, and every CLI process a test starts, at this one cache. Under pytest-xdist the
     workers share it (the conversion is locked and atomic: one converts, the others wait and read)."""
     from llmos.models import smollm2_path

