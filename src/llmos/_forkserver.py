@@ -41,9 +41,10 @@ What a fork cannot change is read once at start: libgomp's settings (the server 
 and whatever an imported module read from the environment when it loaded. So the key holds the
 whole environment except the variables llmos and torchrun set per job and read at run time
 (`_PER_RUN`) and those read only when used (`_READ_WHEN_USED`), with the OpenMP settings as the
-server will load them; the interpreter, its `sys.path`, the stamp of llmos's own source files and the caller's
-namespaces (a program runs in its server's network and mount namespaces): a caller with another
-environment, in another namespace, or with code that changed, gets a server of its own.
+server will load them; the interpreter, its `sys.path`, the stamp of llmos's own source files and
+the caller's namespaces (a program runs in its server's network and mount namespaces): a caller
+with another environment, in another namespace, or with code that changed, gets a server of its
+own.
 A server ends after `_IDLE_S` without a request, or within half a minute once its socket is no
 longer the one in its folder.
 `LLMOS_WARM_START=off` in the caller's environment (or the program's) turns all of it off.
