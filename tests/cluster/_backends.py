@@ -78,8 +78,10 @@ class Namespaces:
                                prefix=self.command_on(name, []))
 
     def _common(self, name: str, ip: str) -> list[str]:
+        # No log monitor: it streams workers' output to drivers, and llmos's drivers (the daemon, the
+        # tests) connect with log_to_driver=False; it polled the nodes' log folders all run long.
         return ["--node-ip-address", ip, f"--object-store-memory={OBJECT_STORE_BYTES}",
-                f"--temp-dir={self.temp_root / name}", "--disable-usage-stats"]
+                f"--temp-dir={self.temp_root / name}", "--disable-usage-stats", "--include-log-monitor=false"]
 
     def kill(self, name: str) -> None:
         kill(_netns.pids_on(self.net.namespace(name)) + pids(f"{self.slot}:{name}", self.temp_root / name))

@@ -1,7 +1,7 @@
 """The Ray cluster that every test in tests/cluster shares: a head (no CPUs: the driver's machine) and
 worker nodes n1 and n2 (1 CPU each) with their own IP addresses, started once per test run and torn
-down at its end (also on failure or Ctrl-C; a run killed outright leaves processes and namespaces
-that the next run removes first). See _testcluster.py."""
+down after this folder's last test (also on failure or Ctrl-C; a run killed outright leaves processes
+and namespaces that the next run removes first). See _testcluster.py."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ HEALTH_CHECK_PERIOD_MS = 1000
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     """Every test in this folder is slow: it drives a real multi-node Ray cluster. Under pytest-xdist
-    they all run on one worker, which starts the session's cluster once (`--dist loadgroup`).
+    they all run on one worker, which starts the cluster once (`--dist loadgroup`).
 
     Marked before every other hook (pytest-xdist reads the group in its own), checked after them: a
     pytest whose test ids pytest-xdist cannot extend (9.2 with xdist 3.8) left the tests to every
@@ -47,7 +47,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     return result
 
 
-@pytest.fixture(scope="session")
+# Package scope: the cluster stops after the folder's last test, not at the end of the run, where its
+# daemons would keep polling beside the rest of the suite (~4 CPU s a minute, issue 18.6). Under
+# `--dist loadgroup` the folder's tests run one after another on one worker, so it starts once.
+@pytest.fixture(scope="package")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
     pytest.importorskip("ray", reason="the cluster tests need Ray: pip install 'llmos[ray]'")
     with pytest.MonkeyPatch.context() as env:  # the nodes' warm fork servers end with the run, as the tests' do
