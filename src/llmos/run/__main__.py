@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from llmos._exit import skip_collection_at_exit
+from llmos._exit import run_main, skip_collection_at_exit
 from llmos.errors import LlmosError
 
 
@@ -71,4 +71,4 @@ def _control_plane_placement(worker_logs: bool = True) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_main(lambda: main(sys.argv[1:]))  # a worker of a gang ends by os._exit (see llmos._exit)

@@ -7,7 +7,6 @@ init_process_group. Recipes ask it who they are and let rank 0 alone write and l
 from __future__ import annotations
 
 import os
-from collections import deque
 from dataclasses import dataclass
 
 import torch
@@ -15,14 +14,18 @@ import torch.distributed as dist
 
 __all__ = ["Dist", "init"]
 
-# The tensors this module hands to collectives, still referenced from Python for a while after.
-# gloo's worker thread may drop a finished collective's last C++ reference late (a barrier keeps the
-# works in flight when it was made, and its thread frees them after it). Where Python no longer holds
-# such a tensor, that drop frees its Python object and needs the GIL; if the main thread is then
-# destroying the process group (the DDP Reducer freed as `train()` returns joins gloo's threads with
-# the GIL held), each waits for the other forever: a rank hung at the end of ~1 run in 30. Held
-# here, the thread's drop only lowers a count. 64 collectives later a tensor is long released.
-_HELD: deque[torch.Tensor] = deque(maxlen=64)
+# How a worker that joined a process group ends: never by freeing it. The DDP Reducer holds the gloo
+# backend; freed (as `train()` returns, or at interpreter exit), it joins gloo's worker threads with
+# the GIL held, and a worker thread may at that moment be dropping a finished collective's last
+# reference to a tensor Python made (a barrier's work keeps the works in flight when it was made; DDP
+# and llmos hand gloo such tensors), which needs the GIL: each waits for the other forever. py-spy
+# of a rank hung at the end (~1 gang in 30 on a busy 2-core machine):
+#   main thread:  pybind11_object_dealloc -> ~Reducer -> ~ProcessGroupGloo -> std::thread::join
+#   gloo thread:  runLoop -> ~AsyncBarrierWork -> ~AsyncAllreduceWork -> decref_pyobject -> GIL wait
+# (pytorch/pytorch#56297: destructors that block under the GIL). So every DDP model made here stays
+# referenced, and a process that joined a group ends by os._exit once its work, atexit handlers and
+# output are done (llmos._exit.run_main): nothing is freed, and the threads end with the process.
+_KEPT: list[torch.nn.Module] = []
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Dist:
         """True on every rank when `flag` is true on any (e.g. a stop request seen by one worker)."""
         if not self.enabled:
             return flag
-        t = _held(torch.tensor([1.0 if flag else 0.0], device=self._comm_device()))
+        t = torch.tensor([1.0 if flag else 0.0], device=self._comm_device())
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
@@ -53,7 +56,7 @@ class Dist:
         """Element-wise sum over ranks (in place on a copy)."""
         if not self.enabled:
             return values
-        t = _held(values.detach().clone().to(self._comm_device()))
+        t = values.detach().clone().to(self._comm_device())
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.to(values.device)
 
@@ -61,7 +64,7 @@ class Dist:
         """Rank 0's `value`, on every rank."""
         if not self.enabled:
             return value
-        t = _held(torch.tensor([value], dtype=torch.long, device=self._comm_device()))
+        t = torch.tensor([value], dtype=torch.long, device=self._comm_device())
         dist.broadcast(t, src=0)
         return int(t.item())
 
@@ -76,19 +79,18 @@ class Dist:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [self.local_rank] if self.device.type == "cuda" else None
-        return DDP(model, device_ids=ids)
+        wrapped = DDP(model, device_ids=ids)
+        _KEPT.append(wrapped)  # freed, it could hang the process (see the top of this file)
+        return wrapped
 
     def close(self) -> None:
+        """No more collectives: the group's clean-up (a DDP model's Reducer keeps gloo's backend,
+        which ends with the process: see the top of this file)."""
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
 
     def _comm_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
-
-
-def _held(tensor: torch.Tensor) -> torch.Tensor:
-    _HELD.append(tensor)
-    return tensor
 
 
 def init(device: str = "auto") -> Dist:
@@ -109,5 +111,9 @@ def init(device: str = "auto") -> Dist:
     else:
         dev = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
+        from llmos._exit import end_without_teardown
+
+        end_without_teardown()  # see the top of this file
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world)
     return Dist(rank=rank, local_rank=local_rank, world_size=world, local_world_size=local_world, device=dev)
+
